@@ -1,0 +1,21 @@
+//! # sandbox
+//!
+//! A whole microservice system on one machine: containers on the real Docker engine, an L7 proxy and a
+//! Zipkin-compatible trace server, all driven by one manifest (`sandbox.yaml`).
+//!
+//! # Layout
+//! - [`manifest`]: reads `sandbox.yaml` (spanned YAML → interpolation → validation) into a [`manifest::Manifest`].
+//! - [`engine`]: the Docker side: connection, plan (desired vs. observed), apply, health, logs.
+//! - [`trace`]: the in-memory Zipkin: model, codecs, bounded store, query, HTTP API.
+//! - [`proxy`]: the gateway and mesh L7 proxy.
+//! - [`events`]: progress events the core emits; only the CLI renders them.
+//! - [`output`]: rendering of events, tables and colours for terminals, CI and JSON.
+//! - [`cli`]: argument parsing and one file per command; the only layer that prints.
+
+pub mod cli;
+pub mod engine;
+pub mod events;
+pub mod manifest;
+pub mod output;
+pub mod proxy;
+pub mod trace;

@@ -1,0 +1,3 @@
+//! The manifest.
+pub mod model;
+pub use model::*;
