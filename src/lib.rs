@@ -10,9 +10,11 @@
 //! - [`proxy`]: the gateway and mesh L7 proxy.
 //! - [`events`]: progress events the core emits; only the CLI renders them.
 //! - [`output`]: rendering of events, tables and colours for terminals, CI and JSON.
+//! - [`control`]: where a running control plane is (state file), and detaching it.
 //! - [`cli`]: argument parsing and one file per command; the only layer that prints.
 
 pub mod cli;
+pub mod control;
 pub mod engine;
 pub mod events;
 pub mod manifest;

@@ -1,1 +1,20 @@
-//! Placeholder.
+//! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
+//! should be ([`spec`]), what to change ([`plan`], pure), doing it ([`apply`]), images ([`image`]),
+//! health probes ([`health`]) and the labels that find everything again ([`labels`]).
+//!
+//! Only `docker.rs` talks to bollard; everything else works with this module's own types.
+
+pub mod apply;
+pub mod docker;
+pub mod error;
+pub mod health;
+pub mod image;
+pub mod labels;
+pub mod logs;
+pub mod plan;
+pub mod spec;
+pub mod status;
+
+pub use apply::{down, prepare, up, DownOptions, DownOutcome, UpOptions, UpOutcome};
+pub use docker::Docker;
+pub use error::EngineError;

@@ -123,7 +123,7 @@ pub struct VolumeSpec {
 }
 
 /// What a dependency must reach before its dependent starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DependencyCondition {
     /// The container is running.

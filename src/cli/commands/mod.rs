@@ -1,0 +1,25 @@
+//! One file per command; each reads like a table of contents of what the command does.
+
+pub mod config;
+pub mod down;
+pub mod init;
+pub mod logs;
+pub mod ps;
+pub mod up;
+
+use super::{Cli, Command};
+use crate::output::Printer;
+
+/// Runs the parsed command; the result is the exit code.
+pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
+    let global = cli.global;
+    match cli.command {
+        Command::Up(args) => up::run(&global, args, printer).await,
+        Command::Down(args) => down::run(&global, args, printer).await,
+        Command::Ps(args) => ps::run(&global, args, printer).await,
+        Command::Logs(args) => logs::run(&global, args, printer).await,
+        Command::Config(args) => config::run(&global, args, printer),
+        Command::Validate => config::validate(&global, printer),
+        Command::Init(args) => init::run(args, printer),
+    }
+}

@@ -1,0 +1,51 @@
+//! `sandbox ps`: the project's replicas, as a table or one JSON object.
+
+use crate::cli::{context, GlobalArgs};
+use crate::control::ControlPlaneState;
+use crate::engine::status::{self, format_age};
+use crate::engine::Docker;
+use crate::output::{table, Printer};
+
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {}
+
+pub async fn run(global: &GlobalArgs, _args: PsArgs, printer: &Printer) -> anyhow::Result<u8> {
+    let (project, manifest) = context::project_name(global)?;
+    let docker = Docker::connect().await?;
+    let replicas = status::project_status(&docker, &project, manifest.as_ref()).await?;
+    let control_plane = ControlPlaneState::read_live(&project);
+    if global.json {
+        let document = serde_json::json!({
+            "project": project,
+            "pid": control_plane.as_ref().map(|state| state.pid),
+            "gateway": control_plane.as_ref().and_then(|state| state.gateway.clone()),
+            "zipkin": control_plane.as_ref().and_then(|state| state.zipkin.clone()),
+            "services": replicas,
+        });
+        printer.stdout_line(&serde_json::to_string_pretty(&document)?);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = replicas
+        .iter()
+        .map(|replica| {
+            let ports: Vec<String> = replica
+                .ports
+                .iter()
+                .map(|port| format!("{}:{}->{}/{}", port.host_ip, port.host_port, port.container_port, port.protocol))
+                .collect();
+            vec![
+                replica.name.clone(),
+                replica.service.clone(),
+                replica.state.clone(),
+                replica.health.clone(),
+                ports.join(", "),
+                format_age(replica.age_seconds),
+            ]
+        })
+        .collect();
+    printer.stdout_text(&table::render(&["NAME", "SERVICE", "STATE", "HEALTH", "PORTS", "CREATED"], &rows));
+    if let Some(state) = control_plane {
+        printer.stderr_line(&format!("control plane: pid {}", state.pid));
+    }
+    Ok(0)
+}

@@ -1,0 +1,63 @@
+//! What most commands need first: the manifest (or at least the project name) and the engine.
+
+use std::collections::BTreeMap;
+
+use super::GlobalArgs;
+use crate::manifest::{self, LoadOptions, Manifest};
+
+/// A usage mistake that is not clap's to catch (e.g. an unknown service name).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UsageError {
+    pub message: String,
+}
+
+impl UsageError {
+    pub fn exit_code(&self) -> u8 {
+        super::EXIT_INTERNAL
+    }
+}
+
+/// Reads and validates the manifest the global flags point at.
+pub fn load_manifest(global: &GlobalArgs) -> Result<Manifest, manifest::ManifestErrors> {
+    let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
+    let environment: BTreeMap<String, String> = std::env::vars().collect();
+    manifest::load(&LoadOptions {
+        file: global.file.clone(),
+        project: global.project.clone(),
+        working_dir,
+        environment,
+    })
+}
+
+/// The project name: `-p` when given (no manifest needed), else from the manifest.
+pub fn project_name(global: &GlobalArgs) -> anyhow::Result<(String, Option<Manifest>)> {
+    match (&global.project, global.file.is_some()) {
+        (Some(project), false) => {
+            // The manifest is optional here; use it when it loads (for health checks in `ps`).
+            let manifest = load_manifest(global).ok();
+            Ok((project.clone(), manifest))
+        }
+        _ => {
+            let manifest = load_manifest(global)?;
+            Ok((manifest.project.clone(), Some(manifest)))
+        }
+    }
+}
+
+/// Checks that every name is a service of the manifest.
+pub fn check_services(manifest: &Manifest, names: &[String]) -> Result<(), UsageError> {
+    for name in names {
+        if !manifest.services.contains_key(name) {
+            let known: Vec<&str> = manifest.services.keys().map(String::as_str).collect();
+            return Err(UsageError {
+                message: format!(
+                    "no service `{name}` in {}\n  hint: the services are: {}",
+                    manifest.file.display(),
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The control plane's bookkeeping: where a running control plane is (state file: pid, ports), and
+//! the process plumbing to find, signal and detach it. Containers are never found through here —
+//! always by label — so a lost state file or a killed process strands nothing.
+
+pub mod process;
+pub mod state;
+
+pub use state::ControlPlaneState;

@@ -1,0 +1,554 @@
+//! Bringing a sandbox up: network and volumes, images, the plan, then every service started in
+//! parallel along the dependency graph, each waiting only for its own dependencies' conditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::docker::{Docker, NetworkInfo, ObservedContainer};
+use super::error::EngineError;
+use super::health::{self, ProbeTarget, StartupVerdict};
+use super::image;
+use super::labels;
+use super::plan::{self, ReplicaAction};
+use super::spec::{ContainerSpec, Wiring};
+use crate::events::{EventSink, Step};
+use crate::manifest::{DependencyCondition, Manifest, Service};
+
+/// How many log lines a failure report carries.
+const FAILURE_LOG_LINES: usize = 20;
+
+/// What `up` was asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// Services to bring up (with their dependencies); empty means all.
+    pub services: Vec<String>,
+    /// How long to wait for dependencies and health before giving up.
+    pub timeout: Duration,
+    /// Wait until every service is healthy (else only what dependencies need).
+    pub wait_healthy: bool,
+    /// Build images with a `build:` section even when present.
+    pub rebuild: bool,
+    /// Grace period when stopping containers that are replaced.
+    pub stop_timeout: Duration,
+}
+
+/// A replica that `up` left running.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    pub service: String,
+    pub replica: u32,
+    pub container_id: String,
+    pub container_name: String,
+}
+
+/// What `up` did.
+#[derive(Debug, Clone, Default)]
+pub struct UpOutcome {
+    pub replicas: Vec<Replica>,
+    /// Services whose containers were created or recreated.
+    pub changed: Vec<String>,
+}
+
+/// Creates the project network and the named volumes. Returns the network (its gateway address is
+/// where containers reach the control plane).
+pub async fn prepare(docker: &Docker, manifest: &Manifest, events: &EventSink) -> Result<NetworkInfo, EngineError> {
+    let project = &manifest.project;
+    let (network, created) = docker.ensure_network(project).await?;
+    if created {
+        events.emit(crate::events::Event::Resource {
+            kind: "network".to_string(),
+            name: network.name.clone(),
+            action: "created".to_string(),
+        });
+    }
+    for (name, volume) in &manifest.volumes {
+        if volume.external {
+            if !docker.volume_exists(name).await? {
+                return Err(EngineError::Api {
+                    action: format!("using external volume `{name}`"),
+                    message: format!("volume `{name}` does not exist; create it with `docker volume create {name}`"),
+                });
+            }
+            continue;
+        }
+        let engine_name = labels::volume_name(project, name);
+        if docker.ensure_volume(&engine_name, project, &volume.labels).await? {
+            events.emit(crate::events::Event::Resource {
+                kind: "volume".to_string(),
+                name: engine_name,
+                action: "created".to_string(),
+            });
+        }
+    }
+    Ok(network)
+}
+
+/// The selected services plus everything they depend on, in manifest order.
+pub fn with_dependencies(manifest: &Manifest, selected: &[String]) -> Vec<String> {
+    if selected.is_empty() {
+        return manifest.services.keys().cloned().collect();
+    }
+    let mut wanted = BTreeSet::new();
+    let mut pending: Vec<String> = selected.to_vec();
+    while let Some(name) = pending.pop() {
+        if let Some(service) = manifest.services.get(&name) {
+            if wanted.insert(name.clone()) {
+                pending.extend(service.depends_on.keys().cloned());
+            }
+        }
+    }
+    wanted.into_iter().collect()
+}
+
+/// The state a service has reached, shared with its dependents.
+#[derive(Debug, Clone, PartialEq)]
+enum Reached {
+    Pending,
+    Started,
+    Healthy,
+    Completed,
+    Failed,
+}
+
+/// Brings the services up (see the module docs). `wiring.network` must be the prepared network.
+pub async fn up(
+    docker: &Docker,
+    manifest: &Manifest,
+    wiring: &Wiring,
+    options: &UpOptions,
+    events: &EventSink,
+    cancel: &CancellationToken,
+) -> Result<UpOutcome, EngineError> {
+    let selected = with_dependencies(manifest, &options.services);
+    let image_ids = image::ensure_images(docker, manifest, &selected, options.rebuild, events).await?;
+
+    let desired: BTreeMap<String, Vec<ContainerSpec>> = selected
+        .iter()
+        .map(|name| {
+            let service = &manifest.services[name];
+            let specs = (1..=service.replicas)
+                .map(|replica| ContainerSpec::new(manifest, service, replica, wiring).with_hash_label())
+                .collect();
+            (name.clone(), specs)
+        })
+        .collect();
+    let observed = docker.project_containers(&manifest.project).await?;
+    let all_services: BTreeSet<String> = manifest.services.keys().cloned().collect();
+    let plan = plan::plan(&desired, &observed, &image_ids, &all_services);
+
+    let removals = plan
+        .orphans
+        .iter()
+        .map(|container| (container, true))
+        .chain(plan.services.values().flat_map(|service| service.remove.iter().map(|container| (container, false))));
+    let removals = removals.map(|(container, orphan)| async move {
+        docker.stop_container(&container.id, options.stop_timeout).await?;
+        docker.remove_container(&container.id).await?;
+        if orphan {
+            events.note(format!(
+                "removed container {} (service `{}` is no longer in the manifest)",
+                container.name, container.service
+            ));
+        } else {
+            events.step(&container.service, container.replica, Step::Removed, "scaled down", Duration::ZERO);
+        }
+        Ok::<_, EngineError>(())
+    });
+    for result in futures_util::future::join_all(removals).await {
+        result?;
+    }
+
+    // Which conditions dependents wait for, per service.
+    let mut needed: BTreeMap<&str, BTreeSet<DependencyCondition>> = BTreeMap::new();
+    for name in &selected {
+        for (dependency, condition) in &manifest.services[name].depends_on {
+            needed.entry(dependency.as_str()).or_default().insert(*condition);
+        }
+    }
+    let channels: BTreeMap<&str, (watch::Sender<Reached>, watch::Receiver<Reached>)> = selected
+        .iter()
+        .map(|name| (name.as_str(), watch::channel(Reached::Pending)))
+        .collect();
+    let deadline = Instant::now() + options.timeout;
+    let tasks = plan.services.values().map(|service_plan| {
+        let service = &manifest.services[&service_plan.service];
+        let context = ServiceRun {
+            docker,
+            service,
+            network: &wiring.network,
+            events,
+            cancel,
+            deadline,
+            options,
+            needed: needed.get(service.name.as_str()).cloned().unwrap_or_default(),
+        };
+        let dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)> = service
+            .depends_on
+            .iter()
+            .map(|(name, condition)| (name.clone(), *condition, channels[name.as_str()].1.clone()))
+            .collect();
+        let sender = &channels[service.name.as_str()].0;
+        async move {
+            let result = context.run(&service_plan.replicas, dependencies, sender).await;
+            if result.is_err() {
+                sender.send_replace(Reached::Failed);
+            }
+            result
+        }
+    });
+    let results = futures_util::future::join_all(tasks).await;
+
+    let mut outcome = UpOutcome::default();
+    let mut first_error: Option<EngineError> = None;
+    for result in results {
+        match result {
+            Ok((replicas, changed)) => {
+                if changed {
+                    if let Some(replica) = replicas.first() {
+                        outcome.changed.push(replica.service.clone());
+                    }
+                }
+                outcome.replicas.extend(replicas);
+            }
+            // A dependency failure is a consequence; report the cause.
+            Err(error @ EngineError::DependencyFailed { .. }) => {
+                first_error.get_or_insert(error);
+            }
+            Err(error) => {
+                if matches!(first_error, None | Some(EngineError::DependencyFailed { .. })) {
+                    first_error = Some(error);
+                }
+            }
+        }
+    }
+    if cancel.is_cancelled() {
+        return Err(EngineError::Interrupted);
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(outcome),
+    }
+}
+
+/// Everything one service's bring-up needs.
+struct ServiceRun<'a> {
+    docker: &'a Docker,
+    service: &'a Service,
+    network: &'a str,
+    events: &'a EventSink,
+    cancel: &'a CancellationToken,
+    deadline: Instant,
+    options: &'a UpOptions,
+    /// Conditions dependents wait for on this service.
+    needed: BTreeSet<DependencyCondition>,
+}
+
+impl ServiceRun<'_> {
+    async fn run(
+        &self,
+        actions: &[ReplicaAction],
+        dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)>,
+        reached: &watch::Sender<Reached>,
+    ) -> Result<(Vec<Replica>, bool), EngineError> {
+        let started = Instant::now();
+        let name = &self.service.name;
+        if !dependencies.is_empty() {
+            let names: Vec<&str> = dependencies.iter().map(|(name, _, _)| name.as_str()).collect();
+            self.events.step(name, 0, Step::Waiting, format!("for {}", names.join(", ")), started.elapsed());
+            for (dependency, condition, receiver) in dependencies {
+                self.wait_for(&dependency, condition, receiver).await?;
+            }
+        }
+        let replicas = futures_util::future::join_all(
+            actions.iter().map(|action| self.start_replica(action, started)),
+        )
+        .await
+        .into_iter()
+        .collect::<Result<Vec<(Replica, bool)>, EngineError>>()?;
+        let changed = replicas.iter().any(|(_, changed)| *changed);
+        let replicas: Vec<Replica> = replicas.into_iter().map(|(replica, _)| replica).collect();
+        reached.send_replace(Reached::Started);
+
+        let must_be_healthy = self.options.wait_healthy || self.needed.contains(&DependencyCondition::Healthy);
+        if let (Some(healthcheck), true) = (&self.service.healthcheck, must_be_healthy) {
+            futures_util::future::join_all(replicas.iter().map(|replica| self.wait_healthy(replica, healthcheck)))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, EngineError>>()?;
+            for replica in &replicas {
+                self.events.step(name, replica.replica, Step::Healthy, "", started.elapsed());
+            }
+            reached.send_replace(Reached::Healthy);
+        } else {
+            for replica in &replicas {
+                self.events.step(name, replica.replica, Step::Started, "", started.elapsed());
+            }
+        }
+        if self.needed.contains(&DependencyCondition::Completed) {
+            for replica in &replicas {
+                let code = self.until_deadline(self.docker.wait_container(&replica.container_id), "completed").await??;
+                if code != 0 {
+                    return Err(self.exited(replica, code).await);
+                }
+            }
+            for replica in &replicas {
+                self.events.step(name, replica.replica, Step::Completed, "exit code 0", started.elapsed());
+            }
+            reached.send_replace(Reached::Completed);
+        }
+        Ok((replicas, changed))
+    }
+
+    /// Waits until `dependency` reaches `condition`.
+    async fn wait_for(
+        &self,
+        dependency: &str,
+        condition: DependencyCondition,
+        mut receiver: watch::Receiver<Reached>,
+    ) -> Result<(), EngineError> {
+        let satisfied = |reached: &Reached| match condition {
+            DependencyCondition::Started => {
+                matches!(reached, Reached::Started | Reached::Healthy | Reached::Completed)
+            }
+            DependencyCondition::Healthy => matches!(reached, Reached::Healthy | Reached::Completed),
+            DependencyCondition::Completed => matches!(reached, Reached::Completed),
+        };
+        let failed = EngineError::DependencyFailed {
+            service: self.service.name.clone(),
+            dependency: dependency.to_string(),
+        };
+        let wait = receiver.wait_for(|reached| satisfied(reached) || *reached == Reached::Failed);
+        let reached = self.until_deadline(wait, "started").await?.map_err(|_| failed)?.clone();
+        if reached == Reached::Failed {
+            return Err(EngineError::DependencyFailed {
+                service: self.service.name.clone(),
+                dependency: dependency.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `future` until the `up` deadline or cancellation.
+    async fn until_deadline<T>(&self, future: impl std::future::Future<Output = T>, condition: &str) -> Result<T, EngineError> {
+        tokio::select! {
+            value = future => Ok(value),
+            _ = self.cancel.cancelled() => Err(EngineError::Interrupted),
+            _ = tokio::time::sleep_until(self.deadline) => Err(EngineError::Timeout {
+                service: self.service.name.clone(),
+                condition: condition.to_string(),
+                waited: self.options.timeout,
+                last_probe: "(still waiting for a dependency)".to_string(),
+            }),
+        }
+    }
+
+    /// Creates/recreates/starts one replica as the plan says; true when it is a new container.
+    async fn start_replica(&self, action: &ReplicaAction, started: Instant) -> Result<(Replica, bool), EngineError> {
+        let name = &self.service.name;
+        let (spec, container_id, changed) = match action {
+            ReplicaAction::Keep { container, spec } => {
+                if container.state == "running" {
+                    self.events.step(name, spec.replica, Step::Unchanged, "", started.elapsed());
+                    return Ok((replica_of(spec, &container.id), false));
+                }
+                (spec, container.id.clone(), false)
+            }
+            ReplicaAction::Create(spec) => {
+                self.events.step(name, spec.replica, Step::Creating, "", started.elapsed());
+                (spec, self.docker.create_container(spec).await?, true)
+            }
+            ReplicaAction::Recreate { old, spec } => {
+                self.events.step(name, spec.replica, Step::Recreating, "", started.elapsed());
+                self.docker.stop_container(&old.id, self.options.stop_timeout).await?;
+                self.docker.remove_container(&old.id).await?;
+                (spec, self.docker.create_container(spec).await?, true)
+            }
+        };
+        if self.cancel.is_cancelled() {
+            return Err(EngineError::Interrupted);
+        }
+        self.events.step(name, spec.replica, Step::Starting, "", started.elapsed());
+        self.docker.start_container(&container_id, name).await?;
+        Ok((replica_of(spec, &container_id), changed))
+    }
+
+    /// Probes one replica every [`health::STARTUP_PROBE_INTERVAL`] until it is healthy, exits,
+    /// is declared unhealthy, or the deadline passes.
+    async fn wait_healthy(&self, replica: &Replica, healthcheck: &crate::manifest::Healthcheck) -> Result<(), EngineError> {
+        let mut verdict = StartupVerdict::new();
+        let mut last_probe = "no probe has run yet".to_string();
+        let mut target: Option<ProbeTarget> = None;
+        loop {
+            let status = self.docker.container_status(&replica.container_id).await?;
+            match status {
+                None => {
+                    return Err(EngineError::Service {
+                        service: self.service.name.clone(),
+                        action: "waiting for health".to_string(),
+                        message: format!("container {} was removed", replica.container_name),
+                    })
+                }
+                Some(status) if !status.running && !status.restarting => {
+                    return Err(self.exited(replica, status.exit_code.unwrap_or(-1)).await);
+                }
+                Some(_) => {}
+            }
+            if target.is_none() {
+                target = self.probe_target(replica).await?;
+            }
+            if let Some(target) = &target {
+                match health::probe(self.docker, healthcheck, target).await {
+                    Ok(()) => return Ok(()),
+                    Err(result) => {
+                        last_probe = result;
+                        if verdict.failed(healthcheck) {
+                            return Err(EngineError::Unhealthy {
+                                service: self.service.name.clone(),
+                                container: replica.container_name.clone(),
+                                last_probe,
+                                logs: self.docker.last_log_lines(&replica.container_id, FAILURE_LOG_LINES).await,
+                            });
+                        }
+                    }
+                }
+            }
+            let pause = tokio::time::sleep(health::STARTUP_PROBE_INTERVAL);
+            tokio::select! {
+                _ = pause => {}
+                _ = self.cancel.cancelled() => return Err(EngineError::Interrupted),
+                _ = tokio::time::sleep_until(self.deadline) => {
+                    return Err(EngineError::Timeout {
+                        service: self.service.name.clone(),
+                        condition: "healthy".to_string(),
+                        waited: self.options.timeout,
+                        last_probe,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Where the health probe reaches the replica (container IP on Linux, else the published port).
+    async fn probe_target(&self, replica: &Replica) -> Result<Option<ProbeTarget>, EngineError> {
+        let Some((ip, published)) = self.docker.container_addresses(&replica.container_id, self.network).await? else {
+            return Ok(None);
+        };
+        let address = self.service.port.and_then(|port| {
+            let by_ip = ip
+                .as_deref()
+                .filter(|_| self.docker.host_reaches_containers())
+                .and_then(|ip| format!("{ip}:{port}").parse::<SocketAddr>().ok());
+            by_ip.or_else(|| {
+                published
+                    .iter()
+                    .find(|publish| publish.container_port == port && publish.protocol == "tcp")
+                    .and_then(|publish| {
+                        let host = if publish.host_ip.is_empty() || publish.host_ip == "0.0.0.0" {
+                            "127.0.0.1"
+                        } else {
+                            publish.host_ip.as_str()
+                        };
+                        format!("{host}:{}", publish.host_port).parse().ok()
+                    })
+            })
+        });
+        Ok(Some(ProbeTarget {
+            container_id: replica.container_id.clone(),
+            address,
+            host: self.service.name.clone(),
+        }))
+    }
+
+    async fn exited(&self, replica: &Replica, exit_code: i64) -> EngineError {
+        EngineError::ContainerExited {
+            service: self.service.name.clone(),
+            container: replica.container_name.clone(),
+            exit_code,
+            logs: self.docker.last_log_lines(&replica.container_id, FAILURE_LOG_LINES).await,
+        }
+    }
+}
+
+fn replica_of(spec: &ContainerSpec, container_id: &str) -> Replica {
+    Replica {
+        service: spec.service.clone(),
+        replica: spec.replica,
+        container_id: container_id.to_string(),
+        container_name: spec.name.clone(),
+    }
+}
+
+/// What `down` was asked to do.
+#[derive(Debug, Clone)]
+pub struct DownOptions {
+    /// Also remove the project's named volumes.
+    pub remove_volumes: bool,
+    /// Grace period between SIGTERM and SIGKILL.
+    pub timeout: Duration,
+}
+
+/// What `down` removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DownOutcome {
+    pub containers: Vec<String>,
+    pub networks: Vec<String>,
+    pub volumes: Vec<String>,
+}
+
+/// Stops and removes everything of `project` found by label, all containers in parallel; named
+/// volumes only with `remove_volumes`.
+pub async fn down(
+    docker: &Docker,
+    project: &str,
+    options: &DownOptions,
+    events: &EventSink,
+) -> Result<DownOutcome, EngineError> {
+    let containers = docker.project_containers(project).await?;
+    let mut outcome = DownOutcome::default();
+    let removals = containers.iter().map(|container| remove_one(docker, container, options.timeout, events));
+    for result in futures_util::future::join_all(removals).await {
+        outcome.containers.push(result?);
+    }
+    for network in docker.labelled_networks(Some(project)).await? {
+        docker.remove_network(&network).await?;
+        events.emit(crate::events::Event::Resource {
+            kind: "network".to_string(),
+            name: network.clone(),
+            action: "removed".to_string(),
+        });
+        outcome.networks.push(network);
+    }
+    if options.remove_volumes {
+        for volume in docker.labelled_volumes(Some(project)).await? {
+            docker.remove_volume(&volume).await?;
+            events.emit(crate::events::Event::Resource {
+                kind: "volume".to_string(),
+                name: volume.clone(),
+                action: "removed".to_string(),
+            });
+            outcome.volumes.push(volume);
+        }
+    }
+    Ok(outcome)
+}
+
+async fn remove_one(
+    docker: &Docker,
+    container: &ObservedContainer,
+    timeout: Duration,
+    events: &EventSink,
+) -> Result<String, EngineError> {
+    let started = Instant::now();
+    if container.state == "running" || container.state == "restarting" {
+        events.step(&container.service, container.replica, Step::Stopping, "", started.elapsed());
+        docker.stop_container(&container.id, timeout).await?;
+    }
+    docker.remove_container(&container.id).await?;
+    events.step(&container.service, container.replica, Step::Removed, "", started.elapsed());
+    Ok(container.name.clone())
+}

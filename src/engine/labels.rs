@@ -1,0 +1,28 @@
+//! The labels and names by which sandbox finds its own resources on the engine. No state file is
+//! needed to find them: `down` after a crash works from these alone.
+
+/// Project name; on containers, networks, volumes and built images.
+pub const PROJECT: &str = "dev.sandbox.project";
+/// Service name, on containers.
+pub const SERVICE: &str = "dev.sandbox.service";
+/// Replica number (1-based), on containers.
+pub const REPLICA: &str = "dev.sandbox.replica";
+/// Hash of the container's resolved configuration; a change means "recreate".
+pub const CONFIG_HASH: &str = "dev.sandbox.config-hash";
+/// The manifest file the container came from (for `ps` and humans).
+pub const MANIFEST: &str = "dev.sandbox.manifest";
+
+/// The project network's name.
+pub fn network_name(project: &str) -> String {
+    format!("{project}_default")
+}
+
+/// A replica's container name (compose v2's scheme).
+pub fn container_name(project: &str, service: &str, replica: u32) -> String {
+    format!("{project}-{service}-{replica}")
+}
+
+/// A named volume's engine name.
+pub fn volume_name(project: &str, volume: &str) -> String {
+    format!("{project}_{volume}")
+}
