@@ -1,0 +1,179 @@
+//! Key/value sections: `environment`, `env_file`, `labels`, build `args`. Each is a map or a list of
+//! `KEY=VALUE`; a key without a value takes it from the environment (and is left out when unset).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::super::interpolate::parse_env_file;
+use super::super::node::{Node, Value};
+use super::check::{describe, join, Checker, Kind};
+
+/// Label keys the engine uses to find its containers.
+const RESERVED_LABEL_PREFIX: &str = "dev.sandbox.";
+
+/// `KEY: value` pairs, `KEY=value` items, `KEY:` / `KEY` taken from the environment.
+pub fn read_pairs(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    match &node.value {
+        Value::Mapping(_) => {
+            for entry in checker.entries(node, field, "a map").unwrap_or_default() {
+                let item_field = join(field, entry.key);
+                let Some(scalar) = checker.scalar(entry.value, &item_field, "a string, number or boolean")
+                else {
+                    continue;
+                };
+                let value = match scalar.kind {
+                    Kind::Null => checker.variables.get(entry.key).cloned(),
+                    _ => Some(scalar.text),
+                };
+                if let Some(value) = value {
+                    pairs.insert(entry.key.to_string(), value);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let item_field = format!("{field}[{index}]");
+                let Some(text) = checker.string(item, &item_field) else {
+                    continue;
+                };
+                match text.split_once('=') {
+                    Some((key, value)) => {
+                        pairs.insert(key.to_string(), value.to_string());
+                    }
+                    None => {
+                        if let Some(value) = checker.variables.get(&text) {
+                            pairs.insert(text, value.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Value::Scalar { .. } => {
+            let found = describe(node);
+            checker.error_with_hint(
+                node,
+                field,
+                format!("expected a map or a list of `KEY=VALUE`, found {found}"),
+                "write `KEY: value` lines under it, or `- KEY=value` items",
+            );
+        }
+    }
+    pairs
+}
+
+/// `labels:`; keys under `dev.sandbox.` are reserved for the engine.
+pub fn read_labels(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+    let mut labels = read_pairs(checker, node, field);
+    let reserved: Vec<String> = labels
+        .keys()
+        .filter(|key| key.starts_with(RESERVED_LABEL_PREFIX))
+        .cloned()
+        .collect();
+    for key in reserved {
+        labels.remove(&key);
+        let place = label_node(node, &key).unwrap_or(node);
+        checker.error_with_hint(
+            place,
+            &join(field, &key),
+            format!("label `{key}` is reserved"),
+            format!("sandbox uses `{RESERVED_LABEL_PREFIX}*` labels to find its containers; choose another prefix"),
+        );
+    }
+    labels
+}
+
+/// The node that wrote label `key` (a map key or a list item), for error places.
+fn label_node<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
+    match &node.value {
+        Value::Mapping(entries) => entries
+            .iter()
+            .find(|(name, _)| name.scalar_text() == Some(key))
+            .map(|(name, _)| name.as_ref()),
+        Value::Sequence(items) => items
+            .iter()
+            .find(|item| {
+                item.scalar_text()
+                    .is_some_and(|text| text.split('=').next() == Some(key))
+            })
+            .map(AsRef::as_ref),
+        Value::Scalar { .. } => None,
+    }
+}
+
+/// `env_file:` — one path or a list (a list item may be `{path, required}`), read in order.
+pub fn read_env_files(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    let items: Vec<(&Node, String)> = match &node.value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (item.as_ref(), format!("{field}[{index}]")))
+            .collect(),
+        _ => vec![(node, field.to_string())],
+    };
+    for (item, item_field) in items {
+        let (path, required) = match &item.value {
+            Value::Mapping(_) => {
+                let Some(fields) = checker.fields(item, &item_field, "an env file", &["path", "required"]) else {
+                    continue;
+                };
+                let Some(path_node) = fields.get("path") else {
+                    checker.error(item, &item_field, "missing field `path`");
+                    continue;
+                };
+                let path = checker.string(path_node, &join(&item_field, "path"));
+                let required = fields
+                    .get("required")
+                    .and_then(|required| checker.boolean(required, &join(&item_field, "required")))
+                    .unwrap_or(true);
+                (path, required)
+            }
+            _ => (checker.string(item, &item_field), true),
+        };
+        if let Some(path) = path {
+            read_env_file(checker, item, &item_field, &path, required, &mut pairs);
+        }
+    }
+    pairs
+}
+
+fn read_env_file(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    path: &str,
+    required: bool,
+    pairs: &mut BTreeMap<String, String>,
+) {
+    let resolved = checker.directory.join(Path::new(path));
+    let text = match std::fs::read(&resolved) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if required {
+                let hint = "paths are relative to the manifest's folder; use `{path: FILE, required: false}` for an optional file";
+                checker.error_with_hint(node, field, format!("env file `{path}` not found"), hint);
+            }
+            return;
+        }
+        Err(error) => {
+            checker.error(node, field, format!("cannot read env file `{path}`: {error}"));
+            return;
+        }
+    };
+    match parse_env_file(&text) {
+        Ok(entries) => {
+            for (key, value) in entries {
+                let value = value.or_else(|| checker.variables.get(&key).cloned());
+                if let Some(value) = value {
+                    pairs.insert(key, value);
+                }
+            }
+        }
+        Err(error) => checker.error(
+            node,
+            field,
+            format!("env file `{path}` line {}: {}", error.line, error.message),
+        ),
+    }
+}

@@ -1,0 +1,179 @@
+//! The schema: walks the spanned tree section by section and builds the model, collecting every error.
+//!
+//! Each section is a function over a node with the list of keys it knows (`TOP_LEVEL`,
+//! `service::KEYS`, ...). To add a section, add its key to the list and a line that reads it.
+//! Checks that span several services (dependencies, cycles, host ports, named volumes) live in
+//! `validate`, which reads the [`ServiceDraft`]s made here.
+
+mod check;
+mod environment;
+mod healthcheck;
+mod ports;
+mod service;
+mod volumes;
+
+use std::collections::BTreeMap;
+
+pub use check::{Checker, Place};
+pub use service::ServiceDraft;
+pub use volumes::normalise as normalise_path;
+
+use super::model::VolumeSpec;
+use super::node::Node;
+use check::join;
+
+/// Keys of the top-level map.
+const TOP_LEVEL: &[&str] = &["name", "services", "volumes"];
+const VOLUME_KEYS: &[&str] = &["external", "labels"];
+
+/// Everything read from the file, before cross-service checks.
+pub struct Draft {
+    pub project: String,
+    pub services: Vec<ServiceDraft>,
+    pub volumes: BTreeMap<String, VolumeSpec>,
+}
+
+/// Where the project name may come from, strongest first.
+pub struct ProjectSources<'a> {
+    /// `-p NAME`.
+    pub flag: Option<&'a str>,
+    /// The manifest folder's name.
+    pub folder: &'a str,
+}
+
+/// Reads the whole document. `None` when the top level is unusable (errors are in the checker).
+pub fn read(checker: &mut Checker<'_>, root: Option<&Node>, sources: &ProjectSources<'_>) -> Option<Draft> {
+    let Some(root) = root else {
+        checker.error_at(
+            None,
+            "",
+            "the manifest is empty",
+            Some("add a `services:` map, or run `sandbox init` to write a starting point".into()),
+        );
+        return None;
+    };
+    let fields = checker.fields(root, "", "the manifest", TOP_LEVEL)?;
+    let project = project_name(checker, fields.get("name"), sources).unwrap_or_default();
+    let volumes = match fields.get("volumes") {
+        Some(node) => read_volumes(checker, node),
+        None => BTreeMap::new(),
+    };
+    let services = match fields.get("services") {
+        Some(node) => read_services(checker, node, &project),
+        None => {
+            checker.error_at(
+                Some(root.span),
+                "services",
+                "missing field `services`",
+                Some("add `services:` with at least one service".into()),
+            );
+            Vec::new()
+        }
+    };
+    Some(Draft {
+        project,
+        services,
+        volumes,
+    })
+}
+
+fn read_services(checker: &mut Checker<'_>, node: &Node, project: &str) -> Vec<ServiceDraft> {
+    let Some(entries) = checker.entries(node, "services", "a map of services") else {
+        return Vec::new();
+    };
+    if entries.is_empty() {
+        checker.error_with_hint(
+            node,
+            "services",
+            "`services` is empty",
+            "add at least one service, like `web: {image: nginx:1.27}`",
+        );
+    }
+    entries
+        .iter()
+        .filter_map(|entry| service::read(checker, entry, project))
+        .collect()
+}
+
+fn read_volumes(checker: &mut Checker<'_>, node: &Node) -> BTreeMap<String, VolumeSpec> {
+    let mut volumes = BTreeMap::new();
+    let Some(entries) = checker.entries(node, "volumes", "a map of volume names") else {
+        return volumes;
+    };
+    for entry in entries {
+        let field = join("volumes", entry.key);
+        if !volumes::is_volume_name(entry.key) {
+            checker.error_with_hint(
+                entry.key_node,
+                &field,
+                format!("invalid volume name `{}`", entry.key),
+                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            );
+            continue;
+        }
+        let mut spec = VolumeSpec::default();
+        if entry.value.scalar_text().is_some_and(str::is_empty) {
+            volumes.insert(entry.key.to_string(), spec);
+            continue;
+        }
+        let what = format!("volume `{}`", entry.key);
+        let Some(fields) = checker.fields(entry.value, &field, &what, VOLUME_KEYS) else {
+            continue;
+        };
+        if let Some(node) = fields.get("external") {
+            spec.external = checker.boolean(node, &join(&field, "external")).unwrap_or(false);
+        }
+        if let Some(node) = fields.get("labels") {
+            spec.labels = environment::read_labels(checker, node, &join(&field, "labels"));
+        }
+        volumes.insert(entry.key.to_string(), spec);
+    }
+    volumes
+}
+
+/// `-p`, then `name:`, then the folder's name; normalised to lowercase `[a-z0-9_-]`.
+fn project_name(checker: &mut Checker<'_>, node: Option<&Node>, sources: &ProjectSources<'_>) -> Option<String> {
+    let written = node.and_then(|node| checker.string(node, "name"));
+    let (raw, source) = match (sources.flag, &written) {
+        (Some(flag), _) => (flag.to_string(), "-p"),
+        (None, Some(name)) => (name.clone(), "name"),
+        (None, None) => (sources.folder.to_string(), "folder"),
+    };
+    let project = normalise_project(&raw);
+    if project.is_empty() {
+        let (span, field, hint) = match source {
+            "-p" => (None, "", "pass a name like `-p shop` (letters, digits, `_`, `-`)"),
+            "name" => (node.map(|node| node.span), "name", "use letters, digits, `_` and `-`, starting with a letter or digit"),
+            _ => (None, "", "set `name:` in the manifest or pass `-p NAME`"),
+        };
+        let message = format!("`{raw}` cannot be used as a project name");
+        checker.error_at(span, field, message, Some(hint.to_string()));
+        return None;
+    }
+    Some(project)
+}
+
+/// `My App!` → `myapp`: lowercase, only `[a-z0-9_-]`, starting with a letter or digit.
+pub fn normalise_project(raw: &str) -> String {
+    let kept: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|character| {
+            character.is_ascii_lowercase() || character.is_ascii_digit() || matches!(character, '_' | '-')
+        })
+        .collect();
+    kept.trim_start_matches(['_', '-']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalise_project;
+
+    #[test]
+    fn project_names_are_normalised() {
+        assert_eq!(normalise_project("My App!"), "myapp");
+        assert_eq!(normalise_project("_shop-1"), "shop-1");
+        assert_eq!(normalise_project("déjà"), "dj");
+        assert_eq!(normalise_project("--"), "");
+    }
+}
