@@ -32,14 +32,15 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every command takes.
+/// Flags every command takes. `-f` and `-p` go before the command, as with `docker compose`
+/// (`sandbox -f other.yaml up`), which leaves `-f` free for `logs -f`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
     /// The manifest (default: sandbox.yaml or sandbox.yml in the current folder).
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Project name (default: the manifest's `name:`, else its folder's name).
-    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project: Option<String>,
     /// Machine-readable output: JSON events and results.
     #[arg(long, global = true)]
@@ -121,4 +122,13 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         return usage.exit_code();
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

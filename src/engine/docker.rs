@@ -930,6 +930,7 @@ fn status_of(error: &bollard::errors::Error) -> Option<u16> {
 fn describe_error(error: &bollard::errors::Error) -> String {
     match error {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
         other => describe_connection_error(other),
     }
 }

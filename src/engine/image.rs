@@ -128,6 +128,10 @@ async fn build_image(
     while let Some(output) = stream.next().await {
         match output {
             BuildOutput::Line(line) => {
+                // The classic builder's bookkeeping says nothing about the user's build.
+                if line.starts_with(" ---> ") || line.starts_with("Removing intermediate container") {
+                    continue;
+                }
                 if line.starts_with("Step ") {
                     events.step(service, 0, Step::Building, line.clone(), started.elapsed());
                 }

@@ -42,7 +42,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow
     let manifest = context::load_manifest(global)?;
     context::check_services(&manifest, &args.services)?;
     if (args.detach || args.wait) && !args.control_plane {
-        return detach(global, &args, &manifest, printer);
+        return detach(&args, &manifest, printer);
     }
     if args.control_plane {
         serve_detached(&manifest, &args).await
@@ -186,7 +186,7 @@ async fn serve_foreground(manifest: &Manifest, args: &UpArgs, printer: &Printer)
 }
 
 /// `up -d` / `up --wait`: start a detached control plane and render its bring-up events.
-fn detach(global: &GlobalArgs, args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Result<u8> {
+fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Result<u8> {
     if let Some(other) = ControlPlaneState::read_live(&manifest.project) {
         if !other.detached {
             return Err(context::UsageError {

@@ -1,0 +1,229 @@
+//! Test harness: a temporary project folder with its own project name and state folder, the
+//! `sandbox` binary run against the real Docker engine, images built by the tests themselves, and
+//! cleanup of everything labelled with the project, even when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_sandbox");
+
+/// Fails loudly (never skips) when no engine answers.
+pub fn require_docker() {
+    let output = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    match output {
+        Ok(output) if output.status.success() => {}
+        Ok(output) => panic!(
+            "these tests need a running Docker engine; `docker version` said: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ),
+        Err(error) => panic!("these tests need the docker CLI and a running engine: {error}"),
+    }
+}
+
+/// A test project: folder, name, state folder. Dropping it removes every container, network and
+/// volume labelled with its name.
+pub struct Project {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl Project {
+    /// A fresh project; `tag` names the test in the project name.
+    pub fn new(tag: &str) -> Project {
+        require_docker();
+        let name = format!(
+            "t{}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst),
+            tag.replace('_', "-")
+        );
+        Project {
+            name,
+            dir: tempfile::tempdir().expect("temp dir"),
+            state: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Writes `sandbox.yaml` (with `name:` set to the project name prepended).
+    pub fn manifest(&self, body: &str) {
+        std::fs::write(self.path("sandbox.yaml"), format!("name: {}\n{body}", self.name)).expect("write manifest");
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.path(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+
+    /// A `sandbox` command in the project folder, isolated state, plain output.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BINARY);
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("SANDBOX_STATE_DIR", self.state.path())
+            .env("CI", "true")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `sandbox ARGS` to completion (bounded by `limit`).
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(self.command(args))
+    }
+
+    pub fn run_with(&self, mut command: Command) -> Run {
+        let started = Instant::now();
+        let output = command.output().expect("run sandbox");
+        Run::from(output, started.elapsed(), format!("sandbox {:?}", command.get_args().collect::<Vec<_>>()))
+    }
+
+    /// Container ids by name for this project (via the docker CLI, independent of sandbox).
+    pub fn containers(&self) -> Vec<(String, String)> {
+        let output = Command::new("docker")
+            .args(["ps", "-a", "--filter", &format!("label=dev.sandbox.project={}", self.name), "--format", "{{.Names}} {{.ID}}"])
+            .output()
+            .expect("docker ps");
+        let mut containers: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once(' ').map(|(name, id)| (name.to_string(), id.to_string())))
+            .collect();
+        containers.sort();
+        containers
+    }
+
+    /// Everything of the project still on the engine: containers, networks, volumes.
+    pub fn leftovers(&self) -> Vec<String> {
+        let label = format!("label=dev.sandbox.project={}", self.name);
+        let mut found = Vec::new();
+        for (kind, args) in [
+            ("container", vec!["ps", "-a", "-q", "--filter", label.as_str()]),
+            ("network", vec!["network", "ls", "-q", "--filter", label.as_str()]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", label.as_str()]),
+        ] {
+            let output = Command::new("docker").args(&args).output().expect("docker");
+            for id in String::from_utf8_lossy(&output.stdout).lines() {
+                found.push(format!("{kind} {id}"));
+            }
+        }
+        found
+    }
+
+    /// Waits until nothing of the project is left, up to `limit`; returns what remains.
+    pub fn wait_until_clean(&self, limit: Duration) -> Vec<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = self.leftovers();
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.command(&["-p", &self.name, "down", "-v", "-t", "0"]).output();
+        // Belt and braces: whatever sandbox did not remove, the docker CLI does.
+        let label = format!("label=dev.sandbox.project={}", self.name);
+        let ids = |args: &[&str]| -> Vec<String> {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|output| String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect())
+                .unwrap_or_default()
+        };
+        for id in ids(&["ps", "-a", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["rm", "-f", "-v", &id]).output();
+        }
+        for id in ids(&["network", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["network", "rm", &id]).output();
+        }
+        for id in ids(&["volume", "ls", "-q", "--filter", &label]) {
+            let _ = Command::new("docker").args(["volume", "rm", "-f", &id]).output();
+        }
+    }
+}
+
+/// A finished `sandbox` run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub description: String,
+}
+
+impl Run {
+    fn from(output: Output, elapsed: Duration, description: String) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            elapsed,
+            description,
+        }
+    }
+
+    /// Panics with the whole output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code, code,
+            "{} exited {} (wanted {code})\n--- stdout\n{}\n--- stderr\n{}",
+            self.description, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn success(&self) -> &Run {
+        self.expect_code(0)
+    }
+}
+
+/// The busybox-static binary from Debian's package.
+pub fn busybox() -> PathBuf {
+    let path = PathBuf::from("/bin/busybox");
+    assert!(
+        path.exists(),
+        "these tests need Debian's busybox-static (/bin/busybox): apt-get install busybox-static (.ci/run does this)"
+    );
+    path
+}
+
+/// Writes a build context for a `FROM scratch` busybox image into `dir`; returns the image tag,
+/// which is derived from the context's content so a stale image is never reused.
+pub fn busybox_context(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    std::fs::copy(busybox(), dir.join("busybox")).expect("copy busybox");
+    let dockerfile = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    let size = std::fs::metadata(busybox()).expect("busybox").len();
+    format!("sandbox-test-busybox:{size:x}-1")
+}
+
+/// A service block (YAML, indented for `services:`) running busybox httpd on 8080 with a
+/// `/health` file, built from the project's `bb/` context.
+pub fn httpd_service(project: &Project, name: &str, extra: &str) -> String {
+    let image = busybox_context(&project.path("bb"));
+    format!(
+        "  {name}:\n    image: {image}\n    build: ./bb\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/health && echo {name} serving && exec httpd -f -vv -p 8080 -h /www\"]\n    port: 8080\n{extra}"
+    )
+}
+
+/// Parses `sandbox ps --json`.
+pub fn ps_json(project: &Project) -> serde_json::Value {
+    let run = project.run(&["--json", "ps"]);
+    run.success();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
+}
