@@ -211,6 +211,8 @@ impl Builder {
                 entries,
                 ..
             }) => {
+                // A block map's start event sits at its first `:`; the map starts at its first key.
+                let span = entries.first().map_or(span, |(key, _)| span.min(key.span));
                 let entries = self.resolve_merges(entries)?;
                 let node = Rc::new(Node {
                     span,

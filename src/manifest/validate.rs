@@ -149,10 +149,10 @@ fn check_host_ports(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
                 let hint = format!("write only the container port (`- \"{}\"`) so each replica gets a free host port", port.container_port);
                 report(checker, place, message, Some(hint));
             }
-            if let Some((_, other, other_place)) = seen.iter().find(|(seen_port, ..)| collide(seen_port, port)) {
+            if let Some((other_port, other, other_place)) = seen.iter().find(|(seen_port, ..)| collide(seen_port, port)) {
                 let message = format!(
-                    "host port {}:{host_port}/{} is published twice: by `{service}` and by `{other}`",
-                    port.host_ip, port.protocol
+                    "host port {host_port}/{} is published twice: on {} by `{service}` and on {} by `{other}`",
+                    port.protocol, port.host_ip, other_port.host_ip
                 );
                 let hint = format!("the other publish is `{}` on line {}; choose another host port", other_place.field, other_place.span.line);
                 report(checker, place, message, Some(hint));

@@ -6,6 +6,7 @@ use super::super::model::{Build, DependencyCondition, RestartPolicy, Service};
 use super::super::node::{Node, Value};
 use super::super::words;
 use super::check::{describe, join, Checker, Entry, Kind, Place};
+use super::environment::Bare;
 use super::volumes::normalise;
 use super::{environment, healthcheck, ports, volumes};
 
@@ -67,7 +68,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         environment = environment::read_env_files(checker, node, &key("env_file"));
     }
     if let Some(node) = fields.get("environment") {
-        environment.extend(environment::read_pairs(checker, node, &key("environment")));
+        environment.extend(environment::read_pairs(checker, node, &key("environment"), Bare::FromEnvironment));
     }
     let port = fields.get("port").and_then(|node| ports::read_port_number(checker, node, &key("port")));
     let (ports, port_places) = fields
@@ -171,7 +172,7 @@ fn read_build(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Bui
                 None => ".".to_string(),
             };
             let dockerfile = fields.get("dockerfile").and_then(|value| checker.string(value, &join(field, "dockerfile")));
-            let args = fields.get("args").map(|value| environment::read_pairs(checker, value, &join(field, "args")));
+            let args = fields.get("args").map(|value| environment::read_pairs(checker, value, &join(field, "args"), Bare::FromEnvironment));
             let target = fields.get("target").and_then(|value| checker.string(value, &join(field, "target")));
             (context_node, context, dockerfile, args.unwrap_or_default(), target)
         }
