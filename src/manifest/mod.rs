@@ -185,18 +185,30 @@ fn read_source(display: &Path, path: &Path) -> Result<String, ManifestErrors> {
         .map_err(|error| file_error(display, format!("cannot read `{shown}`: {error}"), None))?;
     if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         let message = format!("`{shown}` is larger than 4 MiB; that is not a manifest");
-        return Err(file_error(display, message, Some("check that -f names the right file")));
+        return Err(file_error(
+            display,
+            message,
+            Some("check that -f names the right file"),
+        ));
     }
     let text = String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|byte| **byte == b'\n').count() + 1;
-        let column = valid.iter().rev().take_while(|byte| **byte != b'\n').count() + 1;
+        let column = valid
+            .iter()
+            .rev()
+            .take_while(|byte| **byte != b'\n')
+            .count()
+            + 1;
         let mut errors = file_error(display, "the manifest is not valid UTF-8 text".into(), None);
         errors.errors[0].line = Some(line);
         errors.errors[0].column = Some(column);
         errors
     })?;
-    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
 }
 
 /// Reads at most [`MAX_MANIFEST_BYTES`] + 1 bytes, so a huge file (or `/dev/zero`) cannot exhaust

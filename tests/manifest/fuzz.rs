@@ -25,9 +25,44 @@ impl Random {
 
 /// Bytes that matter to YAML and to our schema, to make mutations interesting.
 const TOKENS: &[&[u8]] = &[
-    b":", b"-", b" ", b"\n", b"  ", b"[", b"]", b"{", b"}", b"&a", b"*a", b"<<: *a", b"'", b"\"", b"#", b"!!str ",
-    b"${", b"}", b"$$", b"${X:?m}", b"\t", b"|", b">", b"---\n", b"...", b"~", b"null", b"true", b"0", b"65536",
-    b"depends_on: [a]", b"\xff", b"\xc3", b"\xe2\x82", b"%YAML 1.2\n", b"? ", b"services:", b"image: x",
+    b":",
+    b"-",
+    b" ",
+    b"\n",
+    b"  ",
+    b"[",
+    b"]",
+    b"{",
+    b"}",
+    b"&a",
+    b"*a",
+    b"<<: *a",
+    b"'",
+    b"\"",
+    b"#",
+    b"!!str ",
+    b"${",
+    b"}",
+    b"$$",
+    b"${X:?m}",
+    b"\t",
+    b"|",
+    b">",
+    b"---\n",
+    b"...",
+    b"~",
+    b"null",
+    b"true",
+    b"0",
+    b"65536",
+    b"depends_on: [a]",
+    b"\xff",
+    b"\xc3",
+    b"\xe2\x82",
+    b"%YAML 1.2\n",
+    b"? ",
+    b"services:",
+    b"image: x",
 ];
 
 fn mutate(random: &mut Random, seed: &[u8]) -> Vec<u8> {
@@ -55,7 +90,10 @@ fn mutate(random: &mut Random, seed: &[u8]) -> Vec<u8> {
             }
             _ => {
                 let alphabet = b"\n :-[{\"'&*!|>%@`$";
-                bytes.insert(position.min(bytes.len()), alphabet[random.below(alphabet.len())]);
+                bytes.insert(
+                    position.min(bytes.len()),
+                    alphabet[random.below(alphabet.len())],
+                );
             }
         }
     }
@@ -68,7 +106,10 @@ fn seeds() -> Vec<Vec<u8>> {
         let mut paths: Vec<_> = std::fs::read_dir(fixtures(kind))
             .expect("fixtures")
             .map(|entry| entry.expect("entry").path())
-            .filter(|path| path.extension().is_some_and(|extension| extension == "yaml"))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|extension| extension == "yaml")
+            })
             .collect();
         paths.sort();
         seeds.extend(paths.iter().map(|path| std::fs::read(path).expect("read")));
@@ -86,7 +127,7 @@ fn load_bytes(directory: &Path, bytes: &[u8]) {
 fn mutated_manifests_never_panic() {
     let directory = tempfile::tempdir().expect("temp dir");
     let seeds = seeds();
-    let mut random = Random(0x5eed_0f_5a4d_b0c5);
+    let mut random = Random(0x5eed_0f5a_4db0_c5e5);
     for _ in 0..3000 {
         let seed = &seeds[random.below(seeds.len())];
         load_bytes(directory.path(), &mutate(&mut random, seed));
@@ -120,21 +161,37 @@ fn hostile_shapes_are_refused_quickly() {
     let deep = "[".repeat(200_000);
     let mut laughs = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for level in 1..40 {
-        laughs.push_str(&format!("a{level}: &a{level} [{}]\n", vec![format!("*a{}", level - 1); 10].join(", ")));
+        laughs.push_str(&format!(
+            "a{level}: &a{level} [{}]\n",
+            vec![format!("*a{}", level - 1); 10].join(", ")
+        ));
     }
     laughs.push_str("services:\n  web:\n    image: nginx\n    command: *a39\n");
     let mut merges = String::from("base: &base {");
-    merges.push_str(&(0..2000).map(|index| format!("k{index}: v")).collect::<Vec<_>>().join(", "));
+    merges.push_str(
+        &(0..2000)
+            .map(|index| format!("k{index}: v"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     merges.push_str("}\n");
     for index in 0..2000 {
         merges.push_str(&format!("m{index}: {{<<: *base}}\n"));
     }
-    let nested_variables = format!("services:\n  web:\n    image: \"{}x{}\"\n", "${A:-".repeat(5000), "}".repeat(5000));
+    let nested_variables = format!(
+        "services:\n  web:\n    image: \"{}x{}\"\n",
+        "${A:-".repeat(5000),
+        "}".repeat(5000)
+    );
     for text in [deep, laughs, merges, nested_variables] {
         let started = std::time::Instant::now();
         std::fs::write(directory.path().join("sandbox.yaml"), &text).expect("write");
         let result = load(&options(directory.path(), "sandbox.yaml"));
         assert!(result.is_err());
-        assert!(started.elapsed().as_secs() < 10, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 10,
+            "took {:?}",
+            started.elapsed()
+        );
     }
 }

@@ -128,7 +128,9 @@ fn too_large_file() {
     let directory = tempfile::tempdir().expect("temp dir");
     let mut text = String::from("services:\n  web:\n    image: nginx\n");
     while text.len() <= 4 * 1024 * 1024 {
-        text.push_str("# padding padding padding padding padding padding padding padding padding\n");
+        text.push_str(
+            "# padding padding padding padding padding padding padding padding padding\n",
+        );
     }
     std::fs::write(directory.path().join("big.yaml"), text).expect("write");
     let errors = load(&options(directory.path(), "big.yaml")).expect_err("too large");
@@ -139,7 +141,11 @@ fn too_large_file() {
 fn bad_dotenv_line() {
     let directory = tempfile::tempdir().expect("temp dir");
     std::fs::write(directory.path().join(".env"), "A=1\nthis is not a line\n").expect("write");
-    std::fs::write(directory.path().join("sandbox.yaml"), "services:\n  web:\n    image: nginx\n").expect("write");
+    std::fs::write(
+        directory.path().join("sandbox.yaml"),
+        "services:\n  web:\n    image: nginx\n",
+    )
+    .expect("write");
     let errors = load(&options(directory.path(), "sandbox.yaml")).expect_err("bad .env");
     insta::assert_snapshot!("bad_dotenv_line", errors.to_string());
 }

@@ -11,7 +11,8 @@ fn every_template_loads() {
     for template in templates() {
         let directory = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(directory.path().join("demo/image")).expect("build context");
-        write_template(template.name, &directory.path().join("sandbox.yaml"), false).expect("writes");
+        write_template(template.name, &directory.path().join("sandbox.yaml"), false)
+            .expect("writes");
         let manifest = load(&options(directory.path(), "sandbox.yaml"))
             .unwrap_or_else(|errors| panic!("template `{}`:\n{errors}", template.name));
         assert!(!manifest.services.is_empty());
@@ -25,9 +26,16 @@ fn chain_template_is_the_classic_chain() {
     std::fs::create_dir_all(directory.path().join("demo/image")).expect("build context");
     write_template("chain", &directory.path().join("sandbox.yaml"), false).expect("writes");
     let manifest = load(&options(directory.path(), "sandbox.yaml")).expect("loads");
-    let names: Vec<&str> = manifest.start_order().iter().map(|service| service.name.as_str()).collect();
+    let names: Vec<&str> = manifest
+        .start_order()
+        .iter()
+        .map(|service| service.name.as_str())
+        .collect();
     assert_eq!(names, ["item", "user"]);
-    assert_eq!(manifest.services["user"].environment["SERVICE_NAME"], "user");
+    assert_eq!(
+        manifest.services["user"].environment["SERVICE_NAME"],
+        "user"
+    );
 }
 
 #[test]
@@ -45,6 +53,7 @@ fn refuses_to_overwrite_unless_forced() {
 #[test]
 fn unknown_template_lists_the_available_ones() {
     let directory = tempfile::tempdir().expect("temp dir");
-    let error = write_template("nope", &directory.path().join("sandbox.yaml"), false).expect_err("unknown");
+    let error =
+        write_template("nope", &directory.path().join("sandbox.yaml"), false).expect_err("unknown");
     insta::assert_snapshot!("unknown_template", error.to_string());
 }

@@ -21,13 +21,19 @@ pub enum Bare {
 }
 
 /// `KEY: value` pairs or `KEY=value` items; see [`Bare`] for `KEY:` and `KEY`.
-pub fn read_pairs(checker: &mut Checker<'_>, node: &Node, field: &str, bare: Bare) -> BTreeMap<String, String> {
+pub fn read_pairs(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    bare: Bare,
+) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
     match &node.value {
         Value::Mapping(_) => {
             for entry in checker.entries(node, field, "a map").unwrap_or_default() {
                 let item_field = join(field, entry.key);
-                let Some(scalar) = checker.scalar(entry.value, &item_field, "a string, number or boolean")
+                let Some(scalar) =
+                    checker.scalar(entry.value, &item_field, "a string, number or boolean")
                 else {
                     continue;
                 };
@@ -79,7 +85,11 @@ fn bare_value(checker: &Checker<'_>, key: &str, bare: Bare) -> Option<String> {
 }
 
 /// `labels:`; keys under `dev.sandbox.` are reserved for the engine.
-pub fn read_labels(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+pub fn read_labels(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> BTreeMap<String, String> {
     let mut labels = read_pairs(checker, node, field, Bare::Empty);
     let reserved: Vec<String> = labels
         .keys()
@@ -118,7 +128,11 @@ fn label_node<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 }
 
 /// `env_file:` — one path or a list (a list item may be `{path, required}`), read in order.
-pub fn read_env_files(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+pub fn read_env_files(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
     let items: Vec<(&Node, String)> = match &node.value {
         Value::Sequence(items) => items
@@ -131,7 +145,9 @@ pub fn read_env_files(checker: &mut Checker<'_>, node: &Node, field: &str) -> BT
     for (item, item_field) in items {
         let (path, required) = match &item.value {
             Value::Mapping(_) => {
-                let Some(fields) = checker.fields(item, &item_field, "an env file", &["path", "required"]) else {
+                let Some(fields) =
+                    checker.fields(item, &item_field, "an env file", &["path", "required"])
+                else {
                     continue;
                 };
                 let Some(path_node) = fields.get("path") else {
@@ -165,7 +181,11 @@ fn read_env_file(
     let resolved = checker.directory.join(Path::new(path));
     let text = match std::fs::File::open(&resolved).and_then(super::super::read_bounded) {
         Ok(bytes) if bytes.len() as u64 > super::super::MAX_MANIFEST_BYTES => {
-            checker.error(node, field, format!("env file `{path}` is larger than 4 MiB"));
+            checker.error(
+                node,
+                field,
+                format!("env file `{path}` is larger than 4 MiB"),
+            );
             return;
         }
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -177,7 +197,11 @@ fn read_env_file(
             return;
         }
         Err(error) => {
-            checker.error(node, field, format!("cannot read env file `{path}`: {error}"));
+            checker.error(
+                node,
+                field,
+                format!("cannot read env file `{path}`: {error}"),
+            );
             return;
         }
     };
