@@ -100,6 +100,14 @@ fn mutate(random: &mut Random, seed: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// `SANDBOX_FUZZ_ITERATIONS=100000` runs a longer search locally; the default keeps CI fast.
+fn iterations(default: usize) -> usize {
+    std::env::var("SANDBOX_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(default)
+}
+
 fn seeds() -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
     for kind in ["valid", "invalid"] {
@@ -128,7 +136,7 @@ fn mutated_manifests_never_panic() {
     let directory = tempfile::tempdir().expect("temp dir");
     let seeds = seeds();
     let mut random = Random(0x5eed_0f5a_4db0_c5e5);
-    for _ in 0..3000 {
+    for _ in 0..iterations(3000) {
         let seed = &seeds[random.below(seeds.len())];
         load_bytes(directory.path(), &mutate(&mut random, seed));
     }
@@ -138,7 +146,7 @@ fn mutated_manifests_never_panic() {
 fn random_bytes_never_panic() {
     let directory = tempfile::tempdir().expect("temp dir");
     let mut random = Random(0xdead_beef_cafe_f00d);
-    for _ in 0..500 {
+    for _ in 0..iterations(500) {
         let length = random.below(512);
         let bytes: Vec<u8> = (0..length)
             .map(|_| {
