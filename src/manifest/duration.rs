@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 /// The accepted forms, for hints.
-pub const DURATION_FORMS: &str = "use a number with a unit, like `250ms`, `5s`, `2m`, `1h` or `1m30s`";
+pub const DURATION_FORMS: &str =
+    "use a number with a unit, like `250ms`, `5s`, `2m`, `1h` or `1m30s`";
 
 /// Parses `250ms`, `1s`, `2m`, `1h`, `1m30s`, `1.5s`; `None` when the text is not a duration.
 pub fn parse_duration(text: &str) -> Option<Duration> {
@@ -57,7 +58,11 @@ fn decimal_times(number: &str, unit: u128) -> Option<u128> {
     if fraction.contains('.') || whole.len() > 20 || fraction.len() > 18 {
         return None;
     }
-    let whole_value: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole_value: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let mut value = whole_value.checked_mul(unit)?;
     if !fraction.is_empty() {
         let scale = 10u128.checked_pow(u32::try_from(fraction.len()).ok()?)?;
@@ -83,10 +88,7 @@ mod tests {
         assert_eq!(millis("1h"), Some(3_600_000));
         assert_eq!(millis("0"), Some(0));
         assert_eq!(millis("0s"), Some(0));
-        assert_eq!(
-            parse_duration("10us"),
-            Some(Duration::from_micros(10))
-        );
+        assert_eq!(parse_duration("10us"), Some(Duration::from_micros(10)));
     }
 
     #[test]

@@ -55,12 +55,7 @@ pub struct ManifestErrors {
 impl ManifestErrors {
     /// A list of errors about `file`, sorted by position (errors without one keep their place at the end).
     pub fn new(file: PathBuf, mut errors: Vec<ManifestError>) -> Self {
-        errors.sort_by_key(|error| {
-            (
-                error.line.unwrap_or(usize::MAX),
-                error.column.unwrap_or(0),
-            )
-        });
+        errors.sort_by_key(|error| (error.line.unwrap_or(usize::MAX), error.column.unwrap_or(0)));
         ManifestErrors { file, errors }
     }
 }

@@ -73,7 +73,9 @@ fn braced(
     let length = name_length(expression);
     let (name, operator) = expression.split_at(length);
     if name.is_empty() {
-        return Err(invalid(&format!("`${{{expression}}}` is not a variable name")));
+        return Err(invalid(&format!(
+            "`${{{expression}}}` is not a variable name"
+        )));
     }
     let value = lookup(variables, name);
     if operator.is_empty() {
@@ -175,9 +177,8 @@ pub fn parse_env_file(text: &str) -> Result<Vec<(String, Option<String>)>, EnvFi
 }
 
 fn unquote(value: &str) -> String {
-    let quoted = |quote: char| {
-        value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote)
-    };
+    let quoted =
+        |quote: char| value.len() >= 2 && value.starts_with(quote) && value.ends_with(quote);
     if quoted('\'') {
         value[1..value.len() - 1].to_string()
     } else if quoted('"') {
@@ -267,11 +268,23 @@ mod tests {
     #[test]
     fn invalid_expressions() {
         assert!(matches!(run("${"), Err(InterpolationError::Invalid { .. })));
-        assert!(matches!(run("${}"), Err(InterpolationError::Invalid { .. })));
-        assert!(matches!(run("${1A}"), Err(InterpolationError::Invalid { .. })));
-        assert!(matches!(run("${A B}"), Err(InterpolationError::Invalid { .. })));
+        assert!(matches!(
+            run("${}"),
+            Err(InterpolationError::Invalid { .. })
+        ));
+        assert!(matches!(
+            run("${1A}"),
+            Err(InterpolationError::Invalid { .. })
+        ));
+        assert!(matches!(
+            run("${A B}"),
+            Err(InterpolationError::Invalid { .. })
+        ));
         let deep = format!("{}x{}", "${A:-".repeat(100), "}".repeat(100));
-        assert!(matches!(run(&deep), Err(InterpolationError::Invalid { .. })));
+        assert!(matches!(
+            run(&deep),
+            Err(InterpolationError::Invalid { .. })
+        ));
     }
 
     #[test]

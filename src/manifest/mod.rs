@@ -96,10 +96,37 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
     }
 }
 
-/// The manifest as YAML, for `sandbox config` (ends with a newline).
+/// The manifest as YAML, for `sandbox config` (ends with a newline). Enum variants are written as
+/// maps (`probe: {http: {path: /health}}`), as in the JSON, rather than as YAML tags (`!http`).
 pub fn to_yaml(manifest: &Manifest) -> String {
-    serde_yaml_ng::to_string(manifest)
+    serde_yaml_ng::to_value(manifest)
+        .map(untag)
+        .and_then(|value| serde_yaml_ng::to_string(&value))
         .unwrap_or_else(|error| format!("# cannot render the manifest: {error}\n"))
+}
+
+/// `!tag value` → `{tag: value}`, everywhere in the tree.
+fn untag(value: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::{Mapping, Value};
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let mut mapping = Mapping::new();
+            mapping.insert(
+                Value::String(tag.trim_start_matches('!').to_string()),
+                untag(tagged.value),
+            );
+            Value::Mapping(mapping)
+        }
+        Value::Sequence(items) => Value::Sequence(items.into_iter().map(untag).collect()),
+        Value::Mapping(entries) => Value::Mapping(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key, untag(value)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The manifest as pretty JSON, for `sandbox config --json` (no trailing newline).
@@ -154,25 +181,42 @@ fn read_source(display: &Path, path: &Path) -> Result<String, ManifestErrors> {
             file_error(display, format!("cannot read `{shown}`: {error}"), None)
         }
     })?;
-    let mut bytes = Vec::new();
-    let read = file
-        .take(MAX_MANIFEST_BYTES + 1)
-        .read_to_end(&mut bytes)
+    let bytes = read_bounded(file)
         .map_err(|error| file_error(display, format!("cannot read `{shown}`: {error}"), None))?;
-    if read as u64 > MAX_MANIFEST_BYTES {
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES {
         let message = format!("`{shown}` is larger than 4 MiB; that is not a manifest");
-        return Err(file_error(display, message, Some("check that -f names the right file")));
+        return Err(file_error(
+            display,
+            message,
+            Some("check that -f names the right file"),
+        ));
     }
     let text = String::from_utf8(bytes).map_err(|error| {
         let valid = &error.as_bytes()[..error.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|byte| **byte == b'\n').count() + 1;
-        let column = valid.iter().rev().take_while(|byte| **byte != b'\n').count() + 1;
+        let column = valid
+            .iter()
+            .rev()
+            .take_while(|byte| **byte != b'\n')
+            .count()
+            + 1;
         let mut errors = file_error(display, "the manifest is not valid UTF-8 text".into(), None);
         errors.errors[0].line = Some(line);
         errors.errors[0].column = Some(column);
         errors
     })?;
-    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(text))
+}
+
+/// Reads at most [`MAX_MANIFEST_BYTES`] + 1 bytes, so a huge file (or `/dev/zero`) cannot exhaust
+/// memory; callers treat a longer result as too large.
+pub(crate) fn read_bounded(file: std::fs::File) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// `.env` beside the manifest, overridden by the process environment.
@@ -183,7 +227,8 @@ fn variables(
     errors: &mut Vec<ManifestError>,
 ) -> BTreeMap<String, String> {
     let mut variables = BTreeMap::new();
-    if let Ok(bytes) = std::fs::read(directory.join(".env")) {
+    let file = std::fs::File::open(directory.join(".env"));
+    if let Ok(bytes) = file.and_then(read_bounded) {
         let text = String::from_utf8_lossy(&bytes);
         match interpolate::parse_env_file(&text) {
             Ok(entries) => {

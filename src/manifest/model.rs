@@ -23,8 +23,8 @@ pub struct Manifest {
     pub directory: PathBuf,
     /// Services by name (sorted, so output and hashes are stable).
     pub services: BTreeMap<String, Service>,
-    /// Named volumes declared at the top level (`volumes: {data: {}}`); volumes used by services but
-    /// not declared are added here too, so the engine knows every named volume of the project.
+    /// Named volumes declared at the top level (`volumes: {data: {}}`). Every named volume a service
+    /// mounts is declared here: using an undeclared one is an error (with a hint), as in compose.
     pub volumes: BTreeMap<String, VolumeSpec>,
 }
 
@@ -35,6 +35,7 @@ pub struct Service {
     /// The image to run. When only `build:` is given this is `<project>-<service>:latest`, the tag the
     /// build produces (compose's naming).
     pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     /// Replaces the image's CMD.
     #[serde(skip_serializing_if = "Option::is_none")]

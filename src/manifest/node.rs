@@ -39,13 +39,19 @@ pub struct Node {
     pub value: Value,
 }
 
+/// A map's key/value pairs in file order.
+pub type Entries = Vec<(Rc<Node>, Rc<Node>)>;
+
 #[derive(Debug, PartialEq)]
 pub enum Value {
     /// The text as written; `quoted` for any non-plain style or a `!!str` tag (never typed as a number).
-    Scalar { text: String, quoted: bool },
+    Scalar {
+        text: String,
+        quoted: bool,
+    },
     Sequence(Vec<Rc<Node>>),
     /// Entries in file order, merges resolved.
-    Mapping(Vec<(Rc<Node>, Rc<Node>)>),
+    Mapping(Entries),
 }
 
 impl Node {
@@ -82,7 +88,7 @@ enum Frame {
     Mapping {
         span: Span,
         anchor: usize,
-        entries: Vec<(Rc<Node>, Rc<Node>)>,
+        entries: Entries,
         key: Option<Rc<Node>>,
     },
 }
@@ -155,7 +161,10 @@ impl Builder {
             }
             Event::Alias(id) => {
                 let node = self.anchors.get(&id).cloned().ok_or_else(|| {
-                    fatal(span, "this alias refers to an anchor that is not defined before it")
+                    fatal(
+                        span,
+                        "this alias refers to an anchor that is not defined before it",
+                    )
                 })?;
                 self.complete(node, 0);
             }
@@ -211,6 +220,8 @@ impl Builder {
                 entries,
                 ..
             }) => {
+                // A block map's start event sits at its first `:`; the map starts at its first key.
+                let span = entries.first().map_or(span, |(key, _)| span.min(key.span));
                 let entries = self.resolve_merges(entries)?;
                 let node = Rc::new(Node {
                     span,
@@ -239,16 +250,16 @@ impl Builder {
     }
 
     /// Reports duplicate keys and applies `<<` merges.
-    fn resolve_merges(
-        &mut self,
-        entries: Vec<(Rc<Node>, Rc<Node>)>,
-    ) -> Result<Vec<(Rc<Node>, Rc<Node>)>, Issue> {
+    fn resolve_merges(&mut self, entries: Entries) -> Result<Entries, Issue> {
         let mut seen: HashMap<String, Span> = HashMap::new();
         let mut result = Vec::with_capacity(entries.len());
         let mut sources = Vec::new();
         for (key, value) in entries {
             match &key.value {
-                Value::Scalar { text, quoted: false } if text == "<<" => sources.push(value),
+                Value::Scalar {
+                    text,
+                    quoted: false,
+                } if text == "<<" => sources.push(value),
                 Value::Scalar { text, .. } => {
                     if let Some(first) = seen.insert(text.clone(), key.span) {
                         self.issues.push(Issue {
@@ -326,7 +337,11 @@ mod tests {
             Value::Mapping(entries) => entries
                 .iter()
                 .map(|(key, value)| {
-                    format!("{}={}", key.scalar_text().unwrap_or("?"), value.scalar_text().unwrap_or("?"))
+                    format!(
+                        "{}={}",
+                        key.scalar_text().unwrap_or("?"),
+                        value.scalar_text().unwrap_or("?")
+                    )
                 })
                 .collect(),
             _ => panic!("not a map"),
@@ -336,10 +351,14 @@ mod tests {
     #[test]
     fn records_lines_and_columns() {
         let node = root("a:\n  b: 1\n");
-        let Value::Mapping(entries) = &node.value else { panic!() };
+        let Value::Mapping(entries) = &node.value else {
+            panic!()
+        };
         let (key, value) = &entries[0];
         assert_eq!(key.span, Span { line: 1, column: 1 });
-        let Value::Mapping(inner) = &value.value else { panic!() };
+        let Value::Mapping(inner) = &value.value else {
+            panic!()
+        };
         assert_eq!(inner[0].0.span, Span { line: 2, column: 3 });
         assert_eq!(inner[0].1.span, Span { line: 2, column: 6 });
     }
@@ -347,7 +366,9 @@ mod tests {
     #[test]
     fn quoted_scalars_are_marked() {
         let node = root("- 1\n- '1'\n- !!str 1\n");
-        let Value::Sequence(items) = &node.value else { panic!() };
+        let Value::Sequence(items) = &node.value else {
+            panic!()
+        };
         let quoted: Vec<bool> = items
             .iter()
             .map(|item| matches!(item.value, Value::Scalar { quoted: true, .. }))
@@ -360,7 +381,9 @@ mod tests {
         let node = root(
             "base: &base {a: 1, b: 2}\nother: &other {c: 3, a: 9}\nmerged:\n  <<: [*base, *other]\n  b: 5\n",
         );
-        let Value::Mapping(entries) = &node.value else { panic!() };
+        let Value::Mapping(entries) = &node.value else {
+            panic!()
+        };
         assert_eq!(keys(&entries[2].1), ["b=5", "a=1", "c=3"]);
     }
 

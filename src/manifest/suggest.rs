@@ -31,9 +31,18 @@ mod tests {
 
     #[test]
     fn suggests_close_words() {
-        assert_eq!(did_you_mean("depend_on", KEYS.iter().copied()), Some("depends_on"));
-        assert_eq!(did_you_mean("helthcheck", KEYS.iter().copied()), Some("healthcheck"));
-        assert_eq!(did_you_mean("enviroment", KEYS.iter().copied()), Some("environment"));
+        assert_eq!(
+            did_you_mean("depend_on", KEYS.iter().copied()),
+            Some("depends_on")
+        );
+        assert_eq!(
+            did_you_mean("helthcheck", KEYS.iter().copied()),
+            Some("healthcheck")
+        );
+        assert_eq!(
+            did_you_mean("enviroment", KEYS.iter().copied()),
+            Some("environment")
+        );
         assert_eq!(did_you_mean("Ports", KEYS.iter().copied()), Some("ports"));
         assert_eq!(did_you_mean("itme", ["item", "user"]), Some("item"));
     }

@@ -66,5 +66,6 @@ pub fn write_template(name: &str, destination: &Path, force: bool) -> Result<(),
                 _ => write_error(error),
             })?
     };
-    file.write_all(template.content.as_bytes()).map_err(write_error)
+    file.write_all(template.content.as_bytes())
+        .map_err(write_error)
 }

@@ -8,7 +8,11 @@ use super::schema::{Checker, Place, ServiceDraft};
 use super::suggest;
 
 /// Runs every check, reporting into `checker`.
-pub fn validate(checker: &mut Checker<'_>, services: &[ServiceDraft], volumes: &BTreeMap<String, VolumeSpec>) {
+pub fn validate(
+    checker: &mut Checker<'_>,
+    services: &[ServiceDraft],
+    volumes: &BTreeMap<String, VolumeSpec>,
+) {
     check_dependencies(checker, services);
     check_cycles(checker, services);
     check_volumes(checker, services, volumes);
@@ -20,24 +24,38 @@ fn report(checker: &mut Checker<'_>, place: &Place, message: String, hint: Optio
 }
 
 fn check_dependencies(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
-    let names: Vec<&str> = services.iter().map(|draft| draft.service.name.as_str()).collect();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|draft| draft.service.name.as_str())
+        .collect();
     for draft in services {
         for (dependency, place) in &draft.dependencies {
             let service = &draft.service.name;
-            let Some(target) = services.iter().find(|other| &other.service.name == dependency) else {
+            let Some(target) = services
+                .iter()
+                .find(|other| &other.service.name == dependency)
+            else {
                 let hint = match suggest::did_you_mean(dependency, names.iter().copied()) {
                     Some(name) => format!("did you mean `{name}`?"),
                     None => format!("services in this manifest: {}", suggest::list(&names)),
                 };
-                let message = format!("service `{service}` depends on `{dependency}`, which is not a service");
+                let message = format!(
+                    "service `{service}` depends on `{dependency}`, which is not a service"
+                );
                 report(checker, &place.place, message, Some(hint));
                 continue;
             };
-            let healthy = draft.service.depends_on.get(dependency) == Some(&DependencyCondition::Healthy);
+            let healthy =
+                draft.service.depends_on.get(dependency) == Some(&DependencyCondition::Healthy);
             if healthy && target.service.healthcheck.is_none() {
                 let message = format!("service `{service}` waits for `{dependency}` to be healthy, but `{dependency}` has no healthcheck");
                 let hint = format!("add a `healthcheck:` to `{dependency}` (like `http: /health`), or use `condition: started`");
-                report(checker, place.condition.as_ref().unwrap_or(&place.place), message, Some(hint));
+                report(
+                    checker,
+                    place.condition.as_ref().unwrap_or(&place.place),
+                    message,
+                    Some(hint),
+                );
             }
         }
     }
@@ -47,10 +65,22 @@ fn check_dependencies(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
 fn check_cycles(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
     let graph: BTreeMap<&str, Vec<&str>> = services
         .iter()
-        .map(|draft| (draft.service.name.as_str(), draft.service.depends_on.keys().map(String::as_str).collect()))
+        .map(|draft| {
+            (
+                draft.service.name.as_str(),
+                draft
+                    .service
+                    .depends_on
+                    .keys()
+                    .map(String::as_str)
+                    .collect(),
+            )
+        })
         .collect();
     for cycle in find_cycles(&graph) {
-        let (Some(first), Some(second)) = (cycle.first(), cycle.get(1)) else { continue };
+        let (Some(first), Some(second)) = (cycle.first(), cycle.get(1)) else {
+            continue;
+        };
         let Some(place) = services
             .iter()
             .find(|draft| draft.service.name == *first)
@@ -93,7 +123,9 @@ pub fn find_cycles<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>) -> Vec<Vec<&'a s
                 continue;
             }
             if let Some(position) = path.iter().position(|(on_path, _)| *on_path == target) {
-                cycles.insert(rotate(path[position..].iter().map(|(name, _)| *name).collect()));
+                cycles.insert(rotate(
+                    path[position..].iter().map(|(name, _)| *name).collect(),
+                ));
             } else {
                 path.push((target, 0));
             }
@@ -104,7 +136,9 @@ pub fn find_cycles<'a>(graph: &BTreeMap<&'a str, Vec<&'a str>>) -> Vec<Vec<&'a s
 
 /// `[b, c, a]` → `[a, b, c, a]`.
 fn rotate(mut cycle: Vec<&str>) -> Vec<&str> {
-    let smallest = (0..cycle.len()).min_by_key(|index| cycle[*index]).unwrap_or(0);
+    let smallest = (0..cycle.len())
+        .min_by_key(|index| cycle[*index])
+        .unwrap_or(0);
     cycle.rotate_left(smallest);
     if let Some(first) = cycle.first().copied() {
         cycle.push(first);
@@ -112,13 +146,20 @@ fn rotate(mut cycle: Vec<&str>) -> Vec<&str> {
     cycle
 }
 
-fn check_volumes(checker: &mut Checker<'_>, services: &[ServiceDraft], volumes: &BTreeMap<String, VolumeSpec>) {
+fn check_volumes(
+    checker: &mut Checker<'_>,
+    services: &[ServiceDraft],
+    volumes: &BTreeMap<String, VolumeSpec>,
+) {
     for draft in services {
         for (name, place) in &draft.named_volumes {
             if volumes.contains_key(name) {
                 continue;
             }
-            let message = format!("service `{}` uses volume `{name}`, which is not declared", draft.service.name);
+            let message = format!(
+                "service `{}` uses volume `{name}`, which is not declared",
+                draft.service.name
+            );
             let hint = match suggest::did_you_mean(name, volumes.keys().map(String::as_str)) {
                 Some(declared) => format!("did you mean `{declared}`?"),
                 None => format!("declare it at the top level: `volumes: {{{name}: {{}}}}`; or write `./{name}` for a folder beside the manifest"),
@@ -135,7 +176,9 @@ fn collide(first: &PortPublish, second: &PortPublish) -> bool {
     first.host_port.is_some()
         && first.host_port == second.host_port
         && first.protocol == second.protocol
-        && (first.host_ip == second.host_ip || wildcard(&first.host_ip) || wildcard(&second.host_ip))
+        && (first.host_ip == second.host_ip
+            || wildcard(&first.host_ip)
+            || wildcard(&second.host_ip))
 }
 
 fn check_host_ports(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
@@ -143,18 +186,25 @@ fn check_host_ports(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
     for draft in services {
         let service = draft.service.name.as_str();
         for (port, place) in draft.service.ports.iter().zip(&draft.ports) {
-            let Some(host_port) = port.host_port else { continue };
+            let Some(host_port) = port.host_port else {
+                continue;
+            };
             if draft.service.replicas > 1 {
                 let message = format!("service `{service}` has {} replicas but publishes the fixed host port {host_port}", draft.service.replicas);
                 let hint = format!("write only the container port (`- \"{}\"`) so each replica gets a free host port", port.container_port);
                 report(checker, place, message, Some(hint));
             }
-            if let Some((_, other, other_place)) = seen.iter().find(|(seen_port, ..)| collide(seen_port, port)) {
+            if let Some((other_port, other, other_place)) =
+                seen.iter().find(|(seen_port, ..)| collide(seen_port, port))
+            {
                 let message = format!(
-                    "host port {}:{host_port}/{} is published twice: by `{service}` and by `{other}`",
-                    port.host_ip, port.protocol
+                    "host port {host_port}/{} is published twice: on {} by `{service}` and on {} by `{other}`",
+                    port.protocol, port.host_ip, other_port.host_ip
                 );
-                let hint = format!("the other publish is `{}` on line {}; choose another host port", other_place.field, other_place.span.line);
+                let hint = format!(
+                    "the other publish is `{}` on line {}; choose another host port",
+                    other_place.field, other_place.span.line
+                );
                 report(checker, place, message, Some(hint));
             }
             seen.push((port, service, place));
@@ -167,7 +217,10 @@ mod tests {
     use super::*;
 
     fn graph<'a>(edges: &[(&'a str, &[&'a str])]) -> BTreeMap<&'a str, Vec<&'a str>> {
-        edges.iter().map(|(node, targets)| (*node, targets.to_vec())).collect()
+        edges
+            .iter()
+            .map(|(node, targets)| (*node, targets.to_vec()))
+            .collect()
     }
 
     #[test]
@@ -178,14 +231,29 @@ mod tests {
 
     #[test]
     fn finds_a_cycle_once_starting_at_its_smallest_name() {
-        let cyclic = graph(&[("user", &["item"]), ("item", &["stock"]), ("stock", &["user"])]);
-        assert_eq!(find_cycles(&cyclic), vec![vec!["item", "stock", "user", "item"]]);
+        let cyclic = graph(&[
+            ("user", &["item"]),
+            ("item", &["stock"]),
+            ("stock", &["user"]),
+        ]);
+        assert_eq!(
+            find_cycles(&cyclic),
+            vec![vec!["item", "stock", "user", "item"]]
+        );
     }
 
     #[test]
     fn finds_self_dependencies_and_separate_cycles() {
-        let cyclic = graph(&[("a", &["a"]), ("b", &["c"]), ("c", &["b"]), ("d", &["b", "missing"])]);
-        assert_eq!(find_cycles(&cyclic), vec![vec!["a", "a"], vec!["b", "c", "b"]]);
+        let cyclic = graph(&[
+            ("a", &["a"]),
+            ("b", &["c"]),
+            ("c", &["b"]),
+            ("d", &["b", "missing"]),
+        ]);
+        assert_eq!(
+            find_cycles(&cyclic),
+            vec![vec!["a", "a"], vec!["b", "c", "b"]]
+        );
     }
 
     #[test]
@@ -196,10 +264,25 @@ mod tests {
             container_port: 80,
             protocol: protocol.into(),
         };
-        assert!(collide(&port("127.0.0.1", 80, "tcp"), &port("127.0.0.1", 80, "tcp")));
-        assert!(collide(&port("0.0.0.0", 80, "tcp"), &port("127.0.0.1", 80, "tcp")));
-        assert!(!collide(&port("127.0.0.1", 80, "tcp"), &port("127.0.0.2", 80, "tcp")));
-        assert!(!collide(&port("127.0.0.1", 80, "tcp"), &port("127.0.0.1", 80, "udp")));
-        assert!(!collide(&port("127.0.0.1", 80, "tcp"), &port("127.0.0.1", 81, "tcp")));
+        assert!(collide(
+            &port("127.0.0.1", 80, "tcp"),
+            &port("127.0.0.1", 80, "tcp")
+        ));
+        assert!(collide(
+            &port("0.0.0.0", 80, "tcp"),
+            &port("127.0.0.1", 80, "tcp")
+        ));
+        assert!(!collide(
+            &port("127.0.0.1", 80, "tcp"),
+            &port("127.0.0.2", 80, "tcp")
+        ));
+        assert!(!collide(
+            &port("127.0.0.1", 80, "tcp"),
+            &port("127.0.0.1", 80, "udp")
+        ));
+        assert!(!collide(
+            &port("127.0.0.1", 80, "tcp"),
+            &port("127.0.0.1", 81, "tcp")
+        ));
     }
 }

@@ -67,8 +67,14 @@ mod tests {
             split(r#"echo "a b" 'c d' e\ f"#).unwrap(),
             ["echo", "a b", "c d", "e f"]
         );
-        assert_eq!(split("  run   --port=8080 ").unwrap(), ["run", "--port=8080"]);
-        assert_eq!(split(r#"sh -c "echo \"hi\" \$HOME""#).unwrap(), ["sh", "-c", r#"echo "hi" $HOME"#]);
+        assert_eq!(
+            split("  run   --port=8080 ").unwrap(),
+            ["run", "--port=8080"]
+        );
+        assert_eq!(
+            split(r#"sh -c "echo \"hi\" \$HOME""#).unwrap(),
+            ["sh", "-c", r#"echo "hi" $HOME"#]
+        );
         assert_eq!(split(r#"a""b '' "#).unwrap(), ["ab", ""]);
         assert_eq!(split("").unwrap(), Vec::<String>::new());
     }

@@ -145,7 +145,8 @@ impl Checker<'_> {
                 } else {
                     format!("required variable `{variable}` is not set: {message}")
                 };
-                let hint = format!("set `{variable}` in the environment or in `.env` beside the manifest");
+                let hint =
+                    format!("set `{variable}` in the environment or in `.env` beside the manifest");
                 self.error_with_hint(node, field, message, hint);
             }
             InterpolationError::Invalid { message } => self.error_with_hint(
@@ -175,7 +176,11 @@ impl Checker<'_> {
             Kind::Text => match scalar.text.trim().parse() {
                 Ok(value) => Some(value),
                 Err(_) => {
-                    self.error(node, field, format!("expected an integer, found `{}`", scalar.text));
+                    self.error(
+                        node,
+                        field,
+                        format!("expected an integer, found `{}`", scalar.text),
+                    );
                     None
                 }
             },
@@ -216,7 +221,11 @@ impl Checker<'_> {
             (Kind::Text, "false") => Some(false),
             _ => {
                 let found = describe_scalar(&scalar);
-                self.error(node, field, format!("expected `true` or `false`, found {found}"));
+                self.error(
+                    node,
+                    field,
+                    format!("expected `true` or `false`, found {found}"),
+                );
                 None
             }
         }
@@ -251,7 +260,12 @@ impl Checker<'_> {
     }
 
     /// The entries of a free-form map, keys as written (not interpolated).
-    pub fn entries<'n>(&mut self, node: &'n Node, field: &str, expected: &str) -> Option<Vec<Entry<'n>>> {
+    pub fn entries<'n>(
+        &mut self,
+        node: &'n Node,
+        field: &str,
+        expected: &str,
+    ) -> Option<Vec<Entry<'n>>> {
         let Value::Mapping(pairs) = &node.value else {
             let found = describe(node);
             self.error(node, field, format!("expected {expected}, found {found}"));

@@ -11,19 +11,34 @@ use super::check::{describe, join, Checker, Kind};
 /// Label keys the engine uses to find its containers.
 const RESERVED_LABEL_PREFIX: &str = "dev.sandbox.";
 
-/// `KEY: value` pairs, `KEY=value` items, `KEY:` / `KEY` taken from the environment.
-pub fn read_pairs(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+/// Where the value of a key written without one (`KEY:` or `- KEY`) comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Bare {
+    /// From the environment; left out when unset (`environment`, build `args`).
+    FromEnvironment,
+    /// The empty string (`labels`).
+    Empty,
+}
+
+/// `KEY: value` pairs or `KEY=value` items; see [`Bare`] for `KEY:` and `KEY`.
+pub fn read_pairs(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    bare: Bare,
+) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
     match &node.value {
         Value::Mapping(_) => {
             for entry in checker.entries(node, field, "a map").unwrap_or_default() {
                 let item_field = join(field, entry.key);
-                let Some(scalar) = checker.scalar(entry.value, &item_field, "a string, number or boolean")
+                let Some(scalar) =
+                    checker.scalar(entry.value, &item_field, "a string, number or boolean")
                 else {
                     continue;
                 };
                 let value = match scalar.kind {
-                    Kind::Null => checker.variables.get(entry.key).cloned(),
+                    Kind::Null => bare_value(checker, entry.key, bare),
                     _ => Some(scalar.text),
                 };
                 if let Some(value) = value {
@@ -42,8 +57,8 @@ pub fn read_pairs(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeM
                         pairs.insert(key.to_string(), value.to_string());
                     }
                     None => {
-                        if let Some(value) = checker.variables.get(&text) {
-                            pairs.insert(text, value.clone());
+                        if let Some(value) = bare_value(checker, &text, bare) {
+                            pairs.insert(text, value);
                         }
                     }
                 }
@@ -62,9 +77,20 @@ pub fn read_pairs(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeM
     pairs
 }
 
+fn bare_value(checker: &Checker<'_>, key: &str, bare: Bare) -> Option<String> {
+    match bare {
+        Bare::FromEnvironment => checker.variables.get(key).cloned(),
+        Bare::Empty => Some(String::new()),
+    }
+}
+
 /// `labels:`; keys under `dev.sandbox.` are reserved for the engine.
-pub fn read_labels(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
-    let mut labels = read_pairs(checker, node, field);
+pub fn read_labels(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = read_pairs(checker, node, field, Bare::Empty);
     let reserved: Vec<String> = labels
         .keys()
         .filter(|key| key.starts_with(RESERVED_LABEL_PREFIX))
@@ -102,7 +128,11 @@ fn label_node<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
 }
 
 /// `env_file:` — one path or a list (a list item may be `{path, required}`), read in order.
-pub fn read_env_files(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<String, String> {
+pub fn read_env_files(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
     let items: Vec<(&Node, String)> = match &node.value {
         Value::Sequence(items) => items
@@ -115,7 +145,9 @@ pub fn read_env_files(checker: &mut Checker<'_>, node: &Node, field: &str) -> BT
     for (item, item_field) in items {
         let (path, required) = match &item.value {
             Value::Mapping(_) => {
-                let Some(fields) = checker.fields(item, &item_field, "an env file", &["path", "required"]) else {
+                let Some(fields) =
+                    checker.fields(item, &item_field, "an env file", &["path", "required"])
+                else {
                     continue;
                 };
                 let Some(path_node) = fields.get("path") else {
@@ -147,7 +179,15 @@ fn read_env_file(
     pairs: &mut BTreeMap<String, String>,
 ) {
     let resolved = checker.directory.join(Path::new(path));
-    let text = match std::fs::read(&resolved) {
+    let text = match std::fs::File::open(&resolved).and_then(super::super::read_bounded) {
+        Ok(bytes) if bytes.len() as u64 > super::super::MAX_MANIFEST_BYTES => {
+            checker.error(
+                node,
+                field,
+                format!("env file `{path}` is larger than 4 MiB"),
+            );
+            return;
+        }
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             if required {
@@ -157,7 +197,11 @@ fn read_env_file(
             return;
         }
         Err(error) => {
-            checker.error(node, field, format!("cannot read env file `{path}`: {error}"));
+            checker.error(
+                node,
+                field,
+                format!("cannot read env file `{path}`: {error}"),
+            );
             return;
         }
     };

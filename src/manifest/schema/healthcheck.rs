@@ -4,12 +4,20 @@
 use std::time::Duration;
 
 use super::super::duration::{parse_duration, DURATION_FORMS};
-use super::super::model::{Healthcheck, HealthProbe};
+use super::super::model::{HealthProbe, Healthcheck};
 use super::super::node::{Node, Value};
 use super::check::{join, Checker, Kind};
 
 const KEYS: &[&str] = &[
-    "http", "tcp", "cmd", "test", "disable", "interval", "timeout", "retries", "start_period",
+    "http",
+    "tcp",
+    "cmd",
+    "test",
+    "disable",
+    "interval",
+    "timeout",
+    "retries",
+    "start_period",
 ];
 const PROBE_HINT: &str = "use one of `http: /health`, `tcp: true` or `cmd: [\"pg_isready\"]`";
 
@@ -24,26 +32,56 @@ pub enum Read {
 }
 
 /// Reads the section; `port` is the service's `port:` (HTTP and TCP probes need it).
-pub fn read(checker: &mut Checker<'_>, node: &Node, field: &str, service: &str, has_port: bool) -> Read {
+pub fn read(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    service: &str,
+    has_port: bool,
+) -> Read {
     let what = format!("the healthcheck of service `{service}`");
     let Some(fields) = checker.fields(node, field, &what, KEYS) else {
         return Read::Invalid;
     };
     let errors_before = checker.errors.len();
     let timing = Timing {
-        interval: duration(checker, fields.get("interval"), field, "interval", Duration::from_secs(5)),
-        timeout: duration(checker, fields.get("timeout"), field, "timeout", Duration::from_secs(2)),
-        start_period: duration(checker, fields.get("start_period"), field, "start_period", Duration::ZERO),
+        interval: duration(
+            checker,
+            fields.get("interval"),
+            field,
+            "interval",
+            Duration::from_secs(5),
+        ),
+        timeout: duration(
+            checker,
+            fields.get("timeout"),
+            field,
+            "timeout",
+            Duration::from_secs(2),
+        ),
+        start_period: duration(
+            checker,
+            fields.get("start_period"),
+            field,
+            "start_period",
+            Duration::ZERO,
+        ),
         retries: fields
             .get("retries")
-            .and_then(|retries| checker.integer_in(retries, &join(field, "retries"), 0..=i64::from(u32::MAX)))
+            .and_then(|retries| {
+                checker.integer_in(retries, &join(field, "retries"), 0..=i64::from(u32::MAX))
+            })
             .and_then(|retries| u32::try_from(retries).ok())
             .unwrap_or(3),
     };
     for (key, value) in [("interval", timing.interval), ("timeout", timing.timeout)] {
         if value.is_zero() {
             if let Some(place) = fields.get(key) {
-                checker.error(place, &join(field, key), format!("`{key}` must be longer than zero"));
+                checker.error(
+                    place,
+                    &join(field, key),
+                    format!("`{key}` must be longer than zero"),
+                );
             }
         }
     }
@@ -65,8 +103,14 @@ pub fn read(checker: &mut Checker<'_>, node: &Node, field: &str, service: &str, 
         }
         [(key, value)] => (read_probe(checker, key, value, &join(field, key)), *value),
         [_, (second, value), ..] => {
-            let message = format!("the healthcheck has more than one probe (`{second}` is the second)");
-            checker.error_with_hint(value, &join(field, second), message, "keep exactly one probe");
+            let message =
+                format!("the healthcheck has more than one probe (`{second}` is the second)");
+            checker.error_with_hint(
+                value,
+                &join(field, second),
+                message,
+                "keep exactly one probe",
+            );
             return Read::Invalid;
         }
     };
@@ -76,12 +120,18 @@ pub fn read(checker: &mut Checker<'_>, node: &Node, field: &str, service: &str, 
         None => return Read::Invalid,
     };
     if matches!(probe, HealthProbe::Http { .. } | HealthProbe::Tcp) && !has_port {
-        let kind = if matches!(probe, HealthProbe::Tcp) { "tcp" } else { "http" };
+        let kind = if matches!(probe, HealthProbe::Tcp) {
+            "tcp"
+        } else {
+            "http"
+        };
         checker.error_with_hint(
             probe_node,
             &join(field, kind),
             format!("an `{kind}` health check needs the service's `port`"),
-            format!("set `port:` on service `{service}` to the port it listens on, like `port: 8080`"),
+            format!(
+                "set `port:` on service `{service}` to the port it listens on, like `port: 8080`"
+            ),
         );
     }
     if checker.errors.len() > errors_before {
@@ -103,7 +153,13 @@ struct Timing {
     retries: u32,
 }
 
-fn duration(checker: &mut Checker<'_>, node: Option<&Node>, field: &str, key: &str, default: Duration) -> Duration {
+fn duration(
+    checker: &mut Checker<'_>,
+    node: Option<&Node>,
+    field: &str,
+    key: &str,
+    default: Duration,
+) -> Duration {
     let Some(node) = node else { return default };
     let field = join(field, key);
     let Some(scalar) = checker.scalar(node, &field, "a duration") else {
@@ -112,20 +168,38 @@ fn duration(checker: &mut Checker<'_>, node: Option<&Node>, field: &str, key: &s
     match parse_duration(&scalar.text) {
         Some(duration) if scalar.kind != Kind::Null => duration,
         _ => {
-            checker.error_with_hint(node, &field, format!("invalid duration `{}`", scalar.text), DURATION_FORMS);
+            checker.error_with_hint(
+                node,
+                &field,
+                format!("invalid duration `{}`", scalar.text),
+                DURATION_FORMS,
+            );
             default
         }
     }
 }
 
 /// `Some(None)`: the probe says "no health check" (`test: ["NONE"]`, `tcp: false`).
-fn read_probe(checker: &mut Checker<'_>, key: &str, node: &Node, field: &str) -> Option<Option<HealthProbe>> {
+fn read_probe(
+    checker: &mut Checker<'_>,
+    key: &str,
+    node: &Node,
+    field: &str,
+) -> Option<Option<HealthProbe>> {
     match key {
         "http" => {
             let path = checker.string(node, field)?;
             if !path.starts_with('/') {
-                let hint = format!("write the path only, like `http: /{}`", path.trim_start_matches("http://"));
-                checker.error_with_hint(node, field, format!("the http path `{path}` must start with `/`"), hint);
+                let hint = format!(
+                    "write the path only, like `http: /{}`",
+                    path.trim_start_matches("http://")
+                );
+                checker.error_with_hint(
+                    node,
+                    field,
+                    format!("the http path `{path}` must start with `/`"),
+                    hint,
+                );
                 return None;
             }
             Some(Some(HealthProbe::Http { path }))
@@ -135,7 +209,12 @@ fn read_probe(checker: &mut Checker<'_>, key: &str, node: &Node, field: &str) ->
             Value::Sequence(_) => {
                 let words = checker.strings(node, field, false)?;
                 if words.is_empty() {
-                    checker.error_with_hint(node, field, "the health check command is empty", PROBE_HINT);
+                    checker.error_with_hint(
+                        node,
+                        field,
+                        "the health check command is empty",
+                        PROBE_HINT,
+                    );
                     return None;
                 }
                 Some(Some(HealthProbe::Command(words)))
@@ -154,7 +233,9 @@ fn read_test(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Opti
     let words = checker.strings(node, field, false)?;
     match words.split_first() {
         Some((first, [])) if first == "NONE" => Some(None),
-        Some((first, rest)) if first == "CMD" && !rest.is_empty() => Some(Some(HealthProbe::Command(rest.to_vec()))),
+        Some((first, rest)) if first == "CMD" && !rest.is_empty() => {
+            Some(Some(HealthProbe::Command(rest.to_vec())))
+        }
         Some((first, [script])) if first == "CMD-SHELL" => Some(Some(shell(script.clone()))),
         _ => {
             checker.error_with_hint(

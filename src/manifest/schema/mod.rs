@@ -42,7 +42,11 @@ pub struct ProjectSources<'a> {
 }
 
 /// Reads the whole document. `None` when the top level is unusable (errors are in the checker).
-pub fn read(checker: &mut Checker<'_>, root: Option<&Node>, sources: &ProjectSources<'_>) -> Option<Draft> {
+pub fn read(
+    checker: &mut Checker<'_>,
+    root: Option<&Node>,
+    sources: &ProjectSources<'_>,
+) -> Option<Draft> {
     let Some(root) = root else {
         checker.error_at(
             None,
@@ -121,7 +125,9 @@ fn read_volumes(checker: &mut Checker<'_>, node: &Node) -> BTreeMap<String, Volu
             continue;
         };
         if let Some(node) = fields.get("external") {
-            spec.external = checker.boolean(node, &join(&field, "external")).unwrap_or(false);
+            spec.external = checker
+                .boolean(node, &join(&field, "external"))
+                .unwrap_or(false);
         }
         if let Some(node) = fields.get("labels") {
             spec.labels = environment::read_labels(checker, node, &join(&field, "labels"));
@@ -132,7 +138,11 @@ fn read_volumes(checker: &mut Checker<'_>, node: &Node) -> BTreeMap<String, Volu
 }
 
 /// `-p`, then `name:`, then the folder's name; normalised to lowercase `[a-z0-9_-]`.
-fn project_name(checker: &mut Checker<'_>, node: Option<&Node>, sources: &ProjectSources<'_>) -> Option<String> {
+fn project_name(
+    checker: &mut Checker<'_>,
+    node: Option<&Node>,
+    sources: &ProjectSources<'_>,
+) -> Option<String> {
     let written = node.and_then(|node| checker.string(node, "name"));
     let (raw, source) = match (sources.flag, &written) {
         (Some(flag), _) => (flag.to_string(), "-p"),
@@ -142,8 +152,16 @@ fn project_name(checker: &mut Checker<'_>, node: Option<&Node>, sources: &Projec
     let project = normalise_project(&raw);
     if project.is_empty() {
         let (span, field, hint) = match source {
-            "-p" => (None, "", "pass a name like `-p shop` (letters, digits, `_`, `-`)"),
-            "name" => (node.map(|node| node.span), "name", "use letters, digits, `_` and `-`, starting with a letter or digit"),
+            "-p" => (
+                None,
+                "",
+                "pass a name like `-p shop` (letters, digits, `_`, `-`)",
+            ),
+            "name" => (
+                node.map(|node| node.span),
+                "name",
+                "use letters, digits, `_` and `-`, starting with a letter or digit",
+            ),
             _ => (None, "", "set `name:` in the manifest or pass `-p NAME`"),
         };
         let message = format!("`{raw}` cannot be used as a project name");
@@ -159,7 +177,9 @@ pub fn normalise_project(raw: &str) -> String {
         .to_lowercase()
         .chars()
         .filter(|character| {
-            character.is_ascii_lowercase() || character.is_ascii_digit() || matches!(character, '_' | '-')
+            character.is_ascii_lowercase()
+                || character.is_ascii_digit()
+                || matches!(character, '_' | '-')
         })
         .collect();
     kept.trim_start_matches(['_', '-']).to_string()

@@ -14,10 +14,19 @@ const FORMS_HINT: &str =
     "write `\"8080\"`, `\"9000:8080\"`, `\"127.0.0.1:9000:8080\"` or `\"9000:8080/udp\"`";
 
 /// Reads `ports:`; each entry comes back with its place.
-pub fn read_ports(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<(PortPublish, Place)> {
+pub fn read_ports(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> Vec<(PortPublish, Place)> {
     let Value::Sequence(items) = &node.value else {
         let found = describe(node);
-        checker.error_with_hint(node, field, format!("expected a list of ports, found {found}"), FORMS_HINT);
+        checker.error_with_hint(
+            node,
+            field,
+            format!("expected a list of ports, found {found}"),
+            FORMS_HINT,
+        );
         return Vec::new();
     };
     let mut ports = Vec::new();
@@ -54,7 +63,12 @@ fn read_long(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Port
     let container_port = match fields.get("target") {
         Some(target) => read_port_number(checker, target, &join(field, "target")),
         None => {
-            checker.error_with_hint(node, field, "missing field `target`", "`target` is the port inside the container");
+            checker.error_with_hint(
+                node,
+                field,
+                "missing field `target`",
+                "`target` is the port inside the container",
+            );
             None
         }
     };
@@ -82,7 +96,11 @@ fn read_protocol(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<
     if protocol == "tcp" || protocol == "udp" {
         return Some(protocol);
     }
-    checker.error(node, field, format!("unknown protocol `{protocol}`: expected `tcp` or `udp`"));
+    checker.error(
+        node,
+        field,
+        format!("unknown protocol `{protocol}`: expected `tcp` or `udp`"),
+    );
     None
 }
 
@@ -94,10 +112,16 @@ pub fn read_port_number(checker: &mut Checker<'_>, node: &Node, field: &str) -> 
         Kind::Text => scalar.text.trim().parse().ok(),
         _ => None,
     };
-    match number.and_then(|number| u16::try_from(number).ok()).filter(|number| *number > 0) {
+    match number
+        .and_then(|number| u16::try_from(number).ok())
+        .filter(|number| *number > 0)
+    {
         Some(port) => Some(port),
         None => {
-            let message = format!("`{}` is not a port number: expected 1 to 65535", scalar.text);
+            let message = format!(
+                "`{}` is not a port number: expected 1 to 65535",
+                scalar.text
+            );
             checker.error(node, field, message);
             None
         }
@@ -111,9 +135,12 @@ pub fn parse_port(text: &str) -> Result<PortPublish, String> {
         None => (text, "tcp"),
     };
     if protocol != "tcp" && protocol != "udp" {
-        return Err(format!("unknown protocol `{protocol}` in `{text}`: expected `tcp` or `udp`"));
+        return Err(format!(
+            "unknown protocol `{protocol}` in `{text}`: expected `tcp` or `udp`"
+        ));
     }
-    let (host_ip, rest) = split_host_ip(addresses).ok_or_else(|| format!("invalid port `{text}`"))?;
+    let (host_ip, rest) =
+        split_host_ip(addresses).ok_or_else(|| format!("invalid port `{text}`"))?;
     let parts: Vec<&str> = rest.split(':').collect();
     let (host_ip, host_port, container_port) = match (host_ip, parts.as_slice()) {
         (None, [container]) => (None, "", *container),
@@ -123,13 +150,17 @@ pub fn parse_port(text: &str) -> Result<PortPublish, String> {
         _ => return Err(format!("invalid port `{text}`")),
     };
     if host_port.contains('-') || container_port.contains('-') {
-        return Err(format!("port ranges like `{text}` are not supported; list each port"));
+        return Err(format!(
+            "port ranges like `{text}` are not supported; list each port"
+        ));
     }
     let number = |port: &str| {
         port.parse::<u16>()
             .ok()
             .filter(|port| *port > 0)
-            .ok_or_else(|| format!("`{port}` in `{text}` is not a port number: expected 1 to 65535"))
+            .ok_or_else(|| {
+                format!("`{port}` in `{text}` is not a port number: expected 1 to 65535")
+            })
     };
     Ok(PortPublish {
         host_ip: match host_ip {
@@ -137,7 +168,11 @@ pub fn parse_port(text: &str) -> Result<PortPublish, String> {
             Some(ip) => ip.to_string(),
             None => DEFAULT_HOST_IP.to_string(),
         },
-        host_port: if host_port.is_empty() { None } else { Some(number(host_port)?) },
+        host_port: if host_port.is_empty() {
+            None
+        } else {
+            Some(number(host_port)?)
+        },
         container_port: number(container_port)?,
         protocol: protocol.to_string(),
     })
@@ -158,7 +193,12 @@ fn split_host_ip(text: &str) -> Option<(Option<&str>, &str)> {
 mod tests {
     use super::*;
 
-    fn port(host_ip: &str, host_port: Option<u16>, container_port: u16, protocol: &str) -> PortPublish {
+    fn port(
+        host_ip: &str,
+        host_port: Option<u16>,
+        container_port: u16,
+        protocol: &str,
+    ) -> PortPublish {
         PortPublish {
             host_ip: host_ip.into(),
             host_port,
@@ -170,17 +210,41 @@ mod tests {
     #[test]
     fn short_forms() {
         assert_eq!(parse_port("8080"), Ok(port("127.0.0.1", None, 8080, "tcp")));
-        assert_eq!(parse_port("9000:8080"), Ok(port("127.0.0.1", Some(9000), 8080, "tcp")));
-        assert_eq!(parse_port("0.0.0.0:9000:8080"), Ok(port("0.0.0.0", Some(9000), 8080, "tcp")));
-        assert_eq!(parse_port("127.0.0.1::8080"), Ok(port("127.0.0.1", None, 8080, "tcp")));
-        assert_eq!(parse_port("9000:8080/udp"), Ok(port("127.0.0.1", Some(9000), 8080, "udp")));
-        assert_eq!(parse_port("[::1]:9000:53/udp"), Ok(port("::1", Some(9000), 53, "udp")));
+        assert_eq!(
+            parse_port("9000:8080"),
+            Ok(port("127.0.0.1", Some(9000), 8080, "tcp"))
+        );
+        assert_eq!(
+            parse_port("0.0.0.0:9000:8080"),
+            Ok(port("0.0.0.0", Some(9000), 8080, "tcp"))
+        );
+        assert_eq!(
+            parse_port("127.0.0.1::8080"),
+            Ok(port("127.0.0.1", None, 8080, "tcp"))
+        );
+        assert_eq!(
+            parse_port("9000:8080/udp"),
+            Ok(port("127.0.0.1", Some(9000), 8080, "udp"))
+        );
+        assert_eq!(
+            parse_port("[::1]:9000:53/udp"),
+            Ok(port("::1", Some(9000), 53, "udp"))
+        );
     }
 
     #[test]
     fn bad_short_forms() {
         for text in [
-            "", "0", "70000", "a:b", "1:2:3:4", "9000:8080/sctp", "9000-9001:8080-8081", ":8080", "[::1]9000:80", ":9000:80",
+            "",
+            "0",
+            "70000",
+            "a:b",
+            "1:2:3:4",
+            "9000:8080/sctp",
+            "9000-9001:8080-8081",
+            ":8080",
+            "[::1]9000:80",
+            ":9000:80",
         ] {
             assert!(parse_port(text).is_err(), "{text:?}");
         }

@@ -6,13 +6,30 @@ use super::super::model::{Build, DependencyCondition, RestartPolicy, Service};
 use super::super::node::{Node, Value};
 use super::super::words;
 use super::check::{describe, join, Checker, Entry, Kind, Place};
+use super::environment::Bare;
 use super::volumes::normalise;
 use super::{environment, healthcheck, ports, volumes};
 
 /// Keys of a service map.
 const KEYS: &[&str] = &[
-    "image", "build", "command", "entrypoint", "environment", "env_file", "port", "ports", "volumes",
-    "depends_on", "healthcheck", "replicas", "scale", "deploy", "restart", "labels", "working_dir", "user",
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "port",
+    "ports",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "replicas",
+    "scale",
+    "deploy",
+    "restart",
+    "labels",
+    "working_dir",
+    "user",
 ];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
 const CONDITION_KEYS: &[&str] = &["condition"];
@@ -43,8 +60,12 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
     let fields = checker.fields(entry.value, &field, &what, KEYS)?;
     let key = |key: &str| join(&field, key);
 
-    let image = fields.get("image").and_then(|node| checker.string(node, &key("image")));
-    let build = fields.get("build").and_then(|node| read_build(checker, node, &key("build")));
+    let image = fields
+        .get("image")
+        .and_then(|node| checker.string(node, &key("image")));
+    let build = fields
+        .get("build")
+        .and_then(|node| read_build(checker, node, &key("build")));
     let image = match (image, &build, fields.get("build")) {
         (Some(image), _, _) => image,
         (None, Some(_), _) => format!("{project}-{name}:latest"),
@@ -67,9 +88,16 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         environment = environment::read_env_files(checker, node, &key("env_file"));
     }
     if let Some(node) = fields.get("environment") {
-        environment.extend(environment::read_pairs(checker, node, &key("environment")));
+        environment.extend(environment::read_pairs(
+            checker,
+            node,
+            &key("environment"),
+            Bare::FromEnvironment,
+        ));
     }
-    let port = fields.get("port").and_then(|node| ports::read_port_number(checker, node, &key("port")));
+    let port = fields
+        .get("port")
+        .and_then(|node| ports::read_port_number(checker, node, &key("port")));
     let (ports, port_places) = fields
         .get("ports")
         .map(|node| ports::read_ports(checker, node, &key("ports")))
@@ -89,10 +117,12 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         mounts.push(mount);
     }
     let healthcheck = match fields.get("healthcheck") {
-        Some(node) => match healthcheck::read(checker, node, &key("healthcheck"), name, port.is_some()) {
-            healthcheck::Read::Check(check) => Some(check),
-            healthcheck::Read::Disabled | healthcheck::Read::Invalid => None,
-        },
+        Some(node) => {
+            match healthcheck::read(checker, node, &key("healthcheck"), name, port.is_some()) {
+                healthcheck::Read::Check(check) => Some(check),
+                healthcheck::Read::Disabled | healthcheck::Read::Invalid => None,
+            }
+        }
         None => None,
     };
     let (depends_on, dependencies) = fields
@@ -104,8 +134,12 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         name: name.to_string(),
         image,
         build,
-        command: fields.get("command").and_then(|node| read_command(checker, node, &key("command"))),
-        entrypoint: fields.get("entrypoint").and_then(|node| read_command(checker, node, &key("entrypoint"))),
+        command: fields
+            .get("command")
+            .and_then(|node| read_command(checker, node, &key("command"))),
+        entrypoint: fields
+            .get("entrypoint")
+            .and_then(|node| read_command(checker, node, &key("entrypoint"))),
         environment,
         port,
         ports,
@@ -121,8 +155,12 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
             .get("labels")
             .map(|node| environment::read_labels(checker, node, &key("labels")))
             .unwrap_or_default(),
-        working_dir: fields.get("working_dir").and_then(|node| read_working_dir(checker, node, &key("working_dir"))),
-        user: fields.get("user").and_then(|node| checker.string(node, &key("user"))),
+        working_dir: fields
+            .get("working_dir")
+            .and_then(|node| read_working_dir(checker, node, &key("working_dir"))),
+        user: fields
+            .get("user")
+            .and_then(|node| checker.string(node, &key("user"))),
     };
     Some(ServiceDraft {
         service,
@@ -134,10 +172,12 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
 
 /// Service names become DNS aliases and parts of variable names: `[a-z0-9][a-z0-9_-]*`.
 pub fn is_service_name(name: &str) -> bool {
-    let lowercase_or_digit = |character: char| character.is_ascii_lowercase() || character.is_ascii_digit();
+    let lowercase_or_digit =
+        |character: char| character.is_ascii_lowercase() || character.is_ascii_digit();
     let mut characters = name.chars();
     characters.next().is_some_and(lowercase_or_digit)
-        && characters.all(|character| lowercase_or_digit(character) || matches!(character, '_' | '-'))
+        && characters
+            .all(|character| lowercase_or_digit(character) || matches!(character, '_' | '-'))
 }
 
 fn check_name(checker: &mut Checker<'_>, entry: &Entry<'_>, field: &str) {
@@ -148,11 +188,21 @@ fn check_name(checker: &mut Checker<'_>, entry: &Entry<'_>, field: &str) {
         .key
         .to_lowercase()
         .chars()
-        .map(|character| if character.is_ascii_alphanumeric() || character == '_' { character } else { '-' })
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || character == '_' {
+                character
+            } else {
+                '-'
+            }
+        })
         .collect::<String>()
         .trim_start_matches(['-', '_'])
         .to_string();
-    let example = if is_service_name(&suggestion) { suggestion } else { "my-service".to_string() };
+    let example = if is_service_name(&suggestion) {
+        suggestion
+    } else {
+        "my-service".to_string()
+    };
     checker.error_with_hint(
         entry.key_node,
         field,
@@ -170,12 +220,30 @@ fn read_build(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Bui
                 Some(context) => checker.string(context, &join(field, "context"))?,
                 None => ".".to_string(),
             };
-            let dockerfile = fields.get("dockerfile").and_then(|value| checker.string(value, &join(field, "dockerfile")));
-            let args = fields.get("args").map(|value| environment::read_pairs(checker, value, &join(field, "args")));
-            let target = fields.get("target").and_then(|value| checker.string(value, &join(field, "target")));
-            (context_node, context, dockerfile, args.unwrap_or_default(), target)
+            let dockerfile = fields
+                .get("dockerfile")
+                .and_then(|value| checker.string(value, &join(field, "dockerfile")));
+            let args = fields.get("args").map(|value| {
+                environment::read_pairs(checker, value, &join(field, "args"), Bare::FromEnvironment)
+            });
+            let target = fields
+                .get("target")
+                .and_then(|value| checker.string(value, &join(field, "target")));
+            (
+                context_node,
+                context,
+                dockerfile,
+                args.unwrap_or_default(),
+                target,
+            )
         }
-        _ => (node, checker.string(node, field)?, None, BTreeMap::new(), None),
+        _ => (
+            node,
+            checker.string(node, field)?,
+            None,
+            BTreeMap::new(),
+            None,
+        ),
     };
     let resolved = normalise(&checker.directory.join(&context));
     if !resolved.is_dir() {
@@ -203,7 +271,12 @@ fn read_command(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<V
     let text = checker.string(node, field)?;
     let words = words::split(&text);
     if words.is_none() {
-        checker.error_with_hint(node, field, format!("unclosed quote in `{text}`"), "close the quote, or write the command as a list");
+        checker.error_with_hint(
+            node,
+            field,
+            format!("unclosed quote in `{text}`"),
+            "close the quote, or write the command as a list",
+        );
     }
     words
 }
@@ -212,26 +285,50 @@ fn read_depends_on(
     checker: &mut Checker<'_>,
     node: &Node,
     field: &str,
-) -> (BTreeMap<String, DependencyCondition>, BTreeMap<String, DependencyPlace>) {
+) -> (
+    BTreeMap<String, DependencyCondition>,
+    BTreeMap<String, DependencyPlace>,
+) {
     let mut conditions = BTreeMap::new();
     let mut places = BTreeMap::new();
     match &node.value {
         Value::Sequence(items) => {
             for (index, item) in items.iter().enumerate() {
                 let item_field = format!("{field}[{index}]");
-                let Some(name) = checker.string(item, &item_field) else { continue };
-                let place = Place { span: item.span, field: item_field };
+                let Some(name) = checker.string(item, &item_field) else {
+                    continue;
+                };
+                let place = Place {
+                    span: item.span,
+                    field: item_field,
+                };
                 conditions.insert(name.clone(), DependencyCondition::Started);
-                places.insert(name, DependencyPlace { place, condition: None });
+                places.insert(
+                    name,
+                    DependencyPlace {
+                        place,
+                        condition: None,
+                    },
+                );
             }
         }
         Value::Mapping(_) => {
             for entry in checker.entries(node, field, "a map").unwrap_or_default() {
                 let entry_field = join(field, entry.key);
-                let (condition, condition_place) = read_condition(checker, entry.value, &entry_field);
-                let place = Place { span: entry.key_node.span, field: entry_field };
+                let (condition, condition_place) =
+                    read_condition(checker, entry.value, &entry_field);
+                let place = Place {
+                    span: entry.key_node.span,
+                    field: entry_field,
+                };
                 conditions.insert(entry.key.to_string(), condition);
-                places.insert(entry.key.to_string(), DependencyPlace { place, condition: condition_place });
+                places.insert(
+                    entry.key.to_string(),
+                    DependencyPlace {
+                        place,
+                        condition: condition_place,
+                    },
+                );
             }
         }
         Value::Scalar { .. } => {
@@ -247,7 +344,11 @@ fn read_depends_on(
     (conditions, places)
 }
 
-fn read_condition(checker: &mut Checker<'_>, node: &Node, field: &str) -> (DependencyCondition, Option<Place>) {
+fn read_condition(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> (DependencyCondition, Option<Place>) {
     if node.scalar_text().is_some_and(str::is_empty) {
         return (DependencyCondition::Started, None);
     }
@@ -258,7 +359,10 @@ fn read_condition(checker: &mut Checker<'_>, node: &Node, field: &str) -> (Depen
         return (DependencyCondition::Started, None);
     };
     let condition_field = join(field, "condition");
-    let place = Place { span: condition_node.span, field: condition_field.clone() };
+    let place = Place {
+        span: condition_node.span,
+        field: condition_field.clone(),
+    };
     let condition = match checker.string(condition_node, &condition_field).as_deref() {
         Some("started" | "service_started") => DependencyCondition::Started,
         Some("healthy" | "service_healthy") => DependencyCondition::Healthy,
@@ -290,7 +394,9 @@ fn read_replicas(checker: &mut Checker<'_>, fields: &super::check::Fields<'_>, f
     }
     if let Some(deploy) = fields.get("deploy") {
         let deploy_field = join(field, "deploy");
-        if let Some(deploy_fields) = checker.fields(deploy, &deploy_field, "`deploy`", &["replicas"]) {
+        if let Some(deploy_fields) =
+            checker.fields(deploy, &deploy_field, "`deploy`", &["replicas"])
+        {
             if let Some(node) = deploy_fields.get("replicas") {
                 let key_field = join(&deploy_field, "replicas");
                 if let Some(count) = read_count(checker, node, &key_field) {
@@ -302,8 +408,10 @@ fn read_replicas(checker: &mut Checker<'_>, fields: &super::check::Fields<'_>, f
     match counts.as_slice() {
         [] => 1,
         [(first, first_node, first_field), rest @ ..] => {
-            if let Some((other, node, other_field)) = rest.iter().find(|(count, ..)| count != first) {
-                let message = format!("`{other_field}` ({other}) disagrees with `{first_field}` ({first})");
+            if let Some((other, node, other_field)) = rest.iter().find(|(count, ..)| count != first)
+            {
+                let message =
+                    format!("`{other_field}` ({other}) disagrees with `{first_field}` ({first})");
                 let hint = format!("keep only one of them (line {})", first_node.span.line);
                 checker.error_with_hint(node, other_field, message, hint);
             }
@@ -327,11 +435,18 @@ fn read_restart(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<R
         (Kind::Text, text) => text
             .strip_prefix("on-failure:")
             .and_then(|count| count.parse().ok())
-            .map(|count| RestartPolicy::OnFailure { max_retries: Some(count) }),
+            .map(|count| RestartPolicy::OnFailure {
+                max_retries: Some(count),
+            }),
         _ => None,
     };
     if policy.is_none() {
-        checker.error_with_hint(node, field, format!("unknown restart policy `{}`", scalar.text), RESTART_HINT);
+        checker.error_with_hint(
+            node,
+            field,
+            format!("unknown restart policy `{}`", scalar.text),
+            RESTART_HINT,
+        );
     }
     policy
 }
@@ -339,7 +454,11 @@ fn read_restart(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<R
 fn read_working_dir(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<String> {
     let directory = checker.string(node, field)?;
     if !directory.starts_with('/') {
-        checker.error(node, field, format!("`working_dir` must be an absolute path, found `{directory}`"));
+        checker.error(
+            node,
+            field,
+            format!("`working_dir` must be an absolute path, found `{directory}`"),
+        );
         return None;
     }
     Some(directory)

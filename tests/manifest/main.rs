@@ -1,0 +1,9 @@
+//! The manifest module as a specification: valid manifests and what they resolve to, one fixture per
+//! way a manifest can be wrong (with its exact message locked in a snapshot), templates, and
+//! robustness against arbitrary bytes.
+
+mod fuzz;
+mod invalid;
+mod templates;
+mod util;
+mod valid;
