@@ -10,6 +10,7 @@ use crate::util::{free_port, get, Service, BINARY};
 fn sigterm_exits_promptly_with_zero() {
     let service = Service::start(&[("SERVICE_NAME", "svc")]);
     assert_eq!(get(service.port, "/health").status, 200);
+    std::thread::sleep(Duration::from_millis(200)); // the request line is logged just after the response
     let (output, took) = service.terminate();
     assert_eq!(output.status.code(), Some(0));
     assert!(took < Duration::from_secs(1), "took {took:?}");

@@ -92,3 +92,27 @@ fn expect_continue_gets_an_interim_response() {
     assert_eq!(reply.status, 200);
     assert!(reply.text().contains(r#""body":"ping""#));
 }
+
+#[test]
+fn connections_over_the_cap_get_503() {
+    let service = Service::start(&[("MAX_CONNECTIONS", "2")]);
+    std::thread::sleep(Duration::from_millis(300)); // let the readiness probe's connection end
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let (mut stream, mut reader) = connect(&service);
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        assert_eq!(
+            read_reply(&mut reader).status,
+            200,
+            "kept-alive connection is served"
+        );
+        held.push((stream, reader));
+    }
+    let (_third, mut reader) = connect(&service);
+    let reply = read_reply(&mut reader);
+    assert_eq!(reply.status, 503);
+    assert!(reply.text().contains("too many connections"));
+    drop(held);
+}

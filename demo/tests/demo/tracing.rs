@@ -219,3 +219,21 @@ fn server_errors_are_tagged_and_unsampled_requests_are_not_reported() {
         "nothing else is reported"
     );
 }
+
+#[test]
+fn an_unreachable_zipkin_never_delays_responses_and_is_logged_once() {
+    let closed = crate::util::free_port();
+    let endpoint = format!("http://127.0.0.1:{closed}/api/v2/spans");
+    let service = Service::start(&[("SERVICE_NAME", "s"), ("ZIPKIN_ENDPOINT", &endpoint)]);
+    for _ in 0..3 {
+        assert_eq!(request(service.port, "GET", "/health", &[], "").status, 200);
+        std::thread::sleep(Duration::from_millis(250)); // separate batches
+    }
+    let (output, _) = service.terminate();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("zipkin: sending").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("to {endpoint} failed")),
+        "{stderr}"
+    );
+}
