@@ -2,6 +2,7 @@
 //! everything it made (see `util::Project`). They fail, never skip, when Docker is missing.
 
 mod errors;
+mod example;
 mod lifecycle;
 mod signals;
 mod util;
