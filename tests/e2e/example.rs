@@ -8,7 +8,10 @@ use crate::util::Project;
 /// Builds the static demo binary (demo/build.sh) and copies its image context into the project.
 fn demo_context(project: &Project) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new("sh").arg(root.join("demo/build.sh")).status().expect("run demo/build.sh");
+    let status = std::process::Command::new("sh")
+        .arg(root.join("demo/build.sh"))
+        .status()
+        .expect("run demo/build.sh");
     assert!(status.success(), "demo/build.sh failed");
     let image = project.path("demo/image");
     std::fs::create_dir_all(&image).unwrap();
@@ -19,7 +22,11 @@ fn demo_context(project: &Project) {
 
 fn get(port: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
@@ -29,25 +36,39 @@ fn get(port: u16, path: &str) -> String {
 fn the_example_chain_answers_through_user_and_item() {
     let project = Project::new("example");
     demo_context(&project);
-    let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sandbox.yaml.example")).unwrap();
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sandbox.yaml.example"))
+            .unwrap();
     // Same manifest, but this test's own project, image tag and a free host port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let manifest = example
         .replace("name: example\n", "")
-        .replace("sandbox-demo:latest", &format!("sandbox-demo:{}", project.name))
+        .replace(
+            "sandbox-demo:latest",
+            &format!("sandbox-demo:{}", project.name),
+        )
         .replace("\"8080:8080\"", &format!("\"{port}:8080\""));
     project.manifest(&manifest);
     project.run(&["up", "--wait"]).success();
 
     let answer = get(port, "/users/7");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains(r#"{"service":"user","id":"7","item":{"id": "7", "name": "item 7"}}"#), "{answer}");
+    assert!(
+        answer.contains(r#"{"service":"user","id":"7","item":{"id": "7", "name": "item 7"}}"#),
+        "{answer}"
+    );
     let logs = project.run(&["logs", "item"]);
     assert!(logs.stdout.contains("GET /items/7 200"), "{}", logs.stdout);
 
     project.run(&["down"]).success();
     assert!(project.leftovers().is_empty());
-    let _ = std::process::Command::new("docker").args(["rmi", &format!("sandbox-demo:{}", project.name)]).output();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &format!("sandbox-demo:{}", project.name)])
+        .output();
 }
 
 #[test]
@@ -59,7 +80,13 @@ fn init_writes_a_template_that_validates_and_refuses_to_overwrite() {
     let again = project.run(&["init"]);
     again.expect_code(1);
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
-    project.run(&["init", "--force", "--template", "basic"]).success();
+    project
+        .run(&["init", "--force", "--template", "basic"])
+        .success();
     let list = project.run(&["init", "--list"]);
-    assert!(list.stdout.contains("basic") && list.stdout.contains("chain"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("basic") && list.stdout.contains("chain"),
+        "{}",
+        list.stdout
+    );
 }

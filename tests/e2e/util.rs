@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 pub const BINARY: &str = env!("CARGO_BIN_EXE_sandbox");
 
 /// Fails loudly (never skips) when no engine answers.
 pub fn require_docker() {
-    let output = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
+    let output = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
     match output {
         Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
@@ -55,7 +56,11 @@ impl Project {
 
     /// Writes `sandbox.yaml` (with `name:` set to the project name prepended).
     pub fn manifest(&self, body: &str) {
-        std::fs::write(self.path("sandbox.yaml"), format!("name: {}\n{body}", self.name)).expect("write manifest");
+        std::fs::write(
+            self.path("sandbox.yaml"),
+            format!("name: {}\n{body}", self.name),
+        )
+        .expect("write manifest");
     }
 
     pub fn write(&self, relative: &str, content: &str) {
@@ -77,26 +82,38 @@ impl Project {
         command
     }
 
-    /// Runs `sandbox ARGS` to completion (bounded by `limit`).
+    /// Runs `sandbox ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(self.command(args))
     }
 
     pub fn run_with(&self, mut command: Command) -> Run {
-        let started = Instant::now();
         let output = command.output().expect("run sandbox");
-        Run::from(output, started.elapsed(), format!("sandbox {:?}", command.get_args().collect::<Vec<_>>()))
+        Run::from(
+            output,
+            format!("sandbox {:?}", command.get_args().collect::<Vec<_>>()),
+        )
     }
 
     /// Container ids by name for this project (via the docker CLI, independent of sandbox).
     pub fn containers(&self) -> Vec<(String, String)> {
         let output = Command::new("docker")
-            .args(["ps", "-a", "--filter", &format!("label=dev.sandbox.project={}", self.name), "--format", "{{.Names}} {{.ID}}"])
+            .args([
+                "ps",
+                "-a",
+                "--filter",
+                &format!("label=dev.sandbox.project={}", self.name),
+                "--format",
+                "{{.Names}} {{.ID}}",
+            ])
             .output()
             .expect("docker ps");
         let mut containers: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|line| line.split_once(' ').map(|(name, id)| (name.to_string(), id.to_string())))
+            .filter_map(|line| {
+                line.split_once(' ')
+                    .map(|(name, id)| (name.to_string(), id.to_string()))
+            })
             .collect();
         containers.sort();
         containers
@@ -107,9 +124,18 @@ impl Project {
         let label = format!("label=dev.sandbox.project={}", self.name);
         let mut found = Vec::new();
         for (kind, args) in [
-            ("container", vec!["ps", "-a", "-q", "--filter", label.as_str()]),
-            ("network", vec!["network", "ls", "-q", "--filter", label.as_str()]),
-            ("volume", vec!["volume", "ls", "-q", "--filter", label.as_str()]),
+            (
+                "container",
+                vec!["ps", "-a", "-q", "--filter", label.as_str()],
+            ),
+            (
+                "network",
+                vec!["network", "ls", "-q", "--filter", label.as_str()],
+            ),
+            (
+                "volume",
+                vec!["volume", "ls", "-q", "--filter", label.as_str()],
+            ),
         ] {
             let output = Command::new("docker").args(&args).output().expect("docker");
             for id in String::from_utf8_lossy(&output.stdout).lines() {
@@ -118,40 +144,39 @@ impl Project {
         }
         found
     }
-
-    /// Waits until nothing of the project is left, up to `limit`; returns what remains.
-    pub fn wait_until_clean(&self, limit: Duration) -> Vec<String> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = self.leftovers();
-            if left.is_empty() || Instant::now() > deadline {
-                return left;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let _ = self.command(&["-p", &self.name, "down", "-v", "-t", "0"]).output();
+        let _ = self
+            .command(&["-p", &self.name, "down", "-v", "-t", "0"])
+            .output();
         // Belt and braces: whatever sandbox did not remove, the docker CLI does.
         let label = format!("label=dev.sandbox.project={}", self.name);
         let ids = |args: &[&str]| -> Vec<String> {
             Command::new("docker")
                 .args(args)
                 .output()
-                .map(|output| String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect())
+                .map(|output| {
+                    String::from_utf8_lossy(&output.stdout)
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         for id in ids(&["ps", "-a", "-q", "--filter", &label]) {
-            let _ = Command::new("docker").args(["rm", "-f", "-v", &id]).output();
+            let _ = Command::new("docker")
+                .args(["rm", "-f", "-v", &id])
+                .output();
         }
         for id in ids(&["network", "ls", "-q", "--filter", &label]) {
             let _ = Command::new("docker").args(["network", "rm", &id]).output();
         }
         for id in ids(&["volume", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker").args(["volume", "rm", "-f", &id]).output();
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &id])
+                .output();
         }
     }
 }
@@ -161,17 +186,15 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
-    pub elapsed: Duration,
     pub description: String,
 }
 
 impl Run {
-    fn from(output: Output, elapsed: Duration, description: String) -> Run {
+    fn from(output: Output, description: String) -> Run {
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-            elapsed,
             description,
         }
     }
@@ -225,5 +248,6 @@ pub fn httpd_service(project: &Project, name: &str, extra: &str) -> String {
 pub fn ps_json(project: &Project) -> serde_json::Value {
     let run = project.run(&["--json", "ps"]);
     run.success();
-    serde_json::from_str(&run.stdout).unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
 }
