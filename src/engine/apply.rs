@@ -2,7 +2,6 @@
 //! parallel along the dependency graph, each waiting only for its own dependencies' conditions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -535,23 +534,7 @@ impl ServiceRun<'_> {
             return Ok(None);
         };
         let address = self.service.port.and_then(|port| {
-            let by_ip = ip
-                .as_deref()
-                .filter(|_| self.docker.host_reaches_containers())
-                .and_then(|ip| format!("{ip}:{port}").parse::<SocketAddr>().ok());
-            by_ip.or_else(|| {
-                published
-                    .iter()
-                    .find(|publish| publish.container_port == port && publish.protocol == "tcp")
-                    .and_then(|publish| {
-                        let host = if publish.host_ip.is_empty() || publish.host_ip == "0.0.0.0" {
-                            "127.0.0.1"
-                        } else {
-                            publish.host_ip.as_str()
-                        };
-                        format!("{host}:{}", publish.host_port).parse().ok()
-                    })
-            })
+            health::reachable_address(self.docker, ip.as_deref(), &published, port)
         });
         Ok(Some(ProbeTarget {
             container_id: replica.container_id.clone(),

@@ -150,20 +150,19 @@ impl Docker {
         &self,
         project: &str,
     ) -> Result<Vec<ObservedContainer>, EngineError> {
-        self.containers_labelled(&format!("{}={project}", labels::PROJECT))
-            .await
+        self.containers_labelled(Some(project)).await
     }
 
     /// Every container made by any sandbox on this engine.
     pub async fn all_sandbox_containers(&self) -> Result<Vec<ObservedContainer>, EngineError> {
-        self.containers_labelled(labels::PROJECT).await
+        self.containers_labelled(None).await
     }
 
     async fn containers_labelled(
         &self,
-        label_filter: &str,
+        project: Option<&str>,
     ) -> Result<Vec<ObservedContainer>, EngineError> {
-        let filters = HashMap::from([("label".to_string(), vec![label_filter.to_string()])]);
+        let filters = project_filter(project);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
@@ -286,11 +285,7 @@ impl Docker {
         &self,
         project: Option<&str>,
     ) -> Result<Vec<String>, EngineError> {
-        let filter = match project {
-            Some(project) => format!("{}={project}", labels::PROJECT),
-            None => labels::PROJECT.to_string(),
-        };
-        let filters = HashMap::from([("label".to_string(), vec![filter])]);
+        let filters = project_filter(project);
         let options = ListNetworksOptionsBuilder::default()
             .filters(&filters)
             .build();
@@ -354,11 +349,7 @@ impl Docker {
         &self,
         project: Option<&str>,
     ) -> Result<Vec<String>, EngineError> {
-        let filter = match project {
-            Some(project) => format!("{}={project}", labels::PROJECT),
-            None => labels::PROJECT.to_string(),
-        };
-        let filters = HashMap::from([("label".to_string(), vec![filter])]);
+        let filters = project_filter(project);
         let options = ListVolumesOptionsBuilder::default()
             .filters(&filters)
             .build();
@@ -734,6 +725,15 @@ impl Docker {
             None => Ok(0),
         }
     }
+}
+
+/// A list filter for resources labelled with `project`, or with any project when `None`.
+fn project_filter(project: Option<&str>) -> HashMap<String, Vec<String>> {
+    let filter = match project {
+        Some(project) => format!("{}={project}", labels::PROJECT),
+        None => labels::PROJECT.to_string(),
+    };
+    HashMap::from([("label".to_string(), vec![filter])])
 }
 
 /// Engine endpoint the way the Docker CLI picks it.

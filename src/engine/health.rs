@@ -23,6 +23,32 @@ pub struct ProbeTarget {
     pub host: String,
 }
 
+/// Where this process reaches a container's `port`: its IP on the project network when the host can
+/// route to container IPs (a Linux engine), else the port's loopback publish (Docker Desktop).
+pub fn reachable_address(
+    docker: &Docker,
+    ip: Option<&str>,
+    published: &[super::docker::PublishedPort],
+    port: u16,
+) -> Option<SocketAddr> {
+    let by_ip = ip
+        .filter(|_| docker.host_reaches_containers())
+        .and_then(|ip| format!("{ip}:{port}").parse::<SocketAddr>().ok());
+    by_ip.or_else(|| {
+        published
+            .iter()
+            .find(|publish| publish.container_port == port && publish.protocol == "tcp")
+            .and_then(|publish| {
+                let host = if publish.host_ip.is_empty() || publish.host_ip == "0.0.0.0" {
+                    "127.0.0.1"
+                } else {
+                    publish.host_ip.as_str()
+                };
+                format!("{host}:{}", publish.host_port).parse().ok()
+            })
+    })
+}
+
 /// Runs one probe. `Ok` carries nothing; `Err` is the probe's result in words
 /// (`GET /health → 500`, `connection refused`, `exit code 1: ...`).
 pub async fn probe(

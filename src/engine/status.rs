@@ -52,20 +52,12 @@ pub async fn project_status(
         if let (Some(service), true) = (service, container.state == "running") {
             if let Some(healthcheck) = &service.healthcheck {
                 let address = service.port.and_then(|port| {
-                    let by_ip = container
-                        .ip
-                        .as_deref()
-                        .filter(|_| docker.host_reaches_containers())
-                        .and_then(|ip| format!("{ip}:{port}").parse().ok());
-                    by_ip.or_else(|| {
-                        container
-                            .ports
-                            .iter()
-                            .find(|publish| publish.container_port == port)
-                            .and_then(|publish| {
-                                format!("127.0.0.1:{}", publish.host_port).parse().ok()
-                            })
-                    })
+                    health::reachable_address(
+                        docker,
+                        container.ip.as_deref(),
+                        &container.ports,
+                        port,
+                    )
                 });
                 let target = ProbeTarget {
                     container_id: container.id.clone(),
