@@ -36,6 +36,14 @@ impl Bars {
                 elapsed_ms,
             } => {
                 let key = subject(service, *replica);
+                if *replica > 0 {
+                    // The service-wide line (building, waiting for dependencies) gives way to the
+                    // replicas' own lines once they appear.
+                    if let Some(service_bar) = self.bars.remove(service.as_str()) {
+                        service_bar.finish_and_clear();
+                        self.multi.remove(&service_bar);
+                    }
+                }
                 let bar = self.bar(&key);
                 let time = format_elapsed(*elapsed_ms);
                 let detail = if detail.is_empty() {
