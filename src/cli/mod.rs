@@ -63,6 +63,11 @@ pub enum Command {
     Validate,
     /// Write a starter manifest.
     Init(commands::init::InitArgs),
+    /// Remove every sandbox resource on this engine (`down --all`), listing what was removed.
+    Prune(commands::down::PruneArgs),
+    /// Internal: the reaper that cleans up after a sandbox whose owner died.
+    #[command(hide = true)]
+    Reap,
 }
 
 /// Parses arguments, runs the command, maps the outcome to an exit code.

@@ -3,6 +3,7 @@
 //! always by label — so a lost state file or a killed process strands nothing.
 
 pub mod process;
+pub mod reaper;
 pub mod state;
 
 pub use state::ControlPlaneState;

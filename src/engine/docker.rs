@@ -300,6 +300,50 @@ impl Docker {
             .collect())
     }
 
+    /// Every project that has a container, network or volume labelled on this engine.
+    pub async fn sandbox_projects(
+        &self,
+    ) -> Result<std::collections::BTreeSet<String>, EngineError> {
+        let filters = project_filter(None);
+        let mut projects: std::collections::BTreeSet<String> = self
+            .all_sandbox_containers()
+            .await?
+            .into_iter()
+            .filter_map(|container| container.labels.get(labels::PROJECT).cloned())
+            .collect();
+        let networks = self
+            .client
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|error| api_error("listing networks", error))?;
+        projects.extend(
+            networks
+                .into_iter()
+                .filter_map(|network| network.labels?.get(labels::PROJECT).cloned()),
+        );
+        let volumes = self
+            .client
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(|error| api_error("listing volumes", error))?;
+        projects.extend(
+            volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|volume| volume.labels.get(labels::PROJECT).cloned()),
+        );
+        Ok(projects)
+    }
+
     /// Removes a network; a missing one is not an error.
     pub async fn remove_network(&self, name: &str) -> Result<(), EngineError> {
         match self.client.remove_network(name).await {

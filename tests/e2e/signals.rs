@@ -82,3 +82,67 @@ fn a_killed_detached_control_plane_strands_nothing_that_down_cannot_find() {
         project.leftovers()
     );
 }
+
+#[test]
+fn sigkill_of_a_foreground_up_is_cleaned_up_by_the_reaper() {
+    let project = Project::new("reaper");
+    project.manifest(&format!(
+        "volumes:\n  keep: {{}}\nservices:\n{}",
+        httpd_service(
+            &project,
+            "web",
+            "    volumes: [\"keep:/keep\", \"/scratch\"]\n"
+        )
+    ));
+    let mut child = project
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_running(&project, 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let started = Instant::now();
+    let without_volumes = || -> Vec<String> {
+        project
+            .leftovers()
+            .into_iter()
+            .filter(|resource| !resource.starts_with("volume"))
+            .collect()
+    };
+    while !without_volumes().is_empty() && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        without_volumes().is_empty(),
+        "the reaper left {:?}",
+        without_volumes()
+    );
+    // Named volumes are data: the reaper keeps them, as `down` does.
+    let volume = format!("{}_keep", project.name);
+    let kept = std::process::Command::new("docker")
+        .args(["volume", "inspect", &volume])
+        .output()
+        .unwrap();
+    assert!(
+        kept.status.success(),
+        "named volume {volume} must survive the reaper"
+    );
+}
+
+#[test]
+fn a_detached_sandbox_is_not_reaped_when_its_shell_goes_away() {
+    let project = Project::new("noreap");
+    project.manifest(&format!(
+        "services:\n{}",
+        httpd_service(&project, "web", "")
+    ));
+    project.run(&["up", "-d"]).success();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        project.containers().len(),
+        1,
+        "up -d sandboxes outlive the command that started them"
+    );
+}

@@ -36,13 +36,17 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 impl Project {
     /// A fresh project; `tag` names the test in the project name.
     pub fn new(tag: &str) -> Project {
-        require_docker();
-        let name = format!(
+        Project::named(format!(
             "t{}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst),
             tag.replace('_', "-")
-        );
+        ))
+    }
+
+    /// A fresh project with exactly this name.
+    pub fn named(name: String) -> Project {
+        require_docker();
         Project {
             name,
             dir: tempfile::tempdir().expect("temp dir"),

@@ -5,6 +5,7 @@ pub mod down;
 pub mod init;
 pub mod logs;
 pub mod ps;
+pub mod reap;
 pub mod up;
 
 use super::{Cli, Command};
@@ -21,5 +22,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
         Command::Config(args) => config::run(&global, args, printer),
         Command::Validate => config::validate(&global, printer),
         Command::Init(args) => init::run(args, printer),
+        Command::Prune(args) => down::prune(&args.into(), printer).await,
+        Command::Reap => reap::run(&global).await,
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::signals::Shutdown;
 use crate::cli::{context, GlobalArgs};
-use crate::control::{process, ControlPlaneState};
+use crate::control::{process, reaper, ControlPlaneState};
 use crate::engine::logs::LogSource;
 use crate::engine::spec::Wiring;
 use crate::engine::{self, Docker, DownOptions, EngineError, UpOptions};
@@ -168,12 +168,16 @@ async fn serve_foreground(
         log_file: None,
     };
     let _ = state.write();
+    // If this process dies without tearing down (kill -9, a cancelled CI job), the reaper does.
+    let lease = reaper::spawn(&manifest.project).ok();
     let shutdown = Shutdown::install();
     let events = printer.event_sink();
     let result = bring_up(manifest, &up_options(args, true), &events, &shutdown).await;
     let running = match result {
         Ok(running) => running,
         Err(error) => {
+            // Left as they are for `sandbox logs`; the report says how to remove them.
+            lease.map(reaper::Lease::release);
             ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
             return Err(error.into());
         }
@@ -207,6 +211,7 @@ async fn serve_foreground(
     }
     tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
     printer.finish_progress();
+    lease.map(reaper::Lease::release);
     ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
     Ok(if shutdown.graceful.is_cancelled() {
         130

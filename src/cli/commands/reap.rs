@@ -1,0 +1,32 @@
+//! `sandbox reap` (internal): the reaper process behind a foreground sandbox; see
+//! [`crate::control::reaper`].
+
+use std::time::Duration;
+
+use crate::cli::GlobalArgs;
+use crate::control::reaper;
+use crate::engine::{self, Docker, DownOptions};
+
+pub async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
+    let Some(project) = global.project.clone() else {
+        return Ok(2);
+    };
+    let abandoned =
+        tokio::task::spawn_blocking(|| reaper::owner_abandoned(std::io::stdin().lock())).await?;
+    if !abandoned {
+        return Ok(0);
+    }
+    let docker = Docker::connect().await?;
+    let options = DownOptions {
+        remove_volumes: false,
+        timeout: Duration::from_secs(1),
+    };
+    engine::down(
+        &docker,
+        &project,
+        &options,
+        &crate::events::EventSink::discard(),
+    )
+    .await?;
+    Ok(0)
+}
