@@ -7,9 +7,14 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let mut args = std::env::args().skip(1);
-    let port = args.next().and_then(|p| p.parse().ok()).unwrap_or(sandbox::trace::DEFAULT_PORT);
+    let port = args
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(sandbox::trace::DEFAULT_PORT);
     let max_spans = args.next().and_then(|m| m.parse().ok()).unwrap_or(500_000);
     let shutdown = CancellationToken::new();
     tokio::spawn({

@@ -65,9 +65,10 @@ where
     } else {
         route(request, &state).await
     };
-    response
-        .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 
@@ -78,12 +79,18 @@ fn preflight<B>(request: &Request<B>) -> Reply {
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST, OPTIONS"),
     );
-    let requested = request.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    let requested = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         requested.unwrap_or(HeaderValue::from_static("content-type, content-encoding")),
     );
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
     response
 }
 
@@ -107,9 +114,14 @@ where
             collect(request, state, version).await
         }
         (_, &Method::GET | &Method::HEAD) => query_route(path, &params, state),
-        ("/api/v2/spans" | "/api/v1/spans", _) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        ("/api/v2/spans" | "/api/v1/spans", _) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        }
         _ if known_get(path) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
-        _ => error(StatusCode::NOT_FOUND, format!("no route for {method} {full_path}")),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            format!("no route for {method} {full_path}"),
+        ),
     }
 }
 
@@ -210,7 +222,9 @@ fn trace_many(params: &Params, state: &State) -> Result<Vec<u8>, QueryError> {
 fn dependencies(params: &Params, state: &State) -> Result<Vec<u8>, QueryError> {
     params.required("endTs")?;
     let end_ts = params.integer("endTs")?.unwrap_or_default();
-    let lookback = params.integer("lookback")?.unwrap_or(DEFAULT_LOOKBACK_MS as i64);
+    let lookback = params
+        .integer("lookback")?
+        .unwrap_or(DEFAULT_LOOKBACK_MS as i64);
     if end_ts <= 0 {
         return Err(QueryError("endTs <= 0".into()));
     }
@@ -275,11 +289,19 @@ where
         return Err(BodyError::TooLarge(limit));
     }
     let content_type = header_text(headers, header::CONTENT_TYPE).to_ascii_lowercase();
-    let encoding = header_text(headers, header::CONTENT_ENCODING).trim().to_ascii_lowercase();
+    let encoding = header_text(headers, header::CONTENT_ENCODING)
+        .trim()
+        .to_ascii_lowercase();
     let body = match Limited::new(request.into_body(), limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(BodyError::TooLarge(limit)),
-        Err(e) => return Err(BodyError::Unreadable(format!("could not read the request body: {e}"))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(BodyError::TooLarge(limit))
+        }
+        Err(e) => {
+            return Err(BodyError::Unreadable(format!(
+                "could not read the request body: {e}"
+            )))
+        }
     };
     add(&state.metrics.bytes, body.len() as u64);
     let body = match encoding.as_str() {
@@ -296,10 +318,14 @@ where
     }
     let decoded = if version == 1 {
         if content_type.contains("thrift") {
-            return Err(BodyError::Unreadable("v1 thrift is not supported; send v1 or v2 JSON".into()));
+            return Err(BodyError::Unreadable(
+                "v1 thrift is not supported; send v1 or v2 JSON".into(),
+            ));
         }
         codec::v1::decode(&body)
-    } else if content_type.starts_with("application/x-protobuf") || content_type.starts_with("application/protobuf") {
+    } else if content_type.starts_with("application/x-protobuf")
+        || content_type.starts_with("application/protobuf")
+    {
         codec::proto::decode(&body)
     } else {
         json::decode(&body)
@@ -308,7 +334,10 @@ where
 }
 
 fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> &str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, BodyError> {

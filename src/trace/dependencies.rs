@@ -41,7 +41,10 @@ impl<'a> Tree<'a> {
     fn build(spans: &'a [Span]) -> Self {
         let mut by_key: HashMap<(SpanId, bool), Vec<usize>> = HashMap::new();
         for (index, span) in spans.iter().enumerate() {
-            by_key.entry((span.id, span.shared)).or_default().push(index);
+            by_key
+                .entry((span.id, span.shared))
+                .or_default()
+                .push(index);
         }
         let find = |id: SpanId, shared: bool, service: Option<&str>| -> Option<usize> {
             let candidates = by_key.get(&(id, shared))?;
@@ -65,7 +68,11 @@ impl<'a> Tree<'a> {
                 let service = span.local_service_name();
                 by_key
                     .get(&(parent, true))
-                    .and_then(|c| c.iter().copied().find(|&i| spans[i].local_service_name() == service))
+                    .and_then(|c| {
+                        c.iter()
+                            .copied()
+                            .find(|&i| spans[i].local_service_name() == service)
+                    })
                     .or_else(|| find(parent, false, None))
                     .or_else(|| find(parent, true, None))
             })
@@ -235,7 +242,13 @@ mod tests {
     use crate::trace::merge::merge;
     use crate::trace::model::{Endpoint, TraceId};
 
-    fn span(id: u64, parent: Option<u64>, kind: Option<Kind>, service: &str, remote: Option<&str>) -> Span {
+    fn span(
+        id: u64,
+        parent: Option<u64>,
+        kind: Option<Kind>,
+        service: &str,
+        remote: Option<&str>,
+    ) -> Span {
         let mut span = Span::new(TraceId(9), SpanId(id));
         span.parent_id = parent.map(SpanId);
         span.kind = kind;
@@ -293,7 +306,11 @@ mod tests {
         ];
         assert_eq!(
             links(spans),
-            vec![link("browser", "front", 1, 0), link("front", "back", 1, 0), link("back", "mysql", 1, 0)]
+            vec![
+                link("browser", "front", 1, 0),
+                link("front", "back", 1, 0),
+                link("back", "mysql", 1, 0)
+            ]
         );
     }
 
@@ -303,7 +320,13 @@ mod tests {
             span(1, None, Some(Kind::Producer), "orders", Some("kafka")),
             span(2, Some(1), Some(Kind::Consumer), "billing", Some("kafka")),
         ];
-        assert_eq!(links(spans), vec![link("orders", "kafka", 1, 0), link("kafka", "billing", 1, 0)]);
+        assert_eq!(
+            links(spans),
+            vec![
+                link("orders", "kafka", 1, 0),
+                link("kafka", "billing", 1, 0)
+            ]
+        );
     }
 
     #[test]

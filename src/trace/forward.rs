@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn url_gets_the_default_path_and_https_is_refused() {
-        assert_eq!(parse_url("http://zipkin:9411").unwrap().to_string(), "http://zipkin:9411/api/v2/spans");
+        assert_eq!(
+            parse_url("http://zipkin:9411").unwrap().to_string(),
+            "http://zipkin:9411/api/v2/spans"
+        );
         assert_eq!(parse_url("http://z:1/custom").unwrap().path(), "/custom");
         assert!(parse_url("https://z").is_err());
         assert!(parse_url("not a url").is_err());

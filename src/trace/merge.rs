@@ -51,7 +51,9 @@ struct EndpointTracker(Endpoint);
 
 impl EndpointTracker {
     fn try_merge(&mut self, endpoint: Option<&Endpoint>) -> bool {
-        let Some(endpoint) = endpoint else { return true };
+        let Some(endpoint) = endpoint else {
+            return true;
+        };
         let mine = &self.0;
         if conflict(&mine.service_name, &endpoint.service_name)
             || conflict(&mine.ipv4, &endpoint.ipv4)
@@ -130,7 +132,10 @@ mod tests {
         late.duration = Some(5);
         let merged = merge(vec![late, first]);
         assert_eq!(merged.len(), 1);
-        assert_eq!((merged[0].timestamp, merged[0].duration), (Some(10), Some(5)));
+        assert_eq!(
+            (merged[0].timestamp, merged[0].duration),
+            (Some(10), Some(5))
+        );
         assert_eq!(merged[0].tags["error"], "boom");
     }
 

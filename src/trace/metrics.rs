@@ -35,20 +35,56 @@ impl Metrics {
     pub fn render(&self, stored: usize, evicted: u64) -> String {
         let mut out = String::with_capacity(2048);
         let counters = [
-            ("zipkin_collector_messages_total", "Messages received", &self.messages),
-            ("zipkin_collector_messages_dropped_total", "Messages dropped", &self.messages_dropped),
-            ("zipkin_collector_bytes_total", "Bytes received", &self.bytes),
-            ("zipkin_collector_spans_total", "Spans received", &self.spans),
-            ("zipkin_collector_spans_dropped_total", "Spans dropped", &self.spans_dropped),
+            (
+                "zipkin_collector_messages_total",
+                "Messages received",
+                &self.messages,
+            ),
+            (
+                "zipkin_collector_messages_dropped_total",
+                "Messages dropped",
+                &self.messages_dropped,
+            ),
+            (
+                "zipkin_collector_bytes_total",
+                "Bytes received",
+                &self.bytes,
+            ),
+            (
+                "zipkin_collector_spans_total",
+                "Spans received",
+                &self.spans,
+            ),
+            (
+                "zipkin_collector_spans_dropped_total",
+                "Spans dropped",
+                &self.spans_dropped,
+            ),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            let _ = writeln!(out, "{name}{{transport=\"http\"}} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "{name}{{transport=\"http\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         let forward = [
-            ("zipkin_forward_spans_total", "Spans forwarded", &self.forwarded_spans),
-            ("zipkin_forward_spans_dropped_total", "Spans not forwarded: queue full", &self.forward_dropped_spans),
-            ("zipkin_forward_spans_failed_total", "Spans whose forward request failed", &self.forward_failed_spans),
+            (
+                "zipkin_forward_spans_total",
+                "Spans forwarded",
+                &self.forwarded_spans,
+            ),
+            (
+                "zipkin_forward_spans_dropped_total",
+                "Spans not forwarded: queue full",
+                &self.forward_dropped_spans,
+            ),
+            (
+                "zipkin_forward_spans_failed_total",
+                "Spans whose forward request failed",
+                &self.forward_failed_spans,
+            ),
         ];
         for (name, help, counter) in forward {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -116,7 +116,10 @@ pub async fn run_standalone(
 ) -> Result<(), TraceError> {
     let listener = TcpListener::bind(bind)
         .await
-        .map_err(|source| TraceError::Bind { address: bind, source })?;
+        .map_err(|source| TraceError::Bind {
+            address: bind,
+            source,
+        })?;
     tracing::info!(address = %listener.local_addr().unwrap_or(bind), "zipkin listening");
     let config = TraceConfig {
         max_spans,

@@ -175,7 +175,10 @@ impl Endpoint {
 
     /// True when no field is set (the server then drops the endpoint).
     pub fn is_empty(&self) -> bool {
-        self.service_name.is_none() && self.ipv4.is_none() && self.ipv6.is_none() && self.port.is_none()
+        self.service_name.is_none()
+            && self.ipv4.is_none()
+            && self.ipv6.is_none()
+            && self.port.is_none()
     }
 
     fn normalize(&mut self) {
@@ -348,7 +351,10 @@ mod tests {
     fn trace_ids_are_left_padded_to_16_or_32() {
         assert_eq!(TraceId::parse("a").unwrap().to_string(), "000000000000000a");
         let long = TraceId::parse("1a2b3c4d5e6f7a8b9").unwrap();
-        assert_eq!(long.to_string(), "00000000000000000000000000000001a2b3c4d5e6f7a8b9"[16..]);
+        assert_eq!(
+            long.to_string(),
+            "00000000000000000000000000000001a2b3c4d5e6f7a8b9"[16..]
+        );
         assert_eq!(long.to_string().len(), 32);
     }
 
@@ -362,8 +368,17 @@ mod tests {
     #[test]
     fn ids_reject_upper_case_too_long_and_zero() {
         assert_eq!(TraceId::parse("ABC"), Err(IdError::NotLowerHex("traceId")));
-        assert!(matches!(TraceId::parse(&"1".repeat(33)), Err(IdError::TooLong { .. })));
-        assert_eq!(SpanId::parse(&"1".repeat(17)), Err(IdError::TooLong { field: "id", max: 16 }));
+        assert!(matches!(
+            TraceId::parse(&"1".repeat(33)),
+            Err(IdError::TooLong { .. })
+        ));
+        assert_eq!(
+            SpanId::parse(&"1".repeat(17)),
+            Err(IdError::TooLong {
+                field: "id",
+                max: 16
+            })
+        );
         assert_eq!(SpanId::parse("0000"), Err(IdError::AllZeros("id")));
         assert_eq!(SpanId::parse_parent("0000000000000000"), Ok(None));
         assert_eq!(SpanId::parse("0x12"), Err(IdError::NotLowerHex("id")));

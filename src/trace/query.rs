@@ -56,7 +56,10 @@ impl Params {
 
     /// A parameter's value, `None` when absent or empty (as the server treats empty values).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A parameter's value as sent, even when empty.
@@ -155,7 +158,9 @@ impl QueryRequest {
         let max_duration = params.integer("maxDuration")?;
         let max_duration = match (min_duration, max_duration) {
             (None, Some(_)) => {
-                return Err(QueryError("maxDuration is only valid with minDuration".into()))
+                return Err(QueryError(
+                    "maxDuration is only valid with minDuration".into(),
+                ))
             }
             (Some(min), Some(max)) if max < min as i64 => {
                 return Err(QueryError("maxDuration < minDuration".into()))
@@ -166,7 +171,10 @@ impl QueryRequest {
             service_name: lower(params.get("serviceName")),
             remote_service_name: lower(params.get("remoteServiceName")),
             span_name: lower(params.get("spanName")).filter(|name| name != "all"),
-            annotation_query: params.get("annotationQuery").map(parse_annotation_query).unwrap_or_default(),
+            annotation_query: params
+                .get("annotationQuery")
+                .map(parse_annotation_query)
+                .unwrap_or_default(),
             min_duration,
             max_duration,
             end_ts,
@@ -222,9 +230,18 @@ mod tests {
             ]
         );
         // A bare key does not override a key=value; key=value overrides a bare key; last wins.
-        assert_eq!(parse_annotation_query("a=1 and a"), vec![("a".into(), "1".into())]);
-        assert_eq!(parse_annotation_query("a and a=2 and a=3"), vec![("a".into(), "3".into())]);
-        assert_eq!(parse_annotation_query("url=/x?a=b"), vec![("url".into(), "/x?a=b".into())]);
+        assert_eq!(
+            parse_annotation_query("a=1 and a"),
+            vec![("a".into(), "1".into())]
+        );
+        assert_eq!(
+            parse_annotation_query("a and a=2 and a=3"),
+            vec![("a".into(), "3".into())]
+        );
+        assert_eq!(
+            parse_annotation_query("url=/x?a=b"),
+            vec![("url".into(), "/x?a=b".into())]
+        );
         assert!(parse_annotation_query(" and ").is_empty());
     }
 
@@ -233,7 +250,10 @@ mod tests {
         let request = request("serviceName=FrontEnd&spanName=all").unwrap();
         assert_eq!(request.service_name.as_deref(), Some("frontend"));
         assert_eq!(request.span_name, None);
-        assert_eq!((request.end_ts, request.lookback, request.limit), (1_000_000, DEFAULT_LOOKBACK_MS, 10));
+        assert_eq!(
+            (request.end_ts, request.lookback, request.limit),
+            (1_000_000, DEFAULT_LOOKBACK_MS, 10)
+        );
     }
 
     #[test]
@@ -243,7 +263,10 @@ mod tests {
             ("endTs=-1", "endTs <= 0"),
             ("lookback=0", "lookback <= 0"),
             ("minDuration=0", "minDuration <= 0"),
-            ("maxDuration=5", "maxDuration is only valid with minDuration"),
+            (
+                "maxDuration=5",
+                "maxDuration is only valid with minDuration",
+            ),
             ("minDuration=10&maxDuration=5", "maxDuration < minDuration"),
             ("limit=ten", "invalid limit"),
         ] {
@@ -254,7 +277,10 @@ mod tests {
     #[test]
     fn percent_decoding() {
         let params = Params::parse(Some("annotationQuery=http.method%3DGET+and+error&x=%zz"));
-        assert_eq!(params.get("annotationQuery"), Some("http.method=GET and error"));
+        assert_eq!(
+            params.get("annotationQuery"),
+            Some("http.method=GET and error")
+        );
         assert_eq!(params.get("x"), Some("%zz"));
     }
 }

@@ -21,19 +21,36 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const GRACE: Duration = Duration::from_secs(5);
 
 /// Serves until `shutdown` is cancelled, then drains.
-pub(crate) async fn run(listeners: Vec<TcpListener>, state: Arc<State>, shutdown: CancellationToken) {
+pub(crate) async fn run(
+    listeners: Vec<TcpListener>,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     for listener in listeners {
-        tracker.spawn(accept(listener, state.clone(), shutdown.clone(), tracker.clone()));
+        tracker.spawn(accept(
+            listener,
+            state.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
     }
     shutdown.cancelled().await;
     tracker.close();
-    if tokio::time::timeout(GRACE + Duration::from_secs(1), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(GRACE + Duration::from_secs(1), tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("trace server: connections still open after the grace period; closing them");
     }
 }
 
-async fn accept(listener: TcpListener, state: Arc<State>, shutdown: CancellationToken, tracker: TaskTracker) {
+async fn accept(
+    listener: TcpListener,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,

@@ -7,7 +7,11 @@ use crate::util::{now_micros, span, start, start_with, strings, trace_ids, TestS
 
 /// Three traces: 1 (front → back, GET, error tag), 2 (front, POST, slow, annotated), 3 (back, old).
 async fn seeded() -> TestServer {
-    let server = start_with(TraceConfig { autocomplete_keys: vec!["env".into()], ..TraceConfig::default() }).await;
+    let server = start_with(TraceConfig {
+        autocomplete_keys: vec!["env".into()],
+        ..TraceConfig::default()
+    })
+    .await;
     let mut root = span(1, 1, None, "front", "GET /", 3000);
     root.tags.insert("http.method".into(), "GET".into());
     root.tags.insert("env".into(), "prod".into());
@@ -17,7 +21,10 @@ async fn seeded() -> TestServer {
     let mut callee = span(1, 2, Some(1), "back", "handle", 3000);
     callee.tags.insert("error".into(), "boom".into());
     let mut slow = span(2, 9, None, "front", "POST /", 1000);
-    slow.annotations.push(Annotation { timestamp: now_micros(), value: "retried".into() });
+    slow.annotations.push(Annotation {
+        timestamp: now_micros(),
+        value: "retried".into(),
+    });
     slow.tags.insert("env".into(), "dev".into());
     let old = span(3, 1, None, "back", "cron", 2 * 86_400_000);
     server.store.ingest(vec![root, client, callee, slow, old]);
@@ -27,18 +34,51 @@ async fn seeded() -> TestServer {
 #[tokio::test]
 async fn names_endpoints() {
     let server = seeded().await;
-    assert_eq!(strings(&server.get("/api/v2/services").await), vec!["back", "front"]);
-    assert_eq!(strings(&server.get("/api/v2/spans?serviceName=front").await), vec!["call back", "get /", "post /"]);
-    assert_eq!(strings(&server.get("/api/v2/spans?serviceName=FRONT&spanKind=client").await), vec!["call back"]);
-    assert_eq!(strings(&server.get("/api/v2/spans?serviceName=nobody").await), Vec::<String>::new());
-    assert_eq!(strings(&server.get("/api/v2/spans?serviceName=").await), Vec::<String>::new());
-    assert_eq!(strings(&server.get("/api/v2/remoteServices?serviceName=front").await), vec!["back"]);
-    assert_eq!(strings(&server.get("/api/v2/remoteServices?serviceName=back").await), Vec::<String>::new());
-    for path in ["/api/v2/spans", "/api/v2/remoteServices", "/api/v2/spans?serviceName=a&spanKind=LOCAL"] {
+    assert_eq!(
+        strings(&server.get("/api/v2/services").await),
+        vec!["back", "front"]
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/spans?serviceName=front").await),
+        vec!["call back", "get /", "post /"]
+    );
+    assert_eq!(
+        strings(
+            &server
+                .get("/api/v2/spans?serviceName=FRONT&spanKind=client")
+                .await
+        ),
+        vec!["call back"]
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/spans?serviceName=nobody").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/spans?serviceName=").await),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/remoteServices?serviceName=front").await),
+        vec!["back"]
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/remoteServices?serviceName=back").await),
+        Vec::<String>::new()
+    );
+    for path in [
+        "/api/v2/spans",
+        "/api/v2/remoteServices",
+        "/api/v2/spans?serviceName=a&spanKind=LOCAL",
+    ] {
         let reply = server.get(path).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
     }
-    assert!(server.get("/api/v2/spans").await.text().contains("serviceName"));
+    assert!(server
+        .get("/api/v2/spans")
+        .await
+        .text()
+        .contains("serviceName"));
 }
 
 #[tokio::test]
@@ -53,23 +93,41 @@ async fn traces_every_parameter() {
         ("".into(), vec![two.clone(), one.clone()]),
         ("limit=1".into(), vec![two.clone()]),
         ("serviceName=back".into(), vec![one.clone()]),
-        ("serviceName=Front&spanName=GET%20/".into(), vec![one.clone()]),
+        (
+            "serviceName=Front&spanName=GET%20/".into(),
+            vec![one.clone()],
+        ),
         ("serviceName=front&spanName=handle".into(), none.clone()),
         ("spanName=handle".into(), vec![one.clone()]),
         ("spanName=all".into(), vec![two.clone(), one.clone()]),
         ("remoteServiceName=back".into(), vec![one.clone()]),
-        ("serviceName=back&remoteServiceName=back".into(), none.clone()),
+        (
+            "serviceName=back&remoteServiceName=back".into(),
+            none.clone(),
+        ),
         ("annotationQuery=error".into(), vec![one.clone()]),
-        ("annotationQuery=error%20and%20http.method%3DGET".into(), vec![one.clone()]),
+        (
+            "annotationQuery=error%20and%20http.method%3DGET".into(),
+            vec![one.clone()],
+        ),
         ("annotationQuery=http.method%3DPOST".into(), none.clone()),
         ("annotationQuery=retried".into(), vec![two.clone()]),
-        ("serviceName=front&annotationQuery=error".into(), none.clone()),
+        (
+            "serviceName=front&annotationQuery=error".into(),
+            none.clone(),
+        ),
         ("minDuration=9000".into(), vec![two.clone()]),
-        ("minDuration=1000&maxDuration=1000".into(), vec![one.clone()]),
+        (
+            "minDuration=1000&maxDuration=1000".into(),
+            vec![one.clone()],
+        ),
         ("minDuration=3000&maxDuration=8000".into(), none.clone()),
         (format!("endTs={}&lookback=2000", end_ts), vec![two.clone()]),
         (format!("endTs={}", end_ts - 2000), vec![one.clone()]),
-        ("lookback=172900000".into(), vec![two.clone(), one.clone(), three.clone()]),
+        (
+            "lookback=172900000".into(),
+            vec![two.clone(), one.clone(), three.clone()],
+        ),
         ("serviceName=unknown".into(), none.clone()),
     ];
     for (query, expected) in cases {
@@ -88,7 +146,10 @@ async fn traces_parameter_errors_are_400_with_the_server_wording() {
         ("endTs=0", "endTs <= 0"),
         ("lookback=0", "lookback <= 0"),
         ("minDuration=0", "minDuration <= 0"),
-        ("maxDuration=10", "maxDuration is only valid with minDuration"),
+        (
+            "maxDuration=10",
+            "maxDuration is only valid with minDuration",
+        ),
         ("minDuration=10&maxDuration=5", "maxDuration < minDuration"),
         ("endTs=soon", "invalid endTs"),
     ] {
@@ -106,13 +167,28 @@ async fn trace_by_id_merges_and_404s() {
     let spans = spans.as_array().unwrap();
     assert_eq!(spans.len(), 3);
     let handle = spans.iter().find(|s| s["name"] == "handle").unwrap();
-    assert_eq!(handle["shared"], true, "server half sharing the client's id is marked shared");
-    assert_eq!(reply.headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        handle["shared"], true,
+        "server half sharing the client's id is marked shared"
+    );
+    assert_eq!(
+        reply.headers["content-type"],
+        "application/json; charset=utf-8"
+    );
     let missing = server.get("/api/v2/trace/00000000000000ff").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.text().contains("00000000000000ff not found"));
-    assert_eq!(server.get("/api/v2/trace/XYZ").await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(server.get(&format!("/api/v2/trace/{}", "1".repeat(33))).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        server.get("/api/v2/trace/XYZ").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        server
+            .get(&format!("/api/v2/trace/{}", "1".repeat(33)))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
@@ -129,8 +205,13 @@ async fn fragments_of_one_span_are_merged_on_read() {
 #[tokio::test]
 async fn trace_many() {
     let server = seeded().await;
-    let reply = server.get("/api/v2/traceMany?traceIds=0000000000000001,2,00000000000000ff").await;
-    assert_eq!(trace_ids(&reply), vec!["0000000000000001", "0000000000000002"]);
+    let reply = server
+        .get("/api/v2/traceMany?traceIds=0000000000000001,2,00000000000000ff")
+        .await;
+    assert_eq!(
+        trace_ids(&reply),
+        vec!["0000000000000001", "0000000000000002"]
+    );
     for (query, message) in [
         ("traceIds=1", "/api/v2/trace/{traceId}"),
         ("traceIds=1,0000000000000001", "redundant traceId"),
@@ -147,11 +228,25 @@ async fn trace_many() {
 async fn dependencies() {
     let server = seeded().await;
     let end_ts = now_micros() / 1000;
-    let links = server.get(&format!("/api/v2/dependencies?endTs={end_ts}")).await.json();
-    assert_eq!(links, serde_json::json!([{"parent":"front","child":"back","callCount":1,"errorCount":1}]));
-    let links = server.get(&format!("/api/v2/dependencies?endTs={end_ts}&lookback=10")).await.json();
+    let links = server
+        .get(&format!("/api/v2/dependencies?endTs={end_ts}"))
+        .await
+        .json();
+    assert_eq!(
+        links,
+        serde_json::json!([{"parent":"front","child":"back","callCount":1,"errorCount":1}])
+    );
+    let links = server
+        .get(&format!("/api/v2/dependencies?endTs={end_ts}&lookback=10"))
+        .await
+        .json();
     assert_eq!(links, serde_json::json!([]));
-    for (query, message) in [("", "endTs"), ("endTs=0", "endTs <= 0"), ("endTs=5&lookback=-1", "lookback <= 0"), ("endTs=x", "invalid endTs")] {
+    for (query, message) in [
+        ("", "endTs"),
+        ("endTs=0", "endTs <= 0"),
+        ("endTs=5&lookback=-1", "lookback <= 0"),
+        ("endTs=x", "invalid endTs"),
+    ] {
         let reply = server.get(&format!("/api/v2/dependencies?{query}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(reply.text().contains(message), "{query}: {}", reply.text());
@@ -168,7 +263,13 @@ async fn messaging_dependencies_link_through_the_broker() {
     consumer.kind = Some(Kind::Consumer);
     consumer.remote_endpoint = Some(Endpoint::service("kafka"));
     server.store.ingest(vec![producer, consumer]);
-    let links = server.get(&format!("/api/v2/dependencies?endTs={}", now_micros() / 1000)).await.json();
+    let links = server
+        .get(&format!(
+            "/api/v2/dependencies?endTs={}",
+            now_micros() / 1000
+        ))
+        .await
+        .json();
     assert_eq!(
         links,
         serde_json::json!([{"parent":"orders","child":"kafka","callCount":1},{"parent":"kafka","child":"billing","callCount":1}])
@@ -178,11 +279,30 @@ async fn messaging_dependencies_link_through_the_broker() {
 #[tokio::test]
 async fn autocomplete() {
     let server = seeded().await;
-    assert_eq!(strings(&server.get("/api/v2/autocompleteKeys").await), vec!["env"]);
-    assert_eq!(strings(&server.get("/api/v2/autocompleteValues?key=env").await), vec!["dev", "prod"]);
-    assert_eq!(strings(&server.get("/api/v2/autocompleteValues?key=http.method").await), Vec::<String>::new());
-    assert_eq!(server.get("/api/v2/autocompleteValues").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        strings(&server.get("/api/v2/autocompleteKeys").await),
+        vec!["env"]
+    );
+    assert_eq!(
+        strings(&server.get("/api/v2/autocompleteValues?key=env").await),
+        vec!["dev", "prod"]
+    );
+    assert_eq!(
+        strings(
+            &server
+                .get("/api/v2/autocompleteValues?key=http.method")
+                .await
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        server.get("/api/v2/autocompleteValues").await.status,
+        StatusCode::BAD_REQUEST
+    );
     // Default: no keys, as the server.
     let plain = start().await;
-    assert_eq!(strings(&plain.get("/api/v2/autocompleteKeys").await), Vec::<String>::new());
+    assert_eq!(
+        strings(&plain.get("/api/v2/autocompleteKeys").await),
+        Vec::<String>::new()
+    );
 }

@@ -33,35 +33,67 @@ async fn json_v2_is_accepted_and_queryable_at_once_with_names_lower_cased() {
     assert_eq!(trace[0]["localEndpoint"]["serviceName"], "backend");
     assert_eq!(trace[0]["remoteEndpoint"]["port"], 58648);
     assert_eq!(trace[0]["parentId"], "6b221d5bc9e6496c");
-    assert_eq!(strings(&server.get("/api/v2/services").await), vec!["backend"]);
+    assert_eq!(
+        strings(&server.get("/api/v2/services").await),
+        vec!["backend"]
+    );
 }
 
 #[tokio::test]
 async fn short_trace_ids_are_left_padded_and_found_by_either_form() {
     let server = start().await;
-    assert_eq!(server.post_json(&example("abc")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        server.post_json(&example("abc")).await.status,
+        StatusCode::ACCEPTED
+    );
     let trace = server.get("/api/v2/trace/abc").await.json();
     assert_eq!(trace[0]["traceId"], "0000000000000abc");
-    assert_eq!(server.get("/api/v2/trace/0000000000000abc").await.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/api/v2/trace/0000000000000abc").await.status,
+        StatusCode::OK
+    );
     // 128-bit with zero high bits is the 64-bit id
-    assert_eq!(server.get("/api/v2/trace/00000000000000000000000000000abc").await.status, StatusCode::OK);
+    assert_eq!(
+        server
+            .get("/api/v2/trace/00000000000000000000000000000abc")
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn proto3_and_gzip_are_accepted() {
     let server = start().await;
-    let spans = vec![span(0x11, 1, None, "proto", "root", 1), span(0x11, 2, Some(1), "proto", "child", 1)];
+    let spans = vec![
+        span(0x11, 1, None, "proto", "root", 1),
+        span(0x11, 2, Some(1), "proto", "child", 1),
+    ];
     let body = proto::encode(&spans);
-    let reply = server.post("/api/v2/spans", "application/x-protobuf", body.clone()).await;
+    let reply = server
+        .post("/api/v2/spans", "application/x-protobuf", body.clone())
+        .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
-    assert_eq!(server.get("/api/v2/trace/0000000000000011").await.json().as_array().unwrap().len(), 2);
+    assert_eq!(
+        server
+            .get("/api/v2/trace/0000000000000011")
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let gzipped_proto = vec![span(0x12, 1, None, "proto", "root", 1)];
     let reply = server
         .send(
             http::Method::POST,
             "/api/v2/spans",
-            &[("content-type", "application/x-protobuf"), ("content-encoding", "gzip")],
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "gzip"),
+            ],
             gzip(&proto::encode(&gzipped_proto)),
         )
         .await;
@@ -71,13 +103,20 @@ async fn proto3_and_gzip_are_accepted() {
         .send(
             http::Method::POST,
             "/api/v2/spans",
-            &[("content-type", "application/json"), ("content-encoding", "gzip")],
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
             gzip(&gzipped_json),
         )
         .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
     for id in ["0000000000000012", "0000000000000013"] {
-        assert_eq!(server.get(&format!("/api/v2/trace/{id}")).await.status, StatusCode::OK, "{id}");
+        assert_eq!(
+            server.get(&format!("/api/v2/trace/{id}")).await.status,
+            StatusCode::OK,
+            "{id}"
+        );
     }
 }
 
@@ -115,23 +154,71 @@ async fn v1_json_is_converted_to_v2() {
 #[tokio::test]
 async fn bad_input_is_a_400_that_says_why_and_loses_nothing() {
     let server = start().await;
-    assert_eq!(server.post_json(&example("5af7183fb1d4cf5f")).await.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        server.post_json(&example("5af7183fb1d4cf5f")).await.status,
+        StatusCode::ACCEPTED
+    );
     let bad_proto = {
         let bytes = proto::encode(&[span(1, 1, None, "a", "b", 1)]);
         bytes[..bytes.len() - 4].to_vec()
     };
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         ("application/json", "", b"{not json".to_vec(), "json v2"),
-        ("application/json", "", br#"{"traceId":"a"}"#.to_vec(), "expected a sequence"),
-        ("application/json", "", br#"[{"traceId":"a"}]"#.to_vec(), "missing id"),
-        ("application/json", "", br#"[{"traceId":"a","id":"12345678901234567"}]"#.to_vec(), "id.length > 16"),
-        ("application/json", "", br#"[{"traceId":"xyz","id":"1"}]"#.to_vec(), "lower-hex"),
-        ("application/json", "", br#"[{"traceId":"ABC","id":"1"}]"#.to_vec(), "lower-hex"),
-        ("application/json", "", format!(r#"[{{"traceId":"{}","id":"1"}}]"#, "a".repeat(33)).into_bytes(), "traceId.length > 32"),
-        ("application/json", "", br#"[{"traceId":"a","id":"1","timestamp":-5}]"#.to_vec(), "invalid value"),
+        (
+            "application/json",
+            "",
+            br#"{"traceId":"a"}"#.to_vec(),
+            "expected a sequence",
+        ),
+        (
+            "application/json",
+            "",
+            br#"[{"traceId":"a"}]"#.to_vec(),
+            "missing id",
+        ),
+        (
+            "application/json",
+            "",
+            br#"[{"traceId":"a","id":"12345678901234567"}]"#.to_vec(),
+            "id.length > 16",
+        ),
+        (
+            "application/json",
+            "",
+            br#"[{"traceId":"xyz","id":"1"}]"#.to_vec(),
+            "lower-hex",
+        ),
+        (
+            "application/json",
+            "",
+            br#"[{"traceId":"ABC","id":"1"}]"#.to_vec(),
+            "lower-hex",
+        ),
+        (
+            "application/json",
+            "",
+            format!(r#"[{{"traceId":"{}","id":"1"}}]"#, "a".repeat(33)).into_bytes(),
+            "traceId.length > 32",
+        ),
+        (
+            "application/json",
+            "",
+            br#"[{"traceId":"a","id":"1","timestamp":-5}]"#.to_vec(),
+            "invalid value",
+        ),
         ("application/x-protobuf", "", bad_proto, "proto3"),
-        ("application/json", "gzip", b"not gzip at all".to_vec(), "invalid gzip"),
-        ("application/json", "br", b"[]".to_vec(), "unsupported Content-Encoding"),
+        (
+            "application/json",
+            "gzip",
+            b"not gzip at all".to_vec(),
+            "invalid gzip",
+        ),
+        (
+            "application/json",
+            "br",
+            b"[]".to_vec(),
+            "unsupported Content-Encoding",
+        ),
         ("application/json", "", Vec::new(), "empty POST body"),
     ];
     for (content_type, encoding, body, reason) in cases {
@@ -139,56 +226,131 @@ async fn bad_input_is_a_400_that_says_why_and_loses_nothing() {
         if !encoding.is_empty() {
             headers.push(("content-encoding", encoding));
         }
-        let reply = server.send(http::Method::POST, "/api/v2/spans", &headers, body).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{reason}: {}", reply.text());
-        assert!(reply.text().contains(reason), "expected {reason:?} in {:?}", reply.text());
+        let reply = server
+            .send(http::Method::POST, "/api/v2/spans", &headers, body)
+            .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{reason}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.text().contains(reason),
+            "expected {reason:?} in {:?}",
+            reply.text()
+        );
     }
-    let reply = server.post("/api/v1/spans", "application/json", "[{\"id\":\"1\"}]").await;
+    let reply = server
+        .post("/api/v1/spans", "application/json", "[{\"id\":\"1\"}]")
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert!(reply.text().contains("json v1"), "{}", reply.text());
     assert_eq!(server.store.span_count(), 1);
-    assert_eq!(server.get("/api/v2/trace/5af7183fb1d4cf5f").await.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/api/v2/trace/5af7183fb1d4cf5f").await.status,
+        StatusCode::OK
+    );
     // An empty list is fine.
     assert_eq!(server.post_json("[]").await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
 async fn bodies_over_the_limit_are_413_declared_or_streamed_or_gunzipped() {
-    let server = start_with(TraceConfig { max_body_bytes: 1024, ..TraceConfig::default() }).await;
+    let server = start_with(TraceConfig {
+        max_body_bytes: 1024,
+        ..TraceConfig::default()
+    })
+    .await;
     let big = format!("[{}]", vec![r#"{"traceId":"a","id":"b"}"#; 100].join(","));
     let reply = server.post_json(&big).await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text()
+    );
     assert!(reply.text().contains("1024 bytes"));
     // Streamed without a Content-Length.
-    let stream = futures_util::stream::iter(big.as_bytes().chunks(100).map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c)))).collect::<Vec<_>>());
+    let stream = futures_util::stream::iter(
+        big.as_bytes()
+            .chunks(100)
+            .map(|c| {
+                Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c)))
+            })
+            .collect::<Vec<_>>(),
+    );
     let body = http_body_util::StreamBody::new(stream);
     let client: hyper_util::client::legacy::Client<_, _> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
-    let request = http::Request::post(server.url("/api/v2/spans")).header("content-type", "application/json").body(body).unwrap();
-    assert_eq!(client.request(request).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let request = http::Request::post(server.url("/api/v2/spans"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    assert_eq!(
+        client.request(request).await.unwrap().status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
     // A small gzip that inflates past the limit.
     let reply = server
-        .send(http::Method::POST, "/api/v2/spans", &[("content-type", "application/json"), ("content-encoding", "gzip")], gzip(big.as_bytes()))
+        .send(
+            http::Method::POST,
+            "/api/v2/spans",
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            gzip(big.as_bytes()),
+        )
         .await;
-    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", reply.text());
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        reply.text()
+    );
     assert_eq!(server.store.span_count(), 0);
 }
 
 #[tokio::test]
 async fn the_store_evicts_whole_oldest_traces_at_the_bound() {
-    let server = start_with(TraceConfig { max_spans: 10, ..TraceConfig::default() }).await;
+    let server = start_with(TraceConfig {
+        max_spans: 10,
+        ..TraceConfig::default()
+    })
+    .await;
     for trace in 1..=6u128 {
-        let spans = vec![span(trace, 1, None, "svc", "root", 10), span(trace, 2, Some(1), "svc", "child", 10)];
-        assert_eq!(server.post_json(&String::from_utf8(json::encode(&spans)).unwrap()).await.status, StatusCode::ACCEPTED);
+        let spans = vec![
+            span(trace, 1, None, "svc", "root", 10),
+            span(trace, 2, Some(1), "svc", "child", 10),
+        ];
+        assert_eq!(
+            server
+                .post_json(&String::from_utf8(json::encode(&spans)).unwrap())
+                .await
+                .status,
+            StatusCode::ACCEPTED
+        );
     }
     assert_eq!(server.store.span_count(), 10);
-    assert_eq!(server.get("/api/v2/trace/0000000000000001").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("/api/v2/trace/0000000000000001").await.status,
+        StatusCode::NOT_FOUND
+    );
     for trace in 2..=6 {
         let reply = server.get(&format!("/api/v2/trace/{trace:016x}")).await;
-        assert_eq!(reply.json().as_array().unwrap().len(), 2, "trace {trace} is kept whole");
+        assert_eq!(
+            reply.json().as_array().unwrap().len(),
+            2,
+            "trace {trace} is kept whole"
+        );
     }
     let metrics = server.get("/prometheus").await.text();
-    assert!(metrics.contains("zipkin_storage_spans_evicted_total 2"), "{metrics}");
+    assert!(
+        metrics.contains("zipkin_storage_spans_evicted_total 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

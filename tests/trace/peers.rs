@@ -20,7 +20,11 @@ fn python() -> PathBuf {
         return PathBuf::from(python);
     }
     let venv = peers_dir().join(".venv/bin/python");
-    assert!(venv.exists(), "no Python for the client peers at {}: {SETUP_HINT}", venv.display());
+    assert!(
+        venv.exists(),
+        "no Python for the client peers at {}: {SETUP_HINT}",
+        venv.display()
+    );
     venv
 }
 
@@ -28,10 +32,11 @@ fn python() -> PathBuf {
 async fn run_peer(script: &str, args: Vec<String>) -> serde_json::Value {
     let python = python();
     let path = peers_dir().join(script);
-    let output = tokio::task::spawn_blocking(move || Command::new(&python).arg(&path).args(&args).output())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("cannot run the peer {script}: {e}; {SETUP_HINT}"));
+    let output =
+        tokio::task::spawn_blocking(move || Command::new(&python).arg(&path).args(&args).output())
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("cannot run the peer {script}: {e}; {SETUP_HINT}"));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),
@@ -44,14 +49,32 @@ async fn run_peer(script: &str, args: Vec<String>) -> serde_json::Value {
 }
 
 /// Checks the reported two-span trace: names, service, ids and the parent link.
-async fn assert_trace(server: &TestServer, ids: &serde_json::Value, service: &str, root_name: &str, child_name: &str, kinds: bool) {
+async fn assert_trace(
+    server: &TestServer,
+    ids: &serde_json::Value,
+    service: &str,
+    root_name: &str,
+    child_name: &str,
+    kinds: bool,
+) {
     let trace_id = ids["traceId"].as_str().unwrap();
     let reply = server.get(&format!("/api/v2/trace/{trace_id}")).await;
-    assert_eq!(reply.status, http::StatusCode::OK, "trace {trace_id}: {}", reply.text());
+    assert_eq!(
+        reply.status,
+        http::StatusCode::OK,
+        "trace {trace_id}: {}",
+        reply.text()
+    );
     let spans = reply.json();
     let spans = spans.as_array().unwrap();
-    let root = spans.iter().find(|s| s["id"] == ids["rootId"]).unwrap_or_else(|| panic!("root span in {spans:?}"));
-    let child = spans.iter().find(|s| s["id"] == ids["childId"]).unwrap_or_else(|| panic!("child span in {spans:?}"));
+    let root = spans
+        .iter()
+        .find(|s| s["id"] == ids["rootId"])
+        .unwrap_or_else(|| panic!("root span in {spans:?}"));
+    let child = spans
+        .iter()
+        .find(|s| s["id"] == ids["childId"])
+        .unwrap_or_else(|| panic!("child span in {spans:?}"));
     assert_eq!(root["name"], root_name);
     assert_eq!(child["name"], child_name);
     assert_eq!(child["parentId"], ids["rootId"]);
@@ -61,7 +84,8 @@ async fn assert_trace(server: &TestServer, ids: &serde_json::Value, service: &st
         assert_eq!(root["kind"], "SERVER");
     }
     assert_eq!(root["tags"]["http.method"], "GET");
-    let services: Vec<String> = serde_json::from_slice(&server.get("/api/v2/services").await.body).unwrap();
+    let services: Vec<String> =
+        serde_json::from_slice(&server.get("/api/v2/services").await.body).unwrap();
     assert!(services.contains(&service.to_owned()), "{services:?}");
 }
 
@@ -72,19 +96,53 @@ async fn otel(format: &str) {
     // The exporter's v1 encoding carries no span kind (no core annotations).
     let kinds = format != "json-v1";
     assert_trace(&server, &ids, &service, "get /checkout", "load-cart", kinds).await;
-    let child = server.get(&format!("/api/v2/trace/{}", ids["traceId"].as_str().unwrap())).await.json();
-    let child = child.as_array().unwrap().iter().find(|s| s["id"] == ids["childId"]).unwrap().clone();
+    let child = server
+        .get(&format!(
+            "/api/v2/trace/{}",
+            ids["traceId"].as_str().unwrap()
+        ))
+        .await
+        .json();
+    let child = child
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == ids["childId"])
+        .unwrap()
+        .clone();
     if kinds {
         assert_eq!(child["kind"], "CLIENT");
     }
     // OpenTelemetry writes an event as `{"name": {attributes}}`.
-    assert!(child["annotations"][0]["value"].as_str().unwrap().contains("cache.miss"), "{child}");
+    assert!(
+        child["annotations"][0]["value"]
+            .as_str()
+            .unwrap()
+            .contains("cache.miss"),
+        "{child}"
+    );
 }
 
 async fn py_zipkin(format: &str) {
     let server = start().await;
-    let ids = run_peer("py_zipkin_peer.py", vec![format.into(), "127.0.0.1".into(), server.address.port().to_string()]).await;
-    assert_trace(&server, &ids, &format!("py-zipkin-{format}"), "get /orders", "load-order", true).await;
+    let ids = run_peer(
+        "py_zipkin_peer.py",
+        vec![
+            format.into(),
+            "127.0.0.1".into(),
+            server.address.port().to_string(),
+        ],
+    )
+    .await;
+    assert_trace(
+        &server,
+        &ids,
+        &format!("py-zipkin-{format}"),
+        "get /orders",
+        "load-order",
+        true,
+    )
+    .await;
 }
 
 #[tokio::test]

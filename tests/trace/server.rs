@@ -13,15 +13,32 @@ async fn cors_preflight_and_header() {
         .send(
             Method::OPTIONS,
             "/api/v2/spans",
-            &[("origin", "http://localhost:3000"), ("access-control-request-method", "POST"), ("access-control-request-headers", "content-type")],
+            &[
+                ("origin", "http://localhost:3000"),
+                ("access-control-request-method", "POST"),
+                ("access-control-request-headers", "content-type"),
+            ],
             Bytes::new(),
         )
         .await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(reply.headers["access-control-allow-origin"], "*");
-    assert!(reply.headers["access-control-allow-methods"].to_str().unwrap().contains("POST"));
-    assert_eq!(reply.headers["access-control-allow-headers"], "content-type");
-    let reply = server.send(Method::GET, "/api/v2/services", &[("origin", "http://x")], Bytes::new()).await;
+    assert!(reply.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+    assert_eq!(
+        reply.headers["access-control-allow-headers"],
+        "content-type"
+    );
+    let reply = server
+        .send(
+            Method::GET,
+            "/api/v2/services",
+            &[("origin", "http://x")],
+            Bytes::new(),
+        )
+        .await;
     assert_eq!(reply.headers["access-control-allow-origin"], "*");
 }
 
@@ -29,17 +46,37 @@ async fn cors_preflight_and_header() {
 async fn the_api_and_ui_are_also_served_under_zipkin() {
     let server = start().await;
     seed_one(&server).await;
-    assert_eq!(strings(&server.get("/zipkin/api/v2/services").await), vec!["svc"]);
-    assert_eq!(server.get("/zipkin/api/v2/trace/0000000000000001").await.status, StatusCode::OK);
-    let reply = server.post("/zipkin/api/v2/spans", "application/json", "[]").await;
+    assert_eq!(
+        strings(&server.get("/zipkin/api/v2/services").await),
+        vec!["svc"]
+    );
+    assert_eq!(
+        server
+            .get("/zipkin/api/v2/trace/0000000000000001")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let reply = server
+        .post("/zipkin/api/v2/spans", "application/json", "[]")
+        .await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     for path in ["/", "/zipkin/", "/zipkin"] {
         let reply = server.get(path).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
-        assert!(reply.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(reply.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
         let page = reply.text();
-        assert!(page.contains("api/v2/traces") && page.contains("dependencies"), "the UI uses the JSON API");
-        assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "no external assets");
+        assert!(
+            page.contains("api/v2/traces") && page.contains("dependencies"),
+            "the UI uses the JSON API"
+        );
+        assert!(
+            !page.contains("src=\"http") && !page.contains("href=\"http"),
+            "no external assets"
+        );
     }
 }
 
@@ -50,18 +87,38 @@ async fn health_info_and_unknown_routes() {
     assert_eq!(health["status"], "UP");
     assert_eq!(health["zipkin"]["status"], "UP");
     assert!(server.get("/info").await.json()["zipkin"]["version"].is_string());
-    assert_eq!(server.get("/api/v2/nothing").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("/api/v2/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(server.get("/nothing").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(server.send(Method::PUT, "/api/v2/spans", &[], Bytes::new()).await.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(server.send(Method::DELETE, "/api/v2/services", &[], Bytes::new()).await.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        server
+            .send(Method::PUT, "/api/v2/spans", &[], Bytes::new())
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        server
+            .send(Method::DELETE, "/api/v2/services", &[], Bytes::new())
+            .await
+            .status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
 
 #[tokio::test]
 async fn h2c_prior_knowledge_works() {
     let server = start().await;
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).http2_only(true).build_http();
-    let response = client.get(server.url("/health").parse().unwrap()).await.unwrap();
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+    let response = client
+        .get(server.url("/health").parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(response.version(), http::Version::HTTP_2);
     assert_eq!(response.status(), StatusCode::OK);
     let _ = response.into_body().collect().await.unwrap();
@@ -72,15 +129,27 @@ async fn shutdown_stops_the_server_promptly() {
     let server = start().await;
     seed_one(&server).await;
     server.shutdown.cancel();
-    tokio::time::timeout(std::time::Duration::from_secs(10), server.task).await.expect("stops within the grace period").unwrap();
-    assert!(tokio::net::TcpStream::connect(server.address).await.is_err(), "no longer accepting");
+    tokio::time::timeout(std::time::Duration::from_secs(10), server.task)
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(server.address)
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
 }
 
 #[tokio::test]
 async fn standalone_reports_a_bind_error() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let error = sandbox::trace::run_standalone(taken.local_addr().unwrap(), 10, tokio_util::sync::CancellationToken::new())
-        .await
-        .unwrap_err();
+    let error = sandbox::trace::run_standalone(
+        taken.local_addr().unwrap(),
+        10,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
     assert!(error.to_string().starts_with("cannot listen on"), "{error}");
 }

@@ -49,7 +49,11 @@ pub async fn start_with(config: TraceConfig) -> TestServer {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let (store, shutdown) = (store.clone(), shutdown.clone());
-        async move { serve(vec![listener], store, config, shutdown).await.unwrap() }
+        async move {
+            serve(vec![listener], store, config, shutdown)
+                .await
+                .unwrap()
+        }
     });
     TestServer {
         address,
@@ -65,12 +69,22 @@ impl TestServer {
         format!("http://{}{}", self.address, path)
     }
 
-    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
         let mut request = Request::builder().method(method).uri(self.url(path));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = self.client.request(request.body(Full::new(body.into())).unwrap()).await.unwrap();
+        let response = self
+            .client
+            .request(request.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
         let (parts, body) = response.into_parts();
         Reply {
             status: parts.status,
@@ -84,21 +98,33 @@ impl TestServer {
     }
 
     pub async fn post(&self, path: &str, content_type: &str, body: impl Into<Bytes>) -> Reply {
-        self.send(Method::POST, path, &[("content-type", content_type)], body).await
+        self.send(Method::POST, path, &[("content-type", content_type)], body)
+            .await
     }
 
     pub async fn post_json(&self, body: &str) -> Reply {
-        self.post("/api/v2/spans", "application/json", body.to_owned()).await
+        self.post("/api/v2/spans", "application/json", body.to_owned())
+            .await
     }
 }
 
 /// Now, in epoch microseconds.
 pub fn now_micros() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
 }
 
 /// A span `ms_ago` milliseconds old.
-pub fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, name: &str, ms_ago: u64) -> Span {
+pub fn span(
+    trace: u128,
+    id: u64,
+    parent: Option<u64>,
+    service: &str,
+    name: &str,
+    ms_ago: u64,
+) -> Span {
     let mut span = Span::new(TraceId(trace), SpanId(id));
     span.parent_id = parent.map(SpanId);
     span.name = Some(name.to_owned());
@@ -112,7 +138,13 @@ pub fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, name: &str
 /// The trace ids of a `/api/v2/traces` answer, in order.
 pub fn trace_ids(reply: &Reply) -> Vec<String> {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    reply.json().as_array().unwrap().iter().map(|t| t[0]["traceId"].as_str().unwrap().to_owned()).collect()
+    reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0]["traceId"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// A string list answer.

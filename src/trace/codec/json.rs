@@ -120,13 +120,20 @@ impl RawSpan {
             span.parent_id = SpanId::parse_parent(&parent).map_err(id_error)?;
         }
         if let Some(kind) = self.kind {
-            span.kind = Some(Kind::parse(&kind).ok_or_else(|| at(&format!("unknown kind {kind:?}")))?);
+            span.kind =
+                Some(Kind::parse(&kind).ok_or_else(|| at(&format!("unknown kind {kind:?}")))?);
         }
         span.name = self.name;
         span.timestamp = self.timestamp;
         span.duration = self.duration;
-        span.local_endpoint = self.local_endpoint.map(|e| e.into_endpoint(FORMAT)).transpose()?;
-        span.remote_endpoint = self.remote_endpoint.map(|e| e.into_endpoint(FORMAT)).transpose()?;
+        span.local_endpoint = self
+            .local_endpoint
+            .map(|e| e.into_endpoint(FORMAT))
+            .transpose()?;
+        span.remote_endpoint = self
+            .remote_endpoint
+            .map(|e| e.into_endpoint(FORMAT))
+            .transpose()?;
         span.annotations = self
             .annotations
             .unwrap_or_default()
@@ -150,8 +157,12 @@ impl RawSpan {
 
 /// Decodes a JSON v2 list of spans.
 pub fn decode(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
-    let raw: Vec<RawSpan> = serde_json::from_slice(body).map_err(|e| DecodeError::new(FORMAT, e))?;
-    raw.into_iter().enumerate().map(|(index, span)| span.into_span(index)).collect()
+    let raw: Vec<RawSpan> =
+        serde_json::from_slice(body).map_err(|e| DecodeError::new(FORMAT, e))?;
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, span)| span.into_span(index))
+        .collect()
 }
 
 /// Appends `text` as a JSON string.
@@ -350,9 +361,18 @@ mod tests {
             ("[{\"traceId\":\"a\"}]", "missing id"),
             ("[{\"id\":\"a\"}]", "missing traceId"),
             ("[{\"traceId\":\"XYZ\",\"id\":\"a\"}]", "lower-hex"),
-            ("[{\"traceId\":\"a\",\"id\":\"12345678901234567\"}]", "id.length > 16"),
-            ("[{\"traceId\":\"a\",\"id\":\"b\",\"kind\":\"CLIENTS\"}]", "unknown kind"),
-            ("[{\"traceId\":\"a\",\"id\":\"b\",\"tags\":{\"k\":null}}]", "tag value"),
+            (
+                "[{\"traceId\":\"a\",\"id\":\"12345678901234567\"}]",
+                "id.length > 16",
+            ),
+            (
+                "[{\"traceId\":\"a\",\"id\":\"b\",\"kind\":\"CLIENTS\"}]",
+                "unknown kind",
+            ),
+            (
+                "[{\"traceId\":\"a\",\"id\":\"b\",\"tags\":{\"k\":null}}]",
+                "tag value",
+            ),
             ("[{\"traceId\":\"a\",\"id\":\"b\"", "EOF"),
         ];
         for (body, reason) in cases {

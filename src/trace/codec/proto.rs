@@ -105,8 +105,12 @@ fn span_id(field: &'static str, bytes: &[u8]) -> Result<u64, DecodeError> {
 }
 
 fn endpoint_from(proto: ProtoEndpoint) -> Endpoint {
-    let ipv4 = <[u8; 4]>::try_from(proto.ipv4.as_slice()).ok().map(Ipv4Addr::from);
-    let ipv6 = <[u8; 16]>::try_from(proto.ipv6.as_slice()).ok().map(Ipv6Addr::from);
+    let ipv4 = <[u8; 4]>::try_from(proto.ipv4.as_slice())
+        .ok()
+        .map(Ipv4Addr::from);
+    let ipv6 = <[u8; 16]>::try_from(proto.ipv6.as_slice())
+        .ok()
+        .map(Ipv6Addr::from);
     Endpoint {
         service_name: Some(proto.service_name).filter(|name| !name.is_empty()),
         ipv4,
@@ -117,7 +121,10 @@ fn endpoint_from(proto: ProtoEndpoint) -> Endpoint {
 
 fn span_from(proto: ProtoSpan) -> Result<Span, DecodeError> {
     let trace_id = match proto.trace_id.len() {
-        8 | 16 => proto.trace_id.iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
+        8 | 16 => proto
+            .trace_id
+            .iter()
+            .fold(0u128, |acc, b| (acc << 8) | u128::from(*b)),
         other => {
             return Err(DecodeError::new(
                 FORMAT,
@@ -173,8 +180,14 @@ pub fn decode(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
 fn endpoint_to(endpoint: &Endpoint) -> ProtoEndpoint {
     ProtoEndpoint {
         service_name: endpoint.service_name.clone().unwrap_or_default(),
-        ipv4: endpoint.ipv4.map(|ip| ip.octets().to_vec()).unwrap_or_default(),
-        ipv6: endpoint.ipv6.map(|ip| ip.octets().to_vec()).unwrap_or_default(),
+        ipv4: endpoint
+            .ipv4
+            .map(|ip| ip.octets().to_vec())
+            .unwrap_or_default(),
+        ipv6: endpoint
+            .ipv6
+            .map(|ip| ip.octets().to_vec())
+            .unwrap_or_default(),
         port: endpoint.port.map(i32::from).unwrap_or_default(),
     }
 }
@@ -187,7 +200,10 @@ fn span_to(span: &Span) -> ProtoSpan {
     };
     ProtoSpan {
         trace_id,
-        parent_id: span.parent_id.map(|p| p.0.to_be_bytes().to_vec()).unwrap_or_default(),
+        parent_id: span
+            .parent_id
+            .map(|p| p.0.to_be_bytes().to_vec())
+            .unwrap_or_default(),
         id: span.id.0.to_be_bytes().to_vec(),
         kind: match span.kind {
             None => 0,
@@ -209,7 +225,11 @@ fn span_to(span: &Span) -> ProtoSpan {
                 value: a.value.clone(),
             })
             .collect(),
-        tags: span.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        tags: span
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         debug: span.debug,
         shared: span.shared,
     }
@@ -228,7 +248,10 @@ mod tests {
     use super::*;
 
     fn sample() -> Span {
-        let mut span = Span::new(TraceId(0x1234_5678_9abc_def0_1111_2222_3333_4444), SpanId(7));
+        let mut span = Span::new(
+            TraceId(0x1234_5678_9abc_def0_1111_2222_3333_4444),
+            SpanId(7),
+        );
         span.parent_id = Some(SpanId(3));
         span.kind = Some(Kind::Client);
         span.name = Some("get".into());
@@ -267,6 +290,9 @@ mod tests {
         let mut proto = span_to(&sample());
         proto.id = vec![1, 2, 3];
         let bytes = ListOfSpans { spans: vec![proto] }.encode_to_vec();
-        assert!(decode(&bytes).unwrap_err().reason.contains("id should be 8 bytes"));
+        assert!(decode(&bytes)
+            .unwrap_err()
+            .reason
+            .contains("id should be 8 bytes"));
     }
 }

@@ -105,7 +105,9 @@ impl RawV1Span {
         Ok(V1Span {
             trace_id: TraceId::parse(&trace_id).map_err(|e| DecodeError::new(FORMAT, e))?,
             parent_id: match self.parent_id {
-                Some(parent) => SpanId::parse_parent(&parent).map_err(|e| DecodeError::new(FORMAT, e))?,
+                Some(parent) => {
+                    SpanId::parse_parent(&parent).map_err(|e| DecodeError::new(FORMAT, e))?
+                }
                 None => None,
             },
             id: SpanId::parse(&id).map_err(|e| DecodeError::new(FORMAT, e))?,
@@ -186,7 +188,8 @@ impl Converter {
     }
 
     fn new_span(&mut self, endpoint: &Endpoint) -> usize {
-        self.spans.push(Self::blank(&self.source, Some(endpoint.clone())));
+        self.spans
+            .push(Self::blank(&self.source, Some(endpoint.clone())));
         self.spans.len() - 1
     }
 
@@ -260,7 +263,8 @@ impl Converter {
                 let client = self.for_endpoint(cs.endpoint.as_ref());
                 let server = if same_service(cs.endpoint.as_ref(), sr.endpoint.as_ref()) {
                     self.spans[client].kind = Some(Kind::Client);
-                    let server = self.new_span(sr.endpoint.as_ref().unwrap_or(&Endpoint::default()));
+                    let server =
+                        self.new_span(sr.endpoint.as_ref().unwrap_or(&Endpoint::default()));
                     self.spans[server].kind = Some(Kind::Server);
                     server
                 } else {
@@ -333,7 +337,8 @@ impl Converter {
                 let producer = self.for_endpoint(ms.endpoint.as_ref());
                 let consumer = if same_service(ms.endpoint.as_ref(), mr.endpoint.as_ref()) {
                     self.spans[producer].kind = Some(Kind::Producer);
-                    let consumer = self.new_span(mr.endpoint.as_ref().unwrap_or(&Endpoint::default()));
+                    let consumer =
+                        self.new_span(mr.endpoint.as_ref().unwrap_or(&Endpoint::default()));
                     self.spans[consumer].kind = Some(Kind::Consumer);
                     consumer
                 } else {
@@ -350,7 +355,9 @@ impl Converter {
                 }
                 let span = &mut self.spans[producer];
                 span.timestamp = Some(ms.timestamp);
-                span.duration = ws.as_ref().map(|ws| ws.timestamp.saturating_sub(ms.timestamp));
+                span.duration = ws
+                    .as_ref()
+                    .map(|ws| ws.timestamp.saturating_sub(ms.timestamp));
             }
             (Some(ms), None) => self.timestamp_duration(ms, ws.as_ref()),
             (None, Some(mr)) => match &wr {
@@ -492,7 +499,10 @@ mod tests {
         );
         assert_eq!(spans[0].kind, Some(Kind::Server));
         assert!(spans[0].shared);
-        assert_eq!((spans[0].timestamp, spans[0].duration), (Some(10), Some(20)));
+        assert_eq!(
+            (spans[0].timestamp, spans[0].duration),
+            (Some(10), Some(20))
+        );
     }
 
     #[test]
@@ -509,7 +519,8 @@ mod tests {
 
     #[test]
     fn incomplete_annotation_is_an_error() {
-        let error = decode(br#"[{"traceId":"1","id":"5","annotations":[{"value":"cs"}]}]"#).unwrap_err();
+        let error =
+            decode(br#"[{"traceId":"1","id":"5","annotations":[{"value":"cs"}]}]"#).unwrap_err();
         assert!(error.reason.contains("timestamp"), "{error}");
     }
 }

@@ -93,7 +93,11 @@ impl StoredSpan {
     /// Compacts a normalised span, interning its names.
     pub(crate) fn from_span(span: &Span, symbols: &Symbols) -> Self {
         let size = span.tags.values().map(String::len).sum::<usize>()
-            + span.annotations.iter().map(|a| a.value.len()).sum::<usize>();
+            + span
+                .annotations
+                .iter()
+                .map(|a| a.value.len())
+                .sum::<usize>();
         let mut text = String::with_capacity(size);
         let tags = span
             .tags
@@ -166,7 +170,12 @@ impl StoredSpan {
             .collect();
         span.tags = self
             .tags()
-            .map(|(key, value)| (table.name(key).unwrap_or_default().to_owned(), value.to_owned()))
+            .map(|(key, value)| {
+                (
+                    table.name(key).unwrap_or_default().to_owned(),
+                    value.to_owned(),
+                )
+            })
             .collect();
         span.debug = self.flags & DEBUG != 0;
         span.shared = self.flags & SHARED != 0;
@@ -207,6 +216,10 @@ mod tests {
 
     #[test]
     fn stored_span_stays_small() {
-        assert!(std::mem::size_of::<StoredSpan>() <= 144, "{}", std::mem::size_of::<StoredSpan>());
+        assert!(
+            std::mem::size_of::<StoredSpan>() <= 144,
+            "{}",
+            std::mem::size_of::<StoredSpan>()
+        );
     }
 }

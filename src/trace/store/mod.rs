@@ -153,11 +153,15 @@ impl Store {
     }
 
     fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
-        self.inner.shards[shard].read().unwrap_or_else(|e| e.into_inner())
+        self.inner.shards[shard]
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.inner.shards[shard].write().unwrap_or_else(|e| e.into_inner())
+        self.inner.shards[shard]
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends every span ingested from now on to `forwarder` as well; only the first call counts.
@@ -212,16 +216,31 @@ impl Store {
 
     fn evict(&self) {
         while self.inner.span_count.load(Ordering::Relaxed) > self.inner.max_spans {
-            let next = self.inner.order.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
-            let Some((trace_id, sequence)) = next else { return };
+            let next = self
+                .inner
+                .order
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front();
+            let Some((trace_id, sequence)) = next else {
+                return;
+            };
             let mut shard = self.write(shard_of(trace_id));
-            if shard.traces.get(&trace_id).is_some_and(|t| t.sequence == sequence) {
+            if shard
+                .traces
+                .get(&trace_id)
+                .is_some_and(|t| t.sequence == sequence)
+            {
                 if let Some(trace) = shard.traces.remove(&trace_id) {
                     for span in &trace.spans {
                         shard.count(span, -1);
                     }
-                    self.inner.span_count.fetch_sub(trace.spans.len(), Ordering::Relaxed);
-                    self.inner.evicted_spans.fetch_add(trace.spans.len() as u64, Ordering::Relaxed);
+                    self.inner
+                        .span_count
+                        .fetch_sub(trace.spans.len(), Ordering::Relaxed);
+                    self.inner
+                        .evicted_spans
+                        .fetch_add(trace.spans.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -243,7 +262,12 @@ impl Store {
             pick(&self.read(index), &mut symbols);
         }
         let table = self.inner.symbols.read();
-        sorted(symbols.into_iter().filter_map(|s| table.name(s).map(str::to_owned)).collect())
+        sorted(
+            symbols
+                .into_iter()
+                .filter_map(|s| table.name(s).map(str::to_owned))
+                .collect(),
+        )
     }
 
     /// Local service names, sorted.
@@ -280,7 +304,11 @@ impl Store {
 
     fn materialize(&self, trace_id: u128, trace: &StoredTrace) -> Vec<Span> {
         let table = self.inner.symbols.read();
-        trace.spans.iter().map(|s| s.to_span(TraceId(trace_id), &table)).collect()
+        trace
+            .spans
+            .iter()
+            .map(|s| s.to_span(TraceId(trace_id), &table))
+            .collect()
     }
 
     /// One trace, merged as the server presents it; `None` when absent.
@@ -324,7 +352,9 @@ impl Store {
                 break;
             }
             let shard = self.read(shard_of(trace_id));
-            let Some(trace) = shard.traces.get(&trace_id) else { continue };
+            let Some(trace) = shard.traces.get(&trace_id) else {
+                continue;
+            };
             if compiled.matches(trace) {
                 let spans = self.materialize(trace_id, trace);
                 drop(shard);

@@ -93,6 +93,10 @@ impl<'q> Compiled<'q> {
                 *left = !(annotated || tagged);
             }
         }
-        !service_left && !remote_left && !name_left && !duration_left && remaining.iter().all(|l| !l)
+        !service_left
+            && !remote_left
+            && !name_left
+            && !duration_left
+            && remaining.iter().all(|l| !l)
     }
 }

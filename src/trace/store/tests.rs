@@ -15,23 +15,40 @@ fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, name: &str) ->
 }
 
 fn search(store: &Store, query: &str) -> Vec<u128> {
-    let request = QueryRequest::from_params(&Params::parse(Some(query)), NOW_US / 1000 + 1000).unwrap();
-    store.search(&request).iter().map(|t| t[0].trace_id.0).collect()
+    let request =
+        QueryRequest::from_params(&Params::parse(Some(query)), NOW_US / 1000 + 1000).unwrap();
+    store
+        .search(&request)
+        .iter()
+        .map(|t| t[0].trace_id.0)
+        .collect()
 }
 
 #[test]
 fn evicts_whole_traces_oldest_first_at_the_bound() {
     let store = Store::new(5);
-    store.ingest(vec![span(1, 1, None, "a", "x"), span(1, 2, Some(1), "a", "y")]);
-    store.ingest(vec![span(2, 1, None, "a", "x"), span(2, 2, Some(1), "b", "y")]);
+    store.ingest(vec![
+        span(1, 1, None, "a", "x"),
+        span(1, 2, Some(1), "a", "y"),
+    ]);
+    store.ingest(vec![
+        span(2, 1, None, "a", "x"),
+        span(2, 2, Some(1), "b", "y"),
+    ]);
     assert_eq!(store.span_count(), 4);
-    store.ingest(vec![span(3, 1, None, "c", "x"), span(3, 2, Some(1), "c", "y")]);
+    store.ingest(vec![
+        span(3, 1, None, "c", "x"),
+        span(3, 2, Some(1), "c", "y"),
+    ]);
     assert_eq!(store.span_count(), 4);
     assert!(store.trace(TraceId(1)).is_none());
     assert_eq!(store.trace(TraceId(2)).unwrap().len(), 2);
     assert_eq!(store.evicted_span_count(), 2);
     // a late span of a kept trace does not make it younger
-    store.ingest(vec![span(2, 3, Some(1), "a", "z"), span(2, 4, Some(1), "a", "z")]);
+    store.ingest(vec![
+        span(2, 3, Some(1), "a", "z"),
+        span(2, 4, Some(1), "a", "z"),
+    ]);
     assert!(store.trace(TraceId(2)).is_none());
     assert_eq!(store.service_names(), vec!["c".to_string()]);
 }
@@ -45,7 +62,10 @@ fn names_indexes_follow_ingest_and_eviction() {
     store.ingest(vec![span(1, 1, None, "front", "root"), client]);
     assert_eq!(store.service_names(), vec!["front"]);
     assert_eq!(store.span_names("FRONT", None), vec!["get /a", "root"]);
-    assert_eq!(store.span_names("front", Some(Kind::Client)), vec!["get /a"]);
+    assert_eq!(
+        store.span_names("front", Some(Kind::Client)),
+        vec!["get /a"]
+    );
     assert_eq!(store.remote_service_names("front"), vec!["back"]);
     assert!(store.span_names("nobody", None).is_empty());
 }
@@ -69,23 +89,44 @@ fn search_filters_like_the_server() {
     assert_eq!(search(&store, "limit=1"), vec![3]);
     assert_eq!(search(&store, "serviceName=front"), vec![2, 1]);
     assert_eq!(search(&store, "serviceName=front&spanName=post"), vec![2]);
-    assert_eq!(search(&store, "serviceName=back&spanName=post"), Vec::<u128>::new());
+    assert_eq!(
+        search(&store, "serviceName=back&spanName=post"),
+        Vec::<u128>::new()
+    );
     assert_eq!(search(&store, "remoteServiceName=mysql"), vec![3]);
-    assert_eq!(search(&store, "annotationQuery=error+and+http.method%3DGET"), vec![1]);
-    assert_eq!(search(&store, "annotationQuery=http.method%3DPOST"), Vec::<u128>::new());
+    assert_eq!(
+        search(&store, "annotationQuery=error+and+http.method%3DGET"),
+        vec![1]
+    );
+    assert_eq!(
+        search(&store, "annotationQuery=http.method%3DPOST"),
+        Vec::<u128>::new()
+    );
     assert_eq!(search(&store, "annotationQuery=retried"), vec![2]);
-    assert_eq!(search(&store, "minDuration=100&maxDuration=100"), vec![3, 2, 1]);
+    assert_eq!(
+        search(&store, "minDuration=100&maxDuration=100"),
+        vec![3, 2, 1]
+    );
     assert_eq!(search(&store, "minDuration=101"), Vec::<u128>::new());
     assert_eq!(search(&store, "serviceName=unknown"), Vec::<u128>::new());
     let end_ms = NOW_US / 1000;
-    assert_eq!(search(&store, &format!("endTs={end_ms}&lookback=1")), Vec::<u128>::new());
-    assert_eq!(search(&store, &format!("endTs={}&lookback=1", end_ms + 1)), vec![3, 2, 1]);
+    assert_eq!(
+        search(&store, &format!("endTs={end_ms}&lookback=1")),
+        Vec::<u128>::new()
+    );
+    assert_eq!(
+        search(&store, &format!("endTs={}&lookback=1", end_ms + 1)),
+        vec![3, 2, 1]
+    );
 }
 
 #[test]
 fn a_128_bit_trace_is_not_the_64_bit_one() {
     let store = Store::new(100);
-    store.ingest(vec![span(7, 1, None, "a", "x"), span((1 << 64) | 7, 1, None, "a", "x")]);
+    store.ingest(vec![
+        span(7, 1, None, "a", "x"),
+        span((1 << 64) | 7, 1, None, "a", "x"),
+    ]);
     assert_eq!(store.trace(TraceId(7)).unwrap().len(), 1);
     assert_eq!(store.trace(TraceId((1 << 64) | 7)).unwrap().len(), 1);
 }
@@ -99,7 +140,10 @@ fn concurrent_ingest_and_queries() {
             scope.spawn(move || {
                 for trace in 0..500u128 {
                     let id = writer * 1000 + trace + 1;
-                    store.ingest(vec![span(id, 1, None, "a", "x"), span(id, 2, Some(1), "b", "y")]);
+                    store.ingest(vec![
+                        span(id, 1, None, "a", "x"),
+                        span(id, 2, Some(1), "b", "y"),
+                    ]);
                 }
             });
         }
