@@ -86,14 +86,11 @@ pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
         }
         let mut tracker = EndpointTracker::default();
         tracker.try_merge(span.local_endpoint.as_ref());
-        while let Some(next) = iter.peek() {
-            if next.id != span.id
-                || next.shared != span.shared
-                || !tracker.try_merge(next.local_endpoint.as_ref())
-            {
-                break;
-            }
-            let next = iter.next().expect("peeked");
+        while let Some(next) = iter.next_if(|next| {
+            next.id == span.id
+                && next.shared == span.shared
+                && tracker.try_merge(next.local_endpoint.as_ref())
+        }) {
             span.merge(&next);
         }
         if let Some(last) = result.last() {

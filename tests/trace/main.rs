@@ -16,9 +16,16 @@
 //! - The store evicts whole traces by first-ingest order, not by span timestamp (see `Store`).
 //! - Empty annotationQuery terms (`error and `) are ignored rather than matching nothing.
 //! - Names lists carry no `Cache-Control` header (the server adds one past 3 services).
+//! - v1 Thrift is not accepted (400 saying so); v1 and v2 JSON and proto3 are.
+//! - An empty POST body and an unsupported `Content-Encoding` are 400s with a message.
+//! - `/api/v2/traces` applies the time window to the trace's timestamp (its root's, else its
+//!   earliest), the timestamp the server's `QueryRequest.test` checks.
+//! - Ingest is counted in `zipkin_collector_*{transport="http"}` as the server does; forwarding and
+//!   storage have their own `zipkin_forward_*` and `zipkin_storage_*` series.
 
 mod api;
 mod collector;
+mod forward;
 mod peers;
 mod server;
 mod util;

@@ -153,3 +153,44 @@ async fn standalone_reports_a_bind_error() {
     .unwrap_err();
     assert!(error.to_string().starts_with("cannot listen on"), "{error}");
 }
+
+#[tokio::test]
+async fn an_in_flight_request_finishes_during_shutdown() {
+    let server = start().await;
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::io::Error>>(4);
+    let body = http_body_util::StreamBody::new(tokio_stream_from(receiver));
+    let client: hyper_util::client::legacy::Client<_, _> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let request = http::Request::post(server.url("/api/v2/spans"))
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let in_flight = tokio::spawn(client.request(request));
+    sender
+        .send(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"[{\"traceId\":\"a\",",
+        ))))
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.shutdown.cancel();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    sender
+        .send(Ok(hyper::body::Frame::data(Bytes::from_static(
+            b"\"id\":\"b\"}]",
+        ))))
+        .await
+        .unwrap();
+    drop(sender);
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(server.store.span_count(), 1);
+}
+
+fn tokio_stream_from<T: Send + 'static>(
+    mut receiver: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+}
