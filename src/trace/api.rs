@@ -114,15 +114,22 @@ where
             collect(request, state, version).await
         }
         (_, &Method::GET | &Method::HEAD) => query_route(path, &params, state),
-        ("/api/v2/spans" | "/api/v1/spans", _) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
-        _ if known_get(path) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        ("/api/v2/spans", _) => not_allowed("GET, HEAD, POST, OPTIONS"),
+        ("/api/v1/spans", _) => not_allowed("POST, OPTIONS"),
+        _ if known_get(path) => not_allowed("GET, HEAD, OPTIONS"),
         _ => error(
             StatusCode::NOT_FOUND,
             format!("no route for {method} {full_path}"),
         ),
     }
+}
+
+fn not_allowed(allow: &'static str) -> Reply {
+    let mut response = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
 }
 
 fn known_get(path: &str) -> bool {
@@ -160,7 +167,7 @@ fn query_route(path: &str, params: &Params, state: &State) -> Reply {
         "/api/v2/traceMany" => trace_many(params, state),
         "/api/v2/dependencies" => dependencies(params, state),
         "/api/v2/autocompleteKeys" => Ok(json::encode_strings(&state.config.autocomplete_keys)),
-        "/api/v2/autocompleteValues" => params.required("key").map(|key| {
+        "/api/v2/autocompleteValues" => params.raw("key").ok_or_else(|| QueryError("missing required parameter: key".into())).map(|key| {
             if state.config.autocomplete_keys.iter().any(|k| k == key) {
                 json::encode_strings(&state.store.tag_values(key))
             } else {

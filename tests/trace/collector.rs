@@ -203,8 +203,8 @@ async fn bad_input_is_a_400_that_says_why_and_loses_nothing() {
         (
             "application/json",
             "",
-            br#"[{"traceId":"a","id":"1","timestamp":-5}]"#.to_vec(),
-            "invalid value",
+            br#"[{"traceId":"a","id":"1","localEndpoint":{"port":70000}}]"#.to_vec(),
+            "invalid port 70000",
         ),
         ("application/x-protobuf", "", bad_proto, "proto3"),
         (
@@ -250,6 +250,14 @@ async fn bad_input_is_a_400_that_says_why_and_loses_nothing() {
     assert_eq!(
         server.get("/api/v2/trace/5af7183fb1d4cf5f").await.status,
         StatusCode::OK
+    );
+    // Negative timestamps and ports are read as absent, as the server's span builder does.
+    let reply = server.post_json(r#"[{"traceId":"c","id":"1","timestamp":-5,"duration":-1,"localEndpoint":{"serviceName":"n","port":-3}}]"#).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    let trace = server.get("/api/v2/trace/c").await.json();
+    assert!(
+        trace[0].get("timestamp").is_none() && trace[0]["localEndpoint"].get("port").is_none(),
+        "{trace}"
     );
     // An empty list is fine.
     assert_eq!(server.post_json("[]").await.status, StatusCode::ACCEPTED);

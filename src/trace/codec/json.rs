@@ -20,8 +20,8 @@ struct RawSpan {
     id: Option<String>,
     kind: Option<String>,
     name: Option<String>,
-    timestamp: Option<u64>,
-    duration: Option<u64>,
+    timestamp: Option<i64>,
+    duration: Option<i64>,
     local_endpoint: Option<RawEndpoint>,
     remote_endpoint: Option<RawEndpoint>,
     annotations: Option<Vec<RawAnnotation>>,
@@ -42,7 +42,7 @@ pub(crate) struct RawEndpoint {
 
 #[derive(Deserialize)]
 struct RawAnnotation {
-    timestamp: u64,
+    timestamp: i64,
     value: String,
 }
 
@@ -95,12 +95,18 @@ impl RawEndpoint {
             }
         }
         endpoint.port = match self.port {
-            None | Some(0) => None,
+            // The server reads a negative port as unknown and refuses one past 65535.
+            None | Some(i64::MIN..=0) => None,
             Some(port @ 1..=65535) => Some(port as u16),
             Some(port) => return Err(DecodeError::new(format, format!("invalid port {port}"))),
         };
         Ok(endpoint)
     }
+}
+
+/// A negative timestamp or duration is read as absent, as the server's span builder does.
+pub(crate) fn non_negative(value: Option<i64>) -> Option<u64> {
+    value.filter(|v| *v > 0).map(|v| v as u64)
 }
 
 fn id_error(error: IdError) -> DecodeError {
@@ -124,8 +130,8 @@ impl RawSpan {
                 Some(Kind::parse(&kind).ok_or_else(|| at(&format!("unknown kind {kind:?}")))?);
         }
         span.name = self.name;
-        span.timestamp = self.timestamp;
-        span.duration = self.duration;
+        span.timestamp = non_negative(self.timestamp);
+        span.duration = non_negative(self.duration);
         span.local_endpoint = self
             .local_endpoint
             .map(|e| e.into_endpoint(FORMAT))
@@ -139,7 +145,7 @@ impl RawSpan {
             .unwrap_or_default()
             .into_iter()
             .map(|a| Annotation {
-                timestamp: a.timestamp,
+                timestamp: a.timestamp.max(0) as u64,
                 value: a.value,
             })
             .collect();

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 
-use super::json::RawEndpoint;
+use super::json::{non_negative, RawEndpoint};
 use super::DecodeError;
 use crate::trace::model::{Annotation, Endpoint, Kind, Span, SpanId, TraceId};
 
@@ -18,8 +18,8 @@ struct RawV1Span {
     id: Option<String>,
     name: Option<String>,
     parent_id: Option<String>,
-    timestamp: Option<u64>,
-    duration: Option<u64>,
+    timestamp: Option<i64>,
+    duration: Option<i64>,
     annotations: Option<Vec<RawV1Annotation>>,
     binary_annotations: Option<Vec<RawV1Binary>>,
     debug: Option<bool>,
@@ -27,7 +27,7 @@ struct RawV1Span {
 
 #[derive(Deserialize)]
 struct RawV1Annotation {
-    timestamp: u64,
+    timestamp: i64,
     value: String,
     endpoint: Option<RawEndpoint>,
 }
@@ -78,7 +78,7 @@ impl RawV1Span {
         let mut annotations = Vec::new();
         for a in self.annotations.unwrap_or_default() {
             annotations.push(V1Annotation {
-                timestamp: a.timestamp,
+                timestamp: a.timestamp.max(0) as u64,
                 value: a.value,
                 endpoint: endpoint(a.endpoint)?,
             });
@@ -112,8 +112,8 @@ impl RawV1Span {
             },
             id: SpanId::parse(&id).map_err(|e| DecodeError::new(FORMAT, e))?,
             name: self.name,
-            timestamp: self.timestamp.unwrap_or(0),
-            duration: self.duration.unwrap_or(0),
+            timestamp: non_negative(self.timestamp).unwrap_or(0),
+            duration: non_negative(self.duration).unwrap_or(0),
             annotations,
             binary_annotations,
             debug: self.debug.unwrap_or(false),
