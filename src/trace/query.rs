@@ -73,9 +73,9 @@ impl Params {
             .ok_or_else(|| QueryError(format!("missing required parameter: {key}")))
     }
 
-    /// An optional integer parameter.
+    /// An optional integer parameter; present but empty is an error, as on the server.
     pub fn integer(&self, key: &str) -> Result<Option<i64>, QueryError> {
-        self.get(key)
+        self.raw(key)
             .map(|text| {
                 text.trim().parse::<i64>().map_err(|_| {
                     QueryError(format!("invalid {key}: expected an integer, got {text:?}"))

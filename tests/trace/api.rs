@@ -152,6 +152,7 @@ async fn traces_parameter_errors_are_400_with_the_server_wording() {
         ),
         ("minDuration=10&maxDuration=5", "maxDuration < minDuration"),
         ("endTs=soon", "invalid endTs"),
+        ("lookback=", "invalid lookback"),
     ] {
         let reply = server.get(&format!("/api/v2/traces?{query}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
