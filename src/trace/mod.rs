@@ -14,6 +14,21 @@
 //! - `merge`, [`dependencies`]: read-side span merging and dependency links.
 //! - `api`, `server`: HTTP routing and the hyper server; `forward`: copy to another collector;
 //!   [`metrics`]: `/prometheus` counters; `ui/`: the embedded page.
+//!
+//! # Endpoints
+//! `POST /api/v2/spans` (JSON v2 or `application/x-protobuf`), `POST /api/v1/spans` (JSON v1), both
+//! optionally `Content-Encoding: gzip`; `GET /api/v2/{services, remoteServices, spans, traces,
+//! trace/{id}, traceMany, dependencies, autocompleteKeys, autocompleteValues}`; `/health`, `/info`,
+//! `/prometheus`; the UI at `/`. Everything is also served under `/zipkin/`; CORS allows any origin.
+//!
+//! # Choices where the Zipkin server leaves room
+//! - Eviction removes whole traces in first-ingest order (the server's in-memory storage goes by
+//!   span timestamp); see [`Store`].
+//! - Reads merge span fragments as the server's `Trace.merge` (for `/trace`, `/traceMany`, `/traces`
+//!   and dependency linking).
+//! - `/api/v2/spans` takes an optional `spanKind` filter; autocomplete keys come from
+//!   [`TraceConfig::autocomplete_keys`] (none by default, as the server).
+//! - v1 Thrift is refused with a 400 that says so.
 
 mod api;
 pub mod codec;
