@@ -21,6 +21,12 @@ impl Table {
         self.names.get(index as usize).map(|name| &**name)
     }
 
+    /// The symbol of an optional name that is already interned; 0 for `None` (or, defensively, an
+    /// unknown name).
+    pub(crate) fn lookup(&self, name: Option<&str>) -> Symbol {
+        name.and_then(|name| self.get(name)).unwrap_or(0)
+    }
+
     /// The symbol of an already interned string.
     pub(crate) fn get(&self, name: &str) -> Option<Symbol> {
         self.ids.get(name).copied()
@@ -50,9 +56,15 @@ impl Symbols {
         symbol
     }
 
-    /// Interns an optional name; `None` is symbol 0.
-    pub(crate) fn intern_option(&self, name: Option<&str>) -> Symbol {
-        name.map_or(0, |name| self.intern(name))
+    /// Interns every name not yet known, taking the exclusive lock only if one is new.
+    pub(crate) fn intern_all<'a>(&self, names: impl Iterator<Item = &'a str>) {
+        let missing: Vec<&str> = {
+            let table = self.read();
+            names.filter(|name| table.get(name).is_none()).collect()
+        };
+        for name in missing {
+            self.intern(name);
+        }
     }
 
     /// A read view for resolving many symbols at once.
@@ -73,6 +85,8 @@ mod tests {
         assert_ne!(symbols.intern("backend"), a);
         assert_eq!(symbols.read().name(a), Some("frontend"));
         assert_eq!(symbols.read().name(0), None);
-        assert_eq!(symbols.intern_option(None), 0);
+        assert_eq!(symbols.read().lookup(None), 0);
+        symbols.intern_all(["x", "frontend"].into_iter());
+        assert_eq!(symbols.read().lookup(Some("x")), symbols.intern("x"));
     }
 }

@@ -1,6 +1,6 @@
 //! Zipkin proto3 (`zipkin.proto`): `ListOfSpans` with the messages written by hand for prost.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use prost::Message;
@@ -52,8 +52,8 @@ pub struct ProtoSpan {
     #[prost(message, repeated, tag = "10")]
     pub annotations: Vec<ProtoAnnotation>,
     /// Tags.
-    #[prost(map = "string, string", tag = "11")]
-    pub tags: HashMap<String, String>,
+    #[prost(btree_map = "string, string", tag = "11")]
+    pub tags: BTreeMap<String, String>,
     /// Debug flag.
     #[prost(bool, tag = "12")]
     pub debug: bool,
@@ -165,7 +165,7 @@ fn span_from(proto: ProtoSpan) -> Result<Span, DecodeError> {
             value: a.value,
         })
         .collect();
-    span.tags = proto.tags.into_iter().collect();
+    span.tags = proto.tags;
     span.debug = proto.debug;
     span.shared = proto.shared;
     Ok(span)

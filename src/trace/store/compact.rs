@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::trace::model::{Annotation, Endpoint, Kind, Span, SpanId, TraceId};
-use crate::trace::symbols::{Symbol, Symbols, Table};
+use crate::trace::symbols::{Symbol, Table};
 
 const PRESENT: u8 = 1;
 const HAS_IPV4: u8 = 2;
@@ -63,12 +63,12 @@ fn kind_from(code: u8) -> Option<Kind> {
 }
 
 impl StoredEndpoint {
-    fn from(endpoint: Option<&Endpoint>, symbols: &Symbols) -> Self {
+    fn from(endpoint: Option<&Endpoint>, symbols: &Table) -> Self {
         let Some(endpoint) = endpoint else {
             return StoredEndpoint::default();
         };
         StoredEndpoint {
-            service: symbols.intern_option(endpoint.service_name.as_deref()),
+            service: symbols.lookup(endpoint.service_name.as_deref()),
             ipv4: endpoint.ipv4.map_or(0, u32::from),
             port: endpoint.port.unwrap_or(0),
             flags: PRESENT | if endpoint.ipv4.is_some() { HAS_IPV4 } else { 0 },
@@ -90,8 +90,22 @@ impl StoredEndpoint {
 }
 
 impl StoredSpan {
-    /// Compacts a normalised span, interning its names.
-    pub(crate) fn from_span(span: &Span, symbols: &Symbols) -> Self {
+    /// The names of a span that are stored as symbols.
+    pub(crate) fn names(span: &Span) -> impl Iterator<Item = &str> {
+        let endpoints = [&span.local_endpoint, &span.remote_endpoint];
+        span.name
+            .as_deref()
+            .into_iter()
+            .chain(
+                endpoints
+                    .into_iter()
+                    .filter_map(|e| e.as_ref()?.service_name.as_deref()),
+            )
+            .chain(span.tags.keys().map(String::as_str))
+    }
+
+    /// Compacts a normalised span whose [`Self::names`] are already interned in `symbols`.
+    pub(crate) fn from_span(span: &Span, symbols: &Table) -> Self {
         let size = span.tags.values().map(String::len).sum::<usize>()
             + span
                 .annotations
@@ -104,7 +118,7 @@ impl StoredSpan {
             .iter()
             .map(|(key, value)| {
                 text.push_str(value);
-                (symbols.intern(key), text.len() as u32)
+                (symbols.lookup(Some(key)), text.len() as u32)
             })
             .collect();
         let annotations = span
@@ -120,7 +134,7 @@ impl StoredSpan {
             parent: span.parent_id.map_or(0, |p| p.0),
             timestamp: span.timestamp.unwrap_or(0),
             duration: span.duration.unwrap_or(0),
-            name: symbols.intern_option(span.name.as_deref()),
+            name: symbols.lookup(span.name.as_deref()),
             kind: kind_code(span.kind),
             flags: if span.debug { DEBUG } else { 0 } | if span.shared { SHARED } else { 0 },
             local: StoredEndpoint::from(span.local_endpoint.as_ref(), symbols),
@@ -186,6 +200,7 @@ impl StoredSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::symbols::Symbols;
 
     #[test]
     fn compaction_round_trips() {
@@ -210,7 +225,10 @@ mod tests {
             value: "ws".into(),
         });
         span.shared = true;
-        let stored = StoredSpan::from_span(&span, &symbols);
+        StoredSpan::names(&span).for_each(|name| {
+            symbols.intern(name);
+        });
+        let stored = StoredSpan::from_span(&span, &symbols.read());
         assert_eq!(stored.to_span(TraceId(77), &symbols.read()), span);
     }
 

@@ -176,10 +176,15 @@ impl Store {
         if let Some(forwarder) = self.inner.forwarder.get() {
             forwarder.offer(&spans);
         }
+        let symbols = &self.inner.symbols;
+        symbols.intern_all(spans.iter().flat_map(StoredSpan::names));
         let mut by_shard: Vec<Vec<(u128, StoredSpan)>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        for span in &spans {
-            let stored = StoredSpan::from_span(span, &self.inner.symbols);
-            by_shard[shard_of(span.trace_id.0)].push((span.trace_id.0, stored));
+        {
+            let table = symbols.read();
+            for span in &spans {
+                let stored = StoredSpan::from_span(span, &table);
+                by_shard[shard_of(span.trace_id.0)].push((span.trace_id.0, stored));
+            }
         }
         let mut new_traces = Vec::new();
         for (index, batch) in by_shard.into_iter().enumerate() {
@@ -225,24 +230,26 @@ impl Store {
             let Some((trace_id, sequence)) = next else {
                 return;
             };
-            let mut shard = self.write(shard_of(trace_id));
-            if shard
-                .traces
-                .get(&trace_id)
-                .is_some_and(|t| t.sequence == sequence)
-            {
-                if let Some(trace) = shard.traces.remove(&trace_id) {
-                    for span in &trace.spans {
-                        shard.count(span, -1);
-                    }
-                    self.inner
-                        .span_count
-                        .fetch_sub(trace.spans.len(), Ordering::Relaxed);
-                    self.inner
-                        .evicted_spans
-                        .fetch_add(trace.spans.len() as u64, Ordering::Relaxed);
+            let evicted = {
+                let mut shard = self.write(shard_of(trace_id));
+                let current = shard.traces.get(&trace_id);
+                if current.is_none_or(|t| t.sequence != sequence) {
+                    continue; // already gone, or re-created after an earlier eviction
                 }
-            }
+                let Some(trace) = shard.traces.remove(&trace_id) else {
+                    continue;
+                };
+                for span in &trace.spans {
+                    shard.count(span, -1);
+                }
+                trace
+            };
+            let spans = evicted.spans.len();
+            self.inner.span_count.fetch_sub(spans, Ordering::Relaxed);
+            self.inner
+                .evicted_spans
+                .fetch_add(spans as u64, Ordering::Relaxed);
+            drop(evicted); // freed outside the shard lock
         }
     }
 
