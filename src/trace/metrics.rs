@@ -1,0 +1,97 @@
+//! Collector counters, named as the Zipkin server names them, plus the forwarder's, rendered in the
+//! Prometheus text format at `/prometheus`.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters shared by the HTTP collector and the forwarder.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// POSTs of spans received.
+    pub messages: AtomicU64,
+    /// POSTs refused (unreadable or too large).
+    pub messages_dropped: AtomicU64,
+    /// Request body bytes received (as sent, before gunzip).
+    pub bytes: AtomicU64,
+    /// Spans accepted.
+    pub spans: AtomicU64,
+    /// Spans lost after being read (none today: the in-memory store always accepts).
+    pub spans_dropped: AtomicU64,
+    /// Spans sent to the forward collector.
+    pub forwarded_spans: AtomicU64,
+    /// Spans not forwarded because the queue was full.
+    pub forward_dropped_spans: AtomicU64,
+    /// Spans whose forward POST failed.
+    pub forward_failed_spans: AtomicU64,
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl Metrics {
+    /// The Prometheus exposition text; `stored` and `evicted` are gauges from the store.
+    pub fn render(&self, stored: usize, evicted: u64) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters = [
+            (
+                "zipkin_collector_messages_total",
+                "Messages received",
+                &self.messages,
+            ),
+            (
+                "zipkin_collector_messages_dropped_total",
+                "Messages dropped",
+                &self.messages_dropped,
+            ),
+            (
+                "zipkin_collector_bytes_total",
+                "Bytes received",
+                &self.bytes,
+            ),
+            (
+                "zipkin_collector_spans_total",
+                "Spans received",
+                &self.spans,
+            ),
+            (
+                "zipkin_collector_spans_dropped_total",
+                "Spans dropped",
+                &self.spans_dropped,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(
+                out,
+                "{name}{{transport=\"http\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let forward = [
+            (
+                "zipkin_forward_spans_total",
+                "Spans forwarded",
+                &self.forwarded_spans,
+            ),
+            (
+                "zipkin_forward_spans_dropped_total",
+                "Spans not forwarded: queue full",
+                &self.forward_dropped_spans,
+            ),
+            (
+                "zipkin_forward_spans_failed_total",
+                "Spans whose forward request failed",
+                &self.forward_failed_spans,
+            ),
+        ];
+        for (name, help, counter) in forward {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP zipkin_storage_spans Spans held in memory\n# TYPE zipkin_storage_spans gauge\nzipkin_storage_spans {stored}");
+        let _ = writeln!(out, "# HELP zipkin_storage_spans_evicted_total Spans evicted to stay within max-spans\n# TYPE zipkin_storage_spans_evicted_total counter\nzipkin_storage_spans_evicted_total {evicted}");
+        out
+    }
+}
