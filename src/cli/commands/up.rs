@@ -177,7 +177,9 @@ async fn serve_foreground(
         Ok(running) => running,
         Err(error) => {
             // Left as they are for `sandbox logs`; the report says how to remove them.
-            lease.map(reaper::Lease::release);
+            if let Some(lease) = lease {
+                lease.release();
+            }
             ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
             return Err(error.into());
         }
@@ -211,7 +213,9 @@ async fn serve_foreground(
     }
     tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
     printer.finish_progress();
-    lease.map(reaper::Lease::release);
+    if let Some(lease) = lease {
+        lease.release();
+    }
     ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
     Ok(if shutdown.graceful.is_cancelled() {
         130
