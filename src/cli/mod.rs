@@ -63,6 +63,8 @@ pub enum Command {
     Validate,
     /// Write a starter manifest.
     Init(commands::init::InitArgs),
+    /// Run the Zipkin-compatible trace server alone (no Docker needed).
+    Zipkin(commands::zipkin::ZipkinArgs),
     /// Remove every sandbox resource on this engine (`down --all`), listing what was removed.
     Prune(commands::down::PruneArgs),
     /// Internal: the reaper that cleans up after a sandbox whose owner died.
@@ -108,7 +110,7 @@ fn init_logging() {
 }
 
 /// The user-facing text of an error: its own message, then the chain of causes.
-fn report(error: &anyhow::Error) -> String {
+pub(crate) fn report(error: &anyhow::Error) -> String {
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {
         let cause = cause.to_string();
@@ -119,7 +121,7 @@ fn report(error: &anyhow::Error) -> String {
     text
 }
 
-fn exit_code(error: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
     if error
         .downcast_ref::<crate::manifest::ManifestErrors>()
         .is_some()
@@ -128,6 +130,12 @@ fn exit_code(error: &anyhow::Error) -> u8 {
     }
     if let Some(engine) = error.downcast_ref::<crate::engine::EngineError>() {
         return engine.exit_code();
+    }
+    if error
+        .downcast_ref::<crate::control::plane::ControlPlaneError>()
+        .is_some()
+    {
+        return 5;
     }
     if let Some(usage) = error.downcast_ref::<context::UsageError>() {
         return usage.exit_code();

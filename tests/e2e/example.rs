@@ -64,6 +64,52 @@ fn the_example_chain_answers_through_user_and_item() {
     let logs = project.run(&["logs", "item"]);
     assert!(logs.stdout.contains("GET /items/7 200"), "{}", logs.stdout);
 
+    // The demo services report to the sandbox's trace server through the injected ZIPKIN_ENDPOINT.
+    let status = crate::util::ps_json(&project);
+    let zipkin = status["zipkin"]
+        .as_str()
+        .expect("ps --json names the trace server")
+        .to_string();
+    let zipkin_port: u16 = zipkin.rsplit(':').next().unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let trace = loop {
+        // The demo reports in the background, so poll (the trace server itself stores on POST).
+        let answer = get(
+            zipkin_port,
+            "/api/v2/traces?serviceName=user&spanName=get%20/users/%7Bid%7D&limit=1",
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        if body.contains("\"item\"") && body.matches("\"traceId\"").count() >= 3
+            || std::time::Instant::now() > deadline
+        {
+            break body;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(trace.contains(r#""name":"get /users/{id}""#), "{trace}");
+    assert!(
+        trace.contains(r#""remoteEndpoint":{"serviceName":"item"}"#),
+        "{trace}"
+    );
+    assert!(
+        trace.contains(r#""localEndpoint":{"serviceName":"item"}"#),
+        "{trace}"
+    );
+    let dependencies = get(
+        zipkin_port,
+        &format!(
+            "/api/v2/dependencies?endTs={}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        ),
+    );
+    assert!(
+        dependencies.contains(r#"{"parent":"user","child":"item","callCount":1"#),
+        "{dependencies}"
+    );
+
     project.run(&["down"]).success();
     assert!(project.leftovers().is_empty());
     let _ = std::process::Command::new("docker")

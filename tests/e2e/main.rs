@@ -7,3 +7,4 @@ mod example;
 mod lifecycle;
 mod signals;
 mod util;
+mod zipkin;

@@ -7,6 +7,7 @@ pub mod logs;
 pub mod ps;
 pub mod reap;
 pub mod up;
+pub mod zipkin;
 
 use super::{Cli, Command};
 use crate::output::Printer;
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
         Command::Validate => config::validate(&global, printer),
         Command::Init(args) => init::run(args, printer),
         Command::Prune(args) => down::prune(&args.into(), printer).await,
+        Command::Zipkin(args) => zipkin::run(args, printer).await,
         Command::Reap => reap::run(&global).await,
     }
 }

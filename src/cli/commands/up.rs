@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::signals::Shutdown;
 use crate::cli::{context, GlobalArgs};
+use crate::control::plane::{ControlPlane, TraceSettings};
 use crate::control::{process, reaper, ControlPlaneState};
 use crate::engine::logs::LogSource;
-use crate::engine::spec::Wiring;
 use crate::engine::{self, Docker, DownOptions, EngineError, UpOptions};
 use crate::events::{Event, EventSink};
 use crate::manifest::Manifest;
@@ -65,26 +65,34 @@ fn up_options(args: &UpArgs, wait_healthy: bool) -> UpOptions {
 struct Running {
     docker: Docker,
     outcome: engine::UpOutcome,
+    plane: ControlPlane,
 }
 
-/// Connects and applies the manifest; on interruption tears down what it started.
+/// Connects, starts the control plane's services and applies the manifest; on interruption tears
+/// down what it started.
 async fn bring_up(
     manifest: &Manifest,
     options: &UpOptions,
     events: &EventSink,
     shutdown: &Shutdown,
-) -> Result<Running, EngineError> {
+    state: &mut ControlPlaneState,
+) -> anyhow::Result<Running> {
     let started = Instant::now();
     let docker = Docker::connect().await?;
     let network = engine::prepare(&docker, manifest, events).await?;
-    let wiring = Wiring {
-        network: network.name.clone(),
-        ..Default::default()
-    };
+    let plane = ControlPlane::start(
+        manifest,
+        &network,
+        &TraceSettings::default(),
+        &shutdown.graceful,
+    )
+    .await?;
+    state.zipkin = Some(plane.zipkin_url.clone());
+    let _ = state.write();
     let result = engine::up(
         &docker,
         manifest,
-        &wiring,
+        &plane.wiring,
         options,
         events,
         &shutdown.graceful,
@@ -94,17 +102,21 @@ async fn bring_up(
         Ok(outcome) => {
             events.emit(Event::Ready {
                 gateway: None,
-                zipkin: None,
+                zipkin: Some(plane.zipkin_url.clone()),
                 elapsed_ms: started.elapsed().as_millis() as u64,
             });
-            Ok(Running { docker, outcome })
+            Ok(Running {
+                docker,
+                outcome,
+                plane,
+            })
         }
         Err(error) => {
             if shutdown.graceful.is_cancelled() {
                 tear_down(&docker, &manifest.project, events, shutdown).await;
-                return Err(EngineError::Interrupted);
+                return Err(EngineError::Interrupted.into());
             }
-            Err(error)
+            Err(error.into())
         }
     }
 }
@@ -157,7 +169,7 @@ async fn serve_foreground(
             .into());
         }
     }
-    let state = ControlPlaneState {
+    let mut state = ControlPlaneState {
         project: manifest.project.clone(),
         pid: std::process::id(),
         manifest: manifest.file.clone(),
@@ -172,7 +184,14 @@ async fn serve_foreground(
     let lease = reaper::spawn(&manifest.project).ok();
     let shutdown = Shutdown::install();
     let events = printer.event_sink();
-    let result = bring_up(manifest, &up_options(args, true), &events, &shutdown).await;
+    let result = bring_up(
+        manifest,
+        &up_options(args, true),
+        &events,
+        &shutdown,
+        &mut state,
+    )
+    .await;
     let running = match result {
         Ok(running) => running,
         Err(error) => {
@@ -181,7 +200,7 @@ async fn serve_foreground(
                 lease.release();
             }
             ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
-            return Err(error.into());
+            return Err(error);
         }
     };
     printer.finish_progress();
@@ -212,6 +231,8 @@ async fn serve_foreground(
         printer.stderr_line("stopping (Ctrl-C again to force)");
     }
     tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
+    shutdown.graceful.cancel();
+    running.plane.stopped().await;
     printer.finish_progress();
     if let Some(lease) = lease {
         lease.release();
@@ -306,7 +327,7 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
         }
     });
     let log_file: PathBuf = ControlPlaneState::log_path(&manifest.project);
-    let state = ControlPlaneState {
+    let mut state = ControlPlaneState {
         project: manifest.project.clone(),
         pid: std::process::id(),
         manifest: manifest.file.clone(),
@@ -318,17 +339,26 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
     };
     let _ = state.write();
     let shutdown = Shutdown::install();
-    match bring_up(manifest, &up_options(args, args.wait), &events, &shutdown).await {
-        Ok(_running) => {}
+    let running = match bring_up(
+        manifest,
+        &up_options(args, args.wait),
+        &events,
+        &shutdown,
+        &mut state,
+    )
+    .await
+    {
+        Ok(running) => running,
         Err(error) => {
+            let exit_code = crate::cli::exit_code(&error);
             events.emit(Event::Failed {
-                message: error.to_string(),
-                exit_code: error.exit_code(),
+                message: crate::cli::report(&error),
+                exit_code,
             });
             ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
-            return Ok(error.exit_code());
+            return Ok(exit_code);
         }
-    }
+    };
     // The parent has what it needs; from here on output goes to the log file.
     if let Ok(file) = std::fs::OpenOptions::new()
         .append(true)
@@ -338,6 +368,7 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
         process::redirect_output(&file);
     }
     shutdown.graceful.cancelled().await;
+    running.plane.stopped().await;
     ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
     Ok(0)
 }
