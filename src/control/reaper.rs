@@ -55,10 +55,10 @@ pub fn owner_abandoned(mut lease: impl Read) -> bool {
     let mut buffer = [0u8; 64];
     loop {
         match lease.read(&mut buffer) {
-            Ok(0) => return !received.ends_with(RELEASE),
+            Ok(0) => return true,
             Ok(read) => {
                 received.extend_from_slice(&buffer[..read]);
-                if received.ends_with(RELEASE) {
+                if received.windows(RELEASE.len()).any(|window| window == RELEASE) {
                     return false;
                 }
                 if received.len() > 1024 {
