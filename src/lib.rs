@@ -8,6 +8,7 @@
 //! - [`engine`]: the Docker side: connection, plan (desired vs. observed), apply, health, logs.
 //! - [`trace`]: the in-memory Zipkin: model, codecs, bounded store, query, HTTP API.
 //! - [`proxy`]: the gateway and mesh L7 proxy.
+//! - [`smoke`]: smoke checks against a running sandbox, and their JUnit report.
 //! - [`events`]: progress events the core emits; only the CLI renders them.
 //! - [`output`]: rendering of events, tables and colours for terminals, CI and JSON.
 //! - [`control`]: where a running control plane is (state file), and detaching it.
@@ -20,4 +21,5 @@ pub mod events;
 pub mod manifest;
 pub mod output;
 pub mod proxy;
+pub mod smoke;
 pub mod trace;
