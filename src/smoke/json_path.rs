@@ -78,8 +78,8 @@ pub fn select<'a>(document: &'a Value, path: &str) -> Result<Option<&'a Value>, 
 pub fn matches(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Number(_) | Value::Bool(_), Value::String(text)) => actual.to_string() == *text,
-        (Value::String(text), Value::Number(_) | Value::Bool(_)) => *text == expected.to_string(),
+        (Value::Number(_) | Value::Bool(_), Value::String(text)) => actual.to_string().as_str() == text.as_str(),
+        (Value::String(text), Value::Number(_) | Value::Bool(_)) => text.as_str() == expected.to_string().as_str(),
         _ => actual == expected,
     }
 }
