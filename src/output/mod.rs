@@ -4,6 +4,7 @@
 
 mod progress;
 pub mod table;
+pub mod waterfall;
 
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
