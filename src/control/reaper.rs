@@ -58,7 +58,10 @@ pub fn owner_abandoned(mut lease: impl Read) -> bool {
             Ok(0) => return true,
             Ok(read) => {
                 received.extend_from_slice(&buffer[..read]);
-                if received.windows(RELEASE.len()).any(|window| window == RELEASE) {
+                if received
+                    .windows(RELEASE.len())
+                    .any(|window| window == RELEASE)
+                {
                     return false;
                 }
                 if received.len() > 1024 {

@@ -14,7 +14,11 @@ pub fn render(spans: &[Span], link: Option<&str>) -> String {
     if spans.is_empty() {
         return "(no spans recorded)\n".to_string();
     }
-    let start = spans.iter().filter_map(|span| span.timestamp).min().unwrap_or(0);
+    let start = spans
+        .iter()
+        .filter_map(|span| span.timestamp)
+        .min()
+        .unwrap_or(0);
     let end = spans
         .iter()
         .filter_map(|span| Some(span.timestamp? + span.duration.unwrap_or(0)))
@@ -32,7 +36,11 @@ pub fn render(spans: &[Span], link: Option<&str>) -> String {
     let ids: std::collections::BTreeSet<SpanId> = spans.iter().map(|span| span.id).collect();
     let mut children: BTreeMap<Option<SpanId>, Vec<usize>> = BTreeMap::new();
     for (index, span) in spans.iter().enumerate() {
-        let parent = if span.shared && spans.iter().any(|other| other.id == span.id && !other.shared) {
+        let parent = if span.shared
+            && spans
+                .iter()
+                .any(|other| other.id == span.id && !other.shared)
+        {
             Some(span.id)
         } else {
             span.parent_id.filter(|parent| ids.contains(parent))
@@ -43,7 +51,13 @@ pub fn render(spans: &[Span], link: Option<&str>) -> String {
         list.sort_by_key(|index| (spans[*index].timestamp.unwrap_or(0), spans[*index].shared));
     }
     let mut rows: Vec<(usize, usize)> = Vec::new();
-    let mut stack: Vec<(usize, usize)> = children.get(&None).into_iter().flatten().rev().map(|index| (*index, 0)).collect();
+    let mut stack: Vec<(usize, usize)> = children
+        .get(&None)
+        .into_iter()
+        .flatten()
+        .rev()
+        .map(|index| (*index, 0))
+        .collect();
     let mut visited = vec![false; spans.len()];
     while let Some((index, depth)) = stack.pop() {
         if std::mem::replace(&mut visited[index], true) {
@@ -70,25 +84,59 @@ pub fn render(spans: &[Span], link: Option<&str>) -> String {
         .iter()
         .map(|(index, depth)| {
             let span = &spans[*index];
-            let service = span.local_endpoint.as_ref().and_then(|endpoint| endpoint.service_name.clone()).unwrap_or_else(|| "?".into());
-            let kind = span.kind.map(|kind| format!(" [{}]", format!("{kind:?}").to_lowercase())).unwrap_or_default();
-            format!("{}{service} {}{kind}", "  ".repeat(*depth), span.name.clone().unwrap_or_default())
+            let service = span
+                .local_endpoint
+                .as_ref()
+                .and_then(|endpoint| endpoint.service_name.clone())
+                .unwrap_or_else(|| "?".into());
+            let kind = span
+                .kind
+                .map(|kind| format!(" [{}]", format!("{kind:?}").to_lowercase()))
+                .unwrap_or_default();
+            format!(
+                "{}{service} {}{kind}",
+                "  ".repeat(*depth),
+                span.name.clone().unwrap_or_default()
+            )
         })
         .collect();
-    let label_width = labels.iter().map(|label| label.chars().count()).max().unwrap_or(0);
+    let label_width = labels
+        .iter()
+        .map(|label| label.chars().count())
+        .max()
+        .unwrap_or(0);
     for ((index, _), label) in rows.iter().zip(&labels) {
         let span = &spans[*index];
         let offset = span.timestamp.unwrap_or(start).saturating_sub(start);
         let duration = span.duration.unwrap_or(0);
         let from = (offset as u128 * BAR_WIDTH as u128 / total as u128) as usize;
-        let length = ((duration as u128 * BAR_WIDTH as u128).div_ceil(total as u128) as usize).max(1);
+        let length =
+            ((duration as u128 * BAR_WIDTH as u128).div_ceil(total as u128) as usize).max(1);
         let from = from.min(BAR_WIDTH - 1);
         let length = length.min(BAR_WIDTH - from);
-        let bar = format!("{}{}{}", " ".repeat(from), "█".repeat(length), " ".repeat(BAR_WIDTH - from - length));
-        let error = span.tags.get("error").map(|error| format!("  error={error}")).unwrap_or_default();
-        let status = span.tags.get("http.status_code").map(|status| format!("  {status}")).unwrap_or_default();
+        let bar = format!(
+            "{}{}{}",
+            " ".repeat(from),
+            "█".repeat(length),
+            " ".repeat(BAR_WIDTH - from - length)
+        );
+        let error = span
+            .tags
+            .get("error")
+            .map(|error| format!("  error={error}"))
+            .unwrap_or_default();
+        let status = span
+            .tags
+            .get("http.status_code")
+            .map(|status| format!("  {status}"))
+            .unwrap_or_default();
         let pad = label_width - label.chars().count();
-        let _ = writeln!(text, "  {label}{} |{bar}| {:>9}{status}{error}", " ".repeat(pad), micros(duration));
+        let _ = writeln!(
+            text,
+            "  {label}{} |{bar}| {:>9}{status}{error}",
+            " ".repeat(pad),
+            micros(duration)
+        );
     }
     text
 }
@@ -108,8 +156,19 @@ mod tests {
     use super::*;
     use crate::trace::{Endpoint, Kind, TraceId};
 
-    fn span(id: &str, parent: Option<&str>, service: &str, name: &str, kind: Kind, start: u64, duration: u64, shared: bool) -> Span {
-        let mut span = Span::new(TraceId::parse("463ac35c9f6413ad48485a3953bb6124").unwrap(), SpanId::parse(id).unwrap());
+    fn span(
+        id: &str,
+        parent: Option<&str>,
+        service: &str,
+        name: &str,
+        kind: Kind,
+        (start, duration): (u64, u64),
+        shared: bool,
+    ) -> Span {
+        let mut span = Span::new(
+            TraceId::parse("463ac35c9f6413ad48485a3953bb6124").unwrap(),
+            SpanId::parse(id).unwrap(),
+        );
         span.parent_id = parent.map(|parent| SpanId::parse(parent).unwrap());
         span.kind = Some(kind);
         span.name = Some(name.to_string());
@@ -125,16 +184,51 @@ mod tests {
 
     #[test]
     fn a_gateway_user_item_trace_nests_by_parent() {
-        let mut failing = span("0000000000000004", Some("0000000000000003"), "item", "get /items/{id}", Kind::Server, 6_000, 2_000, true);
+        let mut failing = span(
+            "0000000000000004",
+            Some("0000000000000003"),
+            "item",
+            "get /items/{id}",
+            Kind::Server,
+            (6_000, 2_000),
+            true,
+        );
         failing.tags.insert("http.status_code".into(), "500".into());
         failing.tags.insert("error".into(), "500".into());
         let spans = vec![
-            span("0000000000000001", None, "gateway", "get /users/1", Kind::Client, 0, 12_000, false),
-            span("0000000000000001", None, "user", "get /users/{id}", Kind::Server, 500, 11_000, true),
-            span("0000000000000003", Some("0000000000000001"), "user", "get /items/{id}", Kind::Client, 5_000, 4_000, false),
+            span(
+                "0000000000000001",
+                None,
+                "gateway",
+                "get /users/1",
+                Kind::Client,
+                (0, 12_000),
+                false,
+            ),
+            span(
+                "0000000000000001",
+                None,
+                "user",
+                "get /users/{id}",
+                Kind::Server,
+                (500, 11_000),
+                true,
+            ),
+            span(
+                "0000000000000003",
+                Some("0000000000000001"),
+                "user",
+                "get /items/{id}",
+                Kind::Client,
+                (5_000, 4_000),
+                false,
+            ),
             failing,
         ];
-        insta::assert_snapshot!(render(&spans, Some("http://127.0.0.1:9411/zipkin/#/trace/463ac35c9f6413ad48485a3953bb6124")));
+        insta::assert_snapshot!(render(
+            &spans,
+            Some("http://127.0.0.1:9411/zipkin/#/trace/463ac35c9f6413ad48485a3953bb6124")
+        ));
     }
 
     #[test]

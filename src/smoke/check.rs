@@ -72,9 +72,14 @@ pub struct TraceExpect {
 mod optional_duration {
     use std::time::Duration;
 
-    pub fn serialize<S: serde::Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
-            Some(duration) => serializer.serialize_str(&crate::manifest::duration_text::format(*duration)),
+            Some(duration) => {
+                serializer.serialize_str(&crate::manifest::duration_text::format(*duration))
+            }
             None => serializer.serialize_none(),
         }
     }

@@ -37,7 +37,10 @@ pub async fn send(
         .body(Full::new(Bytes::from(body.unwrap_or_default().to_string())))
         .map_err(|error| format!("cannot build the request: {error}"))?;
     let exchange = async {
-        let response = client.request(request).await.map_err(|error| describe(&error))?;
+        let response = client
+            .request(request)
+            .await
+            .map_err(|error| describe(&error))?;
         let status = response.status().as_u16();
         let mut names: BTreeMap<String, String> = BTreeMap::new();
         for (name, value) in response.headers() {
@@ -54,11 +57,18 @@ pub async fn send(
             Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
             Err(error) => format!("(body not read: {error})"),
         };
-        Ok(Response { status, headers: names, body })
+        Ok(Response {
+            status,
+            headers: names,
+            body,
+        })
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(format!("no answer within {}", crate::manifest::duration_text::format(timeout))),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            crate::manifest::duration_text::format(timeout)
+        )),
     }
 }
 

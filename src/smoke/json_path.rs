@@ -11,7 +11,9 @@ enum Step {
 
 /// Parses `$.items[0].id`; `Err` says what is wrong.
 fn parse(path: &str) -> Result<Vec<Step>, String> {
-    let rest = path.strip_prefix('$').ok_or_else(|| format!("`{path}` must start with `$`"))?;
+    let rest = path
+        .strip_prefix('$')
+        .ok_or_else(|| format!("`{path}` must start with `$`"))?;
     let mut steps = Vec::new();
     let mut chars = rest.chars().peekable();
     while let Some(character) = chars.next() {
@@ -42,12 +44,16 @@ fn parse(path: &str) -> Result<Vec<Step>, String> {
                 let quoted = inside
                     .strip_prefix('\'')
                     .and_then(|text| text.strip_suffix('\''))
-                    .or_else(|| inside.strip_prefix('"').and_then(|text| text.strip_suffix('"')));
+                    .or_else(|| {
+                        inside
+                            .strip_prefix('"')
+                            .and_then(|text| text.strip_suffix('"'))
+                    });
                 match quoted {
                     Some(key) => steps.push(Step::Key(key.to_string())),
-                    None => steps.push(Step::Index(
-                        inside.trim().parse().map_err(|_| format!("`[{inside}]` in `{path}` is not an index or a quoted name"))?,
-                    )),
+                    None => steps.push(Step::Index(inside.trim().parse().map_err(|_| {
+                        format!("`[{inside}]` in `{path}` is not an index or a quoted name")
+                    })?)),
                 }
             }
             other => return Err(format!("unexpected `{other}` in `{path}`")),
@@ -78,8 +84,12 @@ pub fn select<'a>(document: &'a Value, path: &str) -> Result<Option<&'a Value>, 
 pub fn matches(actual: &Value, expected: &Value) -> bool {
     match (actual, expected) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Number(_) | Value::Bool(_), Value::String(text)) => actual.to_string().as_str() == text.as_str(),
-        (Value::String(text), Value::Number(_) | Value::Bool(_)) => text.as_str() == expected.to_string().as_str(),
+        (Value::Number(_) | Value::Bool(_), Value::String(text)) => {
+            actual.to_string().as_str() == text.as_str()
+        }
+        (Value::String(text), Value::Number(_) | Value::Bool(_)) => {
+            text.as_str() == expected.to_string().as_str()
+        }
         _ => actual == expected,
     }
 }
@@ -93,7 +103,10 @@ mod tests {
     fn paths_select_nested_values() {
         let document = json!({"items": [{"id": 1, "name": "a"}], "odd key": true});
         assert_eq!(select(&document, "$.items[0].id").unwrap(), Some(&json!(1)));
-        assert_eq!(select(&document, "$['odd key']").unwrap(), Some(&json!(true)));
+        assert_eq!(
+            select(&document, "$['odd key']").unwrap(),
+            Some(&json!(true))
+        );
         assert_eq!(select(&document, "$").unwrap(), Some(&document));
         assert_eq!(select(&document, "$.items[3]").unwrap(), None);
         assert_eq!(select(&document, "$.items.id").unwrap(), None);
@@ -102,9 +115,15 @@ mod tests {
     #[test]
     fn bad_paths_say_why() {
         let document = json!({});
-        assert!(select(&document, "items").unwrap_err().contains("must start with `$`"));
-        assert!(select(&document, "$.items[0").unwrap_err().contains("unclosed"));
-        assert!(select(&document, "$.items[x]").unwrap_err().contains("not an index"));
+        assert!(select(&document, "items")
+            .unwrap_err()
+            .contains("must start with `$`"));
+        assert!(select(&document, "$.items[0")
+            .unwrap_err()
+            .contains("unclosed"));
+        assert!(select(&document, "$.items[x]")
+            .unwrap_err()
+            .contains("not an index"));
     }
 
     #[test]

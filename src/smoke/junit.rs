@@ -7,7 +7,10 @@ use super::run::CheckOutcome;
 /// The report for one run of checks.
 pub fn render(suite: &str, outcomes: &[CheckOutcome]) -> String {
     let failures = outcomes.iter().filter(|outcome| !outcome.passed).count();
-    let total_seconds: f64 = outcomes.iter().map(|outcome| outcome.duration_ms as f64 / 1000.0).sum();
+    let total_seconds: f64 = outcomes
+        .iter()
+        .map(|outcome| outcome.duration_ms as f64 / 1000.0)
+        .sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
@@ -96,7 +99,13 @@ mod tests {
 
     #[test]
     fn passing_and_failing_checks_render_as_junit() {
-        let xml = render("smoke", &[outcome("user sees <items>", &[]), outcome("item & co", &["status: expected 200, got 503"])]);
+        let xml = render(
+            "smoke",
+            &[
+                outcome("user sees <items>", &[]),
+                outcome("item & co", &["status: expected 200, got 503"]),
+            ],
+        );
         insta::assert_snapshot!(xml);
     }
 }

@@ -84,12 +84,15 @@ async fn run_check(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
 
 async fn attempt(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
     let base = match &check.target {
-        Target::Gateway => endpoints.gateway.clone().ok_or_else(|| "the sandbox has no gateway running".to_string()),
-        Target::Service(service) => endpoints
-            .services
-            .get(service)
-            .cloned()
-            .ok_or_else(|| format!("service `{service}` has no published HTTP port (is it running, with `port:` set?)")),
+        Target::Gateway => endpoints
+            .gateway
+            .clone()
+            .ok_or_else(|| "the sandbox has no gateway running".to_string()),
+        Target::Service(service) => endpoints.services.get(service).cloned().ok_or_else(|| {
+            format!(
+                "service `{service}` has no published HTTP port (is it running, with `port:` set?)"
+            )
+        }),
     };
     let mut outcome = CheckOutcome {
         name: check.name.clone(),
@@ -111,9 +114,18 @@ async fn attempt(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
         }
     };
     outcome.url = format!("{}{}", base.trim_end_matches('/'), check.request.path);
-    let timeout = check.expect.max_duration.map_or(REQUEST_TIMEOUT, |limit| limit.max(Duration::from_secs(1)) * 2);
+    let timeout = check.expect.max_duration.map_or(REQUEST_TIMEOUT, |limit| {
+        limit.max(Duration::from_secs(1)) * 2
+    });
     let sent = Instant::now();
-    let result = http::send(&check.request.method, &outcome.url, &check.request.headers, check.request.body.as_deref(), timeout).await;
+    let result = http::send(
+        &check.request.method,
+        &outcome.url,
+        &check.request.headers,
+        check.request.body.as_deref(),
+        timeout,
+    )
+    .await;
     let elapsed = sent.elapsed();
     outcome.duration_ms = elapsed.as_millis() as u64;
     let response = match result {
@@ -123,14 +135,18 @@ async fn attempt(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
             return outcome;
         }
     };
-    outcome.failures.extend(judge_response(check, &response, elapsed));
+    outcome
+        .failures
+        .extend(judge_response(check, &response, elapsed));
     outcome.trace_id = response.headers.get(TRACE_ID_HEADER).cloned();
     if let (Some(zipkin), Some(trace_id)) = (&endpoints.zipkin, &outcome.trace_id) {
         outcome.trace = fetch_trace(zipkin, trace_id, check.expect.trace.as_ref()).await;
     }
     if let Some(expect) = &check.expect.trace {
         if outcome.trace_id.is_none() {
-            outcome.failures.push(format!("trace: the answer has no `{TRACE_ID_HEADER}` header (was the request proxied?)"));
+            outcome.failures.push(format!(
+                "trace: the answer has no `{TRACE_ID_HEADER}` header (was the request proxied?)"
+            ));
         } else {
             outcome.failures.extend(judge_trace(expect, &outcome.trace));
         }
@@ -146,13 +162,21 @@ pub fn judge_response(check: &Check, response: &Response, elapsed: Duration) -> 
     let mut failures = Vec::new();
     if let Some(status) = expect.status {
         if response.status != status {
-            failures.push(format!("status: expected {status}, got {}", response.status));
+            failures.push(format!(
+                "status: expected {status}, got {}",
+                response.status
+            ));
         }
     }
     for (name, wanted) in &expect.headers {
         match response.headers.get(&name.to_ascii_lowercase()) {
-            Some(value) if value.to_ascii_lowercase().contains(&wanted.to_ascii_lowercase()) => {}
-            Some(value) => failures.push(format!("header `{name}`: expected `{wanted}`, got `{value}`")),
+            Some(value)
+                if value
+                    .to_ascii_lowercase()
+                    .contains(&wanted.to_ascii_lowercase()) => {}
+            Some(value) => failures.push(format!(
+                "header `{name}`: expected `{wanted}`, got `{value}`"
+            )),
             None => failures.push(format!("header `{name}`: missing (expected `{wanted}`)")),
         }
     }
@@ -168,9 +192,13 @@ pub fn judge_response(check: &Check, response: &Response, elapsed: Duration) -> 
                 for (path, wanted) in &expect.json {
                     match json_path::select(&document, path) {
                         Err(reason) => failures.push(format!("json: {reason}")),
-                        Ok(None) => failures.push(format!("json `{path}`: missing (expected {wanted})")),
+                        Ok(None) => {
+                            failures.push(format!("json `{path}`: missing (expected {wanted})"))
+                        }
                         Ok(Some(actual)) if json_path::matches(actual, wanted) => {}
-                        Ok(Some(actual)) => failures.push(format!("json `{path}`: expected {wanted}, got {actual}")),
+                        Ok(Some(actual)) => {
+                            failures.push(format!("json `{path}`: expected {wanted}, got {actual}"))
+                        }
                     }
                 }
             }
@@ -192,23 +220,43 @@ pub fn judge_response(check: &Check, response: &Response, elapsed: Duration) -> 
 pub fn judge_trace(expect: &TraceExpect, trace: &[Span]) -> Vec<String> {
     let mut failures = Vec::new();
     let seen = services_of(trace);
-    let missing: Vec<&str> = expect.services.iter().filter(|service| !seen.contains(*service)).map(String::as_str).collect();
+    let missing: Vec<&str> = expect
+        .services
+        .iter()
+        .filter(|service| !seen.contains(*service))
+        .map(String::as_str)
+        .collect();
     if !missing.is_empty() {
         let seen: Vec<&str> = seen.iter().map(String::as_str).collect();
         failures.push(format!(
             "trace: never reached {} (the trace passed through: {})",
-            missing.iter().map(|service| format!("`{service}`")).collect::<Vec<_>>().join(", "),
-            if seen.is_empty() { "nothing recorded".to_string() } else { seen.join(" → ") }
+            missing
+                .iter()
+                .map(|service| format!("`{service}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if seen.is_empty() {
+                "nothing recorded".to_string()
+            } else {
+                seen.join(" → ")
+            }
         ));
     }
     if let Some(limit) = expect.max_spans {
         if trace.len() > limit {
-            failures.push(format!("trace: {} spans, over the limit of {limit}", trace.len()));
+            failures.push(format!(
+                "trace: {} spans, over the limit of {limit}",
+                trace.len()
+            ));
         }
     }
     if expect.no_errors {
         for span in trace.iter().filter(|span| span.tags.contains_key("error")) {
-            let service = span.local_endpoint.as_ref().and_then(|endpoint| endpoint.service_name.clone()).unwrap_or_default();
+            let service = span
+                .local_endpoint
+                .as_ref()
+                .and_then(|endpoint| endpoint.service_name.clone())
+                .unwrap_or_default();
             failures.push(format!(
                 "trace: span `{}` of `{service}` has error `{}`",
                 span.name.clone().unwrap_or_default(),
@@ -232,10 +280,13 @@ async fn fetch_trace(zipkin: &str, trace_id: &str, expect: Option<&TraceExpect>)
     let url = format!("{}/api/v2/trace/{trace_id}", zipkin.trim_end_matches('/'));
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
-        let spans = match http::send("GET", &url, &BTreeMap::new(), None, Duration::from_secs(5)).await {
-            Ok(response) if response.status == 200 => crate::trace::codec::json::decode(response.body.as_bytes()).unwrap_or_default(),
-            _ => Vec::new(),
-        };
+        let spans =
+            match http::send("GET", &url, &BTreeMap::new(), None, Duration::from_secs(5)).await {
+                Ok(response) if response.status == 200 => {
+                    crate::trace::codec::json::decode(response.body.as_bytes()).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
         let complete = expect.is_none_or(|expect| {
             let seen = services_of(&spans);
             expect.services.iter().all(|service| seen.contains(service))
@@ -271,7 +322,10 @@ mod tests {
     fn response(status: u16, body: &str) -> Response {
         Response {
             status,
-            headers: BTreeMap::from([("content-type".to_string(), "application/json; charset=utf-8".to_string())]),
+            headers: BTreeMap::from([(
+                "content-type".to_string(),
+                "application/json; charset=utf-8".to_string(),
+            )]),
             body: body.to_string(),
         }
     }
@@ -286,7 +340,11 @@ mod tests {
             max_duration: Some(Duration::from_millis(10)),
             trace: None,
         };
-        let failures = judge_response(&check(expect), &response(500, r#"{"items": [{"id": 2}]}"#), Duration::from_millis(50));
+        let failures = judge_response(
+            &check(expect),
+            &response(500, r#"{"items": [{"id": 2}]}"#),
+            Duration::from_millis(50),
+        );
         assert_eq!(
             failures,
             [
@@ -308,11 +366,19 @@ mod tests {
             json: vec![("$.items[0].id".into(), serde_json::json!("2"))],
             ..Expect::default()
         };
-        assert!(judge_response(&check(expect), &response(200, r#"{"items": [{"id": 2}]}"#), Duration::ZERO).is_empty());
+        assert!(judge_response(
+            &check(expect),
+            &response(200, r#"{"items": [{"id": 2}]}"#),
+            Duration::ZERO
+        )
+        .is_empty());
     }
 
     fn span(service: &str, error: bool) -> Span {
-        let mut span = Span::new(TraceId::parse("463ac35c9f6413ad48485a3953bb6124").unwrap(), SpanId::parse("a2fb4a1d1a96d312").unwrap());
+        let mut span = Span::new(
+            TraceId::parse("463ac35c9f6413ad48485a3953bb6124").unwrap(),
+            SpanId::parse("a2fb4a1d1a96d312").unwrap(),
+        );
         span.name = Some("get".into());
         span.local_endpoint = Some(Endpoint {
             service_name: Some(service.to_string()),
@@ -331,7 +397,11 @@ mod tests {
             max_spans: Some(2),
             no_errors: true,
         };
-        let trace = [span("gateway", false), span("user", false), span("user", true)];
+        let trace = [
+            span("gateway", false),
+            span("user", false),
+            span("user", true),
+        ];
         assert_eq!(
             judge_trace(&expect, &trace),
             [
@@ -340,7 +410,18 @@ mod tests {
                 "trace: span `get` of `user` has error `500`",
             ]
         );
-        let full = [span("gateway", false), span("user", false), span("item", false)];
-        assert!(judge_trace(&TraceExpect { max_spans: None, ..expect }, &full).is_empty());
+        let full = [
+            span("gateway", false),
+            span("user", false),
+            span("item", false),
+        ];
+        assert!(judge_trace(
+            &TraceExpect {
+                max_spans: None,
+                ..expect
+            },
+            &full
+        )
+        .is_empty());
     }
 }
