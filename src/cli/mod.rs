@@ -8,6 +8,7 @@
 
 pub mod commands;
 mod context;
+mod session;
 mod signals;
 
 use std::path::PathBuf;

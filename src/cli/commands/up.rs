@@ -5,14 +5,13 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::cli::signals::Shutdown;
-use crate::cli::{context, GlobalArgs};
-use crate::control::plane::{ControlPlane, TraceSettings};
+use crate::cli::{context, session, GlobalArgs};
 use crate::control::{process, reaper, ControlPlaneState};
 use crate::engine::logs::LogSource;
-use crate::engine::{self, Docker, DownOptions, EngineError, UpOptions};
+use crate::engine::UpOptions;
 use crate::events::{Event, EventSink};
 use crate::manifest::Manifest;
 use crate::output::Printer;
@@ -61,130 +60,20 @@ fn up_options(args: &UpArgs, wait_healthy: bool) -> UpOptions {
     }
 }
 
-/// What a bring-up produced, common to both modes.
-struct Running {
-    docker: Docker,
-    outcome: engine::UpOutcome,
-    plane: ControlPlane,
-}
-
-/// Connects, starts the control plane's services and applies the manifest; on interruption tears
-/// down what it started.
-async fn bring_up(
-    manifest: &Manifest,
-    options: &UpOptions,
-    events: &EventSink,
-    shutdown: &Shutdown,
-    state: &mut ControlPlaneState,
-) -> anyhow::Result<Running> {
-    let started = Instant::now();
-    let docker = Docker::connect().await?;
-    let network = engine::prepare(&docker, manifest, events).await?;
-    let plane = ControlPlane::start(
-        manifest,
-        &network,
-        &TraceSettings::default(),
-        &shutdown.graceful,
-    )
-    .await?;
-    state.zipkin = Some(plane.zipkin_url.clone());
-    let _ = state.write();
-    let result = engine::up(
-        &docker,
-        manifest,
-        &plane.wiring,
-        options,
-        events,
-        &shutdown.graceful,
-    )
-    .await;
-    match result {
-        Ok(outcome) => {
-            events.emit(Event::Ready {
-                gateway: None,
-                zipkin: Some(plane.zipkin_url.clone()),
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            });
-            Ok(Running {
-                docker,
-                outcome,
-                plane,
-            })
-        }
-        Err(error) => {
-            if shutdown.graceful.is_cancelled() {
-                tear_down(&docker, &manifest.project, events, shutdown).await;
-                return Err(EngineError::Interrupted.into());
-            }
-            Err(error.into())
-        }
-    }
-}
-
-/// Removes the project's containers and network (volumes stay); a second signal skips the grace.
-async fn tear_down(docker: &Docker, project: &str, events: &EventSink, shutdown: &Shutdown) {
-    let graceful = DownOptions {
-        remove_volumes: false,
-        timeout: Duration::from_secs(10),
-    };
-    let forced = DownOptions {
-        timeout: Duration::ZERO,
-        ..graceful.clone()
-    };
-    let result = tokio::select! {
-        result = engine::down(docker, project, &graceful, events) => result,
-        _ = shutdown.force.cancelled() => engine::down(docker, project, &forced, events).await,
-    };
-    if let Err(error) = result {
-        events.note(format!(
-            "cleaning up failed: {error}\n  hint: run `sandbox down -p {project}`"
-        ));
-    }
-}
-
-fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
-}
-
 /// Foreground: bring up, stream logs until Ctrl-C, then remove the containers.
 async fn serve_foreground(
     manifest: &Manifest,
     args: &UpArgs,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    if let Some(other) = ControlPlaneState::read_live(&manifest.project) {
-        if other.detached {
-            // A detached control plane of this project is replaced by this foreground one.
-            process::terminate(other.pid, Duration::from_secs(5));
-        } else {
-            return Err(context::UsageError {
-                message: format!(
-                    "project `{}` is already up in the foreground (pid {})\n  hint: stop it with Ctrl-C there, or pick another name with `-p`",
-                    manifest.project, other.pid
-                ),
-            }
-            .into());
-        }
-    }
-    let mut state = ControlPlaneState {
-        project: manifest.project.clone(),
-        pid: std::process::id(),
-        manifest: manifest.file.clone(),
-        started_at: now_seconds(),
-        detached: false,
-        gateway: None,
-        zipkin: None,
-        log_file: None,
-    };
+    session::claim_project(manifest)?;
+    let mut state = session::state(manifest, false);
     let _ = state.write();
     // If this process dies without tearing down (kill -9, a cancelled CI job), the reaper does.
     let lease = reaper::spawn(&manifest.project).ok();
     let shutdown = Shutdown::install();
     let events = printer.event_sink();
-    let result = bring_up(
+    let result = session::bring_up(
         manifest,
         &up_options(args, true),
         &events,
@@ -230,7 +119,7 @@ async fn serve_foreground(
     } else {
         printer.stderr_line("stopping (Ctrl-C again to force)");
     }
-    tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
+    session::tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
     shutdown.graceful.cancel();
     running.plane.stopped().await;
     printer.finish_progress();
@@ -247,19 +136,8 @@ async fn serve_foreground(
 
 /// `up -d` / `up --wait`: start a detached control plane and render its bring-up events.
 fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Result<u8> {
-    if let Some(other) = ControlPlaneState::read_live(&manifest.project) {
-        if !other.detached {
-            return Err(context::UsageError {
-                message: format!(
-                    "project `{}` is up in the foreground (pid {})\n  hint: stop it with Ctrl-C there first",
-                    manifest.project, other.pid
-                ),
-            }
-            .into());
-        }
-        // The new control plane takes over; containers are kept and reconciled by it.
-        process::terminate(other.pid, Duration::from_secs(5));
-    }
+    // The new control plane takes over; containers are kept and reconciled by it.
+    session::claim_project(manifest)?;
     let log_path = ControlPlaneState::log_path(&manifest.project);
     if let Some(parent) = log_path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -327,19 +205,11 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
         }
     });
     let log_file: PathBuf = ControlPlaneState::log_path(&manifest.project);
-    let mut state = ControlPlaneState {
-        project: manifest.project.clone(),
-        pid: std::process::id(),
-        manifest: manifest.file.clone(),
-        started_at: now_seconds(),
-        detached: true,
-        gateway: None,
-        zipkin: None,
-        log_file: Some(log_file.clone()),
-    };
+    let mut state = session::state(manifest, true);
+    state.log_file = Some(log_file.clone());
     let _ = state.write();
     let shutdown = Shutdown::install();
-    let running = match bring_up(
+    let running = match session::bring_up(
         manifest,
         &up_options(args, args.wait),
         &events,
