@@ -125,5 +125,3 @@ pub async fn tear_down(docker: &Docker, project: &str, events: &EventSink, shutd
         ));
     }
 }
-
-

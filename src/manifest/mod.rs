@@ -78,7 +78,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
     };
     let draft = schema::read(&mut checker, parsed.root.as_deref(), &sources);
     if let Some(draft) = &draft {
-        validate::validate(&mut checker, &draft.services, &draft.volumes);
+        validate::validate(&mut checker, &draft.services, &draft.volumes, &draft.smoke);
     }
     match draft {
         Some(draft) if checker.errors.is_empty() => Ok(Manifest {
@@ -91,6 +91,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
                 .map(|service| (service.service.name.clone(), service.service))
                 .collect(),
             volumes: draft.volumes,
+            smoke: draft.smoke.into_iter().map(|draft| draft.check).collect(),
         }),
         _ => Err(ManifestErrors::new(display, checker.errors)),
     }

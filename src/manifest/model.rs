@@ -26,6 +26,9 @@ pub struct Manifest {
     /// Named volumes declared at the top level (`volumes: {data: {}}`). Every named volume a service
     /// mounts is declared here: using an undeclared one is an error (with a hint), as in compose.
     pub volumes: BTreeMap<String, VolumeSpec>,
+    /// Smoke checks for `sandbox test` and `sandbox run`, in manifest order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub smoke: Vec<crate::smoke::Check>,
 }
 
 /// One service: a container template run as `replicas` containers.

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{DependencyCondition, PortPublish, VolumeSpec};
+use super::schema::smoke::CheckDraft;
 use super::schema::{Checker, Place, ServiceDraft};
 use super::suggest;
 
@@ -12,11 +13,57 @@ pub fn validate(
     checker: &mut Checker<'_>,
     services: &[ServiceDraft],
     volumes: &BTreeMap<String, VolumeSpec>,
+    smoke: &[CheckDraft],
 ) {
     check_dependencies(checker, services);
     check_cycles(checker, services);
     check_volumes(checker, services, volumes);
     check_host_ports(checker, services);
+    check_smoke_targets(checker, services, smoke);
+}
+
+/// A check sent straight to a service needs that service, with an HTTP `port`.
+fn check_smoke_targets(checker: &mut Checker<'_>, services: &[ServiceDraft], smoke: &[CheckDraft]) {
+    let names: Vec<&str> = services
+        .iter()
+        .map(|draft| draft.service.name.as_str())
+        .collect();
+    for draft in smoke {
+        let (crate::smoke::Target::Service(service), Some(place)) =
+            (&draft.check.target, &draft.service_place)
+        else {
+            continue;
+        };
+        match services.iter().find(|other| &other.service.name == service) {
+            None => {
+                let hint = match suggest::did_you_mean(service, names.iter().copied()) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => format!("the services are: {}", suggest::list(&names)),
+                };
+                report(
+                    checker,
+                    place,
+                    format!(
+                        "smoke check `{}` targets unknown service `{service}`",
+                        draft.check.name
+                    ),
+                    Some(hint),
+                );
+            }
+            Some(other) if other.service.port.is_none() => report(
+                checker,
+                place,
+                format!(
+                    "smoke check `{}` targets service `{service}`, which has no `port`",
+                    draft.check.name
+                ),
+                Some(format!(
+                    "set `port:` on service `{service}` to the HTTP port it listens on"
+                )),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 fn report(checker: &mut Checker<'_>, place: &Place, message: String, hint: Option<String>) {

@@ -4,6 +4,7 @@
 
 mod fuzz;
 mod invalid;
+mod smoke;
 mod templates;
 mod util;
 mod valid;

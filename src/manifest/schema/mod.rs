@@ -10,6 +10,7 @@ mod environment;
 mod healthcheck;
 mod ports;
 mod service;
+pub mod smoke;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use super::node::Node;
 use check::join;
 
 /// Keys of the top-level map.
-const TOP_LEVEL: &[&str] = &["name", "services", "volumes"];
+const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "smoke"];
 const VOLUME_KEYS: &[&str] = &["external", "labels"];
 
 /// Everything read from the file, before cross-service checks.
@@ -31,6 +32,7 @@ pub struct Draft {
     pub project: String,
     pub services: Vec<ServiceDraft>,
     pub volumes: BTreeMap<String, VolumeSpec>,
+    pub smoke: Vec<smoke::CheckDraft>,
 }
 
 /// Where the project name may come from, strongest first.
@@ -74,10 +76,15 @@ pub fn read(
             Vec::new()
         }
     };
+    let smoke = match fields.get("smoke") {
+        Some(node) => smoke::read(checker, node),
+        None => Vec::new(),
+    };
     Some(Draft {
         project,
         services,
         volumes,
+        smoke,
     })
 }
 

@@ -8,9 +8,18 @@ use super::super::node::{Node, Value};
 use super::check::{join, Checker, Kind, Place};
 use crate::smoke::{Check, Expect, Request, Target, TraceExpect};
 
-const CHECK_KEYS: &[&str] = &["name", "request", "service", "path", "method", "expect", "retry"];
+const CHECK_KEYS: &[&str] = &[
+    "name", "request", "service", "path", "method", "expect", "retry",
+];
 const REQUEST_KEYS: &[&str] = &["method", "path", "headers", "body"];
-const EXPECT_KEYS: &[&str] = &["status", "headers", "body_contains", "json", "max_duration", "trace"];
+const EXPECT_KEYS: &[&str] = &[
+    "status",
+    "headers",
+    "body_contains",
+    "json",
+    "max_duration",
+    "trace",
+];
 const TRACE_KEYS: &[&str] = &["services", "max_spans", "no_errors"];
 const RETRY_KEYS: &[&str] = &["until"];
 const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -24,15 +33,28 @@ pub struct CheckDraft {
 /// Reads the list; names must be unique.
 pub fn read(checker: &mut Checker<'_>, node: &Node) -> Vec<CheckDraft> {
     let Value::Sequence(items) = &node.value else {
-        checker.error_with_hint(node, "smoke", "expected a list of checks", "write `smoke:` followed by `- name: ...` items");
+        checker.error_with_hint(
+            node,
+            "smoke",
+            "expected a list of checks",
+            "write `smoke:` followed by `- name: ...` items",
+        );
         return Vec::new();
     };
     let mut drafts: Vec<CheckDraft> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         let field = format!("smoke[{index}]");
         if let Some(draft) = read_check(checker, item, &field) {
-            if drafts.iter().any(|other| other.check.name == draft.check.name) {
-                checker.error_with_hint(item, &join(&field, "name"), format!("a check named `{}` exists already", draft.check.name), "give every check its own name");
+            if drafts
+                .iter()
+                .any(|other| other.check.name == draft.check.name)
+            {
+                checker.error_with_hint(
+                    item,
+                    &join(&field, "name"),
+                    format!("a check named `{}` exists already", draft.check.name),
+                    "give every check its own name",
+                );
                 continue;
             }
             drafts.push(draft);
@@ -46,7 +68,12 @@ fn read_check(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Che
     let name = match fields.get("name") {
         Some(node) => checker.string(node, &join(field, "name"))?,
         None => {
-            checker.error_with_hint(node, &join(field, "name"), "missing field `name` in a smoke check", "name each check; reports and `sandbox test NAME` use it");
+            checker.error_with_hint(
+                node,
+                &join(field, "name"),
+                "missing field `name` in a smoke check",
+                "name each check; reports and `sandbox test NAME` use it",
+            );
             return None;
         }
     };
@@ -54,7 +81,13 @@ fn read_check(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Che
         Some(service) => {
             let service_field = join(field, "service");
             let name = checker.string(service, &service_field)?;
-            (Target::Service(name), Some(Place { span: service.span, field: service_field }))
+            (
+                Target::Service(name),
+                Some(Place {
+                    span: service.span,
+                    field: service_field,
+                }),
+            )
         }
         None => (Target::Gateway, None),
     };
@@ -83,13 +116,21 @@ fn read_check(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Che
         duration(checker, retry.get("until")?, &join(&retry_field, "until"))
     });
     Some(CheckDraft {
-        check: Check { name, target, request, expect, retry_until },
+        check: Check {
+            name,
+            target,
+            request,
+            expect,
+            retry_until,
+        },
         service_place,
     })
 }
 
 fn read_request(checker: &mut Checker<'_>, node: &Node, field: &str, request: &mut Request) {
-    let Some(fields) = checker.fields(node, field, "`request`", REQUEST_KEYS) else { return };
+    let Some(fields) = checker.fields(node, field, "`request`", REQUEST_KEYS) else {
+        return;
+    };
     if let Some(node) = fields.get("method") {
         if let Some(method) = method(checker, node, &join(field, "method")) {
             request.method = method;
@@ -106,7 +147,9 @@ fn read_request(checker: &mut Checker<'_>, node: &Node, field: &str, request: &m
     if let Some(node) = fields.get("body") {
         request.body = match &node.value {
             // A map or list body is sent as JSON.
-            Value::Mapping(_) | Value::Sequence(_) => Some(to_json(checker, node, &join(field, "body")).to_string()),
+            Value::Mapping(_) | Value::Sequence(_) => {
+                Some(to_json(checker, node, &join(field, "body")).to_string())
+            }
             Value::Scalar { .. } => checker.string(node, &join(field, "body")),
         };
     }
@@ -114,7 +157,9 @@ fn read_request(checker: &mut Checker<'_>, node: &Node, field: &str, request: &m
 
 fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
     let mut expect = Expect::default();
-    let Some(fields) = checker.fields(node, field, "`expect`", EXPECT_KEYS) else { return expect };
+    let Some(fields) = checker.fields(node, field, "`expect`", EXPECT_KEYS) else {
+        return expect;
+    };
     if let Some(node) = fields.get("status") {
         expect.status = checker
             .integer_in(node, &join(field, "status"), 100..=599)
@@ -124,7 +169,9 @@ fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
         expect.headers = string_map(checker, node, &join(field, "headers"));
     }
     if let Some(node) = fields.get("body_contains") {
-        expect.body_contains = checker.strings(node, &join(field, "body_contains"), true).unwrap_or_default();
+        expect.body_contains = checker
+            .strings(node, &join(field, "body_contains"), true)
+            .unwrap_or_default();
     }
     if let Some(node) = fields.get("json") {
         let json_field = join(field, "json");
@@ -132,7 +179,12 @@ fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
             for entry in entries {
                 let entry_field = join(&json_field, entry.key);
                 if !entry.key.starts_with('$') {
-                    checker.error_with_hint(entry.key_node, &entry_field, format!("`{}` is not a JSON path", entry.key), "start paths with `$`, e.g. `$.items[0].id`");
+                    checker.error_with_hint(
+                        entry.key_node,
+                        &entry_field,
+                        format!("`{}` is not a JSON path", entry.key),
+                        "start paths with `$`, e.g. `$.items[0].id`",
+                    );
                     continue;
                 }
                 let value = to_json(checker, entry.value, &entry_field);
@@ -148,7 +200,9 @@ fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
         if let Some(trace) = checker.fields(node, &trace_field, "`trace`", TRACE_KEYS) {
             let mut expectation = TraceExpect::default();
             if let Some(node) = trace.get("services") {
-                expectation.services = checker.strings(node, &join(&trace_field, "services"), false).unwrap_or_default();
+                expectation.services = checker
+                    .strings(node, &join(&trace_field, "services"), false)
+                    .unwrap_or_default();
             }
             if let Some(node) = trace.get("max_spans") {
                 expectation.max_spans = checker
@@ -156,7 +210,9 @@ fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
                     .map(|count| count as usize);
             }
             if let Some(node) = trace.get("no_errors") {
-                expectation.no_errors = checker.boolean(node, &join(&trace_field, "no_errors")).unwrap_or(false);
+                expectation.no_errors = checker
+                    .boolean(node, &join(&trace_field, "no_errors"))
+                    .unwrap_or(false);
             }
             expect.trace = Some(expectation);
         }
@@ -169,7 +225,12 @@ fn method(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<String>
     if METHODS.contains(&method.as_str()) {
         Some(method)
     } else {
-        checker.error_with_hint(node, field, format!("unknown HTTP method `{method}`"), format!("use one of {}", METHODS.join(", ")));
+        checker.error_with_hint(
+            node,
+            field,
+            format!("unknown HTTP method `{method}`"),
+            format!("use one of {}", METHODS.join(", ")),
+        );
         None
     }
 }
@@ -179,7 +240,12 @@ fn path(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<String> {
     if path.starts_with('/') {
         Some(path)
     } else {
-        checker.error_with_hint(node, field, format!("path `{path}` does not start with `/`"), format!("write `/{path}`"));
+        checker.error_with_hint(
+            node,
+            field,
+            format!("path `{path}` does not start with `/`"),
+            format!("write `/{path}`"),
+        );
         None
     }
 }
@@ -201,7 +267,12 @@ fn duration(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Durat
     match parse_duration(&scalar.text) {
         Some(duration) if scalar.kind != Kind::Null => Some(duration),
         _ => {
-            checker.error_with_hint(node, field, format!("invalid duration `{}`", scalar.text), DURATION_FORMS);
+            checker.error_with_hint(
+                node,
+                field,
+                format!("invalid duration `{}`", scalar.text),
+                DURATION_FORMS,
+            );
             None
         }
     }
@@ -210,11 +281,21 @@ fn duration(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Durat
 /// A YAML value as JSON, scalars typed as YAML types them (`1` a number, `"1"` text).
 fn to_json(checker: &mut Checker<'_>, node: &Node, field: &str) -> serde_json::Value {
     match &node.value {
-        Value::Sequence(items) => serde_json::Value::Array(items.iter().map(|item| to_json(checker, item, field)).collect()),
+        Value::Sequence(items) => serde_json::Value::Array(
+            items
+                .iter()
+                .map(|item| to_json(checker, item, field))
+                .collect(),
+        ),
         Value::Mapping(pairs) => serde_json::Value::Object(
             pairs
                 .iter()
-                .map(|(key, value)| (key.scalar_text().unwrap_or_default().to_string(), to_json(checker, value, field)))
+                .map(|(key, value)| {
+                    (
+                        key.scalar_text().unwrap_or_default().to_string(),
+                        to_json(checker, value, field),
+                    )
+                })
                 .collect(),
         ),
         Value::Scalar { .. } => match checker.scalar(node, field, "a value") {
@@ -223,7 +304,11 @@ fn to_json(checker: &mut Checker<'_>, node: &Node, field: &str) -> serde_json::V
                 Kind::Null => serde_json::Value::Null,
                 Kind::Bool(value) => serde_json::Value::Bool(value),
                 Kind::Integer(value) => serde_json::Value::from(value),
-                Kind::Float => scalar.text.parse::<f64>().map(serde_json::Value::from).unwrap_or(serde_json::Value::String(scalar.text)),
+                Kind::Float => scalar
+                    .text
+                    .parse::<f64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or(serde_json::Value::String(scalar.text)),
                 Kind::Text => serde_json::Value::String(scalar.text),
             },
         },
