@@ -4,7 +4,8 @@
 //! Exit codes (API for scripts and CI): 0 success · 1 failure of what was asked (e.g. `validate`
 //! found nothing to run) · 2 usage error or an unexpected internal error · 3 invalid manifest ·
 //! 4 Docker engine unreachable · 5 build, pull, create or start failure · 6 a service exited,
-//! stayed unhealthy or timed out · 130 interrupted.
+//! stayed unhealthy or timed out · 7 a smoke check failed · 8 `run` could not start its command ·
+//! 130 interrupted. `sandbox run` exits with its command's own code once the sandbox is up.
 
 pub mod commands;
 mod context;
@@ -64,6 +65,10 @@ pub enum Command {
     Validate,
     /// Write a starter manifest.
     Init(commands::init::InitArgs),
+    /// Run the manifest's smoke checks against the running sandbox.
+    Test(commands::test::TestArgs),
+    /// Bring the sandbox up, run the smoke checks and CMD, then tear down; exits with CMD's code.
+    Run(commands::run::RunArgs),
     /// Run the Zipkin-compatible trace server alone (no Docker needed).
     Zipkin(commands::zipkin::ZipkinArgs),
     /// Remove every sandbox resource on this engine (`down --all`), listing what was removed.

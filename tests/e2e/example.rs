@@ -3,22 +3,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use crate::util::Project;
-
-/// Builds the static demo binary (demo/build.sh) and copies its image context into the project.
-fn demo_context(project: &Project) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = std::process::Command::new("sh")
-        .arg(root.join("demo/build.sh"))
-        .status()
-        .expect("run demo/build.sh");
-    assert!(status.success(), "demo/build.sh failed");
-    let image = project.path("demo/image");
-    std::fs::create_dir_all(&image).unwrap();
-    for file in ["Dockerfile", "sandbox-demo"] {
-        std::fs::copy(root.join("demo/image").join(file), image.join(file)).unwrap();
-    }
-}
+use crate::util::{demo_context, Project};
 
 fn get(port: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();

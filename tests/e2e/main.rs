@@ -1,6 +1,7 @@
 //! End-to-end tests against the real Docker engine. Each test uses its own project name and removes
 //! everything it made (see `util::Project`). They fail, never skip, when Docker is missing.
 
+mod ci;
 mod cleanup;
 mod errors;
 mod example;

@@ -255,3 +255,48 @@ pub fn ps_json(project: &Project) -> serde_json::Value {
     serde_json::from_str(&run.stdout)
         .unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
 }
+
+/// Builds the static demo binary (demo/build.sh) and copies its image context into the project's
+/// `demo/image`; returns an image tag of the project's own.
+pub fn demo_context(project: &Project) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("sh")
+        .arg(root.join("demo/build.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run demo/build.sh");
+    assert!(status.success(), "demo/build.sh failed");
+    let image = project.path("demo/image");
+    std::fs::create_dir_all(&image).expect("mkdir");
+    for file in ["Dockerfile", "sandbox-demo"] {
+        std::fs::copy(root.join("demo/image").join(file), image.join(file))
+            .expect("copy demo image context");
+    }
+    format!("sandbox-demo:{}", project.name)
+}
+
+/// The demo chain (`user` → `item`) as manifest services, built from the project's `demo/image`.
+pub fn demo_chain(project: &Project) -> String {
+    let image = demo_context(project);
+    format!(
+        r#"services:
+  user:
+    image: {image}
+    build: ./demo/image
+    port: 8080
+    environment:
+      SERVICE_NAME: user
+      ROUTES: "GET /users/{{id}} => call $${{ITEM_URL:-http://item:8080}}/items/{{id}} as item"
+    depends_on: {{item: {{condition: healthy}}}}
+    healthcheck: {{http: /health}}
+  item:
+    image: {image}
+    build: ./demo/image
+    port: 8080
+    environment:
+      SERVICE_NAME: item
+      ROUTES: 'GET /items/{{id}} => json {{"id": "{{id}}", "name": "item {{id}}"}}'
+    healthcheck: {{http: /health}}
+"#
+    )
+}

@@ -6,6 +6,8 @@ pub mod init;
 pub mod logs;
 pub mod ps;
 pub mod reap;
+pub mod run;
+pub mod test;
 pub mod up;
 pub mod zipkin;
 
@@ -24,6 +26,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
         Command::Validate => config::validate(&global, printer),
         Command::Init(args) => init::run(args, printer),
         Command::Prune(args) => down::prune(&args.into(), printer).await,
+        Command::Test(args) => test::run(&global, args, printer).await,
+        Command::Run(args) => run::run(&global, args, printer).await,
         Command::Zipkin(args) => zipkin::run(args, printer).await,
         Command::Reap => reap::run(&global).await,
     }
