@@ -182,6 +182,13 @@ impl Drop for Project {
                 .args(["volume", "rm", "-f", &id])
                 .output();
         }
+        // Images tagged with this project's name are its own; shared test images stay.
+        let images = ids(&["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &label]);
+        for image in images {
+            if image.ends_with(&format!(":{}", self.name)) {
+                let _ = Command::new("docker").args(["rmi", &image]).output();
+            }
+        }
     }
 }
 
