@@ -157,3 +157,64 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 }
+
+#[cfg(test)]
+mod documented_workflow {
+    //! The CI workflow in `docs/ci/` must keep working: it parses, and every `sandbox` command in it
+    //! names only flags and commands that exist.
+    use clap::Parser;
+
+    const WORKFLOW: &str = include_str!("../../docs/ci/github-actions.yml");
+
+    fn sandbox_commands() -> Vec<Vec<String>> {
+        let document: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(WORKFLOW).expect("the workflow is YAML");
+        let mut commands = Vec::new();
+        for job in document["jobs"].as_mapping().expect("jobs").values() {
+            for step in job["steps"].as_sequence().expect("steps") {
+                if let Some(script) = step["run"].as_str() {
+                    for line in script
+                        .lines()
+                        .filter(|line| line.trim_start().starts_with("sandbox "))
+                    {
+                        commands.push(line.split_whitespace().map(String::from).collect());
+                    }
+                }
+            }
+        }
+        commands
+    }
+
+    #[test]
+    fn every_sandbox_command_in_the_workflow_parses() {
+        let commands = sandbox_commands();
+        assert!(!commands.is_empty(), "the workflow runs sandbox");
+        for command in &commands {
+            if let Err(error) = super::Cli::try_parse_from(command) {
+                panic!("`{}` does not parse: {error}", command.join(" "));
+            }
+        }
+        let run = commands
+            .iter()
+            .find(|command| command.contains(&"run".to_string()))
+            .expect("uses `sandbox run`");
+        let parsed = super::Cli::try_parse_from(run).expect("parses");
+        match parsed.command {
+            super::Command::Run(args) => {
+                assert!(args.junit.is_some(), "writes a JUnit report");
+                let script =
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&args.command[0]);
+                assert!(
+                    script.exists(),
+                    "the workflow's test script {} exists",
+                    script.display()
+                );
+            }
+            other => panic!("expected `run`, got {other:?}"),
+        }
+        let manifest = parsed.global.file.expect("names the manifest");
+        assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(manifest)
+            .exists());
+    }
+}

@@ -183,7 +183,13 @@ impl Drop for Project {
                 .output();
         }
         // Images tagged with this project's name are its own; shared test images stay.
-        let images = ids(&["images", "--format", "{{.Repository}}:{{.Tag}}", "--filter", &label]);
+        let images = ids(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            "--filter",
+            &label,
+        ]);
         for image in images {
             if image.ends_with(&format!(":{}", self.name)) {
                 let _ = Command::new("docker").args(["rmi", &image]).output();
