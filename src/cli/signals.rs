@@ -19,7 +19,9 @@ impl Shutdown {
         };
         let stages = shutdown.clone();
         tokio::spawn(async move {
-            let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let Ok(mut terminate) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            else {
                 return;
             };
             let mut seen = 0;

@@ -91,6 +91,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
                 .map(|service| (service.service.name.clone(), service.service))
                 .collect(),
             volumes: draft.volumes,
+            gateway: draft.gateway,
         }),
         _ => Err(ManifestErrors::new(display, checker.errors)),
     }

@@ -7,9 +7,11 @@
 
 mod check;
 mod environment;
+mod gateway;
 mod healthcheck;
 mod ports;
 mod service;
+mod traffic;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -18,12 +20,12 @@ pub use check::{Checker, Place};
 pub use service::ServiceDraft;
 pub use volumes::normalise as normalise_path;
 
-use super::model::VolumeSpec;
+use super::model::{Gateway, VolumeSpec};
 use super::node::Node;
 use check::join;
 
 /// Keys of the top-level map.
-const TOP_LEVEL: &[&str] = &["name", "services", "volumes"];
+const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "gateway"];
 const VOLUME_KEYS: &[&str] = &["external", "labels"];
 
 /// Everything read from the file, before cross-service checks.
@@ -31,6 +33,7 @@ pub struct Draft {
     pub project: String,
     pub services: Vec<ServiceDraft>,
     pub volumes: BTreeMap<String, VolumeSpec>,
+    pub gateway: Gateway,
 }
 
 /// Where the project name may come from, strongest first.
@@ -74,10 +77,19 @@ pub fn read(
             Vec::new()
         }
     };
+    let names: Vec<&str> = services
+        .iter()
+        .map(|draft| draft.service.name.as_str())
+        .collect();
+    let gateway = match fields.get("gateway") {
+        Some(node) => gateway::read(checker, node, &names),
+        None => Gateway::default(),
+    };
     Some(Draft {
         project,
         services,
         volumes,
+        gateway,
     })
 }
 
