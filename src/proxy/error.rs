@@ -36,6 +36,8 @@ pub enum ProxyError {
     BodyTooLarge { limit: u64 },
     #[error("{detail}")]
     BadRequest { detail: String },
+    #[error("the request head is larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
     #[error("{}", no_replica_text(service, *reason))]
     NoReplica { service: String, reason: NoReplica },
     #[error("`{service}` has too many requests in flight (circuit breaker)")]
@@ -81,7 +83,8 @@ impl ProxyError {
             | ProxyError::UnknownService { .. }
             | ProxyError::UnknownCaller { .. }
             | ProxyError::BodyTooLarge { .. }
-            | ProxyError::BadRequest { .. } => ErrorSource::Downstream,
+            | ProxyError::BadRequest { .. }
+            | ProxyError::HeadersTooLarge { .. } => ErrorSource::Downstream,
             ProxyError::Internal { .. } => ErrorSource::Internal,
             _ => ErrorSource::Upstream,
         }
@@ -93,6 +96,7 @@ impl ProxyError {
             ProxyError::UnknownCaller { .. } => StatusCode::FORBIDDEN,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ProxyError::NoReplica { .. } | ProxyError::Overflow { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -124,16 +124,30 @@ pub async fn handle(
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
     let known_caller = listener == Listener::Gateway || caller.is_some();
-    let result = if known_caller {
+    let result = if head_size(&request) > config.limits.max_header_bytes {
+        Err(ProxyError::HeadersTooLarge {
+            limit: config.limits.max_header_bytes,
+        })
+    } else if known_caller {
         proxy(&shared, &config, &mut session, request).await
     } else {
         Err(ProxyError::UnknownCaller { address: peer.ip() })
     };
+    let mut close = false;
     let mut response = match result {
         Ok(response) => response,
-        Err(error) => fail_to_proxy(&shared, &mut session, &error, accept.as_ref()).await,
+        Err(error) => {
+            close = matches!(error, ProxyError::HeadersTooLarge { .. });
+            fail_to_proxy(&shared, &mut session, &error, accept.as_ref()).await
+        }
     };
     response_filter(&shared, &config, &session, &mut response);
+    if close {
+        // Do not read what else such a client sends on this connection.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     session.status = response.status().as_u16();
     let finish = Box::new(Finish {
         shared: shared.clone(),
@@ -143,6 +157,18 @@ pub async fn handle(
         use http_body_util::BodyExt;
         Tracked::new(body, finish).boxed_unsync()
     }))
+}
+
+/// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
+/// buffer; this makes the limit exact whatever the read sizes were.
+fn head_size(request: &Request<Incoming>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 async fn proxy(
