@@ -3,7 +3,7 @@
 //! writes it back in all three forms. Pure; tested beside itself (shape after linkerd2-proxy's
 //! `trace-context/src/propagation/b3.rs`).
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A trace context as the proxy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,31 +18,26 @@ pub struct TraceContext {
     pub tracestate: Option<String>,
 }
 
-const B3_HEADERS: [&str; 6] = [
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
-    "b3",
-];
-
 impl TraceContext {
     /// The incoming context: B3 single, then B3 multi, then W3C.
     pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
-        let text = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-        let mut context = text("b3")
+        let text = |index: usize| {
+            headers
+                .get(&NAMES[index])
+                .and_then(|value| value.to_str().ok())
+        };
+        let mut context = text(5)
             .and_then(parse_b3_single)
             .or_else(|| parse_b3_multi(&text))
-            .or_else(|| text("traceparent").and_then(parse_traceparent))?;
-        context.tracestate = text("tracestate").map(str::to_string);
+            .or_else(|| text(6).and_then(parse_traceparent))?;
+        context.tracestate = text(7).map(str::to_string);
         Some(context)
     }
 
     /// A new root context; `sampled` is the sampling decision.
     pub fn root(sampled: bool) -> TraceContext {
         TraceContext {
-            trace_id: format!("{:032x}", rand::random::<u128>()),
+            trace_id: hex(rand::random::<u128>(), 32),
             span_id: new_span_id(),
             parent_id: None,
             sampled: Some(sampled),
@@ -63,43 +58,73 @@ impl TraceContext {
 
     /// Replaces any trace headers with this context in all three forms.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        for name in B3_HEADERS.iter().chain(&["traceparent", "tracestate"]) {
-            headers.remove(*name);
+        for name in &NAMES {
+            headers.remove(name);
         }
         let sampled = self.sampled.unwrap_or(true);
         let flag = if sampled { "1" } else { "0" };
-        let mut set = |name: &'static str, value: String| {
-            if let Ok(value) = HeaderValue::from_str(&value) {
+        let [trace_id, span_id, parent_id, sampled_name, _, b3, traceparent, tracestate] = NAMES;
+        let mut set = |name: HeaderName, value: String| {
+            if let Ok(value) = HeaderValue::try_from(value) {
                 headers.insert(name, value);
             }
         };
-        set("x-b3-traceid", self.trace_id.clone());
-        set("x-b3-spanid", self.span_id.clone());
+        set(trace_id, self.trace_id.clone());
+        set(span_id, self.span_id.clone());
+        let mut single = String::with_capacity(82);
+        single.push_str(&self.trace_id);
+        single.push('-');
+        single.push_str(&self.span_id);
+        single.push('-');
+        single.push_str(flag);
         if let Some(parent) = &self.parent_id {
-            set("x-b3-parentspanid", parent.clone());
-        }
-        set("x-b3-sampled", flag.to_string());
-        let mut single = format!("{}-{}-{flag}", self.trace_id, self.span_id);
-        if let Some(parent) = &self.parent_id {
+            set(parent_id, parent.clone());
             single.push('-');
             single.push_str(parent);
         }
-        set("b3", single);
-        set(
-            "traceparent",
-            format!("00-{:0>32}-{}-0{flag}", self.trace_id, self.span_id),
-        );
+        set(sampled_name, flag.to_string());
+        set(b3, single);
+        let mut w3c = String::with_capacity(55);
+        w3c.push_str("00-");
+        for _ in self.trace_id.len()..32 {
+            w3c.push('0');
+        }
+        w3c.push_str(&self.trace_id);
+        w3c.push('-');
+        w3c.push_str(&self.span_id);
+        w3c.push_str(if sampled { "-01" } else { "-00" });
+        set(traceparent, w3c);
         if let Some(state) = &self.tracestate {
-            set("tracestate", state.clone());
+            set(tracestate, state.clone());
         }
     }
+}
+
+/// Every header this module reads or writes.
+const NAMES: [HeaderName; 8] = [
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("x-b3-flags"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+
+fn hex(value: u128, digits: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..digits)
+        .rev()
+        .map(|index| char::from(HEX[((value >> (index * 4)) & 0xf) as usize]))
+        .collect()
 }
 
 pub fn new_span_id() -> String {
     loop {
         let id = rand::random::<u64>();
         if id != 0 {
-            return format!("{id:016x}");
+            return hex(u128::from(id), 16);
         }
     }
 }
@@ -135,17 +160,15 @@ pub fn parse_b3_single(text: &str) -> Option<TraceContext> {
     })
 }
 
-fn parse_b3_multi<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Option<TraceContext> {
-    let trace_id = hex_id(text("x-b3-traceid")?.trim(), &[16, 32])?;
-    let span_id = hex_id(text("x-b3-spanid")?.trim(), &[16])?;
-    let debug = text("x-b3-flags") == Some("1");
-    let sampled = text("x-b3-sampled")
-        .and_then(sampled_flag)
-        .or(debug.then_some(true));
+fn parse_b3_multi<'a>(text: &impl Fn(usize) -> Option<&'a str>) -> Option<TraceContext> {
+    let trace_id = hex_id(text(0)?.trim(), &[16, 32])?;
+    let span_id = hex_id(text(1)?.trim(), &[16])?;
+    let debug = text(4) == Some("1");
+    let sampled = text(3).and_then(sampled_flag).or(debug.then_some(true));
     Some(TraceContext {
         trace_id,
         span_id,
-        parent_id: text("x-b3-parentspanid").and_then(|parent| hex_id(parent.trim(), &[16])),
+        parent_id: text(2).and_then(|parent| hex_id(parent.trim(), &[16])),
         sampled,
         tracestate: None,
     })

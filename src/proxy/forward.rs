@@ -44,7 +44,7 @@ impl RequestBody {
 /// What goes upstream, prepared by `upstream_request_filter`.
 pub struct Outgoing {
     pub method: Method,
-    pub path_and_query: String,
+    pub path_and_query: http::uri::PathAndQuery,
     pub headers: HeaderMap,
     pub body: RequestBody,
 }
@@ -106,7 +106,7 @@ pub async fn send(
         };
         session.replica = Some(replica.clone());
         let guard = replica.start();
-        let request = build_request(&replica, &mut outgoing);
+        let request = build_request(&replica, &mut outgoing, attempt >= max_retries);
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, client.request(request)).await {
                 Ok(result) => classify(result, service, &replica),
@@ -157,12 +157,19 @@ pub async fn send(
     }
 }
 
-fn build_request(replica: &Replica, outgoing: &mut Outgoing) -> Request<ProxyBody> {
+fn build_request(replica: &Replica, outgoing: &mut Outgoing, last: bool) -> Request<ProxyBody> {
     let mut request = Request::new(outgoing.body.for_try());
     *request.method_mut() = outgoing.method.clone();
-    *request.headers_mut() = outgoing.headers.clone();
-    let uri = format!("{}{}", replica.origin, outgoing.path_and_query);
-    if let Ok(uri) = uri.parse() {
+    *request.headers_mut() = if last {
+        std::mem::take(&mut outgoing.headers)
+    } else {
+        outgoing.headers.clone()
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = replica.authority.clone();
+    parts.path_and_query = Some(outgoing.path_and_query.clone());
+    if let Ok(uri) = http::Uri::from_parts(parts) {
         *request.uri_mut() = uri;
     }
     request

@@ -22,6 +22,12 @@ use hyper::body::{Body, Incoming};
 
 use crate::manifest::{Faults, RetryPolicy};
 
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const X_SANDBOX_UPSTREAM: header::HeaderName =
+    header::HeaderName::from_static("x-sandbox-upstream");
+const X_SANDBOX_TRACE_ID: header::HeaderName =
+    header::HeaderName::from_static("x-sandbox-trace-id");
+
 use super::body::{empty, full, ProxyBody, Tracked};
 use super::config::ProxyConfig;
 use super::context::TraceContext;
@@ -98,7 +104,7 @@ pub async fn handle(
         peer,
         request_id: request
             .headers()
-            .get("x-request-id")
+            .get(X_REQUEST_ID)
             .and_then(|value| value.to_str().ok())
             .filter(|id| !id.is_empty() && id.len() <= 200)
             .map_or_else(new_request_id, str::to_string),
@@ -208,7 +214,7 @@ async fn proxy(
     let (parts, body) = request.into_parts();
     let retries_wanted = target.retries.is_some_and(|policy| policy.attempts > 0);
     let body = read_body(config, &parts.headers, body, retries_wanted && !upgrade).await?;
-    let path_and_query = upstream_path(config, session, &parts.uri);
+    let path_and_query = upstream_path(config, session, &parts.uri)?;
     let headers = upstream_request_filter(config, session, parts.headers, upgrade);
     let outgoing = forward::Outgoing {
         method: parts.method,
@@ -369,16 +375,27 @@ async fn read_body(
     )))
 }
 
-/// The path and query sent upstream: rewritten by the route, if it says so.
-fn upstream_path(config: &ProxyConfig, session: &Session, uri: &http::Uri) -> String {
-    let path = session
+/// The path and query sent upstream: rewritten by the route, if it says so (else the original,
+/// shared, not copied).
+fn upstream_path(
+    config: &ProxyConfig,
+    session: &Session,
+    uri: &http::Uri,
+) -> Result<http::uri::PathAndQuery, ProxyError> {
+    let rewritten = session
         .route_index
         .and_then(|index| config.routes.get(index))
-        .and_then(|route| route.rewrite_path(uri.path()))
-        .unwrap_or_else(|| uri.path().to_string());
-    match uri.query() {
-        Some(query) => format!("{path}?{query}"),
-        None => path,
+        .and_then(|route| route.rewrite_path(uri.path()));
+    let invalid = |error: http::uri::InvalidUri| ProxyError::BadRequest {
+        detail: format!("invalid path: {error}"),
+    };
+    match (rewritten, uri.path_and_query()) {
+        (None, Some(original)) => Ok(original.clone()),
+        (None, None) => Ok(http::uri::PathAndQuery::from_static("/")),
+        (Some(path), _) => match uri.query() {
+            Some(query) => format!("{path}?{query}").parse().map_err(invalid),
+            None => path.parse().map_err(invalid),
+        },
     }
 }
 
@@ -392,7 +409,7 @@ fn upstream_request_filter(
     strip_hop_by_hop(&mut headers, upgrade);
     add_forwarded(&mut headers, session.peer.ip());
     if let Ok(value) = HeaderValue::from_str(&session.request_id) {
-        headers.insert("x-request-id", value);
+        headers.insert(X_REQUEST_ID, value);
     }
     headers.remove(DELAY_HEADER);
     headers.remove(ABORT_HEADER);
@@ -439,10 +456,10 @@ fn response_filter(
         .as_ref()
         .map_or("none", |replica| replica.name.as_str());
     if let Ok(value) = HeaderValue::from_str(upstream) {
-        headers.insert("x-sandbox-upstream", value);
+        headers.insert(X_SANDBOX_UPSTREAM, value);
     }
     if let Ok(value) = HeaderValue::from_str(&session.request_id) {
-        headers.insert("x-request-id", value);
+        headers.insert(X_REQUEST_ID, value);
     }
     if shared.recorder.is_some() {
         if let Some(Ok(value)) = session
@@ -450,7 +467,7 @@ fn response_filter(
             .as_ref()
             .map(|context| HeaderValue::from_str(&context.trace_id))
         {
-            headers.insert("x-sandbox-trace-id", value);
+            headers.insert(X_SANDBOX_TRACE_ID, value);
         }
     }
 }

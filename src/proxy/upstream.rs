@@ -37,8 +37,8 @@ fn now_nanos() -> u64 {
 pub struct Replica {
     pub name: String,
     pub address: SocketAddr,
-    /// `http://address`, prebuilt for request URIs.
-    pub(crate) origin: String,
+    /// The address as a URI authority, prebuilt for request URIs.
+    pub(crate) authority: Option<http::uri::Authority>,
     healthy: AtomicBool,
     in_flight: AtomicUsize,
     consecutive_errors: AtomicU32,
@@ -52,7 +52,7 @@ impl Replica {
         Replica {
             name: endpoint.name.clone(),
             address: endpoint.address,
-            origin: format!("http://{}", endpoint.address),
+            authority: endpoint.address.to_string().parse().ok(),
             healthy: AtomicBool::new(endpoint.healthy),
             in_flight: AtomicUsize::new(0),
             consecutive_errors: AtomicU32::new(0),
@@ -178,6 +178,12 @@ impl Upstream {
         let replicas = self.replicas();
         if replicas.is_empty() {
             return Err(NoReplica::NoneRunning);
+        }
+        // Common case: one replica, available.
+        if let [only] = replicas.as_slice() {
+            if only.available() {
+                return Ok(only.clone());
+            }
         }
         let available: Vec<&Arc<Replica>> = replicas
             .iter()
