@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::HeaderMap;
 use http::{Method, Request, Response};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::manifest::{RetryOn, RetryPolicy};
@@ -17,9 +16,11 @@ use super::body::{empty, full, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::phases::{Session, Target};
+use super::pool::SendError;
 use super::span::now_micros;
 use super::upstream::Replica;
 use super::Shared;
+use super::UpstreamError;
 
 /// The request body for the tries: in memory (every try gets a copy) or a stream (one try only).
 pub enum RequestBody {
@@ -58,7 +59,7 @@ enum Failure {
 }
 
 enum Try {
-    Answered(Response<Incoming>),
+    Answered(Response<ProxyBody>),
     Failed(Failure, ProxyError),
 }
 
@@ -70,7 +71,7 @@ pub async fn send(
     session: &mut Session,
     target: &Target<'_>,
     mut outgoing: Outgoing,
-) -> Result<Response<Incoming>, ProxyError> {
+) -> Result<Response<ProxyBody>, ProxyError> {
     let service = &target.service;
     let upstream = shared.upstreams.get(service);
     let traffic = config.traffic(service);
@@ -85,11 +86,7 @@ pub async fn send(
         Some(policy) if outgoing.body.replayable() => policy.attempts,
         _ => 0,
     };
-    let client = if traffic.http2 {
-        &shared.clients.http2
-    } else {
-        &shared.clients.http1
-    };
+    let http2 = traffic.http2;
     let mut last_failed: Option<std::sync::Arc<Replica>> = None;
     let mut last_error: Option<ProxyError> = None;
     let mut attempt = 0;
@@ -106,9 +103,10 @@ pub async fn send(
         };
         session.replica = Some(replica.clone());
         let guard = replica.start();
-        let request = build_request(&replica, &mut outgoing, attempt >= max_retries);
+        let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
+        let exchange = shared.clients.send(http2, replica.address, request);
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
-            Some(limit) => match tokio::time::timeout(limit, client.request(request)).await {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => classify(result, service, &replica),
                 Err(_) => Try::Failed(
                     Failure::Timeout,
@@ -118,7 +116,7 @@ pub async fn send(
                     },
                 ),
             },
-            None => classify(client.request(request).await, service, &replica),
+            None => classify(exchange.await, service, &replica),
         };
         let failed = match &result {
             Try::Answered(response) => response.status().is_server_error(),
@@ -157,7 +155,14 @@ pub async fn send(
     }
 }
 
-fn build_request(replica: &Replica, outgoing: &mut Outgoing, last: bool) -> Request<ProxyBody> {
+/// The request for one try. HTTP/1.1 connections get the origin form (`/path`), h2c the absolute
+/// form; a request without `Host` gets the replica's address.
+fn build_request(
+    replica: &Replica,
+    outgoing: &mut Outgoing,
+    last: bool,
+    http2: bool,
+) -> Request<ProxyBody> {
     let mut request = Request::new(outgoing.body.for_try());
     *request.method_mut() = outgoing.method.clone();
     *request.headers_mut() = if last {
@@ -165,9 +170,20 @@ fn build_request(replica: &Replica, outgoing: &mut Outgoing, last: bool) -> Requ
     } else {
         outgoing.headers.clone()
     };
+    if !request.headers().contains_key(http::header::HOST) {
+        if let Some(Ok(host)) = replica
+            .authority
+            .as_ref()
+            .map(|authority| http::HeaderValue::from_str(authority.as_str()))
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+    }
     let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(http::uri::Scheme::HTTP);
-    parts.authority = replica.authority.clone();
+    if http2 {
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = replica.authority.clone();
+    }
     parts.path_and_query = Some(outgoing.path_and_query.clone());
     if let Ok(uri) = http::Uri::from_parts(parts) {
         *request.uri_mut() = uri;
@@ -208,7 +224,7 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 fn classify(
-    result: Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+    result: Result<Response<ProxyBody>, UpstreamError>,
     service: &str,
     replica: &Replica,
 ) -> Try {
@@ -216,40 +232,53 @@ fn classify(
         Ok(response) => return Try::Answered(response),
         Err(error) => error,
     };
-    let detail = innermost(&error);
-    let (service, replica_name) = (service.to_string(), replica.name.clone());
-    if error.is_connect() {
-        return Try::Failed(
-            Failure::Connect,
-            ProxyError::ConnectFailed {
-                service,
-                replica: replica_name,
-                detail,
-            },
-        );
-    }
-    let hyper_error = error
-        .source()
-        .and_then(|source| source.downcast_ref::<hyper::Error>());
-    match hyper_error {
-        Some(hyper_error) if hyper_error.is_parse() || hyper_error.is_parse_status() => {
-            Try::Failed(
-                Failure::Reset,
-                ProxyError::InvalidResponse {
-                    service,
-                    replica: replica_name,
-                    detail,
-                },
-            )
+    let (service, replica) = (service.to_string(), replica.name.clone());
+    let (failure, detail) = match &error {
+        UpstreamError::Http1(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
+            (Failure::Connect, error.to_string())
         }
-        _ => Try::Failed(
-            Failure::Reset,
-            ProxyError::Reset {
-                service,
-                replica: replica_name,
-                detail,
-            },
-        ),
+        UpstreamError::Http2(legacy) if legacy.is_connect() => {
+            (Failure::Connect, innermost(legacy))
+        }
+        UpstreamError::Http1(SendError::Http(hyper_error)) => {
+            (Failure::Reset, hyper_detail(hyper_error))
+        }
+        UpstreamError::Http2(legacy) => (Failure::Reset, innermost(legacy)),
+    };
+    let hyper_error = match &error {
+        UpstreamError::Http1(SendError::Http(hyper_error)) => Some(hyper_error),
+        UpstreamError::Http2(legacy) => legacy
+            .source()
+            .and_then(|source| source.downcast_ref::<hyper::Error>()),
+        UpstreamError::Http1(_) => None,
+    };
+    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status());
+    let error = match (failure, invalid) {
+        (Failure::Connect, _) => ProxyError::ConnectFailed {
+            service,
+            replica,
+            detail,
+        },
+        (_, true) => ProxyError::InvalidResponse {
+            service,
+            replica,
+            detail,
+        },
+        _ => ProxyError::Reset {
+            service,
+            replica,
+            detail,
+        },
+    };
+    Try::Failed(failure, error)
+}
+
+/// hyper's message with its cause: `invalid HTTP version parsed`, `connection closed before
+/// message completed`.
+fn hyper_detail(error: &hyper::Error) -> String {
+    match error.source() {
+        Some(source) => format!("{error}: {}", innermost(source)),
+        None => error.to_string(),
     }
 }
 

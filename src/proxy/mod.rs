@@ -52,6 +52,7 @@ mod headers;
 mod logging;
 mod metrics;
 mod phases;
+mod pool;
 mod route;
 mod serve;
 mod span;
@@ -96,10 +97,20 @@ pub(crate) struct Shared {
     clients: Clients,
 }
 
-/// Pooled upstream clients: HTTP/1.1 with keep-alive, and h2c for services with `http2: true`.
+/// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
+/// `http2: true`; one multiplexed connection per replica).
 pub(crate) struct Clients {
-    http1: Client<HttpConnector, ProxyBody>,
+    http1: Arc<pool::Pool>,
     http2: Client<HttpConnector, ProxyBody>,
+}
+
+/// A failed exchange, by client.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error(transparent)]
+    Http1(#[from] pool::SendError),
+    #[error(transparent)]
+    Http2(#[from] hyper_util::client::legacy::Error),
 }
 
 impl Clients {
@@ -107,16 +118,30 @@ impl Clients {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(limits.connect_timeout));
-        let build = |http2: bool| {
-            Client::builder(TokioExecutor::new())
+        Clients {
+            http1: pool::Pool::new(limits.connect_timeout),
+            http2: Client::builder(TokioExecutor::new())
                 .pool_timer(TokioTimer::new())
                 .pool_idle_timeout(std::time::Duration::from_secs(60))
-                .http2_only(http2)
-                .build(connector.clone())
-        };
-        Clients {
-            http1: build(false),
-            http2: build(true),
+                .http2_only(true)
+                .build(connector),
+        }
+    }
+
+    /// One exchange with a replica.
+    async fn send(
+        &self,
+        http2: bool,
+        address: std::net::SocketAddr,
+        request: http::Request<ProxyBody>,
+    ) -> Result<http::Response<ProxyBody>, UpstreamError> {
+        use http_body_util::BodyExt;
+        if http2 {
+            let response = self.http2.request(request).await?;
+            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        } else {
+            let response = self.http1.send(address, request).await?;
+            Ok(response.map(|body| body.boxed_unsync()))
         }
     }
 }

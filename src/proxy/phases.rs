@@ -241,7 +241,7 @@ async fn proxy(
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, empty()));
     }
-    Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+    Ok(response)
 }
 
 /// Admin pages aside: finds the target, starts or continues the trace.
