@@ -4,12 +4,16 @@
 # through nginx and through Envoy as reverse proxies (one worker each, keep-alive upstream).
 # wrk runs on core 0; proxies and the upstream on core 1.
 #
-#   bench/proxy.sh                 # DURATION=10s CONNECTIONS=32 by default
-#   DURATION=30s CONNECTIONS=64 bench/proxy.sh
+# The machine may be shared: targets are measured in ROUNDS interleaved rounds and the median
+# req/s and median p99 are reported.
+#
+#   bench/proxy.sh                 # DURATION=10s CONNECTIONS=32 ROUNDS=3 by default
+#   DURATION=30s CONNECTIONS=64 ROUNDS=5 bench/proxy.sh
 set -euo pipefail
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/sandbox-proxy-bench.XXXXXX)
 PIDS=()
@@ -103,37 +107,57 @@ rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 taskset -c 1 "$NGINX" -p "$WORK/up" -c "$WORK/up/nginx.conf" & PIDS+=($!)
 taskset -c 1 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" & PIDS+=($!)
 taskset -c 1 "$ENVOY" -c "$WORK/envoy.yaml" --concurrency 1 --log-level error --base-id 42 >"$WORK/envoy.log" 2>&1 & PIDS+=($!)
+ENVOY_PID=${PIDS[-1]}
 taskset -c 1 "$BENCH" "$WORK/sandbox-18083.yaml" >"$WORK/sandbox.log" 2>&1 & SANDBOX=$!; PIDS+=($SANDBOX)
-taskset -c 1 "$BENCH" "$WORK/sandbox-18084.yaml" --trace >"$WORK/sandbox-trace.log" 2>&1 & PIDS+=($!)
+taskset -c 1 "$BENCH" "$WORK/sandbox-18084.yaml" --trace >"$WORK/sandbox-trace.log" 2>&1 & TRACED=$!; PIDS+=($TRACED)
 for port in 18080 18081 18082 18083 18084; do wait_port $port; done
 sleep 0.5
 IDLE_RSS=$(rss_kib $SANDBOX)
+worker_of() { pgrep -P "$(cat "$1")" | head -1; }
+declare -A PID_OF=([direct]=$(worker_of "$WORK/up/nginx.pid") [nginx]=$(worker_of "$WORK/nginx/nginx.pid")
+    [envoy]=$ENVOY_PID [sandbox]=$SANDBOX [sandbox-traced]=$TRACED)
+# CPU time (user + system, clock ticks) a process has used: the robust figure on a shared machine.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # wrk's "99%" latency in milliseconds.
 to_ms() { awk '{ v=$1; if (v ~ /us$/) { sub(/us/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms/,"",v) } else if (v ~ /s$/) { sub(/s/,"",v); v=v*1000 } printf "%.3f", v }'; }
-run() {
+measure() {
     local name=$1 port=$2
     curl -fsS -o /dev/null "http://127.0.0.1:$port/" || { echo "$name: no 200 on :$port" >&2; return 1; }
     taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d2s "http://127.0.0.1:$port/" >/dev/null
+    local before; before=$(cpu_ticks "${PID_OF[$name]}")
     local out; out=$(taskset -c 0 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
-    local rps p99 errors
+    local after; after=$(cpu_ticks "${PID_OF[$name]}")
+    local requests; requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    local cpu; cpu=$(awk -v t=$((after - before)) -v r="$requests" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t * 1000000 / hz / r }')
+    local rps p99
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
     p99=$(awk '$1=="99%" {print $2}' <<<"$out" | to_ms)
-    errors=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-    printf '%-16s %12s %10s  %s\n' "$name" "$rps" "$p99" "$errors"
-    eval "RPS_${name//[^a-z]/_}=$rps; P99_${name//[^a-z]/_}=$p99"
+    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then echo "$name: $(grep -E 'Non-2xx|Socket errors' <<<"$out")" >&2; fi
+    echo "$rps $p99 $cpu" >> "$WORK/results-$name"
+    printf '  round %s %-16s %12s req/s %8s ms p99 %8s us CPU/req\n' "$round" "$name" "$rps" "$p99" "$cpu" >&2
 }
+median() { sort -n | awk '{ v[NR]=$1 } END { print v[int((NR+1)/2)] }'; }
 
-echo "wrk: 1 thread, $CONNECTIONS connections, $DURATION; upstream body ${#BODY} bytes"
-printf '%-16s %12s %10s\n' target "req/s" "p99 ms"
-run direct 18080
-run nginx 18081
-run envoy 18082
-run sandbox 18083
-run sandbox-traced 18084
+TARGETS=("direct 18080" "nginx 18081" "envoy 18082" "sandbox 18083" "sandbox-traced 18084")
+echo "wrk: 1 thread, $CONNECTIONS connections, $DURATION, $ROUNDS rounds; upstream body ${#BODY} bytes"
+for round in $(seq 1 "$ROUNDS"); do
+    for target in "${TARGETS[@]}"; do measure $target; done
+done
+printf '%-16s %12s %10s %12s   (medians of %s rounds; CPU of the proxy process, or of the upstream for direct)\n' target "req/s" "p99 ms" "us CPU/req" "$ROUNDS"
+declare -A RPS P99 CPU
+for target in "${TARGETS[@]}"; do
+    name=${target% *}
+    RPS[$name]=$(awk '{print $1}' "$WORK/results-$name" | median)
+    P99[$name]=$(awk '{print $2}' "$WORK/results-$name" | median)
+    CPU[$name]=$(awk '{print $3}' "$WORK/results-$name" | median)
+    printf '%-16s %12s %10s %12s\n' "$name" "${RPS[$name]}" "${P99[$name]}" "${CPU[$name]}"
+done
 echo "sandbox idle RSS: $((IDLE_RSS / 1024)) MiB ($IDLE_RSS KiB); after load: $(( $(rss_kib $SANDBOX) / 1024 )) MiB"
-awk -v s="$RPS_sandbox" -v n="$RPS_nginx" -v e="$RPS_envoy" -v t="$RPS_sandbox_traced" \
-    -v sp="$P99_sandbox" -v np="$P99_nginx" 'BEGIN {
+awk -v s="${RPS[sandbox]}" -v n="${RPS[nginx]}" -v e="${RPS[envoy]}" -v t="${RPS[sandbox-traced]}" \
+    -v sp="${P99[sandbox]}" -v np="${P99[nginx]}" -v sc="${CPU[sandbox]}" -v nc="${CPU[nginx]}" -v ec="${CPU[envoy]}" \
+    -v tc="${CPU[sandbox-traced]}" 'BEGIN {
+    printf "CPU per request: sandbox %.2f us, nginx %.2f us (x%.2f), envoy %.2f us (x%.2f), traced sandbox %.2f us\n", sc, nc, sc/nc, ec, ec/sc, tc
     printf "sandbox/nginx req/s: %.2f (goal >= 1.00)\n", s/n
     printf "sandbox p99 - nginx p99: %+.3f ms (goal <= 0.5)\n", sp-np
     printf "sandbox/envoy req/s: %.2f (goal >= 2.5)\n", s/e
