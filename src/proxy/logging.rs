@@ -64,18 +64,18 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
     };
     let service = session.service.clone().unwrap_or_else(|| "unknown".into());
     let mut tags = BTreeMap::new();
-    tags.insert("http.method".to_string(), session.method.to_string());
-    tags.insert("http.path".to_string(), session.path.clone());
-    tags.insert("http.status_code".to_string(), session.status.to_string());
-    tags.insert("sandbox.route".to_string(), session.route.clone());
-    tags.insert("sandbox.request_id".to_string(), session.request_id.clone());
+    tags.insert("http.method", session.method.to_string());
+    tags.insert("http.path", session.path.clone());
+    tags.insert("http.status_code", session.status.to_string());
+    tags.insert("sandbox.route", session.route.clone());
+    tags.insert("sandbox.request_id", session.request_id.clone());
     if session.retries > 0 {
-        tags.insert("sandbox.retries".to_string(), session.retries.to_string());
+        tags.insert("sandbox.retries", session.retries.to_string());
     }
     if let Some(error) = &session.error {
-        tags.insert("error".to_string(), error.clone());
+        tags.insert("error", error.clone());
     } else if session.status >= 500 {
-        tags.insert("error".to_string(), session.status.to_string());
+        tags.insert("error", session.status.to_string());
     }
     let replica = session.replica.as_ref();
     let client = ProxySpan {

@@ -42,7 +42,7 @@ pub struct ProxySpan {
     pub duration_micros: u64,
     /// `http.method`, `http.path`, `http.status_code`, `error` (when failed), `sandbox.route`,
     /// `sandbox.request_id`.
-    pub tags: BTreeMap<String, String>,
+    pub tags: BTreeMap<&'static str, String>,
     /// (microseconds since the Unix epoch, text): retries (`retry 1: 503 from item-1`) and injected
     /// faults (`fault: delay 300ms`).
     pub annotations: Vec<(u64, String)>,

@@ -242,3 +242,26 @@ async fn circuit_breaker_answers_503_with_overflow_header() {
     assert_eq!(slow.await.expect("slow request"), 200);
     assert_eq!(get(&running.url("/a/x"), &[]).await.status, 200);
 }
+
+#[tokio::test]
+async fn large_bodies_stream_once_and_are_not_retried() {
+    let a = TestUpstream::start("a").await;
+    let routes = r#"
+gateway:
+  routes:
+    - match: {prefix: /}
+      service: a
+      retries: {attempts: 3, on: [5xx], backoff: {base: 1ms, max: 2ms}}
+"#;
+    let running = start(&manifest(&[&a], routes)).await;
+    let large = "b".repeat(100 * 1024);
+    let answer = crate::util::send("POST", &running.url("/flaky/1"), &[], &large).await;
+    assert_eq!(
+        answer.status, 503,
+        "over 64 KiB: sent once, not kept for a retry"
+    );
+    assert_eq!(a.hits(), 1);
+    let answer = crate::util::send("POST", &running.url("/flaky/2"), &[], "small").await;
+    assert_eq!(answer.status, 200, "small bodies are kept and retried");
+    assert_eq!(answer.json()["body"], "small");
+}
