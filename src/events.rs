@@ -96,12 +96,7 @@ impl Step {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            Step::Healthy
-                | Step::Started
-                | Step::Unchanged
-                | Step::Completed
-                | Step::Failed
-                | Step::Removed
+            Step::Healthy | Step::Started | Step::Unchanged | Step::Completed | Step::Failed | Step::Removed
         )
     }
 }
@@ -125,14 +120,7 @@ impl EventSink {
     }
 
     /// Shorthand for a [`Event::Service`] step.
-    pub fn step(
-        &self,
-        service: &str,
-        replica: u32,
-        step: Step,
-        detail: impl Into<String>,
-        elapsed: Duration,
-    ) {
+    pub fn step(&self, service: &str, replica: u32, step: Step, detail: impl Into<String>, elapsed: Duration) {
         self.emit(Event::Service {
             service: service.to_string(),
             replica,
@@ -143,9 +131,7 @@ impl EventSink {
     }
 
     pub fn note(&self, message: impl Into<String>) {
-        self.emit(Event::Note {
-            message: message.into(),
-        });
+        self.emit(Event::Note { message: message.into() });
     }
 }
 

@@ -70,10 +70,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let printer = Printer::from_environment(cli.global.json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             printer.error(&format!("cannot start the async runtime: {error}"));
@@ -115,10 +112,7 @@ fn report(error: &anyhow::Error) -> String {
 }
 
 fn exit_code(error: &anyhow::Error) -> u8 {
-    if error
-        .downcast_ref::<crate::manifest::ManifestErrors>()
-        .is_some()
-    {
+    if error.downcast_ref::<crate::manifest::ManifestErrors>().is_some() {
         return EXIT_MANIFEST;
     }
     if let Some(engine) = error.downcast_ref::<crate::engine::EngineError>() {

@@ -19,9 +19,7 @@ impl Shutdown {
         };
         let stages = shutdown.clone();
         tokio::spawn(async move {
-            let Ok(mut terminate) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            else {
+            let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
                 return;
             };
             let mut seen = 0;

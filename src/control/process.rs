@@ -4,9 +4,7 @@ use std::time::{Duration, Instant};
 
 /// Whether a process with this pid exists (and is not a zombie we could reap).
 pub fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else {
-        return false;
-    };
+    let Ok(pid) = i32::try_from(pid) else { return false };
     if pid <= 0 {
         return false;
     }
@@ -28,9 +26,7 @@ pub fn is_alive(pid: u32) -> bool {
 /// Sends SIGTERM and waits up to `grace` for the process to go, then SIGKILL.
 /// Returns true when the process is gone.
 pub fn terminate(pid: u32, grace: Duration) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
-        return false;
-    };
+    let Ok(raw) = i32::try_from(pid) else { return false };
     // SAFETY: plain signal delivery to a pid we recorded.
     unsafe { libc::kill(raw, libc::SIGTERM) };
     let deadline = Instant::now() + grace;

@@ -50,10 +50,7 @@ impl ControlPlaneState {
         std::fs::create_dir_all(&dir)?;
         let path = state_path(&dir, &self.project);
         let temporary = dir.join(format!(".{}.{}.tmp", self.project, std::process::id()));
-        std::fs::write(
-            &temporary,
-            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
-        )?;
+        std::fs::write(&temporary, serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
         std::fs::rename(&temporary, &path)?;
         Ok(path)
     }

@@ -56,11 +56,7 @@ pub struct UpOutcome {
 
 /// Creates the project network and the named volumes. Returns the network (its gateway address is
 /// where containers reach the control plane).
-pub async fn prepare(
-    docker: &Docker,
-    manifest: &Manifest,
-    events: &EventSink,
-) -> Result<NetworkInfo, EngineError> {
+pub async fn prepare(docker: &Docker, manifest: &Manifest, events: &EventSink) -> Result<NetworkInfo, EngineError> {
     let project = &manifest.project;
     let (network, created) = docker.ensure_network(project).await?;
     if created {
@@ -81,10 +77,7 @@ pub async fn prepare(
             continue;
         }
         let engine_name = labels::volume_name(project, name);
-        if docker
-            .ensure_volume(&engine_name, project, &volume.labels)
-            .await?
-        {
+        if docker.ensure_volume(&engine_name, project, &volume.labels).await? {
             events.emit(crate::events::Event::Resource {
                 kind: "volume".to_string(),
                 name: engine_name,
@@ -132,17 +125,14 @@ pub async fn up(
     cancel: &CancellationToken,
 ) -> Result<UpOutcome, EngineError> {
     let selected = with_dependencies(manifest, &options.services);
-    let image_ids =
-        image::ensure_images(docker, manifest, &selected, options.rebuild, events).await?;
+    let image_ids = image::ensure_images(docker, manifest, &selected, options.rebuild, events).await?;
 
     let desired: BTreeMap<String, Vec<ContainerSpec>> = selected
         .iter()
         .map(|name| {
             let service = &manifest.services[name];
             let specs = (1..=service.replicas)
-                .map(|replica| {
-                    ContainerSpec::new(manifest, service, replica, wiring).with_hash_label()
-                })
+                .map(|replica| ContainerSpec::new(manifest, service, replica, wiring).with_hash_label())
                 .collect();
             (name.clone(), specs)
         })
@@ -155,15 +145,9 @@ pub async fn up(
         .orphans
         .iter()
         .map(|container| (container, true))
-        .chain(
-            plan.services
-                .values()
-                .flat_map(|service| service.remove.iter().map(|container| (container, false))),
-        );
+        .chain(plan.services.values().flat_map(|service| service.remove.iter().map(|container| (container, false))));
     let removals = removals.map(|(container, orphan)| async move {
-        docker
-            .stop_container(&container.id, options.stop_timeout)
-            .await?;
+        docker.stop_container(&container.id, options.stop_timeout).await?;
         docker.remove_container(&container.id).await?;
         if orphan {
             events.note(format!(
@@ -171,13 +155,7 @@ pub async fn up(
                 container.name, container.service
             ));
         } else {
-            events.step(
-                &container.service,
-                container.replica,
-                Step::Removed,
-                "scaled down",
-                Duration::ZERO,
-            );
+            events.step(&container.service, container.replica, Step::Removed, "scaled down", Duration::ZERO);
         }
         Ok::<_, EngineError>(())
     });
@@ -189,10 +167,7 @@ pub async fn up(
     let mut needed: BTreeMap<&str, BTreeSet<DependencyCondition>> = BTreeMap::new();
     for name in &selected {
         for (dependency, condition) in &manifest.services[name].depends_on {
-            needed
-                .entry(dependency.as_str())
-                .or_default()
-                .insert(*condition);
+            needed.entry(dependency.as_str()).or_default().insert(*condition);
         }
     }
     let channels: BTreeMap<&str, (watch::Sender<Reached>, watch::Receiver<Reached>)> = selected
@@ -210,10 +185,7 @@ pub async fn up(
             cancel,
             deadline,
             options,
-            needed: needed
-                .get(service.name.as_str())
-                .cloned()
-                .unwrap_or_default(),
+            needed: needed.get(service.name.as_str()).cloned().unwrap_or_default(),
         };
         let dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)> = service
             .depends_on
@@ -222,9 +194,7 @@ pub async fn up(
             .collect();
         let sender = &channels[service.name.as_str()].0;
         async move {
-            let result = context
-                .run(&service_plan.replicas, dependencies, sender)
-                .await;
+            let result = context.run(&service_plan.replicas, dependencies, sender).await;
             if result.is_err() {
                 sender.send_replace(Reached::Failed);
             }
@@ -250,10 +220,7 @@ pub async fn up(
                 first_error.get_or_insert(error);
             }
             Err(error) => {
-                if matches!(
-                    first_error,
-                    None | Some(EngineError::DependencyFailed { .. })
-                ) {
+                if matches!(first_error, None | Some(EngineError::DependencyFailed { .. })) {
                     first_error = Some(error);
                 }
             }
@@ -291,25 +258,14 @@ impl ServiceRun<'_> {
         let started = Instant::now();
         let name = &self.service.name;
         if !dependencies.is_empty() {
-            let names: Vec<&str> = dependencies
-                .iter()
-                .map(|(name, _, _)| name.as_str())
-                .collect();
-            self.events.step(
-                name,
-                0,
-                Step::Waiting,
-                format!("for {}", names.join(", ")),
-                started.elapsed(),
-            );
+            let names: Vec<&str> = dependencies.iter().map(|(name, _, _)| name.as_str()).collect();
+            self.events.step(name, 0, Step::Waiting, format!("for {}", names.join(", ")), started.elapsed());
             for (dependency, condition, receiver) in dependencies {
                 self.wait_for(&dependency, condition, receiver).await?;
             }
         }
         let replicas = futures_util::future::join_all(
-            actions
-                .iter()
-                .map(|action| self.start_replica(action, started)),
+            actions.iter().map(|action| self.start_replica(action, started)),
         )
         .await
         .into_iter()
@@ -318,48 +274,30 @@ impl ServiceRun<'_> {
         let replicas: Vec<Replica> = replicas.into_iter().map(|(replica, _)| replica).collect();
         reached.send_replace(Reached::Started);
 
-        let must_be_healthy =
-            self.options.wait_healthy || self.needed.contains(&DependencyCondition::Healthy);
+        let must_be_healthy = self.options.wait_healthy || self.needed.contains(&DependencyCondition::Healthy);
         if let (Some(healthcheck), true) = (&self.service.healthcheck, must_be_healthy) {
-            futures_util::future::join_all(
-                replicas
-                    .iter()
-                    .map(|replica| self.wait_healthy(replica, healthcheck)),
-            )
-            .await
-            .into_iter()
-            .collect::<Result<Vec<()>, EngineError>>()?;
+            futures_util::future::join_all(replicas.iter().map(|replica| self.wait_healthy(replica, healthcheck)))
+                .await
+                .into_iter()
+                .collect::<Result<Vec<()>, EngineError>>()?;
             for replica in &replicas {
-                self.events
-                    .step(name, replica.replica, Step::Healthy, "", started.elapsed());
+                self.events.step(name, replica.replica, Step::Healthy, "", started.elapsed());
             }
             reached.send_replace(Reached::Healthy);
         } else {
             for replica in &replicas {
-                self.events
-                    .step(name, replica.replica, Step::Started, "", started.elapsed());
+                self.events.step(name, replica.replica, Step::Started, "", started.elapsed());
             }
         }
         if self.needed.contains(&DependencyCondition::Completed) {
             for replica in &replicas {
-                let code = self
-                    .until_deadline(
-                        self.docker.wait_container(&replica.container_id),
-                        "completed",
-                    )
-                    .await??;
+                let code = self.until_deadline(self.docker.wait_container(&replica.container_id), "completed").await??;
                 if code != 0 {
                     return Err(self.exited(replica, code).await);
                 }
             }
             for replica in &replicas {
-                self.events.step(
-                    name,
-                    replica.replica,
-                    Step::Completed,
-                    "exit code 0",
-                    started.elapsed(),
-                );
+                self.events.step(name, replica.replica, Step::Completed, "exit code 0", started.elapsed());
             }
             reached.send_replace(Reached::Completed);
         }
@@ -375,14 +313,9 @@ impl ServiceRun<'_> {
     ) -> Result<(), EngineError> {
         let satisfied = |reached: &Reached| match condition {
             DependencyCondition::Started => {
-                matches!(
-                    reached,
-                    Reached::Started | Reached::Healthy | Reached::Completed
-                )
+                matches!(reached, Reached::Started | Reached::Healthy | Reached::Completed)
             }
-            DependencyCondition::Healthy => {
-                matches!(reached, Reached::Healthy | Reached::Completed)
-            }
+            DependencyCondition::Healthy => matches!(reached, Reached::Healthy | Reached::Completed),
             DependencyCondition::Completed => matches!(reached, Reached::Completed),
         };
         let failed = EngineError::DependencyFailed {
@@ -390,11 +323,7 @@ impl ServiceRun<'_> {
             dependency: dependency.to_string(),
         };
         let wait = receiver.wait_for(|reached| satisfied(reached) || *reached == Reached::Failed);
-        let reached = self
-            .until_deadline(wait, "started")
-            .await?
-            .map_err(|_| failed)?
-            .clone();
+        let reached = self.until_deadline(wait, "started").await?.map_err(|_| failed)?.clone();
         if reached == Reached::Failed {
             return Err(EngineError::DependencyFailed {
                 service: self.service.name.clone(),
@@ -405,11 +334,7 @@ impl ServiceRun<'_> {
     }
 
     /// Runs `future` until the `up` deadline or cancellation.
-    async fn until_deadline<T>(
-        &self,
-        future: impl std::future::Future<Output = T>,
-        condition: &str,
-    ) -> Result<T, EngineError> {
+    async fn until_deadline<T>(&self, future: impl std::future::Future<Output = T>, condition: &str) -> Result<T, EngineError> {
         tokio::select! {
             value = future => Ok(value),
             _ = self.cancel.cancelled() => Err(EngineError::Interrupted),
@@ -423,32 +348,23 @@ impl ServiceRun<'_> {
     }
 
     /// Creates/recreates/starts one replica as the plan says; true when it is a new container.
-    async fn start_replica(
-        &self,
-        action: &ReplicaAction,
-        started: Instant,
-    ) -> Result<(Replica, bool), EngineError> {
+    async fn start_replica(&self, action: &ReplicaAction, started: Instant) -> Result<(Replica, bool), EngineError> {
         let name = &self.service.name;
         let (spec, container_id, changed) = match action {
             ReplicaAction::Keep { container, spec } => {
                 if container.state == "running" {
-                    self.events
-                        .step(name, spec.replica, Step::Unchanged, "", started.elapsed());
+                    self.events.step(name, spec.replica, Step::Unchanged, "", started.elapsed());
                     return Ok((replica_of(spec, &container.id), false));
                 }
                 (spec, container.id.clone(), false)
             }
             ReplicaAction::Create(spec) => {
-                self.events
-                    .step(name, spec.replica, Step::Creating, "", started.elapsed());
+                self.events.step(name, spec.replica, Step::Creating, "", started.elapsed());
                 (spec, self.docker.create_container(spec).await?, true)
             }
             ReplicaAction::Recreate { old, spec } => {
-                self.events
-                    .step(name, spec.replica, Step::Recreating, "", started.elapsed());
-                self.docker
-                    .stop_container(&old.id, self.options.stop_timeout)
-                    .await?;
+                self.events.step(name, spec.replica, Step::Recreating, "", started.elapsed());
+                self.docker.stop_container(&old.id, self.options.stop_timeout).await?;
                 self.docker.remove_container(&old.id).await?;
                 (spec, self.docker.create_container(spec).await?, true)
             }
@@ -456,19 +372,14 @@ impl ServiceRun<'_> {
         if self.cancel.is_cancelled() {
             return Err(EngineError::Interrupted);
         }
-        self.events
-            .step(name, spec.replica, Step::Starting, "", started.elapsed());
+        self.events.step(name, spec.replica, Step::Starting, "", started.elapsed());
         self.docker.start_container(&container_id, name).await?;
         Ok((replica_of(spec, &container_id), changed))
     }
 
     /// Probes one replica every [`health::STARTUP_PROBE_INTERVAL`] until it is healthy, exits,
     /// is declared unhealthy, or the deadline passes.
-    async fn wait_healthy(
-        &self,
-        replica: &Replica,
-        healthcheck: &crate::manifest::Healthcheck,
-    ) -> Result<(), EngineError> {
+    async fn wait_healthy(&self, replica: &Replica, healthcheck: &crate::manifest::Healthcheck) -> Result<(), EngineError> {
         let mut verdict = StartupVerdict::new();
         let mut last_probe = "no probe has run yet".to_string();
         let mut target: Option<ProbeTarget> = None;
@@ -500,10 +411,7 @@ impl ServiceRun<'_> {
                                 service: self.service.name.clone(),
                                 container: replica.container_name.clone(),
                                 last_probe,
-                                logs: self
-                                    .docker
-                                    .last_log_lines(&replica.container_id, FAILURE_LOG_LINES)
-                                    .await,
+                                logs: self.docker.last_log_lines(&replica.container_id, FAILURE_LOG_LINES).await,
                             });
                         }
                     }
@@ -527,11 +435,7 @@ impl ServiceRun<'_> {
 
     /// Where the health probe reaches the replica (container IP on Linux, else the published port).
     async fn probe_target(&self, replica: &Replica) -> Result<Option<ProbeTarget>, EngineError> {
-        let Some((ip, published)) = self
-            .docker
-            .container_addresses(&replica.container_id, self.network)
-            .await?
-        else {
+        let Some((ip, published)) = self.docker.container_addresses(&replica.container_id, self.network).await? else {
             return Ok(None);
         };
         let address = self.service.port.and_then(|port| {
@@ -565,10 +469,7 @@ impl ServiceRun<'_> {
             service: self.service.name.clone(),
             container: replica.container_name.clone(),
             exit_code,
-            logs: self
-                .docker
-                .last_log_lines(&replica.container_id, FAILURE_LOG_LINES)
-                .await,
+            logs: self.docker.last_log_lines(&replica.container_id, FAILURE_LOG_LINES).await,
         }
     }
 }
@@ -609,9 +510,7 @@ pub async fn down(
 ) -> Result<DownOutcome, EngineError> {
     let containers = docker.project_containers(project).await?;
     let mut outcome = DownOutcome::default();
-    let removals = containers
-        .iter()
-        .map(|container| remove_one(docker, container, options.timeout, events));
+    let removals = containers.iter().map(|container| remove_one(docker, container, options.timeout, events));
     for result in futures_util::future::join_all(removals).await {
         outcome.containers.push(result?);
     }
@@ -646,22 +545,10 @@ async fn remove_one(
 ) -> Result<String, EngineError> {
     let started = Instant::now();
     if container.state == "running" || container.state == "restarting" {
-        events.step(
-            &container.service,
-            container.replica,
-            Step::Stopping,
-            "",
-            started.elapsed(),
-        );
+        events.step(&container.service, container.replica, Step::Stopping, "", started.elapsed());
         docker.stop_container(&container.id, timeout).await?;
     }
     docker.remove_container(&container.id).await?;
-    events.step(
-        &container.service,
-        container.replica,
-        Step::Removed,
-        "",
-        started.elapsed(),
-    );
+    events.step(&container.service, container.replica, Step::Removed, "", started.elapsed());
     Ok(container.name.clone())
 }

@@ -194,10 +194,7 @@ impl Docker {
                             host_ip: port.ip.unwrap_or_default(),
                             host_port: port.public_port?,
                             container_port: port.private_port,
-                            protocol: port
-                                .typ
-                                .map(|t| t.to_string())
-                                .unwrap_or_else(|| "tcp".into()),
+                            protocol: port.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
                         })
                     })
                     .collect();
@@ -217,10 +214,7 @@ impl Docker {
                         .unwrap_or(0),
                     config_hash: labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                     image_id: summary.image_id.unwrap_or_default(),
-                    state: summary
-                        .state
-                        .map(|state| state.to_string())
-                        .unwrap_or_default(),
+                    state: summary.state.map(|state| state.to_string()).unwrap_or_default(),
                     status: summary.status.unwrap_or_default(),
                     created: summary.created.unwrap_or_default(),
                     ip,
@@ -242,10 +236,7 @@ impl Docker {
         let request = NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".to_string()),
-            labels: Some(HashMap::from([(
-                labels::PROJECT.to_string(),
-                project.to_string(),
-            )])),
+            labels: Some(HashMap::from([(labels::PROJECT.to_string(), project.to_string())])),
             ..Default::default()
         };
         match self.client.create_network(request).await {
@@ -254,13 +245,10 @@ impl Docker {
             Err(error) if status_of(&error) == Some(409) => {}
             Err(error) => return Err(api_error("creating network", error)),
         }
-        let info = self
-            .inspect_network(&name)
-            .await?
-            .ok_or_else(|| EngineError::Api {
-                action: "creating network".to_string(),
-                message: format!("network `{name}` vanished right after it was created"),
-            })?;
+        let info = self.inspect_network(&name).await?.ok_or_else(|| EngineError::Api {
+            action: "creating network".to_string(),
+            message: format!("network `{name}` vanished right after it was created"),
+        })?;
         Ok((info, true))
     }
 
@@ -282,27 +270,19 @@ impl Docker {
     }
 
     /// Names of the networks labelled with the project (or any project when `None`).
-    pub async fn labelled_networks(
-        &self,
-        project: Option<&str>,
-    ) -> Result<Vec<String>, EngineError> {
+    pub async fn labelled_networks(&self, project: Option<&str>) -> Result<Vec<String>, EngineError> {
         let filter = match project {
             Some(project) => format!("{}={project}", labels::PROJECT),
             None => labels::PROJECT.to_string(),
         };
         let filters = HashMap::from([("label".to_string(), vec![filter])]);
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filters)
-            .build();
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
         let networks = self
             .client
             .list_networks(Some(options))
             .await
             .map_err(|error| api_error("listing networks", error))?;
-        Ok(networks
-            .into_iter()
-            .filter_map(|network| network.name)
-            .collect())
+        Ok(networks.into_iter().filter_map(|network| network.name).collect())
     }
 
     /// Removes a network; a missing one is not an error.
@@ -350,18 +330,13 @@ impl Docker {
     }
 
     /// Names of the volumes labelled with the project (or any project when `None`).
-    pub async fn labelled_volumes(
-        &self,
-        project: Option<&str>,
-    ) -> Result<Vec<String>, EngineError> {
+    pub async fn labelled_volumes(&self, project: Option<&str>) -> Result<Vec<String>, EngineError> {
         let filter = match project {
             Some(project) => format!("{}={project}", labels::PROJECT),
             None => labels::PROJECT.to_string(),
         };
         let filters = HashMap::from([("label".to_string(), vec![filter])]);
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filters)
-            .build();
+        let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
         let response = self
             .client
             .list_volumes(Some(options))
@@ -503,11 +478,7 @@ impl Docker {
                 service: spec.service.clone(),
                 reason: describe_error(&error),
             }),
-            Err(error) => Err(service_error(
-                &spec.service,
-                "creating the container",
-                error,
-            )),
+            Err(error) => Err(service_error(&spec.service, "creating the container", error)),
         }
     }
 
@@ -627,13 +598,9 @@ impl Docker {
                 let mut ports = Vec::new();
                 for (key, bindings) in settings.ports.unwrap_or_default() {
                     let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
-                    let Ok(container_port) = port.parse::<u16>() else {
-                        continue;
-                    };
+                    let Ok(container_port) = port.parse::<u16>() else { continue };
                     for binding in bindings.unwrap_or_default() {
-                        if let Some(host_port) =
-                            binding.host_port.and_then(|port| port.parse().ok())
-                        {
+                        if let Some(host_port) = binding.host_port.and_then(|port| port.parse().ok()) {
                             ports.push(PublishedPort {
                                 host_ip: binding.host_ip.unwrap_or_default(),
                                 host_port,
@@ -668,9 +635,7 @@ impl Docker {
             .await
             .map_err(|error| describe_error(&error))?;
         let mut output = String::new();
-        if let StartExecResults::Attached {
-            output: mut stream, ..
-        } = self
+        if let StartExecResults::Attached { output: mut stream, .. } = self
             .client
             .start_exec(&created.id, None)
             .await
@@ -723,9 +688,10 @@ impl Docker {
 
     /// Blocks until a container stops; returns its exit code.
     pub async fn wait_container(&self, id: &str) -> Result<i64, EngineError> {
-        let mut stream = self
-            .client
-            .wait_container(id, None::<bollard::query_parameters::WaitContainerOptions>);
+        let mut stream = self.client.wait_container(
+            id,
+            None::<bollard::query_parameters::WaitContainerOptions>,
+        );
         match stream.next().await {
             Some(Ok(response)) => Ok(response.status_code),
             // bollard reports a non-zero exit as an error carrying the code.
@@ -772,12 +738,7 @@ fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
             .get_or_insert_with(Vec::new)
             .push(PortBinding {
                 host_ip: Some(publish.host_ip.clone()),
-                host_port: Some(
-                    publish
-                        .host_port
-                        .map(|port| port.to_string())
-                        .unwrap_or_default(),
-                ),
+                host_port: Some(publish.host_port.map(|port| port.to_string()).unwrap_or_default()),
             });
     }
     let mounts: Vec<Mount> = spec
@@ -871,65 +832,57 @@ fn split_log_lines(
         + 'static,
 ) -> impl Stream<Item = Result<LogLine, String>> + 'static {
     use bollard::container::LogOutput;
-    let state = (
-        Box::pin(stream),
-        String::new(),
-        String::new(),
-        Vec::<LogLine>::new(),
-    );
-    futures_util::stream::unfold(
-        state,
-        |(mut stream, mut out, mut err, mut ready)| async move {
-            loop {
-                if let Some(line) = ready.pop() {
-                    return Some((Ok(line), (stream, out, err, ready)));
+    let state = (Box::pin(stream), String::new(), String::new(), Vec::<LogLine>::new());
+    futures_util::stream::unfold(state, |(mut stream, mut out, mut err, mut ready)| async move {
+        loop {
+            if let Some(line) = ready.pop() {
+                return Some((Ok(line), (stream, out, err, ready)));
+            }
+            match stream.next().await {
+                Some(Ok(output)) => {
+                    let (buffer, stderr, bytes) = match output {
+                        LogOutput::StdErr { message } => (&mut err, true, message),
+                        LogOutput::StdOut { message }
+                        | LogOutput::Console { message }
+                        | LogOutput::StdIn { message } => (&mut out, false, message),
+                    };
+                    buffer.push_str(&String::from_utf8_lossy(&bytes));
+                    let mut lines = Vec::new();
+                    while let Some(end) = buffer.find('\n') {
+                        let line: String = buffer.drain(..=end).collect();
+                        lines.push(LogLine {
+                            stderr,
+                            text: line.trim_end_matches(['\n', '\r']).to_string(),
+                        });
+                    }
+                    // Bound a runaway line without a newline.
+                    if buffer.len() > 64 * 1024 {
+                        lines.push(LogLine {
+                            stderr,
+                            text: std::mem::take(buffer),
+                        });
+                    }
+                    lines.reverse();
+                    ready = lines;
                 }
-                match stream.next().await {
-                    Some(Ok(output)) => {
-                        let (buffer, stderr, bytes) = match output {
-                            LogOutput::StdErr { message } => (&mut err, true, message),
-                            LogOutput::StdOut { message }
-                            | LogOutput::Console { message }
-                            | LogOutput::StdIn { message } => (&mut out, false, message),
-                        };
-                        buffer.push_str(&String::from_utf8_lossy(&bytes));
-                        let mut lines = Vec::new();
-                        while let Some(end) = buffer.find('\n') {
-                            let line: String = buffer.drain(..=end).collect();
-                            lines.push(LogLine {
-                                stderr,
-                                text: line.trim_end_matches(['\n', '\r']).to_string(),
-                            });
-                        }
-                        // Bound a runaway line without a newline.
-                        if buffer.len() > 64 * 1024 {
-                            lines.push(LogLine {
+                Some(Err(error)) => {
+                    return Some((Err(describe_error(&error)), (stream, out, err, ready)))
+                }
+                None => {
+                    for (buffer, stderr) in [(&mut out, false), (&mut err, true)] {
+                        if !buffer.is_empty() {
+                            ready.push(LogLine {
                                 stderr,
                                 text: std::mem::take(buffer),
                             });
                         }
-                        lines.reverse();
-                        ready = lines;
                     }
-                    Some(Err(error)) => {
-                        return Some((Err(describe_error(&error)), (stream, out, err, ready)))
-                    }
-                    None => {
-                        for (buffer, stderr) in [(&mut out, false), (&mut err, true)] {
-                            if !buffer.is_empty() {
-                                ready.push(LogLine {
-                                    stderr,
-                                    text: std::mem::take(buffer),
-                                });
-                            }
-                        }
-                        let line = ready.pop()?;
-                        return Some((Ok(line), (stream, out, err, ready)));
-                    }
+                    let line = ready.pop()?;
+                    return Some((Ok(line), (stream, out, err, ready)));
                 }
             }
-        },
-    )
+        }
+    })
 }
 
 /// `repo[:tag]` → (repo, tag), leaving registry ports (`host:5000/x`) alone. Digests pass through.
@@ -939,10 +892,7 @@ fn split_image_reference(image: &str) -> (&str, &str) {
     }
     let last_slash = image.rfind('/').map_or(0, |index| index + 1);
     match image[last_slash..].rfind(':') {
-        Some(colon) => (
-            &image[..last_slash + colon],
-            &image[last_slash + colon + 1..],
-        ),
+        Some(colon) => (&image[..last_slash + colon], &image[last_slash + colon + 1..]),
         None => (image, "latest"),
     }
 }

@@ -119,10 +119,7 @@ fn exited_message(service: &str, container: &str, exit_code: i64, logs: &[String
     let mut message =
         format!("service `{service}` exited with code {exit_code} (container `{container}`)");
     append_logs(&mut message, logs);
-    let _ = write!(
-        message,
-        "\n  hint: run `sandbox logs {service}` to see all of its output"
-    );
+    let _ = write!(message, "\n  hint: run `sandbox logs {service}` to see all of its output");
     message
 }
 
@@ -131,10 +128,7 @@ fn unhealthy_message(service: &str, container: &str, last_probe: &str, logs: &[S
         "service `{service}` is unhealthy (container `{container}`)\n  last probe: {last_probe}"
     );
     append_logs(&mut message, logs);
-    let _ = write!(
-        message,
-        "\n  hint: run `sandbox logs {service}` to see all of its output"
-    );
+    let _ = write!(message, "\n  hint: run `sandbox logs {service}` to see all of its output");
     message
 }
 

@@ -25,23 +25,15 @@ pub struct ProbeTarget {
 
 /// Runs one probe. `Ok` carries nothing; `Err` is the probe's result in words
 /// (`GET /health → 500`, `connection refused`, `exit code 1: ...`).
-pub async fn probe(
-    docker: &Docker,
-    healthcheck: &Healthcheck,
-    target: &ProbeTarget,
-) -> Result<(), String> {
+pub async fn probe(docker: &Docker, healthcheck: &Healthcheck, target: &ProbeTarget) -> Result<(), String> {
     let attempt = async {
         match &healthcheck.probe {
             HealthProbe::Http { path } => {
-                let address = target
-                    .address
-                    .ok_or("the service's port is not reachable yet")?;
+                let address = target.address.ok_or("the service's port is not reachable yet")?;
                 http_probe(address, &target.host, path).await
             }
             HealthProbe::Tcp => {
-                let address = target
-                    .address
-                    .ok_or("the service's port is not reachable yet")?;
+                let address = target.address.ok_or("the service's port is not reachable yet")?;
                 TcpStream::connect(address)
                     .await
                     .map(drop)
@@ -56,11 +48,7 @@ pub async fn probe(
                     Err(if output.is_empty() {
                         format!("`{}` exited with code {code}", command.join(" "))
                     } else {
-                        format!(
-                            "`{}` exited with code {code}: {}",
-                            command.join(" "),
-                            last_chars(output, 300)
-                        )
+                        format!("`{}` exited with code {code}: {}", command.join(" "), last_chars(output, 300))
                     })
                 }
             }
@@ -68,10 +56,7 @@ pub async fn probe(
     };
     match tokio::time::timeout(healthcheck.timeout, attempt).await {
         Ok(result) => result,
-        Err(_) => Err(format!(
-            "no answer within {}",
-            crate::manifest::duration_text::format(healthcheck.timeout)
-        )),
+        Err(_) => Err(format!("no answer within {}", crate::manifest::duration_text::format(healthcheck.timeout))),
     }
 }
 
@@ -112,9 +97,7 @@ async fn http_probe(address: SocketAddr, host: &str, path: &str) -> Result<(), S
 
 fn last_chars(text: &str, count: usize) -> &str {
     let start = text.len().saturating_sub(count);
-    let start = (start..text.len())
-        .find(|index| text.is_char_boundary(*index))
-        .unwrap_or(text.len());
+    let start = (start..text.len()).find(|index| text.is_char_boundary(*index)).unwrap_or(text.len());
     &text[start..]
 }
 
@@ -174,10 +157,7 @@ mod tests {
         tokio::time::advance(Duration::from_millis(900)).await;
         assert!(!verdict.failed(&healthcheck));
         tokio::time::advance(Duration::from_millis(200)).await;
-        assert!(
-            !verdict.failed(&healthcheck),
-            "first failure after the grace only starts the count"
-        );
+        assert!(!verdict.failed(&healthcheck), "first failure after the grace only starts the count");
         tokio::time::advance(Duration::from_millis(100)).await;
         assert!(verdict.failed(&healthcheck));
     }
@@ -207,9 +187,6 @@ mod tests {
             }
         });
         assert_eq!(http_probe(address, "web", "/health").await, Ok(()));
-        assert_eq!(
-            http_probe(address, "web", "/health").await,
-            Err("GET /health → 500".to_string())
-        );
+        assert_eq!(http_probe(address, "web", "/health").await, Err("GET /health → 500".to_string()));
     }
 }

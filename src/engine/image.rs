@@ -38,16 +38,7 @@ pub async fn ensure_images(
     let tasks = jobs.into_iter().map(|(image, (service, build))| {
         let project = manifest.project.clone();
         async move {
-            let id = ensure_image(
-                docker,
-                &project,
-                &service,
-                &image,
-                build.as_ref(),
-                rebuild,
-                events,
-            )
-            .await?;
+            let id = ensure_image(docker, &project, &service, &image, build.as_ref(), rebuild, events).await?;
             Ok::<_, EngineError>((image, id))
         }
     });
@@ -96,14 +87,11 @@ async fn ensure_image(
             events.step(service, 0, Step::Pulled, image, started.elapsed());
         }
     }
-    docker
-        .image_id(image)
-        .await?
-        .ok_or_else(|| EngineError::ImageNotFound {
-            image: image.to_string(),
-            service: service.to_string(),
-            reason: "the engine does not list the image after getting it".to_string(),
-        })
+    docker.image_id(image).await?.ok_or_else(|| EngineError::ImageNotFound {
+        image: image.to_string(),
+        service: service.to_string(),
+        reason: "the engine does not list the image after getting it".to_string(),
+    })
 }
 
 async fn build_image(
@@ -125,12 +113,7 @@ async fn build_image(
     })
     .await
     .map_err(|error| failed(vec![error.to_string()]))?
-    .map_err(|error| {
-        failed(vec![format!(
-            "reading build context {}: {error}",
-            build.context.display()
-        )])
-    })?;
+    .map_err(|error| failed(vec![format!("reading build context {}: {error}", build.context.display())]))?;
     let args: HashMap<String, String> = build.args.clone().into_iter().collect();
     let mut stream = Box::pin(docker.build_image(
         image,
@@ -146,8 +129,7 @@ async fn build_image(
         match output {
             BuildOutput::Line(line) => {
                 // The classic builder's bookkeeping says nothing about the user's build.
-                if line.starts_with(" ---> ") || line.starts_with("Removing intermediate container")
-                {
+                if line.starts_with(" ---> ") || line.starts_with("Removing intermediate container") {
                     continue;
                 }
                 if line.starts_with("Step ") {
@@ -289,18 +271,10 @@ mod tests {
 
     #[test]
     fn the_failing_step_is_what_a_build_error_shows() {
-        let lines = [
-            "Step 1/2 : FROM scratch",
-            " ---> ok",
-            "Step 2/2 : COPY x /x",
-            "error: x not found",
-        ]
-        .map(String::from)
-        .to_vec();
-        assert_eq!(
-            last_step(lines),
-            ["Step 2/2 : COPY x /x", "error: x not found"]
-        );
+        let lines = ["Step 1/2 : FROM scratch", " ---> ok", "Step 2/2 : COPY x /x", "error: x not found"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(last_step(lines), ["Step 2/2 : COPY x /x", "error: x not found"]);
     }
 
     #[test]
@@ -316,14 +290,7 @@ mod tests {
         let names: Vec<String> = archive
             .entries()
             .unwrap()
-            .map(|entry| {
-                entry
-                    .unwrap()
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|entry| entry.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert!(names.contains(&"Dockerfile".to_string()));
         assert!(names.contains(&"bin/app".to_string()));

@@ -83,17 +83,17 @@ pub fn plan(
         };
         let mut claimed = BTreeSet::new();
         for spec in specs {
-            let current = existing.iter().find(|container| {
-                container.replica == spec.replica && !claimed.contains(&container.id)
-            });
+            let current = existing
+                .iter()
+                .find(|container| container.replica == spec.replica && !claimed.contains(&container.id));
             let action = match current {
                 None => ReplicaAction::Create(spec.clone()),
                 Some(container) => {
                     claimed.insert(container.id.clone());
                     let wanted_hash = spec.labels.get(super::labels::CONFIG_HASH);
-                    let image_changed = image_ids.get(&spec.image).is_some_and(|id| {
-                        !container.image_id.is_empty() && id != &container.image_id
-                    });
+                    let image_changed = image_ids
+                        .get(&spec.image)
+                        .is_some_and(|id| !container.image_id.is_empty() && id != &container.image_id);
                     if wanted_hash == Some(&container.config_hash) && !image_changed {
                         ReplicaAction::Keep {
                             container: (*container).clone(),
@@ -174,31 +174,17 @@ mod tests {
 
     #[test]
     fn a_fresh_project_creates_every_replica() {
-        let desired = BTreeMap::from([(
-            "web".to_string(),
-            vec![spec("web", 1, "h"), spec("web", 2, "h")],
-        )]);
+        let desired = BTreeMap::from([("web".to_string(), vec![spec("web", 1, "h"), spec("web", 2, "h")])]);
         let plan = plan(&desired, &[], &images(), &services(&["web"]));
-        assert!(matches!(
-            plan.services["web"].replicas[..],
-            [ReplicaAction::Create(_), ReplicaAction::Create(_)]
-        ));
+        assert!(matches!(plan.services["web"].replicas[..], [ReplicaAction::Create(_), ReplicaAction::Create(_)]));
         assert!(!plan.is_noop());
     }
 
     #[test]
     fn unchanged_running_containers_are_kept_and_the_plan_is_a_noop() {
         let desired = BTreeMap::from([("web".to_string(), vec![spec("web", 1, "h")])]);
-        let plan = plan(
-            &desired,
-            &[observed("web", 1, "h", "c1")],
-            &images(),
-            &services(&["web"]),
-        );
-        assert!(matches!(
-            plan.services["web"].replicas[0],
-            ReplicaAction::Keep { .. }
-        ));
+        let plan = plan(&desired, &[observed("web", 1, "h", "c1")], &images(), &services(&["web"]));
+        assert!(matches!(plan.services["web"].replicas[0], ReplicaAction::Keep { .. }));
         assert!(plan.is_noop());
     }
 
@@ -208,66 +194,34 @@ mod tests {
             ("web".to_string(), vec![spec("web", 1, "new")]),
             ("db".to_string(), vec![spec("db", 1, "h")]),
         ]);
-        let observed = [
-            observed("web", 1, "old", "c1"),
-            observed("db", 1, "h", "c2"),
-        ];
+        let observed = [observed("web", 1, "old", "c1"), observed("db", 1, "h", "c2")];
         let plan = plan(&desired, &observed, &images(), &services(&["web", "db"]));
-        assert!(matches!(
-            plan.services["web"].replicas[0],
-            ReplicaAction::Recreate { .. }
-        ));
-        assert!(matches!(
-            plan.services["db"].replicas[0],
-            ReplicaAction::Keep { .. }
-        ));
+        assert!(matches!(plan.services["web"].replicas[0], ReplicaAction::Recreate { .. }));
+        assert!(matches!(plan.services["db"].replicas[0], ReplicaAction::Keep { .. }));
     }
 
     #[test]
     fn a_rebuilt_image_recreates_its_containers() {
         let desired = BTreeMap::from([("web".to_string(), vec![spec("web", 1, "h")])]);
         let new_image = BTreeMap::from([("demo:1".to_string(), "sha256:bbb".to_string())]);
-        let plan = plan(
-            &desired,
-            &[observed("web", 1, "h", "c1")],
-            &new_image,
-            &services(&["web"]),
-        );
-        assert!(matches!(
-            plan.services["web"].replicas[0],
-            ReplicaAction::Recreate { .. }
-        ));
+        let plan = plan(&desired, &[observed("web", 1, "h", "c1")], &new_image, &services(&["web"]));
+        assert!(matches!(plan.services["web"].replicas[0], ReplicaAction::Recreate { .. }));
     }
 
     #[test]
     fn scaling_down_removes_the_extra_replicas_and_keeps_the_rest() {
         let desired = BTreeMap::from([("web".to_string(), vec![spec("web", 1, "h")])]);
-        let observed = [
-            observed("web", 1, "h", "c1"),
-            observed("web", 2, "h", "c2"),
-            observed("web", 3, "h", "c3"),
-        ];
+        let observed = [observed("web", 1, "h", "c1"), observed("web", 2, "h", "c2"), observed("web", 3, "h", "c3")];
         let plan = plan(&desired, &observed, &images(), &services(&["web"]));
-        assert!(matches!(
-            plan.services["web"].replicas[0],
-            ReplicaAction::Keep { .. }
-        ));
-        let removed: Vec<&str> = plan.services["web"]
-            .remove
-            .iter()
-            .map(|c| c.id.as_str())
-            .collect();
+        assert!(matches!(plan.services["web"].replicas[0], ReplicaAction::Keep { .. }));
+        let removed: Vec<&str> = plan.services["web"].remove.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(removed, ["c2", "c3"]);
     }
 
     #[test]
     fn containers_of_removed_services_are_orphans_but_unselected_services_are_left_alone() {
         let desired = BTreeMap::from([("web".to_string(), vec![spec("web", 1, "h")])]);
-        let observed = [
-            observed("web", 1, "h", "c1"),
-            observed("old", 1, "h", "c2"),
-            observed("db", 1, "h", "c3"),
-        ];
+        let observed = [observed("web", 1, "h", "c1"), observed("old", 1, "h", "c2"), observed("db", 1, "h", "c3")];
         let plan = plan(&desired, &observed, &images(), &services(&["web", "db"]));
         assert_eq!(plan.orphans.len(), 1);
         assert_eq!(plan.orphans[0].service, "old");
@@ -280,10 +234,7 @@ mod tests {
         let mut stopped = observed("web", 1, "h", "c1");
         stopped.state = "exited".to_string();
         let plan = plan(&desired, &[stopped], &images(), &services(&["web"]));
-        assert!(matches!(
-            plan.services["web"].replicas[0],
-            ReplicaAction::Keep { .. }
-        ));
+        assert!(matches!(plan.services["web"].replicas[0], ReplicaAction::Keep { .. }));
         assert!(!plan.is_noop());
     }
 }

@@ -68,10 +68,7 @@ impl ContainerSpec {
             // The service's HTTP port is always reachable from the host on loopback, on a port the
             // engine picks, so health probes and tools work on engines whose container IPs the host
             // cannot route to (Docker Desktop).
-            if !publishes
-                .iter()
-                .any(|publish| publish.container_port == port)
-            {
+            if !publishes.iter().any(|publish| publish.container_port == port) {
                 publishes.push(PortPublish {
                     host_ip: "127.0.0.1".to_string(),
                     host_port: None,
@@ -147,11 +144,7 @@ impl ContainerSpec {
         hashed.labels.remove(labels::MANIFEST);
         let json = serde_json::to_vec(&hashed).unwrap_or_default();
         let digest = Sha256::digest(&json);
-        digest
-            .iter()
-            .take(16)
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
     }
 
     /// The spec with its hash label set: what is sent to the engine.

@@ -41,60 +41,57 @@ pub async fn project_status(
     manifest: Option<&Manifest>,
 ) -> Result<Vec<ReplicaStatus>, EngineError> {
     let containers = docker.project_containers(project).await?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let statuses = containers.into_iter().map(|container| async move {
-        let service = manifest.and_then(|manifest| manifest.services.get(&container.service));
-        let mut health = "none".to_string();
-        let mut health_detail = None;
-        if let (Some(service), true) = (service, container.state == "running") {
-            if let Some(healthcheck) = &service.healthcheck {
-                let address = service.port.and_then(|port| {
-                    let by_ip = container
-                        .ip
-                        .as_deref()
-                        .filter(|_| docker.host_reaches_containers())
-                        .and_then(|ip| format!("{ip}:{port}").parse().ok());
-                    by_ip.or_else(|| {
-                        container
-                            .ports
-                            .iter()
-                            .find(|publish| publish.container_port == port)
-                            .and_then(|publish| {
-                                format!("127.0.0.1:{}", publish.host_port).parse().ok()
-                            })
-                    })
-                });
-                let target = ProbeTarget {
-                    container_id: container.id.clone(),
-                    address,
-                    host: service.name.clone(),
-                };
-                let mut quick = healthcheck.clone();
-                quick.timeout = quick.timeout.min(Duration::from_secs(2));
-                match health::probe(docker, &quick, &target).await {
-                    Ok(()) => health = "healthy".to_string(),
-                    Err(detail) => {
-                        health = "unhealthy".to_string();
-                        health_detail = Some(detail);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    let statuses = containers.into_iter().map(|container| {
+        async move {
+            let service = manifest.and_then(|manifest| manifest.services.get(&container.service));
+            let mut health = "none".to_string();
+            let mut health_detail = None;
+            if let (Some(service), true) = (service, container.state == "running") {
+                if let Some(healthcheck) = &service.healthcheck {
+                    let address = service.port.and_then(|port| {
+                        let by_ip = container
+                            .ip
+                            .as_deref()
+                            .filter(|_| docker.host_reaches_containers())
+                            .and_then(|ip| format!("{ip}:{port}").parse().ok());
+                        by_ip.or_else(|| {
+                            container
+                                .ports
+                                .iter()
+                                .find(|publish| publish.container_port == port)
+                                .and_then(|publish| format!("127.0.0.1:{}", publish.host_port).parse().ok())
+                        })
+                    });
+                    let target = ProbeTarget {
+                        container_id: container.id.clone(),
+                        address,
+                        host: service.name.clone(),
+                    };
+                    let mut quick = healthcheck.clone();
+                    quick.timeout = quick.timeout.min(Duration::from_secs(2));
+                    match health::probe(docker, &quick, &target).await {
+                        Ok(()) => health = "healthy".to_string(),
+                        Err(detail) => {
+                            health = "unhealthy".to_string();
+                            health_detail = Some(detail);
+                        }
                     }
                 }
             }
-        }
-        ReplicaStatus {
-            service: container.service.clone(),
-            replica: container.replica,
-            name: container.name.clone(),
-            id: container.id.chars().take(12).collect(),
-            state: container.state.clone(),
-            health,
-            health_detail,
-            ports: container.ports.clone(),
-            status: container.status.clone(),
-            age_seconds: now.saturating_sub(container.created.max(0) as u64),
-            up_to_date: None,
+            ReplicaStatus {
+                service: container.service.clone(),
+                replica: container.replica,
+                name: container.name.clone(),
+                id: container.id.chars().take(12).collect(),
+                state: container.state.clone(),
+                health,
+                health_detail,
+                ports: container.ports.clone(),
+                status: container.status.clone(),
+                age_seconds: now.saturating_sub(container.created.max(0) as u64),
+                up_to_date: None,
+            }
         }
     });
     Ok(futures_util::future::join_all(statuses).await)

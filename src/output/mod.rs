@@ -77,10 +77,7 @@ impl Printer {
                 }
             }
             Mode::Terminal => {
-                let mut bars = self
-                    .progress
-                    .lock()
-                    .unwrap_or_else(|poison| poison.into_inner());
+                let mut bars = self.progress.lock().unwrap_or_else(|poison| poison.into_inner());
                 bars.get_or_insert_with(progress::Bars::new).event(event);
             }
         }
@@ -88,10 +85,7 @@ impl Printer {
 
     /// Ends progress bars so that plain output (logs) can follow.
     pub fn finish_progress(&self) {
-        let mut bars = self
-            .progress
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut bars = self.progress.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(bars) = bars.take() {
             bars.finish();
         }
@@ -112,11 +106,7 @@ impl Printer {
 
     /// A message for the user on stderr (notes, hints).
     pub fn stderr_line(&self, line: &str) {
-        let suspended = self
-            .progress
-            .lock()
-            .ok()
-            .and_then(|bars| bars.as_ref().map(|bars| bars.suspend_handle()));
+        let suspended = self.progress.lock().ok().and_then(|bars| bars.as_ref().map(|bars| bars.suspend_handle()));
         let write = || {
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "{line}");

@@ -38,41 +38,23 @@ impl Bars {
                 let key = subject(service, *replica);
                 let bar = self.bar(&key);
                 let time = format_elapsed(*elapsed_ms);
-                let detail = if detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {detail}")
-                };
+                let detail = if detail.is_empty() { String::new() } else { format!(" {detail}") };
                 let message = format!("{:<10} {time:>6}{detail}", step.label());
                 if step.is_final() {
                     let mark = if *step == Step::Failed { "✘" } else { "✔" };
-                    bar.set_style(
-                        ProgressStyle::with_template(&format!(" {mark} {{prefix:<24}} {{msg}}"))
-                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                    );
+                    bar.set_style(ProgressStyle::with_template(&format!(" {mark} {{prefix:<24}} {{msg}}")).unwrap_or_else(|_| ProgressStyle::default_spinner()));
                     bar.finish_with_message(message);
                 } else {
                     bar.set_message(message);
                 }
             }
-            Event::PullProgress {
-                service,
-                current,
-                total,
-                ..
-            } => {
+            Event::PullProgress { service, current, total, .. } => {
                 let bar = self.bar(&subject(service, 0));
                 if *total > 0 {
-                    bar.set_message(format!(
-                        "pulling    {:>5.1}%",
-                        *current as f64 * 100.0 / *total as f64
-                    ));
+                    bar.set_message(format!("pulling    {:>5.1}%", *current as f64 * 100.0 / *total as f64));
                 }
             }
-            Event::Resource { .. }
-            | Event::Note { .. }
-            | Event::Ready { .. }
-            | Event::Failed { .. } => {
+            Event::Resource { .. } | Event::Note { .. } | Event::Ready { .. } | Event::Failed { .. } => {
                 if let Some(line) = plain_line(event) {
                     let _ = self.multi.println(line);
                 }
@@ -133,17 +115,8 @@ pub fn plain_line(event: &Event) -> Option<String> {
             detail,
             elapsed_ms,
         } => {
-            let detail = if detail.is_empty() {
-                String::new()
-            } else {
-                format!(": {detail}")
-            };
-            format!(
-                "{} {}{detail} ({})",
-                subject(service, *replica),
-                step.label(),
-                format_elapsed(*elapsed_ms)
-            )
+            let detail = if detail.is_empty() { String::new() } else { format!(": {detail}") };
+            format!("{} {}{detail} ({})", subject(service, *replica), step.label(), format_elapsed(*elapsed_ms))
         }
         Event::Resource { kind, name, action } => format!("{kind} {name} {action}"),
         Event::PullProgress { .. } => return None,
@@ -187,9 +160,6 @@ mod tests {
             detail: "Step 1/3 : FROM scratch".into(),
             elapsed_ms: 50,
         };
-        assert_eq!(
-            plain_line(&event).unwrap(),
-            "user building: Step 1/3 : FROM scratch (0.1s)"
-        );
+        assert_eq!(plain_line(&event).unwrap(), "user building: Step 1/3 : FROM scratch (0.1s)");
     }
 }

@@ -8,12 +8,7 @@ fn wait_for_running(project: &Project, count: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let running = std::process::Command::new("docker")
-            .args([
-                "ps",
-                "-q",
-                "--filter",
-                &format!("label=dev.sandbox.project={}", project.name),
-            ])
+            .args(["ps", "-q", "--filter", &format!("label=dev.sandbox.project={}", project.name)])
             .output()
             .unwrap();
         if String::from_utf8_lossy(&running.stdout).lines().count() >= count {
@@ -32,12 +27,7 @@ fn sigint_to_a_foreground_up_leaves_nothing_behind() {
         httpd_service(&project, "web", "    healthcheck:\n      http: /health\n"),
         httpd_service(&project, "api", "    depends_on: [web]\n"),
     ));
-    let mut child = project
-        .command(&["up"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = project.command(&["up"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     wait_for_running(&project, 2);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -45,40 +35,22 @@ fn sigint_to_a_foreground_up_leaves_nothing_behind() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "an interrupted up exits 130");
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(
-        project.leftovers().is_empty(),
-        "left behind: {:?}",
-        project.leftovers()
-    );
+    assert!(project.leftovers().is_empty(), "left behind: {:?}", project.leftovers());
 }
 
 #[test]
 fn a_killed_detached_control_plane_strands_nothing_that_down_cannot_find() {
     let project = Project::new("kill9");
-    project.manifest(&format!(
-        "services:\n{}",
-        httpd_service(&project, "web", "")
-    ));
+    project.manifest(&format!("services:\n{}", httpd_service(&project, "web", "")));
     project.run(&["up", "-d"]).success();
     let ps: serde_json::Value = crate::util::ps_json(&project);
     let pid = ps["pid"].as_u64().expect("control plane pid") as i32;
     // SAFETY: killing the control plane this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        project.containers().len(),
-        1,
-        "the container outlives its control plane"
-    );
+    assert_eq!(project.containers().len(), 1, "the container outlives its control plane");
     let ps = crate::util::ps_json(&project);
-    assert!(
-        ps["pid"].is_null(),
-        "a dead control plane is not reported: {ps}"
-    );
+    assert!(ps["pid"].is_null(), "a dead control plane is not reported: {ps}");
     project.run(&["down", "-t", "0"]).success();
-    assert!(
-        project.leftovers().is_empty(),
-        "left behind: {:?}",
-        project.leftovers()
-    );
+    assert!(project.leftovers().is_empty(), "left behind: {:?}", project.leftovers());
 }

@@ -11,9 +11,7 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_sandbox");
 
 /// Fails loudly (never skips) when no engine answers.
 pub fn require_docker() {
-    let output = Command::new("docker")
-        .args(["version", "--format", "{{.Server.Version}}"])
-        .output();
+    let output = Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]).output();
     match output {
         Ok(output) if output.status.success() => {}
         Ok(output) => panic!(
@@ -57,11 +55,7 @@ impl Project {
 
     /// Writes `sandbox.yaml` (with `name:` set to the project name prepended).
     pub fn manifest(&self, body: &str) {
-        std::fs::write(
-            self.path("sandbox.yaml"),
-            format!("name: {}\n{body}", self.name),
-        )
-        .expect("write manifest");
+        std::fs::write(self.path("sandbox.yaml"), format!("name: {}\n{body}", self.name)).expect("write manifest");
     }
 
     pub fn write(&self, relative: &str, content: &str) {
@@ -91,32 +85,18 @@ impl Project {
     pub fn run_with(&self, mut command: Command) -> Run {
         let started = Instant::now();
         let output = command.output().expect("run sandbox");
-        Run::from(
-            output,
-            started.elapsed(),
-            format!("sandbox {:?}", command.get_args().collect::<Vec<_>>()),
-        )
+        Run::from(output, started.elapsed(), format!("sandbox {:?}", command.get_args().collect::<Vec<_>>()))
     }
 
     /// Container ids by name for this project (via the docker CLI, independent of sandbox).
     pub fn containers(&self) -> Vec<(String, String)> {
         let output = Command::new("docker")
-            .args([
-                "ps",
-                "-a",
-                "--filter",
-                &format!("label=dev.sandbox.project={}", self.name),
-                "--format",
-                "{{.Names}} {{.ID}}",
-            ])
+            .args(["ps", "-a", "--filter", &format!("label=dev.sandbox.project={}", self.name), "--format", "{{.Names}} {{.ID}}"])
             .output()
             .expect("docker ps");
         let mut containers: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
             .lines()
-            .filter_map(|line| {
-                line.split_once(' ')
-                    .map(|(name, id)| (name.to_string(), id.to_string()))
-            })
+            .filter_map(|line| line.split_once(' ').map(|(name, id)| (name.to_string(), id.to_string())))
             .collect();
         containers.sort();
         containers
@@ -127,18 +107,9 @@ impl Project {
         let label = format!("label=dev.sandbox.project={}", self.name);
         let mut found = Vec::new();
         for (kind, args) in [
-            (
-                "container",
-                vec!["ps", "-a", "-q", "--filter", label.as_str()],
-            ),
-            (
-                "network",
-                vec!["network", "ls", "-q", "--filter", label.as_str()],
-            ),
-            (
-                "volume",
-                vec!["volume", "ls", "-q", "--filter", label.as_str()],
-            ),
+            ("container", vec!["ps", "-a", "-q", "--filter", label.as_str()]),
+            ("network", vec!["network", "ls", "-q", "--filter", label.as_str()]),
+            ("volume", vec!["volume", "ls", "-q", "--filter", label.as_str()]),
         ] {
             let output = Command::new("docker").args(&args).output().expect("docker");
             for id in String::from_utf8_lossy(&output.stdout).lines() {
@@ -163,35 +134,24 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
-        let _ = self
-            .command(&["-p", &self.name, "down", "-v", "-t", "0"])
-            .output();
+        let _ = self.command(&["-p", &self.name, "down", "-v", "-t", "0"]).output();
         // Belt and braces: whatever sandbox did not remove, the docker CLI does.
         let label = format!("label=dev.sandbox.project={}", self.name);
         let ids = |args: &[&str]| -> Vec<String> {
             Command::new("docker")
                 .args(args)
                 .output()
-                .map(|output| {
-                    String::from_utf8_lossy(&output.stdout)
-                        .lines()
-                        .map(String::from)
-                        .collect()
-                })
+                .map(|output| String::from_utf8_lossy(&output.stdout).lines().map(String::from).collect())
                 .unwrap_or_default()
         };
         for id in ids(&["ps", "-a", "-q", "--filter", &label]) {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v", &id])
-                .output();
+            let _ = Command::new("docker").args(["rm", "-f", "-v", &id]).output();
         }
         for id in ids(&["network", "ls", "-q", "--filter", &label]) {
             let _ = Command::new("docker").args(["network", "rm", &id]).output();
         }
         for id in ids(&["volume", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker")
-                .args(["volume", "rm", "-f", &id])
-                .output();
+            let _ = Command::new("docker").args(["volume", "rm", "-f", &id]).output();
         }
     }
 }
@@ -265,6 +225,5 @@ pub fn httpd_service(project: &Project, name: &str, extra: &str) -> String {
 pub fn ps_json(project: &Project) -> serde_json::Value {
     let run = project.run(&["--json", "ps"]);
     run.success();
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
+    serde_json::from_str(&run.stdout).unwrap_or_else(|error| panic!("ps --json is not JSON ({error}): {}", run.stdout))
 }

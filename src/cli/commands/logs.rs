@@ -40,22 +40,11 @@ pub async fn run(global: &GlobalArgs, args: LogsArgs, printer: &Printer) -> anyh
         })
         .collect();
     if sources.is_empty() {
-        printer.stderr_line(&format!(
-            "no containers of project `{project}`; start them with `sandbox up`"
-        ));
+        printer.stderr_line(&format!("no containers of project `{project}`; start them with `sandbox up`"));
         return Ok(0);
     }
     let shutdown = crate::cli::signals::Shutdown::install();
-    print_logs(
-        &docker,
-        &sources,
-        args.follow,
-        args.tail,
-        args.timestamps,
-        printer,
-        &shutdown.graceful,
-    )
-    .await;
+    print_logs(&docker, &sources, args.follow, args.tail, args.timestamps, printer, &shutdown.graceful).await;
     Ok(0)
 }
 
@@ -69,10 +58,7 @@ pub async fn print_logs(
     printer: &Printer,
     stop: &tokio_util::sync::CancellationToken,
 ) {
-    let mut services: Vec<&str> = sources
-        .iter()
-        .map(|source| source.service.as_str())
-        .collect();
+    let mut services: Vec<&str> = sources.iter().map(|source| source.service.as_str()).collect();
     services.sort();
     services.dedup();
     let width = sources

@@ -31,12 +31,7 @@ pub async fn run(global: &GlobalArgs, _args: PsArgs, printer: &Printer) -> anyho
             let ports: Vec<String> = replica
                 .ports
                 .iter()
-                .map(|port| {
-                    format!(
-                        "{}:{}->{}/{}",
-                        port.host_ip, port.host_port, port.container_port, port.protocol
-                    )
-                })
+                .map(|port| format!("{}:{}->{}/{}", port.host_ip, port.host_port, port.container_port, port.protocol))
                 .collect();
             vec![
                 replica.name.clone(),
@@ -48,10 +43,7 @@ pub async fn run(global: &GlobalArgs, _args: PsArgs, printer: &Printer) -> anyho
             ]
         })
         .collect();
-    printer.stdout_text(&table::render(
-        &["NAME", "SERVICE", "STATE", "HEALTH", "PORTS", "CREATED"],
-        &rows,
-    ));
+    printer.stdout_text(&table::render(&["NAME", "SERVICE", "STATE", "HEALTH", "PORTS", "CREATED"], &rows));
     if let Some(state) = control_plane {
         printer.stderr_line(&format!("control plane: pid {}", state.pid));
     }

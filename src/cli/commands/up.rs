@@ -81,15 +81,7 @@ async fn bring_up(
         network: network.name.clone(),
         ..Default::default()
     };
-    let result = engine::up(
-        &docker,
-        manifest,
-        &wiring,
-        options,
-        events,
-        &shutdown.graceful,
-    )
-    .await;
+    let result = engine::up(&docker, manifest, &wiring, options, events, &shutdown.graceful).await;
     match result {
         Ok(outcome) => {
             events.emit(Event::Ready {
@@ -124,25 +116,16 @@ async fn tear_down(docker: &Docker, project: &str, events: &EventSink, shutdown:
         _ = shutdown.force.cancelled() => engine::down(docker, project, &forced, events).await,
     };
     if let Err(error) = result {
-        events.note(format!(
-            "cleaning up failed: {error}\n  hint: run `sandbox down -p {project}`"
-        ));
+        events.note(format!("cleaning up failed: {error}\n  hint: run `sandbox down -p {project}`"));
     }
 }
 
 fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 /// Foreground: bring up, stream logs until Ctrl-C, then remove the containers.
-async fn serve_foreground(
-    manifest: &Manifest,
-    args: &UpArgs,
-    printer: &Printer,
-) -> anyhow::Result<u8> {
+async fn serve_foreground(manifest: &Manifest, args: &UpArgs, printer: &Printer) -> anyhow::Result<u8> {
     if let Some(other) = ControlPlaneState::read_live(&manifest.project) {
         if other.detached {
             // A detached control plane of this project is replaced by this foreground one.
@@ -190,16 +173,7 @@ async fn serve_foreground(
             replica: replica.replica,
         })
         .collect();
-    super::logs::print_logs(
-        &running.docker,
-        &sources,
-        true,
-        None,
-        false,
-        printer,
-        &shutdown.graceful,
-    )
-    .await;
+    super::logs::print_logs(&running.docker, &sources, true, None, false, printer, &shutdown.graceful).await;
     if !shutdown.graceful.is_cancelled() {
         printer.stderr_line("every service has stopped; removing the containers");
     } else {
@@ -208,11 +182,7 @@ async fn serve_foreground(
     tear_down(&running.docker, &manifest.project, &events, &shutdown).await;
     printer.finish_progress();
     ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
-    Ok(if shutdown.graceful.is_cancelled() {
-        130
-    } else {
-        0
-    })
+    Ok(if shutdown.graceful.is_cancelled() { 130 } else { 0 })
 }
 
 /// `up -d` / `up --wait`: start a detached control plane and render its bring-up events.
@@ -238,12 +208,7 @@ fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Resu
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command.arg("--file").arg(&manifest.file);
     command.arg("--project-name").arg(&manifest.project);
-    command.args([
-        "up",
-        "--control-plane",
-        "--timeout",
-        &args.timeout.to_string(),
-    ]);
+    command.args(["up", "--control-plane", "--timeout", &args.timeout.to_string()]);
     if args.wait {
         command.arg("--wait");
     }
@@ -251,20 +216,12 @@ fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Resu
         command.arg("--build");
     }
     command.args(&args.services);
-    command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
     process::detach_from_terminal(&mut command);
     let mut child = command.spawn()?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no pipe to the control plane"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no pipe to the control plane"))?;
     for line in std::io::BufReader::new(stdout).lines() {
-        let Ok(event) = serde_json::from_str::<Event>(&line?) else {
-            continue;
-        };
+        let Ok(event) = serde_json::from_str::<Event>(&line?) else { continue };
         match event {
             Event::Failed { message, exit_code } => {
                 printer.error(&message);
@@ -321,11 +278,7 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
         }
     }
     // The parent has what it needs; from here on output goes to the log file.
-    if let Ok(file) = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(&log_file)
-    {
+    if let Ok(file) = std::fs::OpenOptions::new().append(true).create(true).open(&log_file) {
         process::redirect_output(&file);
     }
     shutdown.graceful.cancelled().await;
