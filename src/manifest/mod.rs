@@ -92,6 +92,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
                 .collect(),
             volumes: draft.volumes,
             smoke: draft.smoke.into_iter().map(|draft| draft.check).collect(),
+            gateway: draft.gateway,
         }),
         _ => Err(ManifestErrors::new(display, checker.errors)),
     }

@@ -29,6 +29,10 @@ pub struct Manifest {
     /// Smoke checks for `sandbox test` and `sandbox run`, in manifest order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub smoke: Vec<crate::smoke::Check>,
+    /// The front door (`gateway:`): where it listens and how it routes. Left out, it listens on
+    /// `127.0.0.1:8080` with one route per service (see [`Gateway::routes`]).
+    #[serde(skip_serializing_if = "Gateway::is_default")]
+    pub gateway: Gateway,
 }
 
 /// One service: a container template run as `replicas` containers.
@@ -69,6 +73,14 @@ pub struct Service {
     pub working_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `external: http://127.0.0.1:3000`: a process on the host, not a container; the proxy sends the
+    /// service's traffic there. Such a service has no `image` (it is the empty string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
+    /// How the proxy treats traffic to this service (faults, circuit breaker, outlier detection, load
+    /// balancing, h2c), from the gateway and from the mesh alike.
+    #[serde(skip_serializing_if = "TrafficPolicy::is_default")]
+    pub traffic: TrafficPolicy,
 }
 
 /// How to build the service's image.
@@ -175,6 +187,290 @@ pub enum RestartPolicy {
     OnFailure { max_retries: Option<u32> },
 }
 
+/// `gateway:`: the listener on the developer's host and its routing table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Gateway {
+    /// Address to bind (default `127.0.0.1`).
+    pub host: String,
+    /// Port to bind (default 8080; 0 picks a free one).
+    pub port: u16,
+    /// Routes in order; the first that matches wins. Empty means one route per service under
+    /// `/<service>/` with that prefix replaced by `/` (the proxy builds them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+    /// Whether `x-sandbox-fault-delay` / `x-sandbox-fault-abort` request headers inject faults.
+    pub allow_fault_headers: bool,
+}
+
+impl Default for Gateway {
+    fn default() -> Self {
+        Gateway {
+            host: "127.0.0.1".to_string(),
+            port: 8080,
+            routes: Vec::new(),
+            allow_fault_headers: true,
+        }
+    }
+}
+
+impl Gateway {
+    pub fn is_default(&self) -> bool {
+        *self == Gateway::default()
+    }
+}
+
+/// One gateway route.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    #[serde(rename = "match")]
+    pub matcher: RouteMatch,
+    /// Where matching requests go.
+    pub target: RouteTarget,
+    /// Replaces the matched path prefix (for `prefix` matches; the whole path otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<String>,
+    #[serde(skip_serializing_if = "HeaderEdits::is_empty")]
+    pub request_headers: HeaderEdits,
+    #[serde(skip_serializing_if = "HeaderEdits::is_empty")]
+    pub response_headers: HeaderEdits,
+    /// Whole-request timeout, retries included (to the response head).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_text::serialize_option"
+    )]
+    pub timeout: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryPolicy>,
+    /// Replaces the target service's `faults` for requests on this route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<Faults>,
+}
+
+/// What a request must look like for a route to apply; every condition given must hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteMatch {
+    pub path: PathMatch,
+    /// Upper-case method, like `GET`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Lower-case header names.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderMatch>,
+    /// Query parameters that must have exactly this value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// The `Host` header without its port (case-insensitive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// How a route matches the path. `prefix: /` matches everything.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathMatch {
+    Prefix(String),
+    Exact(String),
+    /// Matches the whole path (anchored); validated when the manifest is read.
+    Regex(String),
+}
+
+/// A condition on one request header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderMatch {
+    Exact(String),
+    /// Matches the whole value (anchored).
+    Regex(String),
+    Present,
+    Absent,
+}
+
+/// A route's destination.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteTarget {
+    Service(String),
+    /// Weighted split; weights add up to 100.
+    Split(Vec<WeightedService>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WeightedService {
+    pub service: String,
+    pub weight: u32,
+}
+
+/// Headers to add (replacing any of the same name) and to remove; names are lower-case.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderEdits {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+impl HeaderEdits {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// When and how often to try again.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Retries after the first try (Istio's and Envoy's `num_retries` meaning).
+    pub attempts: u32,
+    pub on: Vec<RetryOn>,
+    /// Statuses that `retriable-status` retries.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status: Vec<u16>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_text::serialize_option"
+    )]
+    pub per_try_timeout: Option<Duration>,
+    pub backoff: Backoff,
+}
+
+/// Conditions that make a try retriable (Envoy's `retry_on` names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOn {
+    /// Any 5xx, a connect failure, a reset or a per-try timeout.
+    #[serde(rename = "5xx")]
+    ServerError,
+    /// 502, 503, 504, a connect failure, a reset or a per-try timeout.
+    GatewayError,
+    ConnectFailure,
+    Reset,
+    /// A status listed in `retriable_status`.
+    RetriableStatus,
+}
+
+/// Exponential back-off between tries, with jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Backoff {
+    #[serde(with = "duration_text")]
+    pub base: Duration,
+    #[serde(with = "duration_text")]
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_millis(25),
+            max: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Injected faults; each applies to `percent` of requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Faults {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DelayFault>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort: Option<AbortFault>,
+}
+
+impl Faults {
+    pub fn is_empty(&self) -> bool {
+        self.delay.is_none() && self.abort.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DelayFault {
+    #[serde(with = "duration_text")]
+    pub fixed: Duration,
+    /// 0 to 100 (default 100).
+    pub percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AbortFault {
+    pub status: u16,
+    /// 0 to 100 (default 100).
+    pub percent: f64,
+}
+
+/// A service's traffic policy: what the proxy applies to every request sent to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TrafficPolicy {
+    #[serde(skip_serializing_if = "Faults::is_empty")]
+    pub faults: Faults,
+    pub circuit_breaker: CircuitBreaker,
+    pub outlier_detection: OutlierDetection,
+    pub load_balancer: LoadBalancer,
+    /// Talk HTTP/2 without TLS (h2c, prior knowledge) to the replicas.
+    pub http2: bool,
+    /// Timeout for mesh calls to this service (the gateway uses the route's).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_text::serialize_option"
+    )]
+    pub timeout: Option<Duration>,
+    /// Retries for mesh calls to this service (the gateway uses the route's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetryPolicy>,
+}
+
+impl TrafficPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == TrafficPolicy::default()
+    }
+}
+
+/// Limits beyond which the proxy answers 503 with `x-sandbox-overflow` instead of queueing
+/// (Envoy's defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CircuitBreaker {
+    /// Upstream connections at once (for HTTP/1.1, one per request in flight).
+    pub max_connections: u32,
+    /// Requests waiting for a connection or request slot.
+    pub max_pending: u32,
+    /// Requests in flight at once.
+    pub max_requests: u32,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            max_connections: 1024,
+            max_pending: 1024,
+            max_requests: 1024,
+        }
+    }
+}
+
+/// Passive health: a replica that fails `consecutive_errors` times in a row (5xx or connect
+/// failure) is ejected for `base_ejection` × the number of times it was ejected (at most 10×).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OutlierDetection {
+    pub consecutive_errors: u32,
+    #[serde(with = "duration_text")]
+    pub base_ejection: Duration,
+}
+
+impl Default for OutlierDetection {
+    fn default() -> Self {
+        OutlierDetection {
+            consecutive_errors: 5,
+            base_ejection: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBalancer {
+    #[default]
+    RoundRobin,
+    /// Power of two choices: the less busy of two random replicas.
+    LeastRequest,
+}
+
 impl Manifest {
     /// Services in an order where every service comes after its dependencies.
     /// The manifest is validated to be acyclic, so this always succeeds.
@@ -219,6 +515,16 @@ pub mod duration_text {
             format!("{}s", millis / 1000)
         } else {
             format!("{millis}ms")
+        }
+    }
+
+    pub fn serialize_option<S: serde::Serializer>(
+        duration: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match duration {
+            Some(duration) => serializer.serialize_str(&format(*duration)),
+            None => serializer.serialize_none(),
         }
     }
 

@@ -1,1 +1,256 @@
-//! Placeholder.
+//! The L7 proxy: the gateway (the developer's host → services) and the mesh (service → service).
+//!
+//! Owns: listeners, routing, upstream replicas and their health as the proxy sees it (outlier
+//! detection, circuit breaking), retries and timeouts, fault injection, trace-context propagation,
+//! access logs, metrics and the `/__sandbox/` admin pages. It must not touch Docker, the terminal or
+//! the trace store: the control plane feeds it replicas ([`Proxy::set_endpoints`]), callers
+//! ([`Proxy::set_callers`]) and service state ([`ServiceStatus`]), and receives spans through a
+//! [`SpanRecorder`].
+//!
+//! # Using it (the control plane)
+//! ```no_run
+//! # use std::{collections::HashMap, sync::Arc};
+//! # use sandbox::proxy::*;
+//! # async fn example(manifest: sandbox::manifest::Manifest) -> std::io::Result<()> {
+//! let proxy = Proxy::new(ProxyConfig::from_manifest(&manifest), Arc::new(NoStatus), None);
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let gateway = tokio::net::TcpListener::bind(("127.0.0.1", manifest.gateway.port)).await?;
+//! let mesh = tokio::net::TcpListener::bind("172.18.0.1:15001").await?; // the network's gateway
+//! proxy.set_endpoints("item", vec![Endpoint {
+//!     name: "item-1".into(), address: "172.18.0.5:8080".parse().unwrap(), healthy: true,
+//! }]);
+//! proxy.set_callers(HashMap::from([(
+//!     "172.18.0.6".parse().unwrap(),
+//!     Caller { service: "user".into(), replica: "user-1".into() },
+//! )]));
+//! tokio::spawn(proxy.clone().serve_mesh(mesh, shutdown.clone()));
+//! proxy.serve_gateway(gateway, shutdown).await
+//! # }
+//! ```
+//! Containers reach the mesh as `http://<service>.sandbox:<mesh port>` (the control plane adds the
+//! host entries and the `<SERVICE>_URL` variables). [`Proxy::swap_config`] replaces routes and
+//! policies atomically when the manifest changes; requests in flight finish on the old table.
+//!
+//! # Layout
+//! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
+//! - `route`: the compiled routing table and first-match lookup (pure).
+//! - `phases`: one request in pingora's phases (`request_filter` … `fail_to_proxy`).
+//! - `forward`: circuit breaker, `upstream_peer`, tries, retries, back-off, upgrade tunnels.
+//! - `upstream`: replicas, load balancing, outlier ejection, circuit-breaker slots.
+//! - `faults`, `headers`, `context` (B3/W3C propagation), `span` (the recorder hook).
+//! - `error`: [`ProxyError`] with its source, and the developer-facing error pages.
+//! - `logging`, `metrics`, `admin`, `serve` (listeners), `body`.
+
+mod admin;
+mod body;
+mod config;
+mod context;
+mod error;
+mod faults;
+mod forward;
+mod headers;
+mod logging;
+mod metrics;
+mod phases;
+mod pool;
+mod route;
+mod serve;
+mod span;
+mod status;
+mod upstream;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use body::ProxyBody;
+pub use config::{Limits, ProxyConfig, ServiceConfig};
+pub use context::TraceContext;
+pub use error::{ErrorSource, ProxyError};
+pub use metrics::Metrics;
+pub use route::CompiledRoute;
+pub use span::{ProxySpan, SpanKind, SpanRecorder};
+pub use status::{Caller, NoStatus, ServiceStatus};
+pub use upstream::{Endpoint, NoReplica};
+
+/// The proxy: cheap to clone (one `Arc` inside); every clone serves the same tables.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+/// State shared by every listener and request.
+pub(crate) struct Shared {
+    config: RwLock<Arc<ProxyConfig>>,
+    upstreams: upstream::Upstreams,
+    callers: RwLock<Arc<HashMap<IpAddr, Caller>>>,
+    status: Arc<dyn ServiceStatus>,
+    recorder: Option<Arc<dyn SpanRecorder>>,
+    metrics: Metrics,
+    clients: Clients,
+}
+
+/// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
+/// `http2: true`; one multiplexed connection per replica).
+pub(crate) struct Clients {
+    http1: Arc<pool::Pool>,
+    http2: Client<HttpConnector, ProxyBody>,
+}
+
+/// A failed exchange, by client.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error(transparent)]
+    Http1(#[from] pool::SendError),
+    #[error(transparent)]
+    Http2(#[from] hyper_util::client::legacy::Error),
+}
+
+impl Clients {
+    fn new(limits: &Limits) -> Clients {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(limits.connect_timeout));
+        Clients {
+            http1: pool::Pool::new(limits.connect_timeout),
+            http2: Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(std::time::Duration::from_secs(60))
+                .http2_only(true)
+                .build(connector),
+        }
+    }
+
+    /// One exchange with a replica.
+    async fn send(
+        &self,
+        http2: bool,
+        address: std::net::SocketAddr,
+        request: http::Request<ProxyBody>,
+    ) -> Result<http::Response<ProxyBody>, UpstreamError> {
+        use http_body_util::BodyExt;
+        if http2 {
+            let response = self.http2.request(request).await?;
+            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
+        } else {
+            let response = self.http1.send(address, request).await?;
+            Ok(response.map(|body| body.boxed_unsync()))
+        }
+    }
+}
+
+impl Shared {
+    fn config(&self) -> Arc<ProxyConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    fn caller(&self, address: IpAddr) -> Option<Caller> {
+        self.callers
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(&address)
+            .cloned()
+    }
+}
+
+impl Proxy {
+    /// A proxy serving `config`. `status` answers "what is wrong with service X" for error pages;
+    /// `recorder`, when given, receives a client and a server span per sampled request. The
+    /// upstream connect timeout is taken from this first config.
+    pub fn new(
+        config: ProxyConfig,
+        status: Arc<dyn ServiceStatus>,
+        recorder: Option<Arc<dyn SpanRecorder>>,
+    ) -> Proxy {
+        let proxy = Proxy {
+            shared: Arc::new(Shared {
+                clients: Clients::new(&config.limits),
+                config: RwLock::new(Arc::new(ProxyConfig {
+                    routes: Vec::new(),
+                    services: HashMap::new(),
+                    allow_fault_headers: false,
+                    sample_rate: 0.0,
+                    limits: config.limits.clone(),
+                })),
+                upstreams: upstream::Upstreams::default(),
+                callers: RwLock::new(Arc::new(HashMap::new())),
+                status,
+                recorder,
+                metrics: Metrics::default(),
+            }),
+        };
+        proxy.swap_config(config);
+        proxy
+    }
+
+    /// Replaces routes, policies and limits at once. Requests in flight finish with the table they
+    /// started with; listeners keep running. `external:` services get their endpoint here.
+    pub fn swap_config(&self, config: ProxyConfig) {
+        for service in config.services.values() {
+            let upstream = self.shared.upstreams.get(&service.name);
+            if let Some(endpoint) = &service.external {
+                upstream.set_endpoints(std::slice::from_ref(endpoint));
+            }
+        }
+        *self
+            .shared
+            .config
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(config);
+    }
+
+    /// The config now in use.
+    pub fn config(&self) -> Arc<ProxyConfig> {
+        self.shared.config()
+    }
+
+    /// Sets the replicas of `service` (all of them, healthy or not). Replicas that stay keep their
+    /// counters; requests in flight on removed ones finish normally.
+    pub fn set_endpoints(&self, service: &str, endpoints: Vec<Endpoint>) {
+        self.shared.upstreams.get(service).set_endpoints(&endpoints);
+    }
+
+    /// Sets who is behind each source address on the mesh. Unknown sources get 403.
+    pub fn set_callers(&self, callers: HashMap<IpAddr, Caller>) {
+        *self
+            .shared
+            .callers
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(callers);
+    }
+
+    /// The metrics (also served at `/__sandbox/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Serves the gateway on `listener` until `shutdown`, then lets requests in flight finish
+    /// (at most 5 s).
+    pub async fn serve_gateway(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        serve::serve(self.shared, listener, shutdown, phases::Listener::Gateway).await
+    }
+
+    /// Serves the mesh on `listener` until `shutdown`. Callers are identified by source address
+    /// ([`Proxy::set_callers`]); requests are routed by the `Host` header's service name.
+    pub async fn serve_mesh(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        serve::serve(self.shared, listener, shutdown, phases::Listener::Mesh).await
+    }
+}

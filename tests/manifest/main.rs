@@ -3,6 +3,7 @@
 //! robustness against arbitrary bytes.
 
 mod fuzz;
+mod gateway;
 mod invalid;
 mod smoke;
 mod templates;

@@ -7,10 +7,12 @@
 
 mod check;
 mod environment;
+mod gateway;
 mod healthcheck;
 mod ports;
 mod service;
 pub mod smoke;
+mod traffic;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -19,12 +21,12 @@ pub use check::{Checker, Place};
 pub use service::ServiceDraft;
 pub use volumes::normalise as normalise_path;
 
-use super::model::VolumeSpec;
+use super::model::{Gateway, VolumeSpec};
 use super::node::Node;
 use check::join;
 
 /// Keys of the top-level map.
-const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "smoke"];
+const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "gateway", "smoke"];
 const VOLUME_KEYS: &[&str] = &["external", "labels"];
 
 /// Everything read from the file, before cross-service checks.
@@ -33,6 +35,7 @@ pub struct Draft {
     pub services: Vec<ServiceDraft>,
     pub volumes: BTreeMap<String, VolumeSpec>,
     pub smoke: Vec<smoke::CheckDraft>,
+    pub gateway: Gateway,
 }
 
 /// Where the project name may come from, strongest first.
@@ -76,6 +79,14 @@ pub fn read(
             Vec::new()
         }
     };
+    let names: Vec<&str> = services
+        .iter()
+        .map(|draft| draft.service.name.as_str())
+        .collect();
+    let gateway = match fields.get("gateway") {
+        Some(node) => gateway::read(checker, node, &names),
+        None => Gateway::default(),
+    };
     let smoke = match fields.get("smoke") {
         Some(node) => smoke::read(checker, node),
         None => Vec::new(),
@@ -85,6 +96,7 @@ pub fn read(
         services,
         volumes,
         smoke,
+        gateway,
     })
 }
 

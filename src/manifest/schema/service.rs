@@ -30,6 +30,14 @@ const KEYS: &[&str] = &[
     "labels",
     "working_dir",
     "user",
+    "external",
+    "faults",
+    "circuit_breaker",
+    "outlier_detection",
+    "load_balancer",
+    "http2",
+    "timeout",
+    "retries",
 ];
 const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
 const CONDITION_KEYS: &[&str] = &["condition"];
@@ -66,8 +74,20 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
     let build = fields
         .get("build")
         .and_then(|node| read_build(checker, node, &key("build")));
+    let external = fields
+        .get("external")
+        .and_then(|node| read_external(checker, node, &key("external")));
+    if let (Some(_), Some(node)) = (&external, fields.get("image").or(fields.get("build"))) {
+        checker.error_with_hint(
+            node,
+            &field,
+            format!("service `{name}` is `external` and also has an image or build"),
+            "an external service is a process on the host; remove `image`/`build`, or `external`",
+        );
+    }
     let image = match (image, &build, fields.get("build")) {
         (Some(image), _, _) => image,
+        (None, None, _) if external.is_some() => String::new(),
         (None, Some(_), _) => format!("{project}-{name}:latest"),
         (None, None, Some(_)) => String::new(), // the build error is already reported
         (None, None, None) => {
@@ -76,7 +96,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
                     entry.key_node,
                     &field,
                     format!("service `{name}` has neither `image` nor `build`"),
-                    "add `image: nginx:1.27` to run an image, or `build: ./folder` to build one",
+                    "add `image: nginx:1.27` to run an image, `build: ./folder` to build one, or `external: http://127.0.0.1:3000` for a process on the host",
                 );
             }
             String::new()
@@ -161,6 +181,8 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         user: fields
             .get("user")
             .and_then(|node| checker.string(node, &key("user"))),
+        external,
+        traffic: super::traffic::read_policy(checker, &fields, &field),
     };
     Some(ServiceDraft {
         service,
@@ -168,6 +190,30 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         ports: port_places,
         named_volumes,
     })
+}
+
+/// `external: http://host:port`: plain HTTP, a host and a port, no path.
+fn read_external(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<String> {
+    let url = checker.string(node, field)?;
+    let authority = url
+        .strip_prefix("http://")
+        .map(|rest| rest.trim_end_matches('/'));
+    let valid = authority.is_some_and(|authority| {
+        !authority.contains('/')
+            && authority.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+            })
+    });
+    if !valid {
+        checker.error_with_hint(
+            node,
+            field,
+            format!("`{url}` is not an `http://host:port` address"),
+            "write the address the service listens on, like `external: http://127.0.0.1:3000`",
+        );
+        return None;
+    }
+    Some(url.trim_end_matches('/').to_string())
 }
 
 /// Service names become DNS aliases and parts of variable names: `[a-z0-9][a-z0-9_-]*`.

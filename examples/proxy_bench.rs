@@ -1,0 +1,79 @@
+//! Starts the proxy's gateway from a manifest, on one thread, for `bench/proxy.sh` (the real CLI
+//! wires the proxy into `sandbox up`).
+//!
+//! `proxy_bench MANIFEST [--trace]` — `--trace` adds a span recorder (a bounded in-memory buffer)
+//! with sampling rate 1.0. Prints `listening on ADDRESS`, serves until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sandbox::manifest::{load, LoadOptions};
+use sandbox::proxy::{NoStatus, Proxy, ProxyConfig, ProxySpan, SpanRecorder};
+
+/// Keeps the last `capacity` spans, like the trace store's ring.
+struct Ring {
+    spans: Mutex<std::collections::VecDeque<ProxySpan>>,
+    capacity: usize,
+}
+
+impl SpanRecorder for Ring {
+    fn record(&self, span: ProxySpan) {
+        let mut spans = self
+            .spans
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if spans.len() == self.capacity {
+            spans.pop_front();
+        }
+        spans.push_back(span);
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut arguments = std::env::args().skip(1);
+    let file = PathBuf::from(
+        arguments
+            .next()
+            .ok_or("usage: proxy_bench MANIFEST [--trace]")?,
+    );
+    let trace = arguments.any(|argument| argument == "--trace");
+    let options = LoadOptions {
+        file: Some(file),
+        project: Some("bench".into()),
+        working_dir: std::env::current_dir()?,
+        environment: std::env::vars().collect(),
+    };
+    let manifest = load(&options).map_err(|errors| errors.to_string())?;
+    let mut config = ProxyConfig::from_manifest(&manifest);
+    config.sample_rate = 1.0;
+    let recorder: Option<Arc<dyn SpanRecorder>> = trace.then(|| {
+        Arc::new(Ring {
+            spans: Mutex::new(std::collections::VecDeque::with_capacity(10_000)),
+            capacity: 10_000,
+        }) as Arc<dyn SpanRecorder>
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener =
+            tokio::net::TcpListener::bind((manifest.gateway.host.as_str(), manifest.gateway.port))
+                .await?;
+        println!("listening on {}", listener.local_addr()?);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let proxy = Proxy::new(config, Arc::new(NoStatus), recorder);
+        let signal = shutdown.clone();
+        tokio::spawn(async move {
+            let mut terminate =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            signal.cancel();
+            Ok::<_, std::io::Error>(())
+        });
+        proxy.serve_gateway(listener, shutdown).await
+    })?;
+    Ok(())
+}

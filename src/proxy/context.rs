@@ -1,0 +1,277 @@
+//! Trace context propagation: B3 multi (`X-B3-*`), B3 single (`b3`) and W3C (`traceparent`,
+//! `tracestate`). Parses what a request brings, makes the child context the proxy forwards, and
+//! writes it back in all three forms. Pure; tested beside itself (shape after linkerd2-proxy's
+//! `trace-context/src/propagation/b3.rs`).
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// A trace context as the proxy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// 32 (or 16, when a B3 client sent a 64-bit id) lower-case hex digits.
+    pub trace_id: String,
+    /// 16 hex digits.
+    pub span_id: String,
+    pub parent_id: Option<String>,
+    pub sampled: Option<bool>,
+    /// W3C `tracestate`, passed on unchanged.
+    pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// The incoming context: B3 single, then B3 multi, then W3C.
+    pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
+        let text = |index: usize| {
+            headers
+                .get(&NAMES[index])
+                .and_then(|value| value.to_str().ok())
+        };
+        let mut context = text(5)
+            .and_then(parse_b3_single)
+            .or_else(|| parse_b3_multi(&text))
+            .or_else(|| text(6).and_then(parse_traceparent))?;
+        context.tracestate = text(7).map(str::to_string);
+        Some(context)
+    }
+
+    /// A new root context; `sampled` is the sampling decision.
+    pub fn root(sampled: bool) -> TraceContext {
+        TraceContext {
+            trace_id: hex(rand::random::<u128>(), 32),
+            span_id: new_span_id(),
+            parent_id: None,
+            sampled: Some(sampled),
+            tracestate: None,
+        }
+    }
+
+    /// The context for the proxy's own span: same trace, a new span, this span as parent.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id.clone(),
+            span_id: new_span_id(),
+            parent_id: Some(self.span_id.clone()),
+            sampled: self.sampled,
+            tracestate: self.tracestate.clone(),
+        }
+    }
+
+    /// Replaces any trace headers with this context in all three forms.
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        for name in &NAMES {
+            headers.remove(name);
+        }
+        let sampled = self.sampled.unwrap_or(true);
+        let flag = if sampled { "1" } else { "0" };
+        let [trace_id, span_id, parent_id, sampled_name, _, b3, traceparent, tracestate] = NAMES;
+        let mut set = |name: HeaderName, value: String| {
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(name, value);
+            }
+        };
+        set(trace_id, self.trace_id.clone());
+        set(span_id, self.span_id.clone());
+        let mut single = String::with_capacity(82);
+        single.push_str(&self.trace_id);
+        single.push('-');
+        single.push_str(&self.span_id);
+        single.push('-');
+        single.push_str(flag);
+        if let Some(parent) = &self.parent_id {
+            set(parent_id, parent.clone());
+            single.push('-');
+            single.push_str(parent);
+        }
+        set(sampled_name, flag.to_string());
+        set(b3, single);
+        let mut w3c = String::with_capacity(55);
+        w3c.push_str("00-");
+        for _ in self.trace_id.len()..32 {
+            w3c.push('0');
+        }
+        w3c.push_str(&self.trace_id);
+        w3c.push('-');
+        w3c.push_str(&self.span_id);
+        w3c.push_str(if sampled { "-01" } else { "-00" });
+        set(traceparent, w3c);
+        if let Some(state) = &self.tracestate {
+            set(tracestate, state.clone());
+        }
+    }
+}
+
+/// Every header this module reads or writes.
+const NAMES: [HeaderName; 8] = [
+    HeaderName::from_static("x-b3-traceid"),
+    HeaderName::from_static("x-b3-spanid"),
+    HeaderName::from_static("x-b3-parentspanid"),
+    HeaderName::from_static("x-b3-sampled"),
+    HeaderName::from_static("x-b3-flags"),
+    HeaderName::from_static("b3"),
+    HeaderName::from_static("traceparent"),
+    HeaderName::from_static("tracestate"),
+];
+
+fn hex(value: u128, digits: usize) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    (0..digits)
+        .rev()
+        .map(|index| char::from(HEX[((value >> (index * 4)) & 0xf) as usize]))
+        .collect()
+}
+
+pub fn new_span_id() -> String {
+    loop {
+        let id = rand::random::<u64>();
+        if id != 0 {
+            return hex(u128::from(id), 16);
+        }
+    }
+}
+
+fn hex_id(text: &str, lengths: &[usize]) -> Option<String> {
+    let valid = lengths.contains(&text.len())
+        && text.bytes().all(|byte| byte.is_ascii_hexdigit())
+        && text.bytes().any(|byte| byte != b'0');
+    valid.then(|| text.to_ascii_lowercase())
+}
+
+fn sampled_flag(text: &str) -> Option<bool> {
+    match text {
+        "1" | "d" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `{trace}-{span}[-{sampled}[-{parent}]]`, or a lone sampling decision (`0`) which starts nothing.
+pub fn parse_b3_single(text: &str) -> Option<TraceContext> {
+    let mut parts = text.trim().split('-');
+    let trace_id = hex_id(parts.next()?, &[16, 32])?;
+    let span_id = hex_id(parts.next()?, &[16])?;
+    let sampled = parts.next().and_then(sampled_flag);
+    let parent_id = parts.next().and_then(|parent| hex_id(parent, &[16]));
+    Some(TraceContext {
+        trace_id,
+        span_id,
+        parent_id,
+        sampled,
+        tracestate: None,
+    })
+}
+
+fn parse_b3_multi<'a>(text: &impl Fn(usize) -> Option<&'a str>) -> Option<TraceContext> {
+    let trace_id = hex_id(text(0)?.trim(), &[16, 32])?;
+    let span_id = hex_id(text(1)?.trim(), &[16])?;
+    let debug = text(4) == Some("1");
+    let sampled = text(3).and_then(sampled_flag).or(debug.then_some(true));
+    Some(TraceContext {
+        trace_id,
+        span_id,
+        parent_id: text(2).and_then(|parent| hex_id(parent.trim(), &[16])),
+        sampled,
+        tracestate: None,
+    })
+}
+
+/// `00-{trace 32}-{span 16}-{flags 2}`.
+pub fn parse_traceparent(text: &str) -> Option<TraceContext> {
+    let parts: Vec<&str> = text.trim().split('-').collect();
+    let [version, trace, span, flags, ..] = parts.as_slice() else {
+        return None;
+    };
+    if version.len() != 2 || *version == "ff" || flags.len() != 2 {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some(TraceContext {
+        trace_id: hex_id(trace, &[32])?,
+        span_id: hex_id(span, &[16])?,
+        parent_id: None,
+        sampled: Some(flags & 1 == 1),
+        tracestate: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
+    const SPAN: &str = "a2fb4a1d1a96d312";
+
+    #[test]
+    fn b3_single_forms() {
+        let context = parse_b3_single(&format!("{TRACE}-{SPAN}-1-0020000000000001")).expect("b3");
+        assert_eq!(context.trace_id, TRACE);
+        assert_eq!(context.sampled, Some(true));
+        assert_eq!(context.parent_id.as_deref(), Some("0020000000000001"));
+        assert_eq!(
+            parse_b3_single(&format!("{TRACE}-{SPAN}"))
+                .expect("b3")
+                .sampled,
+            None
+        );
+        assert!(parse_b3_single("0").is_none());
+        assert!(parse_b3_single("xyz-abc").is_none());
+        assert!(parse_b3_single(&format!("{}-{SPAN}", "0".repeat(32))).is_none());
+    }
+
+    #[test]
+    fn b3_multi_and_precedence() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-b3-traceid", HeaderValue::from_static("80f198ee56343ba8"));
+        headers.insert("x-b3-spanid", HeaderValue::from_static("e457b5a2e4d86bd1"));
+        headers.insert("x-b3-sampled", HeaderValue::from_static("0"));
+        let context = TraceContext::extract(&headers).expect("multi");
+        assert_eq!(context.trace_id, "80f198ee56343ba8");
+        assert_eq!(context.sampled, Some(false));
+        headers.insert(
+            "b3",
+            HeaderValue::from_str(&format!("{TRACE}-{SPAN}-1")).expect("value"),
+        );
+        assert_eq!(
+            TraceContext::extract(&headers).expect("single").trace_id,
+            TRACE
+        );
+    }
+
+    #[test]
+    fn traceparent() {
+        let context = parse_traceparent(&format!("00-{TRACE}-{SPAN}-01")).expect("w3c");
+        assert_eq!(
+            (context.trace_id.as_str(), context.sampled),
+            (TRACE, Some(true))
+        );
+        assert!(parse_traceparent(&format!("ff-{TRACE}-{SPAN}-01")).is_none());
+        assert!(parse_traceparent("00-abc-def-01").is_none());
+    }
+
+    #[test]
+    fn inject_writes_all_three_forms() {
+        let context = TraceContext {
+            trace_id: "80f198ee56343ba8".into(),
+            span_id: SPAN.into(),
+            parent_id: Some("e457b5a2e4d86bd1".into()),
+            sampled: Some(true),
+            tracestate: Some("a=b".into()),
+        };
+        let mut headers = HeaderMap::new();
+        context.inject(&mut headers);
+        assert_eq!(headers["x-b3-traceid"], "80f198ee56343ba8");
+        assert_eq!(headers["x-b3-parentspanid"], "e457b5a2e4d86bd1");
+        assert_eq!(
+            headers["b3"],
+            format!("80f198ee56343ba8-{SPAN}-1-e457b5a2e4d86bd1").as_str()
+        );
+        assert_eq!(
+            headers["traceparent"],
+            format!("00-000000000000000080f198ee56343ba8-{SPAN}-01").as_str()
+        );
+        assert_eq!(headers["tracestate"], "a=b");
+        assert_eq!(
+            TraceContext::extract(&headers).expect("round trip").span_id,
+            SPAN
+        );
+    }
+}

@@ -1,0 +1,308 @@
+//! Sending upstream: the circuit breaker, `upstream_peer` (a replica per try), tries with
+//! per-try timeouts, retries with jittered exponential back-off, outlier feedback, and the
+//! byte tunnel after a protocol switch (WebSocket).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::HeaderMap;
+use http::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+
+use crate::manifest::{RetryOn, RetryPolicy};
+
+use super::body::{empty, full, ProxyBody};
+use super::config::ProxyConfig;
+use super::error::ProxyError;
+use super::phases::{Session, Target};
+use super::pool::SendError;
+use super::span::now_micros;
+use super::upstream::Replica;
+use super::Shared;
+use super::UpstreamError;
+
+/// The request body for the tries: in memory (every try gets a copy) or a stream (one try only).
+pub enum RequestBody {
+    Bytes(Bytes),
+    Stream(Option<ProxyBody>),
+}
+
+impl RequestBody {
+    fn replayable(&self) -> bool {
+        matches!(self, RequestBody::Bytes(_))
+    }
+
+    fn for_try(&mut self) -> ProxyBody {
+        match self {
+            RequestBody::Bytes(bytes) if bytes.is_empty() => empty(),
+            RequestBody::Bytes(bytes) => full(bytes.clone()),
+            RequestBody::Stream(stream) => stream.take().unwrap_or_else(empty),
+        }
+    }
+}
+
+/// What goes upstream, prepared by `upstream_request_filter`.
+pub struct Outgoing {
+    pub method: Method,
+    pub path_and_query: http::uri::PathAndQuery,
+    pub headers: HeaderMap,
+    pub body: RequestBody,
+}
+
+/// How a try failed, for retry conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Connect,
+    Reset,
+    Timeout,
+}
+
+enum Try {
+    Answered(Response<ProxyBody>),
+    Failed(Failure, ProxyError),
+}
+
+/// Admits the request under the service's circuit breaker, then tries replicas until one answers
+/// or the retry policy gives up.
+pub async fn send(
+    shared: &Shared,
+    config: &ProxyConfig,
+    session: &mut Session,
+    target: &Target<'_>,
+    mut outgoing: Outgoing,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let service = &target.service;
+    let upstream = shared.upstreams.get(service);
+    let traffic = config.traffic(service);
+    let Some(admit) = upstream.admit(&traffic.circuit_breaker).await else {
+        return Err(ProxyError::Overflow {
+            service: service.clone(),
+        });
+    };
+    session.admit = Some(admit);
+    let policy = target.retries;
+    let max_retries = match policy {
+        Some(policy) if outgoing.body.replayable() => policy.attempts,
+        _ => 0,
+    };
+    let http2 = traffic.http2;
+    let mut last_failed: Option<std::sync::Arc<Replica>> = None;
+    let mut last_error: Option<ProxyError> = None;
+    let mut attempt = 0;
+    loop {
+        // upstream_peer
+        let replica = match upstream.pick(traffic.load_balancer, last_failed.as_deref()) {
+            Ok(replica) => replica,
+            Err(reason) => {
+                return Err(last_error.unwrap_or(ProxyError::NoReplica {
+                    service: service.clone(),
+                    reason,
+                }))
+            }
+        };
+        session.replica = Some(replica.clone());
+        let guard = replica.start();
+        let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
+        let exchange = shared.clients.send(http2, replica.address, request);
+        let result = match policy.and_then(|policy| policy.per_try_timeout) {
+            Some(limit) => match tokio::time::timeout(limit, exchange).await {
+                Ok(result) => classify(result, service, &replica),
+                Err(_) => Try::Failed(
+                    Failure::Timeout,
+                    ProxyError::Timeout {
+                        service: service.clone(),
+                        after: limit,
+                    },
+                ),
+            },
+            None => classify(exchange.await, service, &replica),
+        };
+        let failed = match &result {
+            Try::Answered(response) => response.status().is_server_error(),
+            Try::Failed(..) => true,
+        };
+        if replica.record(failed, &traffic.outlier_detection) {
+            shared.metrics.record_ejection(service);
+        }
+        let retry =
+            attempt < max_retries && policy.is_some_and(|policy| retriable(policy, &result));
+        if !retry {
+            session.replica_guard = Some(guard);
+            return match result {
+                Try::Answered(response) => Ok(response),
+                Try::Failed(_, error) => Err(error),
+            };
+        }
+        let reason = match &result {
+            Try::Answered(response) => response.status().as_u16().to_string(),
+            Try::Failed(_, error) => error.to_string(),
+        };
+        attempt += 1;
+        session.retries = attempt;
+        session.annotations.push((
+            now_micros(),
+            format!("retry {attempt}: {reason} from {}", replica.name),
+        ));
+        if let Try::Failed(_, error) = result {
+            last_error = Some(error);
+        }
+        drop(guard);
+        last_failed = Some(replica);
+        if let Some(policy) = policy {
+            tokio::time::sleep(backoff(policy, attempt)).await;
+        }
+    }
+}
+
+/// The request for one try. HTTP/1.1 connections get the origin form (`/path`), h2c the absolute
+/// form; a request without `Host` gets the replica's address.
+fn build_request(
+    replica: &Replica,
+    outgoing: &mut Outgoing,
+    last: bool,
+    http2: bool,
+) -> Request<ProxyBody> {
+    let mut request = Request::new(outgoing.body.for_try());
+    *request.method_mut() = outgoing.method.clone();
+    *request.headers_mut() = if last {
+        std::mem::take(&mut outgoing.headers)
+    } else {
+        outgoing.headers.clone()
+    };
+    if !request.headers().contains_key(http::header::HOST) {
+        if let Some(Ok(host)) = replica
+            .authority
+            .as_ref()
+            .map(|authority| http::HeaderValue::from_str(authority.as_str()))
+        {
+            request.headers_mut().insert(http::header::HOST, host);
+        }
+    }
+    let mut parts = http::uri::Parts::default();
+    if http2 {
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = replica.authority.clone();
+    }
+    parts.path_and_query = Some(outgoing.path_and_query.clone());
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+fn retriable(policy: &RetryPolicy, result: &Try) -> bool {
+    policy.on.iter().any(|condition| match (condition, result) {
+        (RetryOn::ServerError, Try::Answered(response)) => response.status().is_server_error(),
+        (RetryOn::GatewayError, Try::Answered(response)) => {
+            matches!(response.status().as_u16(), 502..=504)
+        }
+        (RetryOn::RetriableStatus, Try::Answered(response)) => policy
+            .retriable_status
+            .contains(&response.status().as_u16()),
+        (RetryOn::ServerError | RetryOn::GatewayError, Try::Failed(..)) => true,
+        (RetryOn::ConnectFailure, Try::Failed(Failure::Connect, _)) => true,
+        (RetryOn::Reset, Try::Failed(Failure::Reset, _)) => true,
+        _ => false,
+    })
+}
+
+/// Full jitter over an exponential cap: `base × 2^(n-1)`, at most `max`, then a random point in
+/// its upper half.
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(16);
+    let cap = policy
+        .backoff
+        .base
+        .saturating_mul(1 << exponent)
+        .min(policy.backoff.max);
+    let nanos = cap.as_nanos() as u64;
+    if nanos < 2 {
+        return cap;
+    }
+    Duration::from_nanos(rand::random_range(nanos / 2..=nanos))
+}
+
+fn classify(
+    result: Result<Response<ProxyBody>, UpstreamError>,
+    service: &str,
+    replica: &Replica,
+) -> Try {
+    let error = match result {
+        Ok(response) => return Try::Answered(response),
+        Err(error) => error,
+    };
+    let (service, replica) = (service.to_string(), replica.name.clone());
+    let (failure, detail) = match &error {
+        UpstreamError::Http1(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
+            (Failure::Connect, error.to_string())
+        }
+        UpstreamError::Http2(legacy) if legacy.is_connect() => {
+            (Failure::Connect, innermost(legacy))
+        }
+        UpstreamError::Http1(SendError::Http(hyper_error)) => {
+            (Failure::Reset, hyper_detail(hyper_error))
+        }
+        UpstreamError::Http2(legacy) => (Failure::Reset, innermost(legacy)),
+    };
+    let hyper_error = match &error {
+        UpstreamError::Http1(SendError::Http(hyper_error)) => Some(hyper_error),
+        UpstreamError::Http2(legacy) => legacy
+            .source()
+            .and_then(|source| source.downcast_ref::<hyper::Error>()),
+        UpstreamError::Http1(_) => None,
+    };
+    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status());
+    let error = match (failure, invalid) {
+        (Failure::Connect, _) => ProxyError::ConnectFailed {
+            service,
+            replica,
+            detail,
+        },
+        (_, true) => ProxyError::InvalidResponse {
+            service,
+            replica,
+            detail,
+        },
+        _ => ProxyError::Reset {
+            service,
+            replica,
+            detail,
+        },
+    };
+    Try::Failed(failure, error)
+}
+
+/// hyper's message with its cause: `invalid HTTP version parsed`, `connection closed before
+/// message completed`.
+fn hyper_detail(error: &hyper::Error) -> String {
+    match error.source() {
+        Some(source) => format!("{error}: {}", innermost(source)),
+        None => error.to_string(),
+    }
+}
+
+/// The most specific message in an error chain, like `Connection refused (os error 111)`.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
+}
+
+/// After `101 Switching Protocols`: copies bytes both ways until either side closes.
+pub async fn tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::join!(client, upstream) {
+        (Ok(client), Ok(upstream)) => (client, upstream),
+        (client, upstream) => {
+            tracing::debug!(target: "sandbox::proxy", client_ok = client.is_ok(), upstream_ok = upstream.is_ok(), "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(target: "sandbox::proxy", %error, "tunnel closed");
+    }
+}

@@ -1,0 +1,186 @@
+//! Counters and histograms for `/__sandbox/metrics` (Prometheus text format 0.0.4). One lock per
+//! finished request; series are keyed by route and service.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Latency buckets in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default)]
+struct Series {
+    by_status: BTreeMap<u16, u64>,
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+    retries: u64,
+}
+
+/// The proxy's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// route → service → series.
+    series: Mutex<HashMap<String, HashMap<String, Series>>>,
+    pub(crate) ejections: Mutex<BTreeMap<String, u64>>,
+    pub(crate) faults: AtomicU64,
+    pub(crate) open_gateway: AtomicI64,
+    pub(crate) open_mesh: AtomicI64,
+    pub(crate) refused_connections: AtomicU64,
+}
+
+impl Metrics {
+    /// Records one finished request.
+    pub fn record(&self, route: &str, service: &str, status: u16, elapsed: Duration, retries: u32) {
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let by_route = match series.get_mut(route) {
+            Some(by_route) => by_route,
+            None => series.entry(route.to_string()).or_default(),
+        };
+        let entry = match by_route.get_mut(service) {
+            Some(entry) => entry,
+            None => by_route.entry(service.to_string()).or_default(),
+        };
+        *entry.by_status.entry(status).or_default() += 1;
+        let seconds = elapsed.as_secs_f64();
+        for (index, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                entry.buckets[index] += 1;
+            }
+        }
+        entry.count += 1;
+        entry.sum += seconds;
+        entry.retries += u64::from(retries);
+    }
+
+    pub fn record_ejection(&self, service: &str) {
+        let mut ejections = self
+            .ejections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *ejections.entry(service.to_string()).or_default() += 1;
+    }
+
+    /// Retries counted so far for `route` (all services), for tests and the admin page.
+    pub fn retries(&self, route: &str) -> u64 {
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        series.get(route).map_or(0, |by_route| {
+            by_route.values().map(|entry| entry.retries).sum()
+        })
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut rows: Vec<(&String, &String, &Series)> = series
+            .iter()
+            .flat_map(|(route, by_route)| {
+                by_route
+                    .iter()
+                    .map(move |(service, entry)| (route, service, entry))
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        out.push_str("# HELP sandbox_proxy_requests_total Requests answered, by route, service and status.\n# TYPE sandbox_proxy_requests_total counter\n");
+        for (route, service, entry) in &rows {
+            for (status, count) in &entry.by_status {
+                let _ = writeln!(out, "sandbox_proxy_requests_total{{route=\"{}\",service=\"{}\",status=\"{status}\"}} {count}", escape(route), escape(service));
+            }
+        }
+        out.push_str("# HELP sandbox_proxy_request_duration_seconds Time to the end of the response.\n# TYPE sandbox_proxy_request_duration_seconds histogram\n");
+        for (route, service, entry) in &rows {
+            let labels = format!(
+                "route=\"{}\",service=\"{}\"",
+                escape(route),
+                escape(service)
+            );
+            for (bound, count) in BUCKETS.iter().zip(entry.buckets) {
+                let _ = writeln!(out, "sandbox_proxy_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                entry.count
+            );
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_request_duration_seconds_sum{{{labels}}} {}",
+                entry.sum
+            );
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_request_duration_seconds_count{{{labels}}} {}",
+                entry.count
+            );
+        }
+        out.push_str("# HELP sandbox_proxy_retries_total Retries made.\n# TYPE sandbox_proxy_retries_total counter\n");
+        for (route, service, entry) in &rows {
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_retries_total{{route=\"{}\",service=\"{}\"}} {}",
+                escape(route),
+                escape(service),
+                entry.retries
+            );
+        }
+        drop(series);
+        out.push_str("# HELP sandbox_proxy_ejections_total Replicas ejected by outlier detection.\n# TYPE sandbox_proxy_ejections_total counter\n");
+        for (service, count) in self
+            .ejections
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_ejections_total{{service=\"{}\"}} {count}",
+                escape(service)
+            );
+        }
+        out.push_str("# HELP sandbox_proxy_faults_total Faults injected.\n# TYPE sandbox_proxy_faults_total counter\n");
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_faults_total {}",
+            self.faults.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP sandbox_proxy_open_connections Client connections open now.\n# TYPE sandbox_proxy_open_connections gauge\n");
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_open_connections{{listener=\"gateway\"}} {}",
+            self.open_gateway.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_open_connections{{listener=\"mesh\"}} {}",
+            self.open_mesh.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP sandbox_proxy_refused_connections_total Connections closed at once because the cap was reached.\n# TYPE sandbox_proxy_refused_connections_total counter\n");
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_refused_connections_total {}",
+            self.refused_connections.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

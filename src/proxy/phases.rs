@@ -1,0 +1,512 @@
+//! One request through the proxy, in pingora's phases:
+//!
+//! 1. `request_filter`: admin pages, route (gateway) or `Host` (mesh) → target service, trace
+//!    context, injected faults, request body limits;
+//! 2. `upstream_peer` (in [`super::forward`]): circuit breaker, then a replica per try;
+//! 3. `upstream_request_filter`: the request sent upstream (rewrite, hop-by-hop headers,
+//!    `X-Forwarded-*`, `x-request-id`, route header edits, trace headers);
+//! 4. `response_filter`: hop-by-hop headers out, route header edits, `x-sandbox-*` headers;
+//! 5. `logging` (in [`super::logging`]): when the response body ends — access log, metrics, spans;
+//! 6. `fail_to_proxy`: an error becomes the page a developer can act on.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::{Body, Incoming};
+
+use crate::manifest::{Faults, RetryPolicy};
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+const X_SANDBOX_UPSTREAM: header::HeaderName =
+    header::HeaderName::from_static("x-sandbox-upstream");
+const X_SANDBOX_TRACE_ID: header::HeaderName =
+    header::HeaderName::from_static("x-sandbox-trace-id");
+
+use super::body::{empty, full, ProxyBody, Tracked};
+use super::config::ProxyConfig;
+use super::context::TraceContext;
+use super::error::{ErrorReport, ProxyError};
+use super::faults::{self, ABORT_HEADER, DELAY_HEADER};
+use super::headers::{add_forwarded, is_upgrade, new_request_id, strip_hop_by_hop};
+use super::logging::Finish;
+use super::route::{strip_port, RequestView};
+use super::span::now_micros;
+use super::status::Caller;
+use super::upstream::{AdmitGuard, Replica, ReplicaGuard};
+use super::{admin, forward, Shared};
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Gateway,
+    Mesh,
+}
+
+/// Per-request state (pingora's `CTX`).
+pub struct Session {
+    pub listener: Listener,
+    /// `gateway` at the front door, else the calling service.
+    pub caller: String,
+    pub caller_replica: Option<String>,
+    pub peer: SocketAddr,
+    pub request_id: String,
+    pub started: Instant,
+    pub start_micros: u64,
+    pub method: Method,
+    pub path: String,
+    /// Route name (`prefix:/items`; `mesh` on the mesh; `-` when none matched).
+    pub route: String,
+    pub route_index: Option<usize>,
+    pub service: Option<String>,
+    pub replica: Option<Arc<Replica>>,
+    pub retries: u32,
+    pub annotations: Vec<(u64, String)>,
+    /// The context of the proxy's own span (what is forwarded).
+    pub trace: Option<TraceContext>,
+    pub sampled: bool,
+    pub status: u16,
+    pub error: Option<String>,
+    pub admit: Option<AdmitGuard>,
+    pub replica_guard: Option<ReplicaGuard>,
+}
+
+/// Where a request goes, and with which policies.
+pub struct Target<'c> {
+    pub service: String,
+    pub timeout: Duration,
+    pub retries: Option<&'c RetryPolicy>,
+    pub faults: Option<&'c Faults>,
+}
+
+/// The whole request: every phase, errors turned into pages, the body wrapped for logging.
+pub async fn handle(
+    shared: Arc<Shared>,
+    listener: Listener,
+    peer: SocketAddr,
+    caller: Option<Caller>,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let config = shared.config();
+    let mut session = Session {
+        listener,
+        caller: match (&caller, listener) {
+            (Some(caller), _) => caller.service.clone(),
+            (None, Listener::Gateway) => "gateway".to_string(),
+            (None, Listener::Mesh) => "unknown".to_string(),
+        },
+        caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
+        peer,
+        request_id: request
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(|value| value.to_str().ok())
+            .filter(|id| !id.is_empty() && id.len() <= 200)
+            .map_or_else(new_request_id, str::to_string),
+        started: Instant::now(),
+        start_micros: now_micros(),
+        method: request.method().clone(),
+        path: request.uri().path().to_string(),
+        route: "-".to_string(),
+        route_index: None,
+        service: None,
+        replica: None,
+        retries: 0,
+        annotations: Vec::new(),
+        trace: None,
+        sampled: false,
+        status: 0,
+        error: None,
+        admit: None,
+        replica_guard: None,
+    };
+    if listener == Listener::Gateway && session.path.starts_with("/__sandbox/") {
+        return Ok(admin::answer(&shared, &config, &session.path));
+    }
+    let accept = request.headers().get(header::ACCEPT).cloned();
+    let known_caller = listener == Listener::Gateway || caller.is_some();
+    let result = if head_size(&request) > config.limits.max_header_bytes {
+        Err(ProxyError::HeadersTooLarge {
+            limit: config.limits.max_header_bytes,
+        })
+    } else if known_caller {
+        proxy(&shared, &config, &mut session, request).await
+    } else {
+        Err(ProxyError::UnknownCaller { address: peer.ip() })
+    };
+    let mut close = false;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(error) => {
+            close = matches!(error, ProxyError::HeadersTooLarge { .. });
+            fail_to_proxy(&shared, &mut session, &error, accept.as_ref()).await
+        }
+    };
+    response_filter(&shared, &config, &session, &mut response);
+    if close {
+        // Do not read what else such a client sends on this connection.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    session.status = response.status().as_u16();
+    let finish = Box::new(Finish {
+        shared: shared.clone(),
+        session,
+    });
+    Ok(response.map(|body| {
+        use http_body_util::BodyExt;
+        Tracked::new(body, finish).boxed_unsync()
+    }))
+}
+
+/// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
+/// buffer; this makes the limit exact whatever the read sizes were.
+fn head_size(request: &Request<Incoming>) -> usize {
+    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+    request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+async fn proxy(
+    shared: &Arc<Shared>,
+    config: &Arc<ProxyConfig>,
+    session: &mut Session,
+    mut request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let target = request_filter(shared, config, session, &request)?;
+    let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
+    if let Some(delay) = decision.delay {
+        shared
+            .metrics
+            .faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        session.annotations.push((
+            now_micros(),
+            format!(
+                "fault: delay {}",
+                crate::manifest::duration_text::format(delay)
+            ),
+        ));
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(status) = decision.abort {
+        shared
+            .metrics
+            .faults
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        session
+            .annotations
+            .push((now_micros(), format!("fault: abort {status}")));
+        return Ok(abort_response(&target.service, status));
+    }
+    let upgrade = is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let retries_wanted = target.retries.is_some_and(|policy| policy.attempts > 0);
+    let body = read_body(config, &parts.headers, body, retries_wanted && !upgrade).await?;
+    let path_and_query = upstream_path(config, session, &parts.uri)?;
+    let headers = upstream_request_filter(config, session, parts.headers, upgrade);
+    let outgoing = forward::Outgoing {
+        method: parts.method,
+        path_and_query,
+        headers,
+        body,
+    };
+    let timeout = target.timeout;
+    let service = target.service.clone();
+    let mut response = tokio::time::timeout(
+        timeout,
+        forward::send(shared, config, session, &target, outgoing),
+    )
+    .await
+    .unwrap_or(Err(ProxyError::Timeout {
+        service,
+        after: timeout,
+    }))?;
+    if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+        (client_upgrade, response.status())
+    {
+        let upstream_upgrade = hyper::upgrade::on(&mut response);
+        tokio::spawn(forward::tunnel(client_upgrade, upstream_upgrade));
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(parts, empty()));
+    }
+    Ok(response)
+}
+
+/// Admin pages aside: finds the target, starts or continues the trace.
+fn request_filter<'c>(
+    shared: &Shared,
+    config: &'c ProxyConfig,
+    session: &mut Session,
+    request: &Request<Incoming>,
+) -> Result<Target<'c>, ProxyError> {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        });
+    let target = match session.listener {
+        Listener::Gateway => {
+            let view = RequestView {
+                method: request.method(),
+                path: request.uri().path(),
+                query: request.uri().query(),
+                host,
+                headers: request.headers(),
+            };
+            let (index, route) = config
+                .routes
+                .iter()
+                .enumerate()
+                .find(|(_, route)| route.matches(&view))
+                .ok_or_else(|| ProxyError::NoRoute {
+                    path: session.path.clone(),
+                })?;
+            session.route = route.name.clone();
+            session.route_index = Some(index);
+            let service = route.pick_service().to_string();
+            let traffic = config.traffic(&service);
+            Target {
+                timeout: route.timeout().unwrap_or(config.limits.default_timeout),
+                retries: route.retries(),
+                faults: route.faults().or(Some(&traffic.faults)),
+                service,
+            }
+        }
+        Listener::Mesh => {
+            let host = host.map(strip_port).unwrap_or_default();
+            let service = host
+                .strip_suffix(".sandbox")
+                .unwrap_or(host)
+                .to_ascii_lowercase();
+            let Some(service_config) = config.services.get(&service) else {
+                return Err(ProxyError::UnknownService { service });
+            };
+            session.route = "mesh".to_string();
+            let traffic = &service_config.traffic;
+            Target {
+                timeout: traffic.timeout.unwrap_or(config.limits.default_timeout),
+                retries: traffic.retries.as_ref(),
+                faults: Some(&traffic.faults),
+                service,
+            }
+        }
+    };
+    session.service = Some(target.service.clone());
+    if let Some(length) = content_length(request.headers()) {
+        if length > config.limits.max_request_body {
+            return Err(ProxyError::BodyTooLarge {
+                limit: config.limits.max_request_body,
+            });
+        }
+    }
+    let incoming = TraceContext::extract(request.headers());
+    let context = match incoming {
+        Some(incoming) => {
+            let mut child = incoming.child();
+            if child.sampled.is_none() {
+                child.sampled = Some(sample(config.sample_rate));
+            }
+            child
+        }
+        None => TraceContext::root(sample(config.sample_rate)),
+    };
+    session.sampled = shared.recorder.is_some() && context.sampled == Some(true);
+    session.trace = Some(context);
+    Ok(target)
+}
+
+fn sample(rate: f64) -> bool {
+    rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The request body: kept in memory (replayable) when small and retries may need it, else
+/// streamed once under the size limit.
+async fn read_body(
+    config: &ProxyConfig,
+    headers: &HeaderMap,
+    body: Incoming,
+    keep_for_retries: bool,
+) -> Result<forward::RequestBody, ProxyError> {
+    if body.is_end_stream() {
+        return Ok(forward::RequestBody::Bytes(Bytes::new()));
+    }
+    let limit = config.limits.max_request_body;
+    let small =
+        content_length(headers).is_some_and(|length| length <= config.limits.retry_buffer as u64);
+    if keep_for_retries && small {
+        let collected = Limited::new(body, config.limits.retry_buffer)
+            .collect()
+            .await
+            .map_err(|error| ProxyError::BadRequest {
+                detail: format!("cannot read the request body: {error}"),
+            })?;
+        return Ok(forward::RequestBody::Bytes(collected.to_bytes()));
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(forward::RequestBody::Stream(Some(
+        Limited::new(body, limit).boxed_unsync(),
+    )))
+}
+
+/// The path and query sent upstream: rewritten by the route, if it says so (else the original,
+/// shared, not copied).
+fn upstream_path(
+    config: &ProxyConfig,
+    session: &Session,
+    uri: &http::Uri,
+) -> Result<http::uri::PathAndQuery, ProxyError> {
+    let rewritten = session
+        .route_index
+        .and_then(|index| config.routes.get(index))
+        .and_then(|route| route.rewrite_path(uri.path()));
+    let invalid = |error: http::uri::InvalidUri| ProxyError::BadRequest {
+        detail: format!("invalid path: {error}"),
+    };
+    match (rewritten, uri.path_and_query()) {
+        (None, Some(original)) => Ok(original.clone()),
+        (None, None) => Ok(http::uri::PathAndQuery::from_static("/")),
+        (Some(path), _) => match uri.query() {
+            Some(query) => format!("{path}?{query}").parse().map_err(invalid),
+            None => path.parse().map_err(invalid),
+        },
+    }
+}
+
+/// The headers sent upstream.
+fn upstream_request_filter(
+    config: &ProxyConfig,
+    session: &Session,
+    mut headers: HeaderMap,
+    upgrade: bool,
+) -> HeaderMap {
+    strip_hop_by_hop(&mut headers, upgrade);
+    add_forwarded(&mut headers, session.peer.ip());
+    if let Ok(value) = HeaderValue::from_str(&session.request_id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    headers.remove(DELAY_HEADER);
+    headers.remove(ABORT_HEADER);
+    if let Some(route) = session
+        .route_index
+        .and_then(|index| config.routes.get(index))
+    {
+        for name in &route.request_remove {
+            headers.remove(name);
+        }
+        for (name, value) in &route.request_add {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(context) = &session.trace {
+        context.inject(&mut headers);
+    }
+    headers
+}
+
+/// The headers sent back to the client.
+fn response_filter(
+    shared: &Shared,
+    config: &ProxyConfig,
+    session: &Session,
+    response: &mut Response<ProxyBody>,
+) {
+    let upgrade = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    if let Some(route) = session
+        .route_index
+        .and_then(|index| config.routes.get(index))
+    {
+        for name in &route.response_remove {
+            headers.remove(name);
+        }
+        for (name, value) in &route.response_add {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    let upstream = session
+        .replica
+        .as_ref()
+        .map_or("none", |replica| replica.name.as_str());
+    if let Ok(value) = HeaderValue::from_str(upstream) {
+        headers.insert(X_SANDBOX_UPSTREAM, value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&session.request_id) {
+        headers.insert(X_REQUEST_ID, value);
+    }
+    if shared.recorder.is_some() {
+        if let Some(Ok(value)) = session
+            .trace
+            .as_ref()
+            .map(|context| HeaderValue::from_str(&context.trace_id))
+        {
+            headers.insert(X_SANDBOX_TRACE_ID, value);
+        }
+    }
+}
+
+/// An error becomes a page naming the service, its state, its logs and what to run next.
+async fn fail_to_proxy(
+    shared: &Shared,
+    session: &mut Session,
+    error: &ProxyError,
+    accept: Option<&HeaderValue>,
+) -> Response<ProxyBody> {
+    session.error = Some(error.to_string());
+    let report = ErrorReport::gather(error, shared.status.as_ref(), &session.request_id).await;
+    let mut response = report.into_response(accept);
+    if matches!(error, ProxyError::Overflow { .. }) {
+        response
+            .headers_mut()
+            .insert("x-sandbox-overflow", HeaderValue::from_static("true"));
+    }
+    let source = match error.source() {
+        super::error::ErrorSource::Downstream => "downstream",
+        super::error::ErrorSource::Upstream => "upstream",
+        super::error::ErrorSource::Internal => "internal",
+    };
+    if let Ok(value) = HeaderValue::from_str(source) {
+        response
+            .headers_mut()
+            .insert("x-sandbox-error-source", value);
+    }
+    response
+}
+
+fn abort_response(service: &str, status: u16) -> Response<ProxyBody> {
+    let body = format!("fault injected by sandbox: abort with {status} for `{service}`\n");
+    let mut response = Response::new(full(body));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    response
+        .headers_mut()
+        .insert("x-sandbox-fault", HeaderValue::from_static("abort"));
+    response
+}

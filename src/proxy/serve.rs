@@ -1,0 +1,126 @@
+//! Listeners: accept loop with a connection cap, HTTP/1.1 connections with keep-alive, a header
+//! read timeout and a bounded head size (hyper answers 400 to malformed heads and 431 to oversized
+//! ones), upgrades, and graceful shutdown bounded by a grace period.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::phases::{handle, Listener};
+use super::status::Caller;
+use super::Shared;
+
+/// How long in-flight requests get to finish after shutdown is asked for.
+const GRACE: Duration = Duration::from_secs(5);
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    kind: Listener,
+) -> io::Result<()> {
+    let tracker = TaskTracker::new();
+    let open = match kind {
+        Listener::Gateway => &shared.metrics.open_gateway,
+        Listener::Mesh => &shared.metrics.open_mesh,
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Runtime error (out of descriptors, aborted handshake): report and carry on.
+                    tracing::warn!(target: "sandbox::proxy", %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let limits = shared.config().limits.clone();
+        if open.load(Ordering::Relaxed) >= limits.max_connections as i64 {
+            shared
+                .metrics
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        }
+        let _ = stream.set_nodelay(true);
+        let caller = match kind {
+            Listener::Gateway => None,
+            Listener::Mesh => shared.caller(peer.ip()),
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let open = match kind {
+                Listener::Gateway => &shared.metrics.open_gateway,
+                Listener::Mesh => &shared.metrics.open_mesh,
+            };
+            let _open = OpenConnection::new(open);
+            connection(shared.clone(), stream, peer, kind, caller, limits, shutdown).await;
+        });
+    }
+    tracker.close();
+    let _ = tokio::time::timeout(GRACE, tracker.wait()).await;
+    Ok(())
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    kind: Listener,
+    caller: Option<Caller>,
+    limits: super::Limits,
+    shutdown: CancellationToken,
+) {
+    let service =
+        service_fn(move |request| handle(shared.clone(), kind, peer, caller.clone(), request));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let connection = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        _ = shutdown.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(target: "sandbox::proxy", %peer, %error, "connection ended with an error");
+    }
+}
+
+/// Counts an open connection in the metrics while it lives.
+struct OpenConnection<'a>(&'a AtomicI64);
+
+impl<'a> OpenConnection<'a> {
+    fn new(counter: &'a AtomicI64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(counter)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,417 @@
+//! Upstreams: the replicas of each service as the control plane reports them, load balancing
+//! (round robin, least request), passive outlier ejection and the circuit breaker.
+//!
+//! State here outlives configuration swaps: a service's replicas, counters and ejections are kept
+//! when the routing table changes. Replicas are shared (`Arc`) with the requests using them, so a
+//! health change or a new endpoint list never drops a request in flight.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::manifest::{CircuitBreaker, LoadBalancer, OutlierDetection};
+
+/// One replica of a service, as the control plane reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Replica name, like `item-2` (sent back in `x-sandbox-upstream`).
+    pub name: String,
+    pub address: SocketAddr,
+    /// From the control plane's health checks; unhealthy replicas get no new requests.
+    pub healthy: bool,
+}
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_nanos() -> u64 {
+    EPOCH.elapsed().as_nanos() as u64
+}
+
+/// A replica with its live counters.
+#[derive(Debug)]
+pub struct Replica {
+    pub name: String,
+    pub address: SocketAddr,
+    /// The address as a URI authority, prebuilt for request URIs.
+    pub(crate) authority: Option<http::uri::Authority>,
+    healthy: AtomicBool,
+    in_flight: AtomicUsize,
+    consecutive_errors: AtomicU32,
+    /// Nanoseconds since [`EPOCH`] until which the replica is ejected; 0 when it is not.
+    ejected_until: AtomicU64,
+    ejections: AtomicU32,
+}
+
+impl Replica {
+    fn new(endpoint: &Endpoint) -> Replica {
+        Replica {
+            name: endpoint.name.clone(),
+            address: endpoint.address,
+            authority: endpoint.address.to_string().parse().ok(),
+            healthy: AtomicBool::new(endpoint.healthy),
+            in_flight: AtomicUsize::new(0),
+            consecutive_errors: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            ejections: AtomicU32::new(0),
+        }
+    }
+
+    fn ejected(&self) -> bool {
+        let until = self.ejected_until.load(Ordering::Relaxed);
+        if until == 0 {
+            return false;
+        }
+        if now_nanos() >= until {
+            // Back-off over: re-admit, and let one failure in a row count again from zero.
+            self.ejected_until.store(0, Ordering::Relaxed);
+            self.consecutive_errors.store(0, Ordering::Relaxed);
+            tracing::info!(target: "sandbox::proxy", replica = %self.name, "replica re-admitted after ejection");
+            return false;
+        }
+        true
+    }
+
+    fn available(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && !self.ejected()
+    }
+
+    /// Counts this request against the replica until the guard drops (for least request).
+    pub(crate) fn start(self: &Arc<Self>) -> ReplicaGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        ReplicaGuard(self.clone())
+    }
+
+    /// Feeds outlier detection; `true` when this result ejected the replica.
+    pub(crate) fn record(&self, failed: bool, policy: &OutlierDetection) -> bool {
+        if !failed {
+            self.consecutive_errors.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let errors = self.consecutive_errors.fetch_add(1, Ordering::Relaxed) + 1;
+        if errors < policy.consecutive_errors || self.ejected_until.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let times = self.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let period = policy.base_ejection * times.min(10);
+        self.ejected_until
+            .store(now_nanos() + period.as_nanos() as u64, Ordering::Relaxed);
+        tracing::warn!(target: "sandbox::proxy", replica = %self.name, errors, ?period, "replica ejected after consecutive errors");
+        true
+    }
+}
+
+/// Holds one request against a replica's in-flight count.
+#[derive(Debug)]
+pub struct ReplicaGuard(Arc<Replica>);
+
+impl Drop for ReplicaGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Why no replica could be chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoReplica {
+    /// The control plane reported none (not started, exited, scaled to 0).
+    NoneRunning,
+    /// All are unhealthy.
+    NoneHealthy,
+    /// All healthy ones are ejected by outlier detection.
+    AllEjected,
+}
+
+/// One service's replicas and counters.
+#[derive(Debug, Default)]
+pub struct Upstream {
+    replicas: RwLock<Arc<Vec<Arc<Replica>>>>,
+    next: AtomicUsize,
+    in_flight: AtomicU32,
+    pending: AtomicU32,
+    released: Notify,
+    pub(crate) overflows: AtomicU64,
+}
+
+impl Upstream {
+    /// Replaces the replica list, keeping the counters of replicas that stay.
+    pub fn set_endpoints(&self, endpoints: &[Endpoint]) {
+        let mut slot = self
+            .replicas
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let old = slot.clone();
+        let replicas = endpoints
+            .iter()
+            .map(|endpoint| {
+                match old.iter().find(|replica| {
+                    replica.name == endpoint.name && replica.address == endpoint.address
+                }) {
+                    Some(replica) => {
+                        replica.healthy.store(endpoint.healthy, Ordering::Relaxed);
+                        replica.clone()
+                    }
+                    None => Arc::new(Replica::new(endpoint)),
+                }
+            })
+            .collect();
+        *slot = Arc::new(replicas);
+    }
+
+    pub fn replicas(&self) -> Arc<Vec<Arc<Replica>>> {
+        self.replicas
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    /// Chooses a replica, skipping `avoid` (the one a retry just failed on) when another is free.
+    pub fn pick(
+        &self,
+        balancer: LoadBalancer,
+        avoid: Option<&Replica>,
+    ) -> Result<Arc<Replica>, NoReplica> {
+        let replicas = self.replicas();
+        if replicas.is_empty() {
+            return Err(NoReplica::NoneRunning);
+        }
+        // Common case: one replica, available.
+        if let [only] = replicas.as_slice() {
+            if only.available() {
+                return Ok(only.clone());
+            }
+        }
+        let available: Vec<&Arc<Replica>> = replicas
+            .iter()
+            .filter(|replica| replica.available())
+            .collect();
+        if available.is_empty() {
+            return Err(
+                if replicas
+                    .iter()
+                    .any(|replica| replica.healthy.load(Ordering::Relaxed))
+                {
+                    NoReplica::AllEjected
+                } else {
+                    NoReplica::NoneHealthy
+                },
+            );
+        }
+        let candidates: Vec<&Arc<Replica>> = match avoid {
+            Some(avoid) if available.len() > 1 => available
+                .iter()
+                .copied()
+                .filter(|replica| !std::ptr::eq(replica.as_ref(), avoid))
+                .collect(),
+            _ => available,
+        };
+        let chosen = match balancer {
+            LoadBalancer::RoundRobin => {
+                candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()]
+            }
+            LoadBalancer::LeastRequest => {
+                let first = candidates[rand::random_range(0..candidates.len())];
+                let second = candidates[rand::random_range(0..candidates.len())];
+                if second.in_flight.load(Ordering::Relaxed)
+                    < first.in_flight.load(Ordering::Relaxed)
+                {
+                    second
+                } else {
+                    first
+                }
+            }
+        };
+        Ok(chosen.clone())
+    }
+
+    /// Takes a request slot under the circuit breaker: at once when one is free, after waiting when
+    /// fewer than `max_pending` already wait, else `None` (overflow).
+    pub async fn admit(self: &Arc<Self>, limits: &CircuitBreaker) -> Option<AdmitGuard> {
+        let limit = limits.max_requests.min(limits.max_connections);
+        let mut waiting = false;
+        loop {
+            let notified = self.released.notified();
+            let current = self.in_flight.load(Ordering::Acquire);
+            if current < limit {
+                if self
+                    .in_flight
+                    .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    if waiting {
+                        self.pending.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    return Some(AdmitGuard(self.clone()));
+                }
+                continue;
+            }
+            if !waiting {
+                if self.pending.fetch_add(1, Ordering::Relaxed) >= limits.max_pending {
+                    self.pending.fetch_sub(1, Ordering::Relaxed);
+                    self.overflows.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                waiting = true;
+            }
+            // Bounded: a free slot wakes us; the request's own timeout ends the wait otherwise.
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+    }
+
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// A circuit-breaker slot, released on drop.
+#[derive(Debug)]
+pub struct AdmitGuard(Arc<Upstream>);
+
+impl Drop for AdmitGuard {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.released.notify_one();
+    }
+}
+
+/// Every service's upstream, created on first use.
+#[derive(Debug, Default)]
+pub struct Upstreams {
+    services: RwLock<HashMap<String, Arc<Upstream>>>,
+}
+
+impl Upstreams {
+    pub fn get(&self, service: &str) -> Arc<Upstream> {
+        if let Some(upstream) = self
+            .services
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(service)
+        {
+            return upstream.clone();
+        }
+        self.services
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .entry(service.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// `/__sandbox/upstreams`.
+    pub fn view(&self) -> Vec<UpstreamView> {
+        let services = self
+            .services
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut views: Vec<UpstreamView> = services
+            .iter()
+            .map(|(name, upstream)| UpstreamView {
+                service: name.clone(),
+                in_flight: upstream.in_flight(),
+                overflows: upstream.overflows.load(Ordering::Relaxed),
+                replicas: upstream
+                    .replicas()
+                    .iter()
+                    .map(|replica| ReplicaView {
+                        name: replica.name.clone(),
+                        address: replica.address.to_string(),
+                        healthy: replica.healthy.load(Ordering::Relaxed),
+                        ejected: replica.ejected(),
+                        ejections: replica.ejections.load(Ordering::Relaxed),
+                        consecutive_errors: replica.consecutive_errors.load(Ordering::Relaxed),
+                        in_flight: replica.in_flight.load(Ordering::Relaxed),
+                    })
+                    .collect(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.service.cmp(&b.service));
+        views
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UpstreamView {
+    pub service: String,
+    pub in_flight: u32,
+    pub overflows: u64,
+    pub replicas: Vec<ReplicaView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicaView {
+    pub name: String,
+    pub address: String,
+    pub healthy: bool,
+    pub ejected: bool,
+    pub ejections: u32,
+    pub consecutive_errors: u32,
+    pub in_flight: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(name: &str, port: u16, healthy: bool) -> Endpoint {
+        Endpoint {
+            name: name.into(),
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            healthy,
+        }
+    }
+
+    #[test]
+    fn round_robin_skips_unhealthy() {
+        let upstream = Upstream::default();
+        assert_eq!(
+            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            Some(NoReplica::NoneRunning)
+        );
+        upstream.set_endpoints(&[
+            endpoint("a", 1, true),
+            endpoint("b", 2, false),
+            endpoint("c", 3, true),
+        ]);
+        let names: Vec<String> = (0..4)
+            .map(|_| {
+                upstream
+                    .pick(LoadBalancer::RoundRobin, None)
+                    .expect("replica")
+                    .name
+                    .clone()
+            })
+            .collect();
+        assert_eq!(names, ["a", "c", "a", "c"]);
+        upstream.set_endpoints(&[endpoint("b", 2, false)]);
+        assert_eq!(
+            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            Some(NoReplica::NoneHealthy)
+        );
+    }
+
+    #[test]
+    fn ejection_after_consecutive_errors() {
+        let upstream = Upstream::default();
+        upstream.set_endpoints(&[endpoint("a", 1, true)]);
+        let replica = upstream
+            .pick(LoadBalancer::RoundRobin, None)
+            .expect("replica");
+        let policy = OutlierDetection {
+            consecutive_errors: 2,
+            base_ejection: Duration::from_millis(30),
+        };
+        assert!(!replica.record(true, &policy));
+        assert!(replica.record(true, &policy));
+        assert_eq!(
+            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            Some(NoReplica::AllEjected)
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(upstream.pick(LoadBalancer::RoundRobin, None).is_ok());
+    }
+}

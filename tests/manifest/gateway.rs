@@ -1,0 +1,98 @@
+//! `gateway:` and the per-service traffic keys: what a valid manifest resolves to.
+
+use std::time::Duration;
+
+use sandbox::manifest::{
+    HeaderMatch, LoadBalancer, PathMatch, RetryOn, RouteTarget, TrafficPolicy, WeightedService,
+};
+
+use crate::util::load_valid;
+
+#[test]
+fn gateway_defaults_when_left_out() {
+    let manifest = load_valid("minimal.yaml");
+    assert_eq!(manifest.gateway.port, 8080);
+    assert_eq!(manifest.gateway.host, "127.0.0.1");
+    assert!(manifest.gateway.routes.is_empty());
+    assert!(manifest.gateway.allow_fault_headers);
+    for service in manifest.services.values() {
+        assert_eq!(service.traffic, TrafficPolicy::default());
+        assert_eq!(service.external, None);
+    }
+}
+
+#[test]
+fn gateway_routes_in_every_form() {
+    let manifest = load_valid("gateway.yaml");
+    let gateway = &manifest.gateway;
+    assert_eq!(gateway.port, 0);
+    assert!(!gateway.allow_fault_headers);
+    assert_eq!(gateway.routes.len(), 3);
+    let first = &gateway.routes[0];
+    assert_eq!(first.matcher.path, PathMatch::Prefix("/api/items".into()));
+    assert_eq!(first.matcher.method.as_deref(), Some("GET"));
+    assert_eq!(first.matcher.headers["x-debug"], HeaderMatch::Present);
+    assert_eq!(
+        first.matcher.headers["x-version"],
+        HeaderMatch::Regex("v[0-9]+".into())
+    );
+    assert_eq!(first.matcher.query["page"], "1");
+    assert_eq!(first.matcher.host.as_deref(), Some("shop.local"));
+    assert_eq!(first.target, RouteTarget::Service("item".into()));
+    assert_eq!(first.rewrite.as_deref(), Some("/items"));
+    assert_eq!(first.request_headers.add["x-from"], "gateway");
+    assert_eq!(first.request_headers.remove, vec!["cookie".to_string()]);
+    assert_eq!(first.timeout, Some(Duration::from_secs(5)));
+    let retries = first.retries.as_ref().expect("retries");
+    assert_eq!(retries.attempts, 3);
+    assert_eq!(
+        retries.on,
+        vec![RetryOn::ServerError, RetryOn::RetriableStatus]
+    );
+    assert_eq!(retries.retriable_status, vec![409]);
+    assert_eq!(retries.per_try_timeout, Some(Duration::from_secs(1)));
+    assert_eq!(retries.backoff.base, Duration::from_millis(10));
+    assert_eq!(
+        gateway.routes[1].target,
+        RouteTarget::Split(vec![
+            WeightedService {
+                service: "item".into(),
+                weight: 90
+            },
+            WeightedService {
+                service: "item-v2".into(),
+                weight: 10
+            },
+        ])
+    );
+    assert_eq!(gateway.routes[2].matcher.path, PathMatch::Exact("/".into()));
+}
+
+#[test]
+fn service_traffic_policy_and_external() {
+    let manifest = load_valid("gateway.yaml");
+    let web = &manifest.services["web"];
+    assert_eq!(web.external.as_deref(), Some("http://127.0.0.1:3000"));
+    assert_eq!(web.image, "");
+    let item = &manifest.services["item"].traffic;
+    assert_eq!(item.load_balancer, LoadBalancer::LeastRequest);
+    assert!(item.http2);
+    let delay = item.faults.delay.as_ref().expect("delay");
+    assert_eq!(
+        (delay.fixed, delay.percent),
+        (Duration::from_millis(200), 10.0)
+    );
+    let abort = item.faults.abort.as_ref().expect("abort");
+    assert_eq!((abort.status, abort.percent), (503, 5.0));
+    assert_eq!(item.circuit_breaker.max_pending, 2);
+    assert_eq!(item.outlier_detection.consecutive_errors, 3);
+    assert_eq!(item.outlier_detection.base_ejection, Duration::from_secs(1));
+}
+
+#[test]
+fn gateway_round_trips_through_json() {
+    let manifest = load_valid("gateway.yaml");
+    let json = sandbox::manifest::to_json(&manifest);
+    assert!(json.contains("\"match\""), "{json}");
+    assert!(json.contains("\"least_request\""), "{json}");
+}

@@ -1,0 +1,356 @@
+//! Helpers: in-process upstreams on port 0, a proxy started from manifest text, a small HTTP
+//! client, raw TCP exchanges and the demo service binary.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sandbox::manifest::{load, LoadOptions};
+use sandbox::proxy::{NoStatus, Proxy, ProxyConfig, ProxySpan, ServiceStatus, SpanRecorder};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+/// An in-process upstream. Every answer is JSON naming the upstream and echoing the request:
+/// `{"upstream", "method", "path", "query", "headers", "body"}`. Special paths:
+/// `/status/N` answers N, `/delay/MS` waits first, `/flaky/N` answers 503 to its first N requests.
+pub struct TestUpstream {
+    pub name: String,
+    pub address: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl TestUpstream {
+    pub async fn start(name: &str) -> TestUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let address = listener.local_addr().expect("address");
+        let hits = Arc::new(AtomicUsize::new(0));
+        let flaky = Arc::new(AtomicUsize::new(0));
+        let token = CancellationToken::new();
+        let (name_owned, hits_task, cancel) = (name.to_string(), hits.clone(), token.clone());
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    accepted = listener.accept() => match accepted { Ok(a) => a, Err(_) => continue },
+                };
+                let (name, hits, flaky) = (name_owned.clone(), hits_task.clone(), flaky.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        answer(name.clone(), hits.clone(), flaky.clone(), request)
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        TestUpstream {
+            name: name.to_string(),
+            address,
+            hits,
+            _shutdown: token.drop_guard(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(
+    name: String,
+    hits: Arc<AtomicUsize>,
+    flaky: Arc<AtomicUsize>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    hits.fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let mut status = StatusCode::OK;
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["status", code] => {
+            status = code
+                .parse()
+                .ok()
+                .and_then(|code| StatusCode::from_u16(code).ok())
+                .unwrap_or(StatusCode::OK)
+        }
+        ["delay", millis] => {
+            tokio::time::sleep(Duration::from_millis(millis.parse().unwrap_or(0))).await
+        }
+        ["flaky", failures]
+            if flaky.fetch_add(1, Ordering::SeqCst) < failures.parse().unwrap_or(0) =>
+        {
+            status = StatusCode::SERVICE_UNAVAILABLE;
+        }
+        _ => {}
+    }
+    let headers: HashMap<String, String> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+        .collect();
+    let json = serde_json::json!({
+        "upstream": name,
+        "method": parts.method.as_str(),
+        "path": path,
+        "query": parts.uri.query(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(&body),
+    });
+    let mut response = Response::new(Full::new(Bytes::from(json.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("server", http::HeaderValue::from_static("test-upstream"));
+    Ok(response)
+}
+
+/// A running proxy with its gateway (and mesh) address.
+pub struct Running {
+    pub proxy: Proxy,
+    pub gateway: SocketAddr,
+    pub mesh: SocketAddr,
+    pub shutdown: CancellationToken,
+    _directory: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gateway)
+    }
+}
+
+/// A change to the config before the proxy starts (limits, sampling).
+pub type Tweak = Box<dyn FnOnce(&mut ProxyConfig)>;
+
+/// Options for [`start_with`].
+#[derive(Default)]
+pub struct Setup {
+    pub status: Option<Arc<dyn ServiceStatus>>,
+    pub recorder: Option<Arc<dyn SpanRecorder>>,
+    pub tweak: Option<Tweak>,
+}
+
+/// Loads `yaml` as a manifest (failing the test with its errors).
+pub fn config_from(yaml: &str) -> (ProxyConfig, tempfile::TempDir) {
+    let directory = tempfile::tempdir().expect("temp dir");
+    std::fs::write(directory.path().join("sandbox.yaml"), yaml).expect("write manifest");
+    let options = LoadOptions {
+        file: None,
+        project: Some("test".into()),
+        working_dir: directory.path().to_path_buf(),
+        environment: Default::default(),
+    };
+    let manifest = load(&options).unwrap_or_else(|errors| panic!("manifest:\n{errors}"));
+    (ProxyConfig::from_manifest(&manifest), directory)
+}
+
+pub async fn start(yaml: &str) -> Running {
+    start_with(yaml, Setup::default()).await
+}
+
+pub async fn start_with(yaml: &str, setup: Setup) -> Running {
+    let (mut config, directory) = config_from(yaml);
+    if let Some(tweak) = setup.tweak {
+        tweak(&mut config);
+    }
+    let status = setup.status.unwrap_or_else(|| Arc::new(NoStatus));
+    let proxy = Proxy::new(config, status, setup.recorder);
+    let shutdown = CancellationToken::new();
+    let gateway = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let mesh = TcpListener::bind("127.0.0.1:0").await.expect("bind mesh");
+    let (gateway_address, mesh_address) = (
+        gateway.local_addr().expect("address"),
+        mesh.local_addr().expect("address"),
+    );
+    tokio::spawn(proxy.clone().serve_gateway(gateway, shutdown.clone()));
+    tokio::spawn(proxy.clone().serve_mesh(mesh, shutdown.clone()));
+    Running {
+        proxy,
+        gateway: gateway_address,
+        mesh: mesh_address,
+        shutdown,
+        _directory: directory,
+    }
+}
+
+/// A response read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("not JSON: {}", self.body))
+    }
+
+    /// The upstream's echo of a request header.
+    pub fn sent(&self, header: &str) -> Option<String> {
+        self.json()["headers"][header].as_str().map(str::to_string)
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn client() -> &'static Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>> {
+    static CLIENT: OnceLock<
+        Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+    > = OnceLock::new();
+    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
+}
+
+pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    let response = client().request(request).await.expect("response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+pub async fn get(url: &str, headers: &[(&str, &str)]) -> Answer {
+    send("GET", url, headers, "").await
+}
+
+/// Writes `bytes` on a fresh connection and reads until the server closes (or 5 s pass).
+pub async fn raw(address: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).await.expect("connect");
+    let _ = stream.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A recorder that keeps every span.
+#[derive(Default)]
+pub struct Spans(pub Mutex<Vec<ProxySpan>>);
+
+impl SpanRecorder for Spans {
+    fn record(&self, span: ProxySpan) {
+        self.0.lock().expect("lock").push(span);
+    }
+}
+
+impl Spans {
+    pub fn take(&self) -> Vec<ProxySpan> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+/// The demo service binary, built once.
+pub fn demo_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-q", "-p", "sandbox-demo"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo build -p sandbox-demo");
+            assert!(status.success(), "building the demo failed");
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/debug/sandbox-demo")
+        })
+        .clone()
+}
+
+/// The demo service on a free port; killed on drop.
+pub struct Demo {
+    pub address: SocketAddr,
+    child: std::process::Child,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn start_demo() -> Demo {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        listener.local_addr().expect("address").port()
+    };
+    let child = std::process::Command::new(demo_binary())
+        .env("PORT", port.to_string())
+        .env("SERVICE_NAME", "demo")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..100 {
+        if TcpStream::connect(address).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Demo { address, child }
+}
+
+/// A manifest with one external service per upstream (named as the upstream) and `extra` appended.
+pub fn manifest(upstreams: &[&TestUpstream], gateway: &str) -> String {
+    let mut yaml = String::from("services:\n");
+    for upstream in upstreams {
+        yaml.push_str(&format!(
+            "  {}:\n    external: {}\n",
+            upstream.name,
+            upstream.url()
+        ));
+    }
+    yaml.push_str(gateway);
+    yaml
+}
