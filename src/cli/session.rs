@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::context;
 use crate::cli::signals::Shutdown;
-use crate::control::plane::{ControlPlane, TraceSettings};
+use crate::control::plane::ControlPlane;
 use crate::control::{process, ControlPlaneState};
 use crate::engine::{self, Docker, DownOptions, EngineError, UpOptions};
 use crate::events::{Event, EventSink};
@@ -64,14 +64,9 @@ pub async fn bring_up(
     let started = Instant::now();
     let docker = Docker::connect().await?;
     let network = engine::prepare(&docker, manifest, events).await?;
-    let plane = ControlPlane::start(
-        manifest,
-        &network,
-        &TraceSettings::default(),
-        &shutdown.graceful,
-    )
-    .await?;
+    let mut plane = ControlPlane::start(manifest, &network, &docker, &shutdown.graceful).await?;
     state.zipkin = Some(plane.zipkin_url.clone());
+    state.gateway = Some(plane.gateway_url.clone());
     let _ = state.write();
     let result = engine::up(
         &docker,
@@ -84,8 +79,9 @@ pub async fn bring_up(
     .await;
     match result {
         Ok(outcome) => {
+            plane.watch(&shutdown.graceful).await;
             events.emit(Event::Ready {
-                gateway: None,
+                gateway: Some(plane.gateway_url.clone()),
                 zipkin: Some(plane.zipkin_url.clone()),
                 elapsed_ms: started.elapsed().as_millis() as u64,
             });

@@ -2,9 +2,12 @@
 //! the process plumbing to find, signal and detach it. Containers are never found through here —
 //! always by label — so a lost state file or a killed process strands nothing.
 
+pub mod monitor;
 pub mod plane;
 pub mod process;
 pub mod reaper;
+pub mod spans;
 pub mod state;
+pub mod wiring;
 
 pub use state::ControlPlaneState;

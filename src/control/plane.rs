@@ -1,142 +1,176 @@
-//! The services a control plane runs beside the containers — today the trace server, the proxy next —
-//! and the wiring that points the containers at them (variables and host entries).
+//! The services a control plane runs beside the containers: the trace server, the gateway and the
+//! mesh (the proxy), and the monitor that feeds the proxy with replicas, callers and states.
 //!
 //! Listeners bind the loopback address for the developer and the project network's gateway address
-//! for the containers; never all interfaces unless the manifest says so.
+//! for the containers; never all interfaces unless the manifest says so (`gateway.host`).
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::docker::NetworkInfo;
+use super::monitor::Monitor;
+use super::spans::StoreRecorder;
+use super::wiring::{self, ContainerSide, MESH_PORT, ZIPKIN_PORT};
+use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
+use crate::proxy::{Proxy, ProxyConfig};
 use crate::trace::{self, Store, TraceConfig};
-
-/// The host name containers use for the control plane when the gateway address cannot be bound
-/// (Docker Desktop): the engine maps it to the host.
-const HOST_GATEWAY_NAME: &str = "host.docker.internal";
 
 /// Why the control plane could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlPlaneError {
-    #[error("the trace server cannot listen on {address}: {source}\n  hint: set another `tracing: {{port: N}}` in the manifest, or stop what uses the port")]
-    TraceBind {
+    #[error("the {what} cannot listen on {address}: {source}\n  hint: {hint}")]
+    Bind {
+        what: &'static str,
         address: SocketAddr,
         source: std::io::Error,
+        hint: &'static str,
     },
     #[error("the trace server could not start: {0}")]
     Trace(#[from] trace::TraceError),
 }
 
-/// The trace server's settings for a sandbox.
-#[derive(Debug, Clone)]
-pub struct TraceSettings {
-    pub port: u16,
-    /// The port was chosen in the manifest: a clash is an error, not a reason to pick another.
-    pub port_explicit: bool,
-    pub max_spans: usize,
-    pub forward: Option<String>,
-}
-
-impl Default for TraceSettings {
-    fn default() -> Self {
-        TraceSettings {
-            port: trace::DEFAULT_PORT,
-            port_explicit: false,
-            max_spans: TraceConfig::default().max_spans,
-            forward: None,
-        }
-    }
-}
-
 /// A running control plane's services.
 pub struct ControlPlane {
-    /// Spans of this sandbox (the proxy writes here too).
+    /// Spans of this sandbox (the proxy records here too).
     pub store: Store,
+    pub proxy: Proxy,
+    monitor: Arc<Monitor>,
     /// The trace server as the developer reaches it (`http://127.0.0.1:9411`).
     pub zipkin_url: String,
+    /// The gateway as the developer reaches it (`http://127.0.0.1:8080`).
+    pub gateway_url: String,
     /// What containers get.
     pub wiring: Wiring,
     tasks: JoinSet<()>,
 }
 
 impl ControlPlane {
-    /// Binds the listeners and starts serving; stops when `shutdown` fires.
+    /// Binds the listeners and starts serving; everything stops when `shutdown` fires.
     pub async fn start(
         manifest: &Manifest,
         network: &NetworkInfo,
-        settings: &TraceSettings,
+        docker: &Docker,
         shutdown: &CancellationToken,
     ) -> Result<ControlPlane, ControlPlaneError> {
-        let local = bind_local(settings).await?;
-        let local_port = local
+        let mut tasks = JoinSet::new();
+        let zipkin_local = bind_fallback(
+            "trace server",
+            SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                manifest.tracing.port.unwrap_or(ZIPKIN_PORT),
+            ),
+            manifest.tracing.port.is_none(),
+            "set another `tracing: {port: N}` in the manifest, or stop what uses the port",
+        )
+        .await?;
+        let zipkin_port = zipkin_local
             .local_addr()
             .map(|address| address.port())
-            .unwrap_or(settings.port);
-        let mut listeners = vec![local];
-        // Containers reach the control plane on the network's gateway address (Linux engines), at
-        // the configured port whatever the loopback side got: each project has its own gateway
-        // address, and a stable address keeps the containers' config (and hash) stable.
-        // Elsewhere they go through the engine's host-gateway name to the loopback listener.
-        let gateway: Option<IpAddr> = network.gateway.as_deref().and_then(|ip| ip.parse().ok());
-        let bound_gateway = match gateway {
-            Some(ip) => match TcpListener::bind(SocketAddr::new(ip, settings.port)).await {
-                Ok(listener) => {
-                    listeners.push(listener);
-                    Some(ip)
-                }
-                Err(error) => {
-                    tracing::info!(%error, "gateway address not bindable; containers use the host-gateway name");
-                    None
-                }
-            },
-            None => None,
-        };
-        let (container_base, extra_hosts) = match bound_gateway {
-            Some(ip) => (format!("http://{ip}:{}", settings.port), Vec::new()),
-            None => (
-                format!("http://{HOST_GATEWAY_NAME}:{local_port}"),
-                vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
-            ),
-        };
-        let store = Store::new(settings.max_spans);
+            .unwrap_or(ZIPKIN_PORT);
+        let side = ContainerSide::detect(network, zipkin_port);
+        let mut zipkin_listeners = vec![zipkin_local];
+        let mut mesh_listener = None;
+        if let ContainerSide::Gateway(ip) = side {
+            zipkin_listeners.push(
+                bind("trace server", SocketAddr::new(ip, manifest.tracing.port.unwrap_or(ZIPKIN_PORT)), "another sandbox control plane may be running for this project; `sandbox down` it").await?,
+            );
+            mesh_listener = Some(
+                bind("mesh", SocketAddr::new(ip, MESH_PORT), "another sandbox control plane may be running for this project; `sandbox down` it").await?,
+            );
+        }
+        let gateway_host: IpAddr = manifest
+            .gateway
+            .host
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let gateway_listener = bind_fallback(
+            "gateway",
+            SocketAddr::new(gateway_host, manifest.gateway.port),
+            manifest.gateway.is_default(),
+            "set another `gateway: {port: N}` (0 picks a free one), or stop what uses the port",
+        )
+        .await?;
+        let gateway_address =
+            gateway_listener
+                .local_addr()
+                .map_err(|source| ControlPlaneError::Bind {
+                    what: "gateway",
+                    address: SocketAddr::new(gateway_host, manifest.gateway.port),
+                    source,
+                    hint: "check the gateway address",
+                })?;
+
+        let store = Store::new(manifest.tracing.max_spans);
         let config = TraceConfig {
-            max_spans: settings.max_spans,
-            forward: settings.forward.clone(),
+            max_spans: manifest.tracing.max_spans,
+            forward: manifest.tracing.forward.clone(),
             ..TraceConfig::default()
         };
-        let mut tasks = JoinSet::new();
-        let server = trace::serve(listeners, store.clone(), config, shutdown.clone());
+        let server = trace::serve(zipkin_listeners, store.clone(), config, shutdown.clone());
         tasks.spawn(async move {
             if let Err(error) = server.await {
                 tracing::error!(%error, "trace server stopped");
             }
         });
-        let wiring = Wiring {
-            network: network.name.clone(),
-            environment: zipkin_environment(&container_base),
-            service_environment: manifest
-                .services
-                .keys()
-                .map(|name| {
-                    (
-                        name.clone(),
-                        BTreeMap::from([("OTEL_SERVICE_NAME".to_string(), name.clone())]),
-                    )
-                })
-                .collect(),
-            extra_hosts,
+
+        let monitor = Monitor::new(docker.clone(), manifest);
+        let recorder = Arc::new(StoreRecorder {
+            store: store.clone(),
+        });
+        let proxy = Proxy::new(
+            ProxyConfig::from_manifest(manifest),
+            monitor.clone(),
+            Some(recorder),
+        );
+        tasks.spawn(log_failure(
+            "gateway",
+            proxy
+                .clone()
+                .serve_gateway(gateway_listener, shutdown.clone()),
+        ));
+        if let Some(listener) = mesh_listener {
+            tasks.spawn(log_failure(
+                "mesh",
+                proxy.clone().serve_mesh(listener, shutdown.clone()),
+            ));
+        }
+        let display_host = if gateway_host.is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            gateway_host
         };
         Ok(ControlPlane {
             store,
-            zipkin_url: format!("http://127.0.0.1:{local_port}"),
-            wiring,
+            proxy,
+            monitor,
+            zipkin_url: format!("http://127.0.0.1:{zipkin_port}"),
+            gateway_url: format!(
+                "http://{}",
+                SocketAddr::new(display_host, gateway_address.port())
+            ),
+            wiring: wiring::wiring(manifest, network, side),
             tasks,
         })
+    }
+
+    /// Once the containers are up: feeds the proxy now, then keeps it current until `shutdown`.
+    pub async fn watch(&mut self, shutdown: &CancellationToken) {
+        self.monitor.refresh(&self.proxy).await;
+        let monitor = self.monitor.clone();
+        self.tasks
+            .spawn(monitor.run(self.proxy.clone(), shutdown.clone()));
+    }
+
+    /// A re-up changed the manifest: routes and policies swap atomically, replicas are looked at again.
+    pub async fn reload(&self, manifest: &Manifest) {
+        self.proxy.swap_config(ProxyConfig::from_manifest(manifest));
+        self.monitor.set_manifest(manifest);
+        self.monitor.refresh(&self.proxy).await;
     }
 
     /// Waits for the services to finish after shutdown (bounded by their own grace periods).
@@ -145,60 +179,46 @@ impl ControlPlane {
     }
 }
 
-/// The loopback listener: the configured port, or a free one when the default is taken (so two
-/// sandboxes run side by side) — unless the manifest named the port.
-async fn bind_local(settings: &TraceSettings) -> Result<TcpListener, ControlPlaneError> {
-    let wanted = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), settings.port);
-    match TcpListener::bind(wanted).await {
-        Ok(listener) => Ok(listener),
-        Err(_) if !settings.port_explicit => {
-            let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-            TcpListener::bind(any)
-                .await
-                .map_err(|source| ControlPlaneError::TraceBind {
-                    address: any,
-                    source,
-                })
-        }
-        Err(source) => Err(ControlPlaneError::TraceBind {
-            address: wanted,
-            source,
-        }),
+async fn log_failure(
+    what: &'static str,
+    serving: impl std::future::Future<Output = std::io::Result<()>>,
+) {
+    if let Err(error) = serving.await {
+        tracing::error!(%error, "{what} stopped");
     }
 }
 
-/// The variables common Zipkin and OpenTelemetry clients read, for a trace server at `base`.
-pub fn zipkin_environment(base: &str) -> BTreeMap<String, String> {
-    let spans = format!("{base}/api/v2/spans");
-    BTreeMap::from([
-        ("ZIPKIN_ENDPOINT".to_string(), spans.clone()),
-        ("SPRING_ZIPKIN_BASE_URL".to_string(), format!("{base}/")),
-        (
-            "MANAGEMENT_ZIPKIN_TRACING_ENDPOINT".to_string(),
-            spans.clone(),
-        ),
-        ("OTEL_EXPORTER_ZIPKIN_ENDPOINT".to_string(), spans),
-        ("OTEL_TRACES_EXPORTER".to_string(), "zipkin".to_string()),
-    ])
+async fn bind(
+    what: &'static str,
+    address: SocketAddr,
+    hint: &'static str,
+) -> Result<TcpListener, ControlPlaneError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ControlPlaneError::Bind {
+            what,
+            address,
+            source,
+            hint,
+        })
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn clients_find_the_trace_server_under_their_usual_names() {
-        let environment = super::zipkin_environment("http://172.18.0.1:9411");
-        assert_eq!(
-            environment["ZIPKIN_ENDPOINT"],
-            "http://172.18.0.1:9411/api/v2/spans"
-        );
-        assert_eq!(
-            environment["OTEL_EXPORTER_ZIPKIN_ENDPOINT"],
-            "http://172.18.0.1:9411/api/v2/spans"
-        );
-        assert_eq!(
-            environment["SPRING_ZIPKIN_BASE_URL"],
-            "http://172.18.0.1:9411/"
-        );
-        assert_eq!(environment["OTEL_TRACES_EXPORTER"], "zipkin");
+/// Binds `address`; when it is taken and `may_move`, a free port on the same host instead (so
+/// sandboxes on default ports run side by side).
+async fn bind_fallback(
+    what: &'static str,
+    address: SocketAddr,
+    may_move: bool,
+    hint: &'static str,
+) -> Result<TcpListener, ControlPlaneError> {
+    match TcpListener::bind(address).await {
+        Ok(listener) => Ok(listener),
+        Err(_) if may_move => bind(what, SocketAddr::new(address.ip(), 0), hint).await,
+        Err(source) => Err(ControlPlaneError::Bind {
+            what,
+            address,
+            source,
+            hint,
+        }),
     }
 }

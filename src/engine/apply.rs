@@ -94,10 +94,22 @@ pub async fn prepare(
     Ok(network)
 }
 
-/// The selected services plus everything they depend on, in manifest order.
+/// The selected services plus everything they depend on, in manifest order; `external:` services
+/// (processes on the host, not containers) are left out.
 pub fn with_dependencies(manifest: &Manifest, selected: &[String]) -> Vec<String> {
+    let container = |name: &String| {
+        manifest
+            .services
+            .get(name)
+            .is_some_and(|service| service.external.is_none())
+    };
     if selected.is_empty() {
-        return manifest.services.keys().cloned().collect();
+        return manifest
+            .services
+            .keys()
+            .filter(|name| container(name))
+            .cloned()
+            .collect();
     }
     let mut wanted = BTreeSet::new();
     let mut pending: Vec<String> = selected.to_vec();
@@ -108,7 +120,7 @@ pub fn with_dependencies(manifest: &Manifest, selected: &[String]) -> Vec<String
             }
         }
     }
-    wanted.into_iter().collect()
+    wanted.into_iter().filter(|name| container(name)).collect()
 }
 
 /// The state a service has reached, shared with its dependents.
@@ -214,10 +226,17 @@ pub async fn up(
                 .cloned()
                 .unwrap_or_default(),
         };
+        // An `external:` dependency is the developer's own process: nothing to wait for.
         let dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)> = service
             .depends_on
             .iter()
-            .map(|(name, condition)| (name.clone(), *condition, channels[name.as_str()].1.clone()))
+            .filter_map(|(name, condition)| {
+                Some((
+                    name.clone(),
+                    *condition,
+                    channels.get(name.as_str())?.1.clone(),
+                ))
+            })
             .collect();
         let sender = &channels[service.name.as_str()].0;
         async move {

@@ -19,8 +19,10 @@ pub struct Wiring {
     pub environment: BTreeMap<String, String>,
     /// Variables added to one service's containers (e.g. `ITEM_URL` for its dependencies).
     pub service_environment: BTreeMap<String, BTreeMap<String, String>>,
-    /// `/etc/hosts` entries (`name:address`).
+    /// `/etc/hosts` entries (`name:address`) of every container.
     pub extra_hosts: Vec<String>,
+    /// `/etc/hosts` entries of one service's containers (its dependencies' mesh names).
+    pub service_extra_hosts: BTreeMap<String, Vec<String>>,
 }
 
 /// One container, fully resolved.
@@ -134,7 +136,18 @@ impl ContainerSpec {
             restart: service.restart,
             working_dir: service.working_dir.clone(),
             user: service.user.clone(),
-            extra_hosts: wiring.extra_hosts.clone(),
+            extra_hosts: wiring
+                .extra_hosts
+                .iter()
+                .chain(
+                    wiring
+                        .service_extra_hosts
+                        .get(&service.name)
+                        .into_iter()
+                        .flatten(),
+                )
+                .cloned()
+                .collect(),
         }
     }
 

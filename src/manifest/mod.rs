@@ -93,6 +93,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
             volumes: draft.volumes,
             smoke: draft.smoke.into_iter().map(|draft| draft.check).collect(),
             gateway: draft.gateway,
+            tracing: draft.tracing,
         }),
         _ => Err(ManifestErrors::new(display, checker.errors)),
     }

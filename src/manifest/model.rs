@@ -33,6 +33,9 @@ pub struct Manifest {
     /// `127.0.0.1:8080` with one route per service (see [`Gateway::routes`]).
     #[serde(skip_serializing_if = "Gateway::is_default")]
     pub gateway: Gateway,
+    /// The trace server and the proxy's sampling (`tracing:`).
+    #[serde(skip_serializing_if = "Tracing::is_default")]
+    pub tracing: Tracing,
 }
 
 /// One service: a container template run as `replicas` containers.
@@ -185,6 +188,39 @@ pub enum RestartPolicy {
     Always,
     UnlessStopped,
     OnFailure { max_retries: Option<u32> },
+}
+
+/// `tracing:`: the trace server of the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tracing {
+    /// Port of the trace server. `None`: 9411, or a free port when 9411 is taken (so sandboxes
+    /// run side by side); a port written in the manifest is used or fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Spans kept before the oldest traces are evicted (Zipkin's default, 500 000).
+    pub max_spans: usize,
+    /// Share of new traces the proxy records (an incoming sampling decision is always honoured).
+    pub sample_rate: f64,
+    /// A Zipkin collector that gets a copy of every span.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward: Option<String>,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing {
+            port: None,
+            max_spans: 500_000,
+            sample_rate: 1.0,
+            forward: None,
+        }
+    }
+}
+
+impl Tracing {
+    pub fn is_default(&self) -> bool {
+        self == &Tracing::default()
+    }
 }
 
 /// `gateway:`: the listener on the developer's host and its routing table.

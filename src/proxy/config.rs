@@ -103,7 +103,7 @@ impl ProxyConfig {
                 .collect(),
             services,
             allow_fault_headers: manifest.gateway.allow_fault_headers,
-            sample_rate: 1.0,
+            sample_rate: manifest.tracing.sample_rate,
             limits: Limits::default(),
         }
     }

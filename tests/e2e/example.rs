@@ -1,11 +1,14 @@
-//! The shipped example: the demo chain from `sandbox.yaml.example`, built from this repository.
+//! The shipped example: the demo chain from `sandbox.yaml.example`, built from this repository,
+//! through the gateway and the mesh, traced end to end.
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use crate::util::{demo_context, Project};
+use crate::util::{demo_context, ps_json, Project};
 
-fn get(port: u16, path: &str) -> String {
+/// `GET path` on 127.0.0.1:port; the whole answer (head and body).
+pub fn get(port: u16, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     write!(
         stream,
@@ -17,89 +20,133 @@ fn get(port: u16, path: &str) -> String {
     answer
 }
 
-#[test]
-fn the_example_chain_answers_through_user_and_item() {
-    let project = Project::new("example");
-    demo_context(&project);
+/// The port of a `http://127.0.0.1:PORT` URL in `ps --json`.
+pub fn port_of(status: &serde_json::Value, key: &str) -> u16 {
+    let url = status[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("ps --json names the {key}: {status}"));
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The example manifest as this test's own project (its own image tag, a free gateway port).
+fn example_manifest(project: &Project) -> String {
+    demo_context(project);
     let example =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sandbox.yaml.example"))
             .unwrap();
-    // Same manifest, but this test's own project, image tag and a free host port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let manifest = example
+    example
         .replace("name: example\n", "")
         .replace(
             "sandbox-demo:latest",
             &format!("sandbox-demo:{}", project.name),
         )
-        .replace("\"8080:8080\"", &format!("\"{port}:8080\""));
-    project.manifest(&manifest);
-    project.run(&["up", "--wait"]).success();
+        .replace(
+            "  port: 8080                 #",
+            "  port: 0                 #",
+        )
+}
 
-    let answer = get(port, "/users/7");
+#[test]
+fn the_example_chain_answers_through_the_gateway_and_is_traced_end_to_end() {
+    let project = Project::new("example");
+    project.manifest(&example_manifest(&project));
+    project.run(&["up", "--wait"]).success();
+    let status = ps_json(&project);
+    let gateway = port_of(&status, "gateway");
+    let zipkin = port_of(&status, "zipkin");
+
+    let answer = get(gateway, "/users/7");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.contains(r#"{"service":"user","id":"7","item":{"id": "7", "name": "item 7"}}"#),
         "{answer}"
     );
+    assert!(
+        answer.to_lowercase().contains("x-sandbox-upstream: user-1"),
+        "{answer}"
+    );
+    let trace_id = answer
+        .lines()
+        .find_map(|line| {
+            line.to_lowercase()
+                .strip_prefix("x-sandbox-trace-id: ")
+                .map(str::to_string)
+        })
+        .expect("the gateway names the trace");
     let logs = project.run(&["logs", "item"]);
     assert!(logs.stdout.contains("GET /items/7 200"), "{}", logs.stdout);
 
-    // The demo services report to the sandbox's trace server through the injected ZIPKIN_ENDPOINT.
-    let status = crate::util::ps_json(&project);
-    let zipkin = status["zipkin"]
-        .as_str()
-        .expect("ps --json names the trace server")
-        .to_string();
-    let zipkin_port: u16 = zipkin.rsplit(':').next().unwrap().parse().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    // The proxy's spans are stored at once; the demo services report theirs in the background.
+    let deadline = Instant::now() + Duration::from_secs(15);
     let trace = loop {
-        // The demo reports in the background, so poll (the trace server itself stores on POST).
-        let answer = get(
-            zipkin_port,
-            "/api/v2/traces?serviceName=user&spanName=get%20/users/%7Bid%7D&limit=1",
-        );
+        let answer = get(zipkin, &format!("/api/v2/trace/{trace_id}"));
         let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-        if body.contains("\"item\"") && body.matches("\"traceId\"").count() >= 3
-            || std::time::Instant::now() > deadline
-        {
+        if body.contains(r#""name":"get /items/{id}""#) || Instant::now() > deadline {
             break body;
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
     };
-    assert!(trace.contains(r#""name":"get /users/{id}""#), "{trace}");
+    let spans: Vec<serde_json::Value> =
+        serde_json::from_str(&trace).unwrap_or_else(|error| panic!("{error}: {trace}"));
+    let has = |kind: &str, local: &str, remote: &str| {
+        spans.iter().any(|span| {
+            span["kind"] == kind
+                && span["localEndpoint"]["serviceName"] == local
+                && span["remoteEndpoint"]["serviceName"] == remote
+        })
+    };
     assert!(
-        trace.contains(r#""remoteEndpoint":{"serviceName":"item"}"#),
-        "{trace}"
+        has("CLIENT", "gateway", "user"),
+        "the gateway's client span: {trace}"
     );
     assert!(
-        trace.contains(r#""localEndpoint":{"serviceName":"item"}"#),
-        "{trace}"
-    );
-    let dependencies = get(
-        zipkin_port,
-        &format!(
-            "/api/v2/dependencies?endTs={}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_millis()
-        ),
+        has("SERVER", "user", "gateway"),
+        "user's server span (proxy): {trace}"
     );
     assert!(
-        dependencies.contains(r#"{"parent":"user","child":"item","callCount":1"#),
+        has("CLIENT", "user", "item"),
+        "the mesh's client span for user → item: {trace}"
+    );
+    assert!(has("SERVER", "item", "user"), "item's server span: {trace}");
+    assert!(
+        spans.iter().any(|span| span["name"] == "get /items/{id}"),
+        "the demo's own spans join the trace: {trace}"
+    );
+    // Every span but the root has its parent in the trace.
+    let ids: Vec<&str> = spans
+        .iter()
+        .filter_map(|span| span["id"].as_str())
+        .collect();
+    for span in &spans {
+        if let Some(parent) = span["parentId"].as_str() {
+            assert!(ids.contains(&parent), "parent {parent} missing: {trace}");
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let dependencies = get(zipkin, &format!("/api/v2/dependencies?endTs={now}"));
+    assert!(
+        dependencies.contains(r#""parent":"gateway","child":"user""#),
         "{dependencies}"
+    );
+    assert!(
+        dependencies.contains(r#""parent":"user","child":"item""#),
+        "{dependencies}"
+    );
+
+    // The example's smoke checks pass against it, trace expectations included.
+    let test = project.run(&["test"]);
+    test.success();
+    assert!(
+        test.stdout.contains("✔ pass  user answers with its item"),
+        "{}",
+        test.stdout
     );
 
     project.run(&["down"]).success();
     assert!(project.leftovers().is_empty());
-    let _ = std::process::Command::new("docker")
-        .args(["rmi", &format!("sandbox-demo:{}", project.name)])
-        .output();
 }
 
 #[test]

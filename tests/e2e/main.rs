@@ -4,7 +4,7 @@
 mod ci;
 mod cleanup;
 mod errors;
-mod example;
+pub mod example;
 mod lifecycle;
 mod signals;
 mod util;

@@ -12,6 +12,7 @@ mod healthcheck;
 mod ports;
 mod service;
 pub mod smoke;
+mod tracing;
 mod traffic;
 mod volumes;
 
@@ -26,7 +27,7 @@ use super::node::Node;
 use check::join;
 
 /// Keys of the top-level map.
-const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "gateway", "smoke"];
+const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "gateway", "tracing", "smoke"];
 const VOLUME_KEYS: &[&str] = &["external", "labels"];
 
 /// Everything read from the file, before cross-service checks.
@@ -36,6 +37,7 @@ pub struct Draft {
     pub volumes: BTreeMap<String, VolumeSpec>,
     pub smoke: Vec<smoke::CheckDraft>,
     pub gateway: Gateway,
+    pub tracing: super::model::Tracing,
 }
 
 /// Where the project name may come from, strongest first.
@@ -87,6 +89,10 @@ pub fn read(
         Some(node) => gateway::read(checker, node, &names),
         None => Gateway::default(),
     };
+    let tracing = match fields.get("tracing") {
+        Some(node) => tracing::read(checker, node),
+        None => super::model::Tracing::default(),
+    };
     let smoke = match fields.get("smoke") {
         Some(node) => smoke::read(checker, node),
         None => Vec::new(),
@@ -97,6 +103,7 @@ pub fn read(
         volumes,
         smoke,
         gateway,
+        tracing,
     })
 }
 

@@ -1,0 +1,250 @@
+//! The control plane's view of the running containers, kept current: which replicas serve each
+//! service (and whether they are healthy), which container IP is which caller, and a one-line state
+//! per service for the proxy's error pages. The proxy is fed from here.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::docker::{Docker, ObservedContainer};
+use crate::engine::health;
+use crate::manifest::Manifest;
+use crate::proxy::{Caller, Endpoint, Proxy, ServiceStatus};
+
+/// How often the monitor looks again.
+pub const INTERVAL: Duration = Duration::from_millis(1000);
+
+/// What the monitor knows, shared with the proxy (as its [`ServiceStatus`]).
+pub struct Monitor {
+    docker: Docker,
+    project: String,
+    manifest: RwLock<Arc<Manifest>>,
+    states: RwLock<HashMap<String, String>>,
+}
+
+impl Monitor {
+    pub fn new(docker: Docker, manifest: &Manifest) -> Arc<Monitor> {
+        Arc::new(Monitor {
+            docker,
+            project: manifest.project.clone(),
+            manifest: RwLock::new(Arc::new(manifest.clone())),
+            states: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Uses a new manifest from the next look on (a re-up).
+    pub fn set_manifest(&self, manifest: &Manifest) {
+        if let Ok(mut current) = self.manifest.write() {
+            *current = Arc::new(manifest.clone());
+        }
+    }
+
+    fn manifest(&self) -> Arc<Manifest> {
+        self.manifest
+            .read()
+            .map(|manifest| manifest.clone())
+            .unwrap_or_else(|poison| poison.into_inner().clone())
+    }
+
+    /// One look: lists the containers, probes the running replicas, updates the proxy.
+    pub async fn refresh(&self, proxy: &Proxy) {
+        let Ok(containers) = self.docker.project_containers(&self.project).await else {
+            return;
+        };
+        let manifest = self.manifest();
+        let mut callers: HashMap<IpAddr, Caller> = HashMap::new();
+        let mut states: HashMap<String, String> = HashMap::new();
+        for service in manifest
+            .services
+            .values()
+            .filter(|service| service.external.is_none())
+        {
+            let replicas: Vec<&ObservedContainer> = containers
+                .iter()
+                .filter(|container| container.service == service.name)
+                .collect();
+            for container in &replicas {
+                if let Some(ip) = container.ip.as_deref().and_then(|ip| ip.parse().ok()) {
+                    callers.insert(
+                        ip,
+                        Caller {
+                            service: service.name.clone(),
+                            replica: format!("{}-{}", service.name, container.replica),
+                        },
+                    );
+                }
+            }
+            let probes = replicas
+                .iter()
+                .filter(|container| container.state == "running")
+                .map(|container| async move {
+                    let address = service.port.and_then(|port| {
+                        health::reachable_address(
+                            &self.docker,
+                            container.ip.as_deref(),
+                            &container.ports,
+                            port,
+                        )
+                    })?;
+                    let verdict = match &service.healthcheck {
+                        Some(healthcheck) => {
+                            let target = health::ProbeTarget {
+                                container_id: container.id.clone(),
+                                address: Some(address),
+                                host: service.name.clone(),
+                            };
+                            health::probe(&self.docker, healthcheck, &target).await
+                        }
+                        None => Ok(()),
+                    };
+                    Some((
+                        Endpoint {
+                            name: format!("{}-{}", service.name, container.replica),
+                            address,
+                            healthy: verdict.is_ok(),
+                        },
+                        verdict.err(),
+                    ))
+                });
+            let probed: Vec<(Endpoint, Option<String>)> = futures_util::future::join_all(probes)
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
+            states.insert(service.name.clone(), describe_state(&replicas, &probed));
+            proxy.set_endpoints(
+                &service.name,
+                probed.into_iter().map(|(endpoint, _)| endpoint).collect(),
+            );
+        }
+        proxy.set_callers(callers);
+        if let Ok(mut current) = self.states.write() {
+            *current = states;
+        }
+    }
+
+    /// Looks every [`INTERVAL`] until `shutdown`.
+    pub async fn run(self: Arc<Self>, proxy: Proxy, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(INTERVAL) => self.refresh(&proxy).await,
+            }
+        }
+    }
+}
+
+/// `running (2 replicas)`, `unhealthy: GET /health → 500`, `exited with code 1 (3 seconds ago)`.
+fn describe_state(
+    replicas: &[&ObservedContainer],
+    probed: &[(Endpoint, Option<String>)],
+) -> String {
+    if replicas.is_empty() {
+        return "no container (not started, or removed)".to_string();
+    }
+    if probed.iter().any(|(endpoint, _)| endpoint.healthy) {
+        let healthy = probed
+            .iter()
+            .filter(|(endpoint, _)| endpoint.healthy)
+            .count();
+        return format!("running ({healthy} of {} replicas healthy)", replicas.len());
+    }
+    if let Some((_, Some(probe))) = probed.first() {
+        return format!("unhealthy: {probe}");
+    }
+    let stopped = replicas
+        .iter()
+        .find(|container| container.state != "running")
+        .unwrap_or(&replicas[0]);
+    // Docker's words: "Exited (1) 3 seconds ago".
+    let status = &stopped.status;
+    match status
+        .strip_prefix("Exited (")
+        .and_then(|rest| rest.split_once(") "))
+    {
+        Some((code, when)) => format!("exited with code {code} ({when})"),
+        None => format!("{} ({status})", stopped.state),
+    }
+}
+
+impl ServiceStatus for Monitor {
+    fn state(&self, service: &str) -> Option<String> {
+        self.states.read().ok()?.get(service).cloned()
+    }
+
+    fn recent_logs<'a>(&'a self, service: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>> {
+        Box::pin(async move {
+            let Ok(containers) = self.docker.project_containers(&self.project).await else {
+                return Vec::new();
+            };
+            let mut collected = Vec::new();
+            for container in containers
+                .iter()
+                .filter(|container| container.service == service)
+            {
+                collected.extend(self.docker.last_log_lines(&container.id, lines).await);
+            }
+            let skip = collected.len().saturating_sub(lines);
+            collected.split_off(skip)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(state: &str, status: &str) -> ObservedContainer {
+        ObservedContainer {
+            id: "c".into(),
+            name: "p-item-1".into(),
+            service: "item".into(),
+            replica: 1,
+            config_hash: String::new(),
+            image_id: String::new(),
+            state: state.into(),
+            status: status.into(),
+            created: 0,
+            ip: None,
+            ports: Vec::new(),
+            labels: Default::default(),
+        }
+    }
+
+    fn endpoint(healthy: bool) -> Endpoint {
+        Endpoint {
+            name: "item-1".into(),
+            address: "127.0.0.1:1".parse().unwrap(),
+            healthy,
+        }
+    }
+
+    #[test]
+    fn states_say_what_a_developer_needs() {
+        let exited = container("exited", "Exited (1) 3 seconds ago");
+        assert_eq!(
+            describe_state(&[&exited], &[]),
+            "exited with code 1 (3 seconds ago)"
+        );
+        let running = container("running", "Up 2 minutes");
+        assert_eq!(
+            describe_state(
+                &[&running],
+                &[(endpoint(false), Some("GET /health → 500".into()))]
+            ),
+            "unhealthy: GET /health → 500"
+        );
+        assert_eq!(
+            describe_state(&[&running], &[(endpoint(true), None)]),
+            "running (1 of 1 replicas healthy)"
+        );
+        assert_eq!(
+            describe_state(&[], &[]),
+            "no container (not started, or removed)"
+        );
+    }
+}
