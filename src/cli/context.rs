@@ -34,8 +34,19 @@ pub fn load_manifest(global: &GlobalArgs) -> Result<Manifest, manifest::Manifest
 pub fn project_name(global: &GlobalArgs) -> anyhow::Result<(String, Option<Manifest>)> {
     match (&global.project, global.file.is_some()) {
         (Some(project), false) => {
-            // The manifest is optional here; use it when it loads (for health checks in `ps`).
-            let manifest = load_manifest(global).ok();
+            // The manifest is optional here; use it when it loads (for health checks in `ps`):
+            // the one in this folder, else the one the project's control plane runs.
+            let manifest = load_manifest(global)
+                .ok()
+                .filter(|manifest| &manifest.project == project)
+                .or_else(|| {
+                    let state = crate::control::ControlPlaneState::read_live(project)?;
+                    let recorded = GlobalArgs {
+                        file: Some(state.manifest),
+                        ..global.clone()
+                    };
+                    load_manifest(&recorded).ok()
+                });
             Ok((project.clone(), manifest))
         }
         _ => {

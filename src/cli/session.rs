@@ -42,6 +42,8 @@ pub fn state(manifest: &Manifest, detached: bool) -> ControlPlaneState {
         gateway: None,
         zipkin: None,
         log_file: None,
+        listeners: ControlPlaneState::listeners_of(manifest),
+        reloads: 0,
     }
 }
 

@@ -10,4 +10,4 @@ pub mod spans;
 pub mod state;
 pub mod wiring;
 
-pub use state::ControlPlaneState;
+pub use state::{ControlPlaneState, ReloadRequest};

@@ -22,6 +22,59 @@ pub struct ControlPlaneState {
     /// Where a detached control plane writes its own log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
+    /// The listeners as the manifest asked for them (`gateway 127.0.0.1:8080, tracing default`): a
+    /// re-up asking for the same reloads this control plane in place, else replaces it.
+    #[serde(default)]
+    pub listeners: String,
+    /// How many in-place reloads this control plane has done (a re-up waits for it to move).
+    #[serde(default)]
+    pub reloads: u64,
+}
+
+/// What a re-up asks a running control plane to load: the manifest and the environment to read it
+/// with (interpolation must see the re-up's variables, not those the control plane started with).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadRequest {
+    pub file: PathBuf,
+    pub project: String,
+    pub working_dir: PathBuf,
+    pub environment: std::collections::BTreeMap<String, String>,
+}
+
+impl ReloadRequest {
+    fn path(project: &str) -> PathBuf {
+        state_dir().join(format!("{project}.reload.json"))
+    }
+
+    /// Writes the request where the project's control plane looks on SIGHUP (private to the user:
+    /// the environment may hold secrets).
+    pub fn write(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = state_dir();
+        std::fs::create_dir_all(&dir)?;
+        let temporary = dir.join(format!(
+            ".{}.reload.{}.tmp",
+            self.project,
+            std::process::id()
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(&temporary, Self::path(&self.project))
+    }
+
+    /// Takes (reads and removes) the pending request of `project`.
+    pub fn take(project: &str) -> Option<ReloadRequest> {
+        let path = Self::path(project);
+        let text = std::fs::read(&path).ok()?;
+        let _ = std::fs::remove_file(&path);
+        serde_json::from_slice(&text).ok()
+    }
 }
 
 /// The folder for state files: `SANDBOX_STATE_DIR`, else `$XDG_STATE_HOME/sandbox`, else
@@ -44,6 +97,22 @@ fn state_path(dir: &Path, project: &str) -> PathBuf {
 }
 
 impl ControlPlaneState {
+    /// The `listeners` text for a manifest.
+    pub fn listeners_of(manifest: &crate::manifest::Manifest) -> String {
+        let tracing = manifest
+            .tracing
+            .port
+            .map_or_else(|| "default".to_string(), |port| port.to_string());
+        if manifest.gateway.is_default() {
+            format!("gateway default, tracing {tracing}")
+        } else {
+            format!(
+                "gateway {}:{}, tracing {tracing}",
+                manifest.gateway.host, manifest.gateway.port
+            )
+        }
+    }
+
     /// Writes the state file atomically (temp file + rename).
     pub fn write(&self) -> std::io::Result<PathBuf> {
         let dir = state_dir();

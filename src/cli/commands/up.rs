@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use crate::cli::signals::Shutdown;
 use crate::cli::{context, session, GlobalArgs};
-use crate::control::{process, reaper, ControlPlaneState};
+use crate::control::wiring::{self, ContainerSide};
+use crate::control::{process, reaper, ControlPlaneState, ReloadRequest};
 use crate::engine::logs::LogSource;
-use crate::engine::UpOptions;
+use crate::engine::{self, Docker, UpOptions};
 use crate::events::{Event, EventSink};
-use crate::manifest::Manifest;
+use crate::manifest::{LoadOptions, Manifest};
 use crate::output::Printer;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -41,7 +42,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow
     let manifest = context::load_manifest(global)?;
     context::check_services(&manifest, &args.services)?;
     if (args.detach || args.wait) && !args.control_plane {
-        return detach(&args, &manifest, printer);
+        return detach(&args, &manifest, printer).await;
     }
     if args.control_plane {
         serve_detached(&manifest, &args).await
@@ -134,8 +135,14 @@ async fn serve_foreground(
     })
 }
 
-/// `up -d` / `up --wait`: start a detached control plane and render its bring-up events.
-fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Result<u8> {
+/// `up -d` / `up --wait`: reconcile and reload a running detached control plane in place (no
+/// restart, no dropped connection), or start a new one and render its bring-up events.
+async fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Result<u8> {
+    if let Some(running) = ControlPlaneState::read_live(&manifest.project) {
+        if running.detached && running.listeners == ControlPlaneState::listeners_of(manifest) {
+            return reload_in_place(args, manifest, printer, running).await;
+        }
+    }
     // The new control plane takes over; containers are kept and reconciled by it.
     session::claim_project(manifest)?;
     let log_path = ControlPlaneState::log_path(&manifest.project);
@@ -197,7 +204,73 @@ fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow::Resu
     ))
 }
 
-/// The detached control plane: events as JSON lines on stdout until ready, then runs until SIGTERM.
+/// Applies the manifest from this process, then has the running control plane load it too (routes
+/// swap atomically there) and waits until it has.
+async fn reload_in_place(
+    args: &UpArgs,
+    manifest: &Manifest,
+    printer: &Printer,
+    running: ControlPlaneState,
+) -> anyhow::Result<u8> {
+    let started = std::time::Instant::now();
+    let events = printer.event_sink();
+    let shutdown = Shutdown::install();
+    let docker = Docker::connect().await?;
+    let network = engine::prepare(&docker, manifest, &events).await?;
+    let zipkin_port = running
+        .zipkin
+        .as_deref()
+        .and_then(|url| url.rsplit(':').next()?.parse().ok())
+        .unwrap_or(wiring::ZIPKIN_PORT);
+    let side = ContainerSide::detect(&network, zipkin_port);
+    let wiring = wiring::wiring(manifest, &network, side);
+    engine::up(
+        &docker,
+        manifest,
+        &wiring,
+        &up_options(args, args.wait),
+        &events,
+        &shutdown.graceful,
+    )
+    .await?;
+    ReloadRequest {
+        file: manifest.file.clone(),
+        project: manifest.project.clone(),
+        working_dir: std::env::current_dir().unwrap_or_else(|_| manifest.directory.clone()),
+        environment: std::env::vars().collect(),
+    }
+    .write()?;
+    // SAFETY: signalling the recorded control plane, which handles SIGHUP as "reload".
+    unsafe { libc::kill(running.pid as i32, libc::SIGHUP) };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match ControlPlaneState::read_live(&manifest.project) {
+            Some(state) if state.reloads > running.reloads => break,
+            Some(_) if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            _ => {
+                return Err(anyhow::anyhow!(
+                    "the control plane (pid {}) did not take the new manifest\n  hint: see its log{}, or restart it with `sandbox down` and `sandbox up -d`",
+                    running.pid,
+                    running.log_file.map(|path| format!(" ({})", path.display())).unwrap_or_default()
+                ))
+            }
+        }
+    }
+    printer.event(&Event::Ready {
+        gateway: running.gateway.clone(),
+        zipkin: running.zipkin.clone(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+    printer.finish_progress();
+    printer.stderr_line(&format!(
+        "control plane (pid {}) reloaded in place",
+        running.pid
+    ));
+    Ok(0)
+}
+
+/// The detached control plane: events as JSON lines on stdout until ready, then serves until
+/// SIGTERM; SIGHUP loads the manifest a re-up left (see [`reload_in_place`]).
 async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8> {
     let events = EventSink::new(|event| {
         if let Ok(line) = serde_json::to_string(&event) {
@@ -237,7 +310,30 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
     {
         process::redirect_output(&file);
     }
-    shutdown.graceful.cancelled().await;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = shutdown.graceful.cancelled() => break,
+            _ = hangup.recv() => {
+                let Some(request) = ReloadRequest::take(&manifest.project) else { continue };
+                let options = LoadOptions {
+                    file: Some(request.file),
+                    project: Some(request.project),
+                    working_dir: request.working_dir,
+                    environment: request.environment,
+                };
+                match crate::manifest::load(&options) {
+                    Ok(reloaded) => {
+                        running.plane.reload(&reloaded).await;
+                        state.reloads += 1;
+                        let _ = state.write();
+                        tracing::info!(reloads = state.reloads, "manifest reloaded");
+                    }
+                    Err(errors) => tracing::error!("reload refused: {errors}"),
+                }
+            }
+        }
+    }
     running.plane.stopped().await;
     ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
     Ok(0)
