@@ -101,7 +101,8 @@ fn client_span(
         timestamp,
         duration,
         local_service: app.service().to_string(),
-        remote_service: Some(url.host.clone()),
+        // `item.sandbox` (the sandbox mesh) and `item` (Docker DNS) are both service `item`.
+        remote_service: Some(url.host.split('.').next().unwrap_or(&url.host).to_string()),
         tags,
     }
 }

@@ -1,11 +1,10 @@
 //! The `smoke:` list: checks that `sandbox test` and `sandbox run` execute against a running sandbox.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use super::super::duration::{parse_duration, DURATION_FORMS};
 use super::super::node::{Node, Value};
 use super::check::{join, Checker, Kind, Place};
+use super::traffic;
 use crate::smoke::{Check, Expect, Request, Target, TraceExpect};
 
 const CHECK_KEYS: &[&str] = &[
@@ -113,7 +112,7 @@ fn read_check(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Che
     let retry_until = fields.get("retry").and_then(|node| {
         let retry_field = join(field, "retry");
         let retry = checker.fields(node, &retry_field, "`retry`", RETRY_KEYS)?;
-        duration(checker, retry.get("until")?, &join(&retry_field, "until"))
+        traffic::read_duration(checker, retry.get("until")?, &join(&retry_field, "until"))
     });
     Some(CheckDraft {
         check: Check {
@@ -193,7 +192,7 @@ fn read_expect(checker: &mut Checker<'_>, node: &Node, field: &str) -> Expect {
         }
     }
     if let Some(node) = fields.get("max_duration") {
-        expect.max_duration = duration(checker, node, &join(field, "max_duration"));
+        expect.max_duration = traffic::read_duration(checker, node, &join(field, "max_duration"));
     }
     if let Some(node) = fields.get("trace") {
         let trace_field = join(field, "trace");
@@ -260,22 +259,6 @@ fn string_map(checker: &mut Checker<'_>, node: &Node, field: &str) -> BTreeMap<S
         }
     }
     map
-}
-
-fn duration(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Duration> {
-    let scalar = checker.scalar(node, field, "a duration")?;
-    match parse_duration(&scalar.text) {
-        Some(duration) if scalar.kind != Kind::Null => Some(duration),
-        _ => {
-            checker.error_with_hint(
-                node,
-                field,
-                format!("invalid duration `{}`", scalar.text),
-                DURATION_FORMS,
-            );
-            None
-        }
-    }
 }
 
 /// A YAML value as JSON, scalars typed as YAML types them (`1` a number, `"1"` text).
