@@ -232,12 +232,25 @@ fn config_prints_the_resolved_manifest_and_validate_checks_it() {
     let project = Project::new("config");
     project.write(".env", "WEB_PORT=9123\n");
     project.manifest(
-        "services:\n  web:\n    image: example/web:1\n    port: ${WEB_PORT}\n    environment:\n      MODE: ${MODE:-dev}\n",
+        "services:\n  web:\n    image: example/web:1\n    port: ${WEB_PORT}\n    environment:\n      MODE: ${MODE:-dev}\n      DB_PASSWORD: hunter2\n",
     );
     let config = project.run(&["config"]);
     config.success();
     assert!(config.stdout.contains("port: 9123"), "{}", config.stdout);
     assert!(config.stdout.contains("MODE: dev"), "{}", config.stdout);
+    assert!(
+        !config.stdout.contains("hunter2"),
+        "secrets are masked: {}",
+        config.stdout
+    );
+    assert!(
+        config.stdout.contains("DB_PASSWORD: '********'")
+            || config.stdout.contains("DB_PASSWORD: \"********\""),
+        "{}",
+        config.stdout
+    );
+    let shown = project.run(&["config", "--show-secrets"]);
+    assert!(shown.stdout.contains("hunter2"), "{}", shown.stdout);
     let json = project.run(&["--json", "config"]);
     let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(value["services"]["web"]["port"], 9123);

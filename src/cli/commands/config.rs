@@ -10,11 +10,54 @@ pub struct ConfigArgs {
     /// Print only the service names, one a line.
     #[arg(long)]
     pub services: bool,
+    /// Print values of secret-looking variables (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`, ...) as they
+    /// are instead of `********`.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+/// Words that make a variable's value a secret in printed output.
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+    "AUTH",
+];
+
+/// Whether `name` looks like it holds a secret.
+pub fn is_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|word| upper.contains(word))
+}
+
+fn mask_secrets(manifest: &mut crate::manifest::Manifest) {
+    for service in manifest.services.values_mut() {
+        for (name, value) in service.environment.iter_mut() {
+            if is_secret(name) && !value.is_empty() {
+                *value = "********".to_string();
+            }
+        }
+        if let Some(build) = service.build.as_mut() {
+            for (name, value) in build.args.iter_mut() {
+                if is_secret(name) && !value.is_empty() {
+                    *value = "********".to_string();
+                }
+            }
+        }
+    }
 }
 
 /// Prints the resolved manifest (YAML, or JSON with `--json`).
 pub fn run(global: &GlobalArgs, args: ConfigArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let manifest = context::load_manifest(global)?;
+    let mut manifest = context::load_manifest(global)?;
+    if !args.show_secrets {
+        mask_secrets(&mut manifest);
+    }
     if args.services {
         for name in manifest.services.keys() {
             printer.stdout_line(name);
@@ -38,4 +81,23 @@ pub fn validate(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<u8> {
         if count == 1 { "" } else { "s" }
     ));
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_looking_names_are_recognised() {
+        for name in [
+            "DB_PASSWORD",
+            "github_token",
+            "CLIENT_SECRET",
+            "STRIPE_API_KEY",
+            "AUTH_HEADER",
+        ] {
+            assert!(super::is_secret(name), "{name}");
+        }
+        for name in ["PORT", "SERVICE_NAME", "ROUTES", "LOG_LEVEL"] {
+            assert!(!super::is_secret(name), "{name}");
+        }
+    }
 }
