@@ -13,7 +13,9 @@ RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$target_dir" \
 built="$target_dir/$triple/release/sandbox-demo"
 copy="$demo_dir/image/sandbox-demo"
 if ! cmp -s "$built" "$copy" 2>/dev/null; then
-    cp "$built" "$copy.tmp"
-    mv "$copy.tmp" "$copy"
+    # Several builds may run at once (parallel tests): each copies to its own temporary name and
+    # renames, which is atomic.
+    cp "$built" "$copy.$$.tmp"
+    mv "$copy.$$.tmp" "$copy"
 fi
 echo "$copy"
