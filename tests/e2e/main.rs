@@ -6,6 +6,7 @@ mod cleanup;
 mod errors;
 pub mod example;
 mod lifecycle;
+mod proxy;
 mod signals;
 mod util;
 mod zipkin;

@@ -313,3 +313,42 @@ pub fn demo_chain(project: &Project) -> String {
 "#
     )
 }
+
+/// A port that was free a moment ago on 127.0.0.1 (for listeners that need a fixed port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free port")
+        .port()
+}
+
+/// The host port published for `replica` of `service`, from `ps --json`.
+pub fn replica_port(status: &serde_json::Value, service: &str, replica: u64) -> u16 {
+    status["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["service"] == service && entry["replica"] == replica)
+        .and_then(|entry| entry["ports"][0]["host_port"].as_u64())
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or_else(|| panic!("ps --json publishes {service}-{replica}: {status}"))
+}
+
+/// Calls `probe` until it gives a value; panics naming `what` after `timeout`.
+pub fn wait_until<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
