@@ -252,7 +252,10 @@ fn classify(
             .and_then(|source| source.downcast_ref::<hyper::Error>()),
         UpstreamError::Http1(_) => None,
     };
-    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status());
+    // Bytes an upstream sends before it was asked anything reach hyper as an "unexpected message"
+    // (reported as a cancel, with no predicate of its own): that is garbage too, not a reset.
+    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status())
+        || detail.contains("unexpected message");
     let error = match (failure, invalid) {
         (Failure::Connect, _) => ProxyError::ConnectFailed {
             service,

@@ -997,7 +997,6 @@ fn the_gateway_rejects_bad_requests_and_names_an_upstream_that_sends_garbage() {
 }
 
 #[test]
-#[ignore = "bug: garbage an upstream sends before the request is written is reported as `closed the connection before answering` (Reset), not `sent an invalid response` (src/proxy/forward.rs `classify`: hyper's unexpected-message error is not a parse error)"]
 fn an_upstream_that_sends_garbage_at_once_is_an_invalid_response() {
     let project = Project::new("proxy-early-garbage");
     let manifest = format!(
@@ -1023,7 +1022,6 @@ fn an_upstream_that_sends_garbage_at_once_is_an_invalid_response() {
 // Reloading
 
 #[test]
-#[ignore = "waiting for in-place reload"]
 fn up_with_changed_routes_swaps_them_without_failing_a_request() {
     let project = Project::new("proxy-hot-swap");
     let image = demo_context(&project);
