@@ -137,7 +137,9 @@ fn exchange(app: &App, request: &Request, writer: &mut impl Write, started: Inst
         response.status,
         started.elapsed(),
     );
-    if let Some(context) = context {
+    // Health probes run every second or so: like the usual instrumentations (Spring's actuator
+    // endpoints), they are not traced, so traces show the service's real work.
+    if let Some(context) = context.filter(|_| request.path != "/health") {
         app.report(server_span(
             app,
             request,

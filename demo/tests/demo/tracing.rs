@@ -221,12 +221,31 @@ fn server_errors_are_tagged_and_unsampled_requests_are_not_reported() {
 }
 
 #[test]
+fn health_probes_are_not_traced() {
+    let (endpoint, receiver) = crate::util::span_collector();
+    let service = Service::start(&[("SERVICE_NAME", "s"), ("ZIPKIN_ENDPOINT", &endpoint)]);
+    assert_eq!(request(service.port, "GET", "/health", &[], "").status, 200);
+    assert_eq!(request(service.port, "GET", "/echo", &[], "").status, 200);
+    let spans = collect(&receiver, 1);
+    assert_eq!(
+        field(&spans[0], "name").as_deref(),
+        Some("get /echo"),
+        "{spans:#?}"
+    );
+    assert!(
+        receiver.recv_timeout(Duration::from_millis(400)).is_err(),
+        "/health is not reported"
+    );
+}
+
+#[test]
 fn an_unreachable_zipkin_never_delays_responses_and_is_logged_once() {
     let closed = crate::util::free_port();
     let endpoint = format!("http://127.0.0.1:{closed}/api/v2/spans");
     let service = Service::start(&[("SERVICE_NAME", "s"), ("ZIPKIN_ENDPOINT", &endpoint)]);
     for _ in 0..3 {
-        assert_eq!(request(service.port, "GET", "/health", &[], "").status, 200);
+        // `/health` is not traced; `/echo` is.
+        assert_eq!(request(service.port, "GET", "/echo", &[], "").status, 200);
         std::thread::sleep(Duration::from_millis(250)); // separate batches
     }
     let (output, _) = service.terminate();
