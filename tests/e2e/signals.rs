@@ -146,3 +146,31 @@ fn a_detached_sandbox_is_not_reaped_when_its_shell_goes_away() {
         "up -d sandboxes outlive the command that started them"
     );
 }
+
+#[test]
+fn sigterm_to_a_foreground_up_stops_and_removes_everything_within_seconds() {
+    let project = Project::new("sigterm");
+    project.manifest(&crate::util::demo_chain(&project));
+    let mut child = project
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_running(&project, 2);
+    let started = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a stopped up exits 130");
+    assert!(
+        project.leftovers().is_empty(),
+        "left behind: {:?}",
+        project.leftovers()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+}
