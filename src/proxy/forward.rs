@@ -243,6 +243,9 @@ fn classify(
         UpstreamError::Http1(SendError::Http(hyper_error)) => {
             (Failure::Reset, hyper_detail(hyper_error))
         }
+        UpstreamError::Http1(SendError::Io(_) | SendError::Closed | SendError::Invalid(_)) => {
+            (Failure::Reset, error.to_string())
+        }
         UpstreamError::Http2(legacy) => (Failure::Reset, innermost(legacy)),
     };
     let hyper_error = match &error {
@@ -252,7 +255,8 @@ fn classify(
             .and_then(|source| source.downcast_ref::<hyper::Error>()),
         UpstreamError::Http1(_) => None,
     };
-    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status());
+    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status())
+        || matches!(error, UpstreamError::Http1(SendError::Invalid(_)));
     let error = match (failure, invalid) {
         (Failure::Connect, _) => ProxyError::ConnectFailed {
             service,

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 
 use crate::manifest::{Faults, RetryPolicy};
 
@@ -28,7 +28,7 @@ const X_SANDBOX_UPSTREAM: header::HeaderName =
 const X_SANDBOX_TRACE_ID: header::HeaderName =
     header::HeaderName::from_static("x-sandbox-trace-id");
 
-use super::body::{empty, full, ProxyBody, Tracked};
+use super::body::{empty, full, BoxError, ProxyBody, Tracked};
 use super::config::ProxyConfig;
 use super::context::TraceContext;
 use super::error::{ErrorReport, ProxyError};
@@ -47,6 +47,12 @@ pub enum Listener {
     Gateway,
     Mesh,
 }
+
+/// A request body as a listener delivers it: hyper's `Incoming`, or the fast path's `Empty`.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static {}
+
+impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{}
 
 /// Per-request state (pingora's `CTX`).
 pub struct Session {
@@ -85,12 +91,12 @@ pub struct Target<'c> {
 }
 
 /// The whole request: every phase, errors turned into pages, the body wrapped for logging.
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let config = shared.config();
     let mut session = Session {
@@ -167,7 +173,7 @@ pub async fn handle(
 
 /// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
 /// buffer; this makes the limit exact whatever the read sizes were.
-fn head_size(request: &Request<Incoming>) -> usize {
+fn head_size<B>(request: &Request<B>) -> usize {
     let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
     request
         .headers()
@@ -177,11 +183,11 @@ fn head_size(request: &Request<Incoming>) -> usize {
         + line
 }
 
-async fn proxy(
+async fn proxy<B: RequestBody>(
     shared: &Arc<Shared>,
     config: &Arc<ProxyConfig>,
     session: &mut Session,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let target = request_filter(shared, config, session, &request)?;
     let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
@@ -245,11 +251,11 @@ async fn proxy(
 }
 
 /// Admin pages aside: finds the target, starts or continues the trace.
-fn request_filter<'c>(
+fn request_filter<'c, B>(
     shared: &Shared,
     config: &'c ProxyConfig,
     session: &mut Session,
-    request: &Request<Incoming>,
+    request: &Request<B>,
 ) -> Result<Target<'c>, ProxyError> {
     let host = request
         .headers()
@@ -348,10 +354,10 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The request body: kept in memory (replayable) when small and retries may need it, else
 /// streamed once under the size limit.
-async fn read_body(
+async fn read_body<B: RequestBody>(
     config: &ProxyConfig,
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
     keep_for_retries: bool,
 ) -> Result<forward::RequestBody, ProxyError> {
     if body.is_end_stream() {
