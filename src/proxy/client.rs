@@ -65,7 +65,9 @@ pub async fn send(
         request.uri(),
         request.headers(),
     );
-    let method = request.method().clone();
+    let (parts, _) = request.into_parts();
+    let method = parts.method;
+    wire::recycle(parts.headers);
     let (mut connection, mut reused) = match pool.checkout_raw(address) {
         Some(connection) => (connection, true),
         None => (pool.connect_raw(address).await?, false),

@@ -52,10 +52,10 @@ pub async fn serve_connection(
     let max_head = limits.max_header_bytes.max(8192);
     loop {
         timer.start();
-        let length = loop {
+        let request = loop {
             if !buffer.is_empty() {
-                match wire::parse_request(&buffer) {
-                    Parsed::Simple { length } => break Some(length),
+                match wire::read_request(&mut buffer, Empty::<Bytes>::new()) {
+                    Parsed::Simple(request) => break Some(request),
                     Parsed::Other => break None,
                     Parsed::Partial if buffer.len() >= max_head => break None,
                     Parsed::Partial => {}
@@ -75,17 +75,6 @@ pub async fn serve_connection(
                 Ok(_) => {}
             }
         };
-        let request = length.and_then(|length| {
-            let head = buffer.split_to(length).freeze();
-            let request = wire::build_request(&head, Empty::<Bytes>::new());
-            if request.is_none() {
-                // Give hyper the whole head back, to answer as it would.
-                let mut whole = BytesMut::from(&head[..]);
-                whole.extend_from_slice(&buffer);
-                buffer = whole;
-            }
-            request
-        });
         let Some(request) = request else {
             let io = Rewind {
                 prefix: buffer.freeze(),
@@ -142,7 +131,7 @@ async fn write_response(
         Mode::Chunked
     };
     out.extend_from_slice(b"\r\n");
-    drop(parts);
+    wire::recycle(parts.headers);
     if mode == Mode::None {
         drop(body);
         return stream.write_all(out).await.is_ok() && !close;

@@ -4,6 +4,7 @@
 //! itself. Anything unusual is not handled here: the caller falls back to hyper.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -12,65 +13,143 @@ use http::{Method, Request, StatusCode, Uri, Version};
 
 /// Headers a head may have on the fast path (hyper's default limit too).
 pub const MAX_HEADERS: usize = 100;
+/// Headers most heads fit in: parsed first with this many slots, to keep the stack small.
+const FEW_HEADERS: usize = 24;
 
 /// What the bytes read so far hold.
-pub enum Parsed {
+pub enum Parsed<B> {
     /// Not a whole head yet.
     Partial,
-    /// A head the fast path serves: a bodiless HTTP/1.1 request without connection-level headers.
-    Simple { length: usize },
+    /// A request the fast path serves: a bodiless HTTP/1.1 request without connection-level
+    /// headers. Its head was taken from the buffer.
+    Simple(Request<B>),
     /// Anything else (malformed, a body, `Connection`, `Upgrade`, `Expect`, HTTP/1.0, …): hyper's.
+    /// The buffer is left as it was.
     Other,
 }
 
-/// Classifies the head at the start of `buffer`.
-pub fn parse_request(buffer: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let length = match request.parse(buffer) {
-        Ok(httparse::Status::Complete(length)) => length,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Other,
+/// Byte ranges of a header's name and value in the buffer.
+type Ranges = (usize, usize, usize, usize);
+
+/// Reads the request head at the start of `buffer`, once: classified, then built with header
+/// values sharing the head's bytes.
+pub fn read_request<B>(buffer: &mut BytesMut, body: B) -> Parsed<B> {
+    let parsed = match read_request_with::<FEW_HEADERS>(buffer) {
+        Err(httparse::Error::TooManyHeaders) => read_request_with::<MAX_HEADERS>(buffer),
+        parsed => parsed,
     };
-    if request.version != Some(1) || request.method == Some("CONNECT") {
-        return Parsed::Other;
-    }
-    let simple = request.headers.iter().all(|header| {
-        let name = header.name;
-        if name.eq_ignore_ascii_case("content-length") {
-            return header.value == b"0";
-        }
-        !(name.eq_ignore_ascii_case("connection")
-            || name.eq_ignore_ascii_case("transfer-encoding")
-            || name.eq_ignore_ascii_case("upgrade")
-            || name.eq_ignore_ascii_case("expect")
-            || name.eq_ignore_ascii_case("te"))
-    });
-    if simple {
-        Parsed::Simple { length }
-    } else {
-        Parsed::Other
+    match parsed {
+        Ok(Parsed::Simple(request)) => Parsed::Simple(request.map(|()| body)),
+        Ok(Parsed::Partial) => Parsed::Partial,
+        Ok(Parsed::Other) | Err(_) => Parsed::Other,
     }
 }
 
-/// The request in `head` (a whole head that [`parse_request`] called simple), with `body`.
-/// `None` when `http` rejects a part that `httparse` accepted.
-pub fn build_request<B>(head: &Bytes, body: B) -> Option<Request<B>> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    parsed.parse(head).ok()?;
-    let mut request = Request::new(body);
-    *request.method_mut() = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
-    *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(parsed.path?.as_bytes())).ok()?;
-    *request.version_mut() = Version::HTTP_11;
-    let headers = request.headers_mut();
-    headers.reserve(parsed.headers.len());
-    for header in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_maybe_shared(head.slice_ref(header.value)).ok()?;
-        headers.append(name, value);
+fn read_request_with<const N: usize>(buffer: &mut BytesMut) -> Result<Parsed<()>, httparse::Error> {
+    let mut slots = [const { MaybeUninit::uninit() }; N];
+    let mut ranges: [Ranges; N] = [(0, 0, 0, 0); N];
+    let mut parsed = httparse::Request::new(&mut []);
+    let length = match parsed.parse_with_uninit_headers(buffer, &mut slots) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(error) => return Err(error),
+    };
+    let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
+        return Ok(Parsed::Other);
+    };
+    if parsed.version != Some(1) || method == "CONNECT" {
+        return Ok(Parsed::Other);
     }
-    Some(request)
+    let base = buffer.as_ptr() as usize;
+    let offset = |slice: &[u8]| slice.as_ptr() as usize - base;
+    let mut count = 0;
+    for header in parsed.headers.iter() {
+        if !simple_header(header) {
+            return Ok(Parsed::Other);
+        }
+        let (name, value) = (header.name.as_bytes(), header.value);
+        ranges[count] = (offset(name), name.len(), offset(value), value.len());
+        count += 1;
+    }
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Ok(Parsed::Other);
+    };
+    let path = (offset(path.as_bytes()), path.len());
+    let head = buffer.split_to(length).freeze();
+    let Ok(uri) = Uri::from_maybe_shared(head.slice(path.0..path.0 + path.1)) else {
+        *buffer = rejoin(&head, buffer);
+        return Ok(Parsed::Other);
+    };
+    let mut headers = take_map();
+    for &(name_at, name_length, value_at, value_length) in &ranges[..count] {
+        let name = HeaderName::from_bytes(&head[name_at..name_at + name_length]);
+        let value = HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_length));
+        match (name, value) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => {
+                // `http` refused what `httparse` accepted: hyper answers it.
+                recycle(headers);
+                *buffer = rejoin(&head, buffer);
+                return Ok(Parsed::Other);
+            }
+        }
+    }
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = Version::HTTP_11;
+    *request.headers_mut() = headers;
+    Ok(Parsed::Simple(request))
+}
+
+/// The buffer as it was before `head` was taken from it.
+fn rejoin(head: &[u8], rest: &[u8]) -> BytesMut {
+    let mut whole = BytesMut::with_capacity(head.len() + rest.len());
+    whole.extend_from_slice(head);
+    whole.extend_from_slice(rest);
+    whole
+}
+
+fn simple_header(header: &httparse::Header<'_>) -> bool {
+    let name = header.name;
+    if name.eq_ignore_ascii_case("content-length") {
+        return header.value == b"0";
+    }
+    !(name.eq_ignore_ascii_case("connection")
+        || name.eq_ignore_ascii_case("transfer-encoding")
+        || name.eq_ignore_ascii_case("upgrade")
+        || name.eq_ignore_ascii_case("expect")
+        || name.eq_ignore_ascii_case("te"))
+}
+
+/// Header maps kept per thread: a map of a request's size is a large allocation, and the fast path
+/// needs two per request.
+const KEPT_MAPS: usize = 64;
+
+thread_local! {
+    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty header map, recycled when one is kept.
+pub fn take_map() -> HeaderMap {
+    MAPS.with(|maps| maps.borrow_mut().pop())
+        .unwrap_or_else(|| HeaderMap::with_capacity(32))
+}
+
+/// Keeps `map` (emptied) for [`take_map`].
+pub fn recycle(mut map: HeaderMap) {
+    if map.capacity() > 256 {
+        return;
+    }
+    map.clear();
+    MAPS.with(|maps| {
+        let mut maps = maps.borrow_mut();
+        if maps.len() < KEPT_MAPS {
+            maps.push(map);
+        }
+    });
 }
 
 /// Writes `HTTP/1.1 <status>` and the headers (adding `Date` when missing), without the final
@@ -153,39 +232,59 @@ fn invalid(detail: impl Into<String>) -> WireError {
 /// Parses the response head at the start of `buffer`: `Ok(None)` until it is whole; informational
 /// (1xx other than 101) heads are skipped. Consumes the head from `buffer`.
 pub fn parse_response(buffer: &mut BytesMut) -> Result<Option<ResponseHead>, WireError> {
+    match parse_response_with::<FEW_HEADERS>(buffer) {
+        Err(httparse::Error::TooManyHeaders) => parse_response_with::<MAX_HEADERS>(buffer),
+        parsed => parsed,
+    }
+    .map_err(|error| invalid(error.to_string()))
+}
+
+fn parse_response_with<const N: usize>(
+    buffer: &mut BytesMut,
+) -> Result<Option<ResponseHead>, httparse::Error> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let length = match parsed.parse(buffer) {
-            Ok(httparse::Status::Complete(length)) => length,
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(error) => return Err(invalid(error.to_string())),
-        };
+        let mut slots = [const { MaybeUninit::uninit() }; N];
+        let mut ranges: [Ranges; N] = [(0, 0, 0, 0); N];
+        let mut parsed = httparse::Response::new(&mut []);
+        let config = httparse::ParserConfig::default();
+        let length =
+            match config.parse_response_with_uninit_headers(&mut parsed, buffer, &mut slots)? {
+                httparse::Status::Complete(length) => length,
+                httparse::Status::Partial => return Ok(None),
+            };
         let code = parsed.code.unwrap_or(0);
         if (100..200).contains(&code) && code != 101 {
             buffer.advance(length);
             continue;
         }
-        let status = StatusCode::from_u16(code).map_err(|error| invalid(error.to_string()))?;
-        let mut keep_alive = parsed.version == Some(1);
-        let head = buffer.split_to(length).freeze();
-        // Re-parse over the frozen head so that header values share it.
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        parsed
-            .parse(&head)
-            .map_err(|error| invalid(error.to_string()))?;
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+        let status = StatusCode::from_u16(code).map_err(|_| httparse::Error::Status)?;
+        let version = parsed.version;
+        let base = buffer.as_ptr() as usize;
+        let mut count = 0;
         for header in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(header.name.as_bytes())
-                .map_err(|error| invalid(error.to_string()))?;
-            let value = HeaderValue::from_maybe_shared(head.slice_ref(header.value))
-                .map_err(|error| invalid(error.to_string()))?;
+            let (name, value) = (header.name.as_bytes(), header.value);
+            ranges[count] = (
+                name.as_ptr() as usize - base,
+                name.len(),
+                value.as_ptr() as usize - base,
+                value.len(),
+            );
+            count += 1;
+        }
+        let head = buffer.split_to(length).freeze();
+        let mut keep_alive = version == Some(1);
+        let mut headers = take_map();
+        for &(name_at, name_length, value_at, value_length) in &ranges[..count] {
+            let name = HeaderName::from_bytes(&head[name_at..name_at + name_length])
+                .map_err(|_| httparse::Error::HeaderName)?;
+            let value =
+                HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_length))
+                    .map_err(|_| httparse::Error::HeaderValue)?;
             if name == header::CONNECTION {
                 let text = value.as_bytes();
                 if contains_token(text, b"close") {
                     keep_alive = false;
-                } else if contains_token(text, b"keep-alive") && parsed.version == Some(0) {
+                } else if contains_token(text, b"keep-alive") && version == Some(0) {
                     keep_alive = true;
                 }
             }
@@ -336,14 +435,17 @@ mod tests {
 
     #[test]
     fn simple_heads_only() {
-        let simple = b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET";
-        assert!(
-            matches!(parse_request(simple), Parsed::Simple { length } if length == simple.len() - 3)
+        let mut buffer = BytesMut::from(
+            &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 0\r\n\r\nGET"
+                [..],
         );
-        assert!(matches!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n"),
-            Parsed::Partial
-        ));
+        let Parsed::Simple(request) = read_request(&mut buffer, ()) else {
+            panic!("a simple request");
+        };
+        assert_eq!(request.uri().path(), "/a");
+        assert_eq!(request.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(&buffer[..], b"GET");
+        assert!(matches!(read_request(&mut buffer, ()), Parsed::Partial));
         for other in [
             &b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"[..],
             b"GET / HTTP/1.0\r\n\r\n",
@@ -352,13 +454,13 @@ mod tests {
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
         ] {
-            assert!(matches!(parse_request(other), Parsed::Other), "{other:?}");
+            let mut buffer = BytesMut::from(other);
+            assert!(
+                matches!(read_request(&mut buffer, ()), Parsed::Other),
+                "{other:?}"
+            );
+            assert_eq!(&buffer[..], other, "the buffer is left as it was");
         }
-        let head =
-            Bytes::from_static(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\n");
-        let request = build_request(&head, ()).expect("request");
-        assert_eq!(request.uri().path(), "/a");
-        assert_eq!(request.headers().get_all("x-a").iter().count(), 2);
     }
 
     #[test]
