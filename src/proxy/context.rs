@@ -62,10 +62,14 @@ impl TraceContext {
 
     /// Replaces any trace headers with this context in all three forms.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        if has_trace_headers(headers) {
-            for name in &NAMES {
-                headers.remove(name);
-            }
+        // `insert` below replaces every value of the names it sets; only the names it may not set
+        // need removing.
+        if self.parent_id.is_none() {
+            headers.remove(&NAMES[2]);
+        }
+        headers.remove(&NAMES[4]);
+        if self.tracestate.is_none() {
+            headers.remove(&NAMES[7]);
         }
         let sampled = self.sampled.unwrap_or(true);
         let flag = if sampled { "1" } else { "0" };
@@ -126,7 +130,10 @@ static NAMES: [HeaderName; 8] = [
 
 /// Whether any header this module reads or writes is there (one pass over the names, no lookups).
 fn has_trace_headers(headers: &HeaderMap) -> bool {
-    headers.keys().any(|name| NAMES.contains(name))
+    headers.keys().any(|name| {
+        // Every name here starts with `x`, `b` or `t`: most names are ruled out by one byte.
+        matches!(name.as_str().as_bytes().first(), Some(b'x' | b'b' | b't')) && NAMES.contains(name)
+    })
 }
 
 fn hex(value: u128, digits: usize) -> String {
@@ -136,7 +143,9 @@ fn hex(value: u128, digits: usize) -> String {
     for (index, byte) in text[..digits].iter_mut().enumerate() {
         *byte = HEX[((value >> ((digits - 1 - index) * 4)) & 0xf) as usize];
     }
-    String::from_utf8_lossy(&text[..digits]).into_owned()
+    std::str::from_utf8(&text[..digits])
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn new_span_id() -> String {

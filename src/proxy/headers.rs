@@ -123,7 +123,7 @@ pub fn new_request_id() -> String {
         text[at] = HEX[((bits >> ((31 - index) * 4)) & 0xf) as usize];
         at += 1;
     }
-    String::from_utf8_lossy(&text).into_owned()
+    std::str::from_utf8(&text).unwrap_or_default().to_string()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -17,6 +17,9 @@ pub const MAX_HEADERS: usize = 100;
 const FEW_HEADERS: usize = 24;
 
 /// What the bytes read so far hold.
+// Returned by value once per request and matched at once: boxing the request would only add an
+// allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed<B> {
     /// Not a whole head yet.
     Partial,
@@ -326,7 +329,7 @@ impl Framing {
             .headers
             .get_all(header::TRANSFER_ENCODING)
             .iter()
-            .last()
+            .next_back()
         {
             let last = encoding.as_bytes().rsplit(|byte| *byte == b',').next();
             return Ok(match last {
