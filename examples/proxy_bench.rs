@@ -3,6 +3,7 @@
 //!
 //! `proxy_bench MANIFEST [--trace]` — `--trace` adds a span recorder (a bounded in-memory buffer)
 //! with sampling rate 1.0. Prints `listening on ADDRESS`, serves until SIGINT/SIGTERM.
+//! `PROXY_BENCH_WORKERS=N` runs it on a multi-thread runtime with N workers.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,9 +53,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             capacity: 10_000,
         }) as Arc<dyn SpanRecorder>
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    // `PROXY_BENCH_WORKERS=N`: tokio's multi-thread runtime with N workers (as `sandbox up`
+    // runs the proxy) instead of the current-thread one.
+    let runtime = match std::env::var("PROXY_BENCH_WORKERS")
+        .ok()
+        .and_then(|workers| workers.parse::<usize>().ok())
+    {
+        Some(workers) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .enable_all()
+            .build()?,
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async move {
         let listener =
             tokio::net::TcpListener::bind((manifest.gateway.host.as_str(), manifest.gateway.port))

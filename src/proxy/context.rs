@@ -3,6 +3,7 @@
 //! writes it back in all three forms. Pure; tested beside itself (shape after linkerd2-proxy's
 //! `trace-context/src/propagation/b3.rs`).
 
+use bytes::BytesMut;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// A trace context as the proxy sees it.
@@ -21,6 +22,9 @@ pub struct TraceContext {
 impl TraceContext {
     /// The incoming context: B3 single, then B3 multi, then W3C.
     pub fn extract(headers: &HeaderMap) -> Option<TraceContext> {
+        if !has_trace_headers(headers) {
+            return None;
+        }
         let text = |index: usize| {
             headers
                 .get(&NAMES[index])
@@ -58,50 +62,62 @@ impl TraceContext {
 
     /// Replaces any trace headers with this context in all three forms.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        for name in &NAMES {
-            headers.remove(name);
+        // `insert` below replaces every value of the names it sets; only the names it may not set
+        // need removing.
+        if self.parent_id.is_none() {
+            headers.remove(&NAMES[2]);
+        }
+        headers.remove(&NAMES[4]);
+        if self.tracestate.is_none() {
+            headers.remove(&NAMES[7]);
         }
         let sampled = self.sampled.unwrap_or(true);
         let flag = if sampled { "1" } else { "0" };
-        let [trace_id, span_id, parent_id, sampled_name, _, b3, traceparent, tracestate] = NAMES;
-        let mut set = |name: HeaderName, value: String| {
-            if let Ok(value) = HeaderValue::try_from(value) {
+        let [trace_id, span_id, parent_id, sampled_name, _, b3, traceparent, tracestate] =
+            NAMES.clone();
+        // Every value is a slice of one buffer: one allocation for all of them.
+        let mut text = BytesMut::with_capacity(256);
+        let mut spans = Vec::with_capacity(8);
+        let mut add = |text: &mut BytesMut, name: HeaderName, parts: &[&str]| {
+            let start = text.len();
+            for part in parts {
+                text.extend_from_slice(part.as_bytes());
+            }
+            spans.push((name, start, text.len()));
+        };
+        add(&mut text, trace_id, &[&self.trace_id]);
+        add(&mut text, span_id, &[&self.span_id]);
+        match &self.parent_id {
+            Some(parent) => {
+                add(&mut text, parent_id, &[parent]);
+                let single = [&self.trace_id, "-", &self.span_id, "-", flag, "-", parent];
+                add(&mut text, b3, &single);
+            }
+            None => add(
+                &mut text,
+                b3,
+                &[&self.trace_id, "-", &self.span_id, "-", flag],
+            ),
+        }
+        add(&mut text, sampled_name, &[flag]);
+        let padding = &"00000000000000000000000000000000"[self.trace_id.len().min(32)..];
+        let flags = if sampled { "-01" } else { "-00" };
+        let w3c = ["00-", padding, &self.trace_id, "-", &self.span_id, flags];
+        add(&mut text, traceparent, &w3c);
+        if let Some(state) = &self.tracestate {
+            add(&mut text, tracestate, &[state]);
+        }
+        let text = text.freeze();
+        for (name, start, end) in spans {
+            if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(start..end)) {
                 headers.insert(name, value);
             }
-        };
-        set(trace_id, self.trace_id.clone());
-        set(span_id, self.span_id.clone());
-        let mut single = String::with_capacity(82);
-        single.push_str(&self.trace_id);
-        single.push('-');
-        single.push_str(&self.span_id);
-        single.push('-');
-        single.push_str(flag);
-        if let Some(parent) = &self.parent_id {
-            set(parent_id, parent.clone());
-            single.push('-');
-            single.push_str(parent);
-        }
-        set(sampled_name, flag.to_string());
-        set(b3, single);
-        let mut w3c = String::with_capacity(55);
-        w3c.push_str("00-");
-        for _ in self.trace_id.len()..32 {
-            w3c.push('0');
-        }
-        w3c.push_str(&self.trace_id);
-        w3c.push('-');
-        w3c.push_str(&self.span_id);
-        w3c.push_str(if sampled { "-01" } else { "-00" });
-        set(traceparent, w3c);
-        if let Some(state) = &self.tracestate {
-            set(tracestate, state.clone());
         }
     }
 }
 
 /// Every header this module reads or writes.
-const NAMES: [HeaderName; 8] = [
+static NAMES: [HeaderName; 8] = [
     HeaderName::from_static("x-b3-traceid"),
     HeaderName::from_static("x-b3-spanid"),
     HeaderName::from_static("x-b3-parentspanid"),
@@ -112,12 +128,24 @@ const NAMES: [HeaderName; 8] = [
     HeaderName::from_static("tracestate"),
 ];
 
+/// Whether any header this module reads or writes is there (one pass over the names, no lookups).
+fn has_trace_headers(headers: &HeaderMap) -> bool {
+    headers.keys().any(|name| {
+        // Every name here starts with `x`, `b` or `t`: most names are ruled out by one byte.
+        matches!(name.as_str().as_bytes().first(), Some(b'x' | b'b' | b't')) && NAMES.contains(name)
+    })
+}
+
 fn hex(value: u128, digits: usize) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    (0..digits)
-        .rev()
-        .map(|index| char::from(HEX[((value >> (index * 4)) & 0xf) as usize]))
-        .collect()
+    let digits = digits.min(32);
+    let mut text = [0u8; 32];
+    for (index, byte) in text[..digits].iter_mut().enumerate() {
+        *byte = HEX[((value >> ((digits - 1 - index) * 4)) & 0xf) as usize];
+    }
+    std::str::from_utf8(&text[..digits])
+        .unwrap_or_default()
+        .to_string()
 }
 
 pub fn new_span_id() -> String {

@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 use crate::manifest::{parse_duration, Faults};
 
 pub const DELAY_HEADER: &str = "x-sandbox-fault-delay";
 pub const ABORT_HEADER: &str = "x-sandbox-fault-abort";
+pub const DELAY: HeaderName = HeaderName::from_static(DELAY_HEADER);
+pub const ABORT: HeaderName = HeaderName::from_static(ABORT_HEADER);
 
 /// The faults one request gets.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -19,19 +21,19 @@ pub struct Decision {
 
 /// Decides the faults for a request; headers win over configuration when allowed.
 pub fn decide(configured: Option<&Faults>, headers: &HeaderMap, allow_headers: bool) -> Decision {
-    let text = |name: &str| {
+    let text = |name: HeaderName| {
         allow_headers
             .then(|| headers.get(name)?.to_str().ok())
             .flatten()
     };
-    let delay = text(DELAY_HEADER)
+    let delay = text(DELAY)
         .and_then(parse_duration)
         .map(|delay| delay.min(Duration::from_secs(600)))
         .or_else(|| {
             let delay = configured?.delay.as_ref()?;
             roll(delay.percent).then_some(delay.fixed)
         });
-    let abort = text(ABORT_HEADER)
+    let abort = text(ABORT)
         .and_then(|status| status.trim().parse::<u16>().ok())
         .filter(|status| (200..=599).contains(status))
         .or_else(|| {

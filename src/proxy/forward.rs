@@ -243,6 +243,9 @@ fn classify(
         UpstreamError::Http1(SendError::Http(hyper_error)) => {
             (Failure::Reset, hyper_detail(hyper_error))
         }
+        UpstreamError::Http1(SendError::Io(_) | SendError::Closed | SendError::Invalid(_)) => {
+            (Failure::Reset, error.to_string())
+        }
         UpstreamError::Http2(legacy) => (Failure::Reset, innermost(legacy)),
     };
     let hyper_error = match &error {
@@ -255,6 +258,7 @@ fn classify(
     // Bytes an upstream sends before it was asked anything reach hyper as an "unexpected message"
     // (reported as a cancel, with no predicate of its own): that is garbage too, not a reset.
     let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status())
+        || matches!(error, UpstreamError::Http1(SendError::Invalid(_)))
         || detail.contains("unexpected message");
     let error = match (failure, invalid) {
         (Failure::Connect, _) => ProxyError::ConnectFailed {

@@ -9,7 +9,7 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -34,25 +34,32 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those the `Connection` header names. With `upgrade`, keeps
 /// `Connection: upgrade` and `Upgrade` so the switch reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        if !(upgrade && name == header::UPGRADE) {
-            headers.remove(name);
+    // One pass over the names; most messages have none or one (`Connection: keep-alive`).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',') {
+            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
+                if !(upgrade && name == header::UPGRADE) {
+                    named.push(name);
+                }
+            }
         }
     }
-    for name in &HOP_BY_HOP {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            HOP_BY_HOP.contains(name)
+                || named.contains(name)
+                || (!upgrade && *name == header::UPGRADE)
+        })
+        .cloned()
+        .collect();
+    for name in doomed {
         headers.remove(name);
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -63,10 +70,12 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
         .get(&X_FORWARDED_FOR)
         .and_then(|value| value.to_str().ok())
     {
-        Some(previous) => format!("{previous}, {client}"),
-        None => client.to_string(),
+        Some(previous) => {
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{previous}, {client}"))).ok()
+        }
+        None => Some(address_value(client)),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR, value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -79,22 +88,42 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
     }
 }
 
+/// `client` as a header value; the last one is kept per thread (connections come from few
+/// addresses), so most requests do not format an address.
+fn address_value(client: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((address, value)) if *address == client => value.clone(),
+            _ => {
+                let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(client.to_string()))
+                    .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+                *last = Some((client, value.clone()));
+                value
+            }
+        }
+    })
+}
+
 /// A random request id in UUID v4 form.
 pub fn new_request_id() -> String {
     let bits: u128 =
         rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
-    let mut text = String::with_capacity(36);
-    for (index, nibble) in (0..32)
-        .rev()
-        .map(|shift| (bits >> (shift * 4)) as u8 & 0xf)
-        .enumerate()
-    {
+    let mut text = [0u8; 36];
+    let mut at = 0;
+    for index in 0..32 {
         if matches!(index, 8 | 12 | 16 | 20) {
-            text.push('-');
+            text[at] = b'-';
+            at += 1;
         }
-        text.push(char::from(HEX[nibble as usize]));
+        text[at] = HEX[((bits >> ((31 - index) * 4)) & 0xf) as usize];
+        at += 1;
     }
-    text
+    std::str::from_utf8(&text).unwrap_or_default().to_string()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

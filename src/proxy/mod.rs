@@ -40,11 +40,15 @@
 //! - `faults`, `headers`, `context` (B3/W3C propagation), `span` (the recorder hook).
 //! - `error`: [`ProxyError`] with its source, and the developer-facing error pages.
 //! - `logging`, `metrics`, `admin`, `serve` (listeners), `body`.
+//! - `wire` (HTTP/1.1 heads with `httparse`), `client` (the fast upstream client) and `pool`
+//!   (upstream connections; hyper's client for bodies and upgrades).
 
 mod admin;
 mod body;
+mod client;
 mod config;
 mod context;
+mod downstream;
 mod error;
 mod faults;
 mod forward;
@@ -58,6 +62,7 @@ mod serve;
 mod span;
 mod status;
 mod upstream;
+mod wire;
 
 use std::collections::HashMap;
 use std::io;
@@ -140,8 +145,7 @@ impl Clients {
             let response = self.http2.request(request).await?;
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
         } else {
-            let response = self.http1.send(address, request).await?;
-            Ok(response.map(|body| body.boxed_unsync()))
+            Ok(self.http1.send(address, request).await?)
         }
     }
 }

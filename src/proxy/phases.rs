@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 
 use crate::manifest::{Faults, RetryPolicy};
 
@@ -28,11 +28,11 @@ const X_SANDBOX_UPSTREAM: header::HeaderName =
 const X_SANDBOX_TRACE_ID: header::HeaderName =
     header::HeaderName::from_static("x-sandbox-trace-id");
 
-use super::body::{empty, full, ProxyBody, Tracked};
+use super::body::{empty, full, BoxError, ProxyBody, Tracked};
 use super::config::ProxyConfig;
 use super::context::TraceContext;
 use super::error::{ErrorReport, ProxyError};
-use super::faults::{self, ABORT_HEADER, DELAY_HEADER};
+use super::faults::{self, ABORT, DELAY};
 use super::headers::{add_forwarded, is_upgrade, new_request_id, strip_hop_by_hop};
 use super::logging::Finish;
 use super::route::{strip_port, RequestView};
@@ -48,6 +48,12 @@ pub enum Listener {
     Mesh,
 }
 
+/// A request body as a listener delivers it: hyper's `Incoming`, or the fast path's `Empty`.
+pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static {}
+
+impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
+{}
+
 /// Per-request state (pingora's `CTX`).
 pub struct Session {
     pub listener: Listener,
@@ -56,6 +62,8 @@ pub struct Session {
     pub caller_replica: Option<String>,
     pub peer: SocketAddr,
     pub request_id: String,
+    /// `request_id` as a header value, made once for both directions.
+    pub request_id_header: Option<HeaderValue>,
     pub started: Instant,
     pub start_micros: u64,
     pub method: Method,
@@ -85,14 +93,31 @@ pub struct Target<'c> {
 }
 
 /// The whole request: every phase, errors turned into pages, the body wrapped for logging.
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
-    request: Request<Incoming>,
+    request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let config = shared.config();
+    let incoming_id = request
+        .headers()
+        .get(X_REQUEST_ID)
+        .filter(|value| {
+            value
+                .to_str()
+                .is_ok_and(|id| !id.is_empty() && id.len() <= 200)
+        })
+        .cloned();
+    let (request_id, request_id_header) = match incoming_id {
+        Some(value) => (value.to_str().unwrap_or_default().to_string(), Some(value)),
+        None => {
+            let id = new_request_id();
+            let value = HeaderValue::from_maybe_shared(Bytes::from(id.clone())).ok();
+            (id, value)
+        }
+    };
     let mut session = Session {
         listener,
         caller: match (&caller, listener) {
@@ -102,12 +127,8 @@ pub async fn handle(
         },
         caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
         peer,
-        request_id: request
-            .headers()
-            .get(X_REQUEST_ID)
-            .and_then(|value| value.to_str().ok())
-            .filter(|id| !id.is_empty() && id.len() <= 200)
-            .map_or_else(new_request_id, str::to_string),
+        request_id,
+        request_id_header,
         started: Instant::now(),
         start_micros: now_micros(),
         method: request.method().clone(),
@@ -167,8 +188,8 @@ pub async fn handle(
 
 /// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
 /// buffer; this makes the limit exact whatever the read sizes were.
-fn head_size(request: &Request<Incoming>) -> usize {
-    let line = request.method().as_str().len() + request.uri().to_string().len() + 12;
+fn head_size<B>(request: &Request<B>) -> usize {
+    let line = request.method().as_str().len() + display_len(request.uri()) + 12;
     request
         .headers()
         .iter()
@@ -177,11 +198,25 @@ fn head_size(request: &Request<Incoming>) -> usize {
         + line
 }
 
-async fn proxy(
+/// The length of `value` as displayed, without building the text.
+fn display_len(value: &impl std::fmt::Display) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.0 += text.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = std::fmt::write(&mut count, format_args!("{value}"));
+    count.0
+}
+
+async fn proxy<B: RequestBody>(
     shared: &Arc<Shared>,
     config: &Arc<ProxyConfig>,
     session: &mut Session,
-    mut request: Request<Incoming>,
+    mut request: Request<B>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let target = request_filter(shared, config, session, &request)?;
     let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
@@ -223,16 +258,17 @@ async fn proxy(
         body,
     };
     let timeout = target.timeout;
-    let service = target.service.clone();
     let mut response = tokio::time::timeout(
         timeout,
         forward::send(shared, config, session, &target, outgoing),
     )
     .await
-    .unwrap_or(Err(ProxyError::Timeout {
-        service,
-        after: timeout,
-    }))?;
+    .unwrap_or_else(|_| {
+        Err(ProxyError::Timeout {
+            service: target.service.clone(),
+            after: timeout,
+        })
+    })?;
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
         (client_upgrade, response.status())
     {
@@ -245,11 +281,11 @@ async fn proxy(
 }
 
 /// Admin pages aside: finds the target, starts or continues the trace.
-fn request_filter<'c>(
+fn request_filter<'c, B>(
     shared: &Shared,
     config: &'c ProxyConfig,
     session: &mut Session,
-    request: &Request<Incoming>,
+    request: &Request<B>,
 ) -> Result<Target<'c>, ProxyError> {
     let host = request
         .headers()
@@ -348,10 +384,10 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 
 /// The request body: kept in memory (replayable) when small and retries may need it, else
 /// streamed once under the size limit.
-async fn read_body(
+async fn read_body<B: RequestBody>(
     config: &ProxyConfig,
     headers: &HeaderMap,
-    body: Incoming,
+    body: B,
     keep_for_retries: bool,
 ) -> Result<forward::RequestBody, ProxyError> {
     if body.is_end_stream() {
@@ -408,11 +444,11 @@ fn upstream_request_filter(
 ) -> HeaderMap {
     strip_hop_by_hop(&mut headers, upgrade);
     add_forwarded(&mut headers, session.peer.ip());
-    if let Ok(value) = HeaderValue::from_str(&session.request_id) {
-        headers.insert(X_REQUEST_ID, value);
+    if let Some(value) = &session.request_id_header {
+        headers.insert(X_REQUEST_ID, value.clone());
     }
-    headers.remove(DELAY_HEADER);
-    headers.remove(ABORT_HEADER);
+    headers.remove(DELAY);
+    headers.remove(ABORT);
     if let Some(route) = session
         .route_index
         .and_then(|index| config.routes.get(index))
@@ -451,15 +487,15 @@ fn response_filter(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let upstream = session
-        .replica
-        .as_ref()
-        .map_or("none", |replica| replica.name.as_str());
-    if let Ok(value) = HeaderValue::from_str(upstream) {
+    let upstream = match &session.replica {
+        Some(replica) => replica.name_header.clone(),
+        None => Some(HeaderValue::from_static("none")),
+    };
+    if let Some(value) = upstream {
         headers.insert(X_SANDBOX_UPSTREAM, value);
     }
-    if let Ok(value) = HeaderValue::from_str(&session.request_id) {
-        headers.insert(X_REQUEST_ID, value);
+    if let Some(value) = &session.request_id_header {
+        headers.insert(X_REQUEST_ID, value.clone());
     }
     if shared.recorder.is_some() {
         if let Some(Ok(value)) = session

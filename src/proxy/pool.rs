@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ProxyBody};
+use super::client;
 
 /// Idle connections kept per replica.
 const MAX_IDLE_PER_REPLICA: usize = 256;
@@ -34,6 +35,14 @@ pub enum SendError {
     ConnectTimeout(Duration),
     #[error(transparent)]
     Http(#[from] hyper::Error),
+    /// The fast client's connection failed.
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("connection closed before message completed")]
+    Closed,
+    /// The fast client could not read the response.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 struct Idle {
@@ -44,6 +53,8 @@ struct Idle {
 /// The pool, shared by every request.
 pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// Connections of the fast client ([`super::client`]).
+    raw_idle: Mutex<HashMap<SocketAddr, Vec<client::Connection>>>,
     connect_timeout: Duration,
 }
 
@@ -51,12 +62,71 @@ impl Pool {
     pub fn new(connect_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(HashMap::new()),
+            raw_idle: Mutex::new(HashMap::new()),
             connect_timeout,
         })
     }
 
-    /// Sends `request` to `address` on a pooled or new connection.
+    /// Sends `request` to `address` on a pooled or new connection: bodiless requests with the fast
+    /// client, the others (bodies, upgrades) with hyper's.
     pub async fn send(
+        self: &Arc<Self>,
+        address: SocketAddr,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, SendError> {
+        use http_body_util::BodyExt;
+        if client::handles(&request) {
+            return client::send(self, address, request).await;
+        }
+        let response = self.send_hyper(address, request).await?;
+        Ok(response.map(|body| body.boxed_unsync()))
+    }
+
+    /// A connection for the fast client, if a live one is idle.
+    pub(crate) fn checkout_raw(&self, address: SocketAddr) -> Option<client::Connection> {
+        let mut idle = self
+            .raw_idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let list = idle.get_mut(&address)?;
+        while let Some(connection) = list.pop() {
+            if !connection.is_stale() && connection.since.elapsed() <= IDLE_TIMEOUT {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// A new connection for the fast client.
+    pub(crate) async fn connect_raw(
+        &self,
+        address: SocketAddr,
+    ) -> Result<client::Connection, SendError> {
+        Ok(client::Connection::new(self.open(address).await?))
+    }
+
+    pub(crate) fn give_back_raw(&self, address: SocketAddr, mut connection: client::Connection) {
+        let mut idle = self
+            .raw_idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let list = idle.entry(address).or_default();
+        if list.len() < MAX_IDLE_PER_REPLICA {
+            connection.since = Instant::now();
+            list.push(connection);
+        }
+    }
+
+    async fn open(&self, address: SocketAddr) -> Result<TcpStream, SendError> {
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
+            .await
+            .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
+            .map_err(SendError::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    async fn send_hyper(
         self: &Arc<Self>,
         address: SocketAddr,
         request: Request<ProxyBody>,
@@ -111,11 +181,7 @@ impl Pool {
     }
 
     async fn connect(&self, address: SocketAddr) -> Result<SendRequest<ProxyBody>, SendError> {
-        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| SendError::ConnectTimeout(self.connect_timeout))?
-            .map_err(SendError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let stream = self.open(address).await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await?;

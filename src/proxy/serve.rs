@@ -1,6 +1,7 @@
 //! Listeners: accept loop with a connection cap, HTTP/1.1 connections with keep-alive, a header
 //! read timeout and a bounded head size (hyper answers 400 to malformed heads and 431 to oversized
-//! ones), upgrades, and graceful shutdown bounded by a grace period.
+//! ones), upgrades, and graceful shutdown bounded by a grace period. Connections start on the fast
+//! path ([`super::downstream`]) and move to hyper at the first request it does not serve.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,10 +12,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::downstream::serve_connection;
 use super::phases::{handle, Listener};
 use super::status::Caller;
 use super::Shared;
@@ -68,7 +70,7 @@ pub async fn serve(
                 Listener::Mesh => &shared.metrics.open_mesh,
             };
             let _open = OpenConnection::new(open);
-            connection(shared.clone(), stream, peer, kind, caller, limits, shutdown).await;
+            serve_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown).await;
         });
     }
     tracker.close();
@@ -76,15 +78,18 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
+/// A connection served by hyper: what the fast path ([`super::downstream`]) hands over.
+pub(super) async fn hyper_connection<I>(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    io: I,
     peer: SocketAddr,
     kind: Listener,
     caller: Option<Caller>,
     limits: super::Limits,
     shutdown: CancellationToken,
-) {
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service =
         service_fn(move |request| handle(shared.clone(), kind, peer, caller.clone(), request));
     let mut builder = http1::Builder::new();
@@ -94,7 +99,7 @@ async fn connection(
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(connection);
     let result = tokio::select! {

@@ -39,6 +39,8 @@ pub struct Replica {
     pub address: SocketAddr,
     /// The address as a URI authority, prebuilt for request URIs.
     pub(crate) authority: Option<http::uri::Authority>,
+    /// `name` as a header value, prebuilt for `x-sandbox-upstream`.
+    pub(crate) name_header: Option<http::HeaderValue>,
     healthy: AtomicBool,
     in_flight: AtomicUsize,
     consecutive_errors: AtomicU32,
@@ -53,6 +55,7 @@ impl Replica {
             name: endpoint.name.clone(),
             address: endpoint.address,
             authority: endpoint.address.to_string().parse().ok(),
+            name_header: http::HeaderValue::from_str(&endpoint.name).ok(),
             healthy: AtomicBool::new(endpoint.healthy),
             in_flight: AtomicUsize::new(0),
             consecutive_errors: AtomicU32::new(0),
