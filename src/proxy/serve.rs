@@ -96,7 +96,10 @@ pub(super) async fn hyper_connection<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        // Room for a head somewhat over the limit, so the request phases answer it with the
+        // proxy's own 431 page (and its headers); beyond twice the limit hyper's bare 431 stops
+        // the read, which keeps the buffer bounded.
+        .max_buf_size((limits.max_header_bytes * 2).max(8192))
         .keep_alive(true);
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
