@@ -240,3 +240,56 @@ fn sigkill_to_a_detached_up_leaves_nothing_after_down() {
     assert!(project.leftovers().is_empty());
     assert!(started.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn a_trace_expectation_fails_when_a_hop_is_missing() {
+    let project = Project::new("trace-hop");
+    let chain = demo_chain(&project);
+    project.manifest(&format!(
+        r#"gateway:
+  port: 0
+  routes:
+    - match: {{prefix: /users/}}
+      service: user
+{chain}smoke:
+  - name: the full path
+    request: {{method: GET, path: /users/1}}
+    expect: {{status: 200, trace: {{services: [gateway, user, item], no_errors: true}}}}
+  - name: a hop that is not there
+    request: {{method: GET, path: /users/2}}
+    expect: {{status: 200, trace: {{services: [gateway, user, item, payments]}}}}
+"#
+    ));
+    project.run(&["up", "--wait"]).success();
+    let test = project.run(&["test", "--junit", "report.xml"]);
+    test.expect_code(7);
+    assert!(
+        test.stdout.contains("✔ pass  the full path"),
+        "{}",
+        test.stdout
+    );
+    assert!(
+        test.stdout.contains("✘ FAIL  a hop that is not there"),
+        "{}",
+        test.stdout
+    );
+    assert!(
+        test.stdout.contains(
+            "trace: never reached `payments` (the trace passed through: gateway → item → user)"
+        ),
+        "{}",
+        test.stdout
+    );
+    // The failure shows the recorded trace as a waterfall with its UI link.
+    assert!(test.stdout.contains("/zipkin/#/trace/"), "{}", test.stdout);
+    assert!(
+        test.stdout.contains("gateway get [client]"),
+        "{}",
+        test.stdout
+    );
+    let report = std::fs::read_to_string(project.path("report.xml")).unwrap();
+    assert!(
+        report.contains(r#"<failure message="trace: never reached `payments`"#),
+        "{report}"
+    );
+}
