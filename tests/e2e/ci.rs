@@ -192,12 +192,7 @@ fn assert_clean_within(project: &Project, limit: Duration) {
 fn sigterm_to_run_stops_the_command_and_leaves_nothing() {
     let project = Project::new("run-term");
     project.manifest(&demo_chain(&project));
-    let mut child = project
-        .command(&["run", "--", "sleep", "300"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn_quiet(&["run", "--", "sleep", "300"]);
     wait_for_containers(&project, 2);
     std::thread::sleep(Duration::from_secs(2));
     // SAFETY: signalling our own child.
@@ -215,12 +210,7 @@ fn sigterm_to_run_stops_the_command_and_leaves_nothing() {
 fn sigkill_to_run_is_cleaned_up_by_the_reaper() {
     let project = Project::new("run-kill");
     project.manifest(&demo_chain(&project));
-    let mut child = project
-        .command(&["run", "--", "sleep", "300"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn_quiet(&["run", "--", "sleep", "300"]);
     wait_for_containers(&project, 2);
     child.kill().unwrap();
     child.wait().unwrap();

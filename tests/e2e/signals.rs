@@ -32,12 +32,7 @@ fn sigint_to_a_foreground_up_leaves_nothing_behind() {
         httpd_service(&project, "web", "    healthcheck:\n      http: /health\n"),
         httpd_service(&project, "api", "    depends_on: [web]\n"),
     ));
-    let mut child = project
-        .command(&["up"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn_quiet(&["up"]);
     wait_for_running(&project, 2);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -94,12 +89,7 @@ fn sigkill_of_a_foreground_up_is_cleaned_up_by_the_reaper() {
             "    volumes: [\"keep:/keep\", \"/scratch\"]\n"
         )
     ));
-    let mut child = project
-        .command(&["up"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn_quiet(&["up"]);
     wait_for_running(&project, 1);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -151,12 +141,7 @@ fn a_detached_sandbox_is_not_reaped_when_its_shell_goes_away() {
 fn sigterm_to_a_foreground_up_stops_and_removes_everything_within_seconds() {
     let project = Project::new("sigterm");
     project.manifest(&crate::util::demo_chain(&project));
-    let mut child = project
-        .command(&["up"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = project.spawn_quiet(&["up"]);
     wait_for_running(&project, 2);
     let started = Instant::now();
     // SAFETY: signalling our own child.

@@ -86,6 +86,15 @@ impl Project {
         command
     }
 
+    /// Starts `sandbox ARGS` in the background with its output discarded (for signal tests).
+    pub fn spawn_quiet(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sandbox")
+    }
+
     /// Runs `sandbox ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_with(self.command(args))
