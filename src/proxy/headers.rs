@@ -34,28 +34,49 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those the `Connection` header names. With `upgrade`, keeps
 /// `Connection: upgrade` and `Upgrade` so the switch reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // One pass over the names; most messages have none or one (`Connection: keep-alive`).
-    let mut named: Vec<HeaderName> = Vec::new();
+    // One pass over the names, compared with the `Connection` tokens (split once, no names
+    // built, nothing allocated unless there are many); most messages have none or one
+    // (`Connection: keep-alive`).
+    let mut tokens: [&str; 8] = [""; 8];
+    let mut extra: Vec<&str> = Vec::new();
+    let mut token_count = 0;
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                if !(upgrade && name == header::UPGRADE) {
-                    named.push(name);
-                }
+            let token = token.trim();
+            match tokens.get_mut(token_count) {
+                Some(slot) => *slot = token,
+                None => extra.push(token),
             }
+            token_count += 1;
         }
     }
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            HOP_BY_HOP.contains(name)
-                || named.contains(name)
-                || (!upgrade && *name == header::UPGRADE)
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    let listed = &tokens[..token_count.min(tokens.len())];
+    let named = |name: &HeaderName| {
+        let name = name.as_str();
+        listed
+            .iter()
+            .chain(&extra)
+            .any(|token| token.len() == name.len() && token.eq_ignore_ascii_case(name))
+    };
+    let mut few: [Option<HeaderName>; 4] = Default::default();
+    let mut more: Vec<HeaderName> = Vec::new();
+    let mut count = 0;
+    for name in headers.keys() {
+        let doomed = if *name == header::UPGRADE {
+            !upgrade
+        } else {
+            HOP_BY_HOP.contains(name) || named(name)
+        };
+        if doomed {
+            match few.get_mut(count) {
+                Some(slot) => *slot = Some(name.clone()),
+                None => more.push(name.clone()),
+            }
+            count += 1;
+        }
+    }
+    for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
     if upgrade {
