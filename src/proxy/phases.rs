@@ -10,6 +10,7 @@
 //! 6. `fail_to_proxy`: an error becomes the page a developer can act on.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -258,17 +259,24 @@ async fn proxy<B: RequestBody>(
         body,
     };
     let timeout = target.timeout;
-    let mut response = tokio::time::timeout(
-        timeout,
-        forward::send(shared, config, session, &target, outgoing),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(ProxyError::Timeout {
-            service: target.service.clone(),
-            after: timeout,
+    // The route timeout, polled beside the exchange where both lie (`tokio::time::timeout` would
+    // move the large exchange future into its own, twice).
+    let mut response = {
+        let mut sending = std::pin::pin!(forward::send(shared, config, session, &target, outgoing));
+        let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
+        std::future::poll_fn(|context| {
+            if let std::task::Poll::Ready(result) = sending.as_mut().poll(context) {
+                return std::task::Poll::Ready(result);
+            }
+            deadline.as_mut().poll(context).map(|()| {
+                Err(ProxyError::Timeout {
+                    service: target.service.clone(),
+                    after: timeout,
+                })
+            })
         })
-    })?;
+        .await
+    }?;
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
         (client_upgrade, response.status())
     {
