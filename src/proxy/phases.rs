@@ -9,6 +9,7 @@
 //! 5. `logging` (in [`super::logging`]): when the response body ends — access log, metrics, spans;
 //! 6. `fail_to_proxy`: an error becomes the page a developer can act on.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,7 +60,7 @@ impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + S
 pub struct Session {
     pub listener: Listener,
     /// `gateway` at the front door, else the calling service.
-    pub caller: String,
+    pub caller: Cow<'static, str>,
     pub caller_replica: Option<String>,
     pub peer: SocketAddr,
     pub request_id: String,
@@ -70,7 +71,7 @@ pub struct Session {
     pub method: Method,
     pub path: String,
     /// Route name (`prefix:/items`; `mesh` on the mesh; `-` when none matched).
-    pub route: String,
+    pub route: Cow<'static, str>,
     pub route_index: Option<usize>,
     pub service: Option<String>,
     pub replica: Option<Arc<Replica>>,
@@ -122,9 +123,9 @@ pub async fn handle<B: RequestBody>(
     let mut session = Session {
         listener,
         caller: match (&caller, listener) {
-            (Some(caller), _) => caller.service.clone(),
-            (None, Listener::Gateway) => "gateway".to_string(),
-            (None, Listener::Mesh) => "unknown".to_string(),
+            (Some(caller), _) => Cow::Owned(caller.service.clone()),
+            (None, Listener::Gateway) => Cow::Borrowed("gateway"),
+            (None, Listener::Mesh) => Cow::Borrowed("unknown"),
         },
         caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
         peer,
@@ -134,7 +135,7 @@ pub async fn handle<B: RequestBody>(
         start_micros: now_micros(),
         method: request.method().clone(),
         path: request.uri().path().to_string(),
-        route: "-".to_string(),
+        route: Cow::Borrowed("-"),
         route_index: None,
         service: None,
         replica: None,
@@ -322,7 +323,7 @@ fn request_filter<'c, B>(
                 .ok_or_else(|| ProxyError::NoRoute {
                     path: session.path.clone(),
                 })?;
-            session.route = route.name.clone();
+            session.route = Cow::Owned(route.name.clone());
             session.route_index = Some(index);
             let service = route.pick_service().to_string();
             let traffic = config.traffic(&service);
@@ -342,7 +343,7 @@ fn request_filter<'c, B>(
             let Some(service_config) = config.services.get(&service) else {
                 return Err(ProxyError::UnknownService { service });
             };
-            session.route = "mesh".to_string();
+            session.route = Cow::Borrowed("mesh");
             let traffic = &service_config.traffic;
             Target {
                 timeout: traffic.timeout.unwrap_or(config.limits.default_timeout),
