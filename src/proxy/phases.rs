@@ -456,8 +456,10 @@ fn upstream_request_filter(
     if let Some(value) = &session.request_id_header {
         headers.insert(X_REQUEST_ID, value.clone());
     }
-    headers.remove(DELAY);
-    headers.remove(ABORT);
+    if faults::has_fault_headers(&headers) {
+        headers.remove(DELAY);
+        headers.remove(ABORT);
+    }
     if let Some(route) = session
         .route_index
         .and_then(|index| config.routes.get(index))
