@@ -88,7 +88,8 @@ pub struct Session {
 
 /// Where a request goes, and with which policies.
 pub struct Target<'c> {
-    pub service: String,
+    /// Borrowed from the route table at the gateway.
+    pub service: Cow<'c, str>,
     pub timeout: Duration,
     pub retries: Option<&'c RetryPolicy>,
     pub faults: Option<&'c Faults>,
@@ -271,7 +272,7 @@ async fn proxy<B: RequestBody>(
             }
             deadline.as_mut().poll(context).map(|()| {
                 Err(ProxyError::Timeout {
-                    service: target.service.clone(),
+                    service: target.service.to_string(),
                     after: timeout,
                 })
             })
@@ -325,7 +326,7 @@ fn request_filter<'c, B>(
                 })?;
             session.route = Cow::Owned(route.name.clone());
             session.route_index = Some(index);
-            let service = route.pick_service().to_string();
+            let service = Cow::Borrowed(route.pick_service());
             let traffic = config.traffic(&service);
             Target {
                 timeout: route.timeout().unwrap_or(config.limits.default_timeout),
@@ -349,11 +350,11 @@ fn request_filter<'c, B>(
                 timeout: traffic.timeout.unwrap_or(config.limits.default_timeout),
                 retries: traffic.retries.as_ref(),
                 faults: Some(&traffic.faults),
-                service,
+                service: Cow::Owned(service),
             }
         }
     };
-    session.service = Some(target.service.clone());
+    session.service = Some(target.service.to_string());
     if let Some(length) = content_length(request.headers()) {
         if length > config.limits.max_request_body {
             return Err(ProxyError::BodyTooLarge {
