@@ -1,12 +1,12 @@
 //! [`ProxyConfig`]: everything the proxy needs from the manifest, compiled once, plus the limits
 //! that protect it. A config is immutable; [`super::Proxy::swap_config`] replaces it whole.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::manifest::{Manifest, TrafficPolicy};
 
+use super::fasthash::FastMap;
 use super::route::{default_routes, CompiledRoute};
 use super::upstream::Endpoint;
 
@@ -59,7 +59,7 @@ pub struct ServiceConfig {
 pub struct ProxyConfig {
     /// Gateway routes in order (first match wins).
     pub routes: Vec<CompiledRoute>,
-    pub services: HashMap<String, ServiceConfig>,
+    pub services: FastMap<String, ServiceConfig>,
     /// Whether `x-sandbox-fault-*` request headers inject faults.
     pub allow_fault_headers: bool,
     /// Share of new traces that are sampled (0.0–1.0); an incoming decision is honoured.

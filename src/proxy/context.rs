@@ -63,13 +63,16 @@ impl TraceContext {
     /// Replaces any trace headers with this context in all three forms.
     pub fn inject(&self, headers: &mut HeaderMap) {
         // `insert` below replaces every value of the names it sets; only the names it may not set
-        // need removing.
-        if self.parent_id.is_none() {
-            headers.remove(&NAMES[2]);
-        }
-        headers.remove(&NAMES[4]);
-        if self.tracestate.is_none() {
-            headers.remove(&NAMES[7]);
+        // need removing, when there are trace headers at all (one pass over the names, cheaper
+        // than the lookups).
+        if has_trace_headers(headers) {
+            if self.parent_id.is_none() {
+                headers.remove(&NAMES[2]);
+            }
+            headers.remove(&NAMES[4]);
+            if self.tracestate.is_none() {
+                headers.remove(&NAMES[7]);
+            }
         }
         let sampled = self.sampled.unwrap_or(true);
         let flag = if sampled { "1" } else { "0" };

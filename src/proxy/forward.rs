@@ -72,12 +72,12 @@ pub async fn send(
     target: &Target<'_>,
     mut outgoing: Outgoing,
 ) -> Result<Response<ProxyBody>, ProxyError> {
-    let service = &target.service;
+    let service: &str = &target.service;
     let upstream = shared.upstreams.get(service);
     let traffic = config.traffic(service);
     let Some(admit) = upstream.admit(&traffic.circuit_breaker).await else {
         return Err(ProxyError::Overflow {
-            service: service.clone(),
+            service: service.to_string(),
         });
     };
     session.admit = Some(admit);
@@ -96,7 +96,7 @@ pub async fn send(
             Ok(replica) => replica,
             Err(reason) => {
                 return Err(last_error.unwrap_or(ProxyError::NoReplica {
-                    service: service.clone(),
+                    service: service.to_string(),
                     reason,
                 }))
             }
@@ -111,7 +111,7 @@ pub async fn send(
                 Err(_) => Try::Failed(
                     Failure::Timeout,
                     ProxyError::Timeout {
-                        service: service.clone(),
+                        service: service.to_string(),
                         after: limit,
                     },
                 ),

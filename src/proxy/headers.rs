@@ -8,17 +8,22 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-];
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1): `Connection`,
+/// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
+/// `Transfer-Encoding`. A match on the (lower-case) text: cheaper than comparing `HeaderName`s.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+    )
+}
 
 /// Whether the request asks to switch protocols (WebSocket and the like).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
@@ -34,28 +39,49 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers and those the `Connection` header names. With `upgrade`, keeps
 /// `Connection: upgrade` and `Upgrade` so the switch reaches the other side.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // One pass over the names; most messages have none or one (`Connection: keep-alive`).
-    let mut named: Vec<HeaderName> = Vec::new();
+    // One pass over the names, compared with the `Connection` tokens (split once, no names
+    // built, nothing allocated unless there are many); most messages have none or one
+    // (`Connection: keep-alive`).
+    let mut tokens: [&str; 8] = [""; 8];
+    let mut extra: Vec<&str> = Vec::new();
+    let mut token_count = 0;
     for value in headers.get_all(header::CONNECTION) {
         let Ok(value) = value.to_str() else { continue };
         for token in value.split(',') {
-            if let Ok(name) = HeaderName::from_bytes(token.trim().as_bytes()) {
-                if !(upgrade && name == header::UPGRADE) {
-                    named.push(name);
-                }
+            let token = token.trim();
+            match tokens.get_mut(token_count) {
+                Some(slot) => *slot = token,
+                None => extra.push(token),
             }
+            token_count += 1;
         }
     }
-    let doomed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| {
-            HOP_BY_HOP.contains(name)
-                || named.contains(name)
-                || (!upgrade && *name == header::UPGRADE)
-        })
-        .cloned()
-        .collect();
-    for name in doomed {
+    let listed = &tokens[..token_count.min(tokens.len())];
+    let named = |name: &HeaderName| {
+        let name = name.as_str();
+        listed
+            .iter()
+            .chain(&extra)
+            .any(|token| token.len() == name.len() && token.eq_ignore_ascii_case(name))
+    };
+    let mut few: [Option<HeaderName>; 4] = Default::default();
+    let mut more: Vec<HeaderName> = Vec::new();
+    let mut count = 0;
+    for name in headers.keys() {
+        let doomed = if *name == header::UPGRADE {
+            !upgrade
+        } else {
+            is_hop_by_hop(name) || named(name)
+        };
+        if doomed {
+            match few.get_mut(count) {
+                Some(slot) => *slot = Some(name.clone()),
+                None => more.push(name.clone()),
+            }
+            count += 1;
+        }
+    }
+    for name in few.into_iter().flatten().chain(more) {
         headers.remove(name);
     }
     if upgrade {
@@ -145,6 +171,33 @@ mod tests {
         strip_hop_by_hop(&mut headers, false);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_hop_by_hop_name_goes() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "proxy-authorization",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "x-kept",
+            "Te-Not",
+        ] {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_static("1"),
+            );
+        }
+        strip_hop_by_hop(&mut headers, false);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["te-not", "x-kept"]);
     }
 
     #[test]

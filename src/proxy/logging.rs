@@ -67,7 +67,7 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
     tags.insert("http.method", session.method.to_string());
     tags.insert("http.path", session.path.clone());
     tags.insert("http.status_code", session.status.to_string());
-    tags.insert("sandbox.route", session.route.clone());
+    tags.insert("sandbox.route", session.route.to_string());
     tags.insert("sandbox.request_id", session.request_id.clone());
     if session.retries > 0 {
         tags.insert("sandbox.retries", session.retries.to_string());
@@ -85,7 +85,7 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
         kind: SpanKind::Client,
         shared: false,
         name: session.method.as_str().to_ascii_lowercase(),
-        local_service: session.caller.clone(),
+        local_service: session.caller.to_string(),
         remote_service: service.clone(),
         remote_replica: replica.map(|replica| replica.name.clone()),
         remote_address: replica.map(|replica| replica.address),
@@ -98,7 +98,7 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
         kind: SpanKind::Server,
         shared: true,
         local_service: service,
-        remote_service: session.caller.clone(),
+        remote_service: session.caller.to_string(),
         remote_replica: session.caller_replica.clone(),
         remote_address: Some(session.peer),
         ..client.clone()

@@ -1,11 +1,13 @@
 //! Counters and histograms for `/__sandbox/metrics` (Prometheus text format 0.0.4). One lock per
 //! finished request; series are keyed by route and service.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
+
+use super::fasthash::FastMap;
 
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 12] = [
@@ -25,7 +27,7 @@ struct Series {
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// route → service → series.
-    series: Mutex<HashMap<String, HashMap<String, Series>>>,
+    series: Mutex<FastMap<String, FastMap<String, Series>>>,
     pub(crate) ejections: Mutex<BTreeMap<String, u64>>,
     pub(crate) faults: AtomicU64,
     pub(crate) open_gateway: AtomicI64,

@@ -50,6 +50,7 @@ mod config;
 mod context;
 mod downstream;
 mod error;
+mod fasthash;
 mod faults;
 mod forward;
 mod headers;
@@ -181,7 +182,7 @@ impl Proxy {
                 clients: Clients::new(&config.limits),
                 config: RwLock::new(Arc::new(ProxyConfig {
                     routes: Vec::new(),
-                    services: HashMap::new(),
+                    services: fasthash::FastMap::default(),
                     allow_fault_headers: false,
                     sample_rate: 0.0,
                     limits: config.limits.clone(),

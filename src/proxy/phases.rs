@@ -9,7 +9,9 @@
 //! 5. `logging` (in [`super::logging`]): when the response body ends — access log, metrics, spans;
 //! 6. `fail_to_proxy`: an error becomes the page a developer can act on.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,7 +60,7 @@ impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + S
 pub struct Session {
     pub listener: Listener,
     /// `gateway` at the front door, else the calling service.
-    pub caller: String,
+    pub caller: Cow<'static, str>,
     pub caller_replica: Option<String>,
     pub peer: SocketAddr,
     pub request_id: String,
@@ -69,7 +71,7 @@ pub struct Session {
     pub method: Method,
     pub path: String,
     /// Route name (`prefix:/items`; `mesh` on the mesh; `-` when none matched).
-    pub route: String,
+    pub route: Cow<'static, str>,
     pub route_index: Option<usize>,
     pub service: Option<String>,
     pub replica: Option<Arc<Replica>>,
@@ -86,7 +88,8 @@ pub struct Session {
 
 /// Where a request goes, and with which policies.
 pub struct Target<'c> {
-    pub service: String,
+    /// Borrowed from the route table at the gateway.
+    pub service: Cow<'c, str>,
     pub timeout: Duration,
     pub retries: Option<&'c RetryPolicy>,
     pub faults: Option<&'c Faults>,
@@ -121,9 +124,9 @@ pub async fn handle<B: RequestBody>(
     let mut session = Session {
         listener,
         caller: match (&caller, listener) {
-            (Some(caller), _) => caller.service.clone(),
-            (None, Listener::Gateway) => "gateway".to_string(),
-            (None, Listener::Mesh) => "unknown".to_string(),
+            (Some(caller), _) => Cow::Owned(caller.service.clone()),
+            (None, Listener::Gateway) => Cow::Borrowed("gateway"),
+            (None, Listener::Mesh) => Cow::Borrowed("unknown"),
         },
         caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
         peer,
@@ -133,7 +136,7 @@ pub async fn handle<B: RequestBody>(
         start_micros: now_micros(),
         method: request.method().clone(),
         path: request.uri().path().to_string(),
-        route: "-".to_string(),
+        route: Cow::Borrowed("-"),
         route_index: None,
         service: None,
         replica: None,
@@ -258,17 +261,24 @@ async fn proxy<B: RequestBody>(
         body,
     };
     let timeout = target.timeout;
-    let mut response = tokio::time::timeout(
-        timeout,
-        forward::send(shared, config, session, &target, outgoing),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(ProxyError::Timeout {
-            service: target.service.clone(),
-            after: timeout,
+    // The route timeout, polled beside the exchange where both lie (`tokio::time::timeout` would
+    // move the large exchange future into its own, twice).
+    let mut response = {
+        let mut sending = std::pin::pin!(forward::send(shared, config, session, &target, outgoing));
+        let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
+        std::future::poll_fn(|context| {
+            if let std::task::Poll::Ready(result) = sending.as_mut().poll(context) {
+                return std::task::Poll::Ready(result);
+            }
+            deadline.as_mut().poll(context).map(|()| {
+                Err(ProxyError::Timeout {
+                    service: target.service.to_string(),
+                    after: timeout,
+                })
+            })
         })
-    })?;
+        .await
+    }?;
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
         (client_upgrade, response.status())
     {
@@ -314,9 +324,9 @@ fn request_filter<'c, B>(
                 .ok_or_else(|| ProxyError::NoRoute {
                     path: session.path.clone(),
                 })?;
-            session.route = route.name.clone();
+            session.route = Cow::Owned(route.name.clone());
             session.route_index = Some(index);
-            let service = route.pick_service().to_string();
+            let service = Cow::Borrowed(route.pick_service());
             let traffic = config.traffic(&service);
             Target {
                 timeout: route.timeout().unwrap_or(config.limits.default_timeout),
@@ -334,17 +344,17 @@ fn request_filter<'c, B>(
             let Some(service_config) = config.services.get(&service) else {
                 return Err(ProxyError::UnknownService { service });
             };
-            session.route = "mesh".to_string();
+            session.route = Cow::Borrowed("mesh");
             let traffic = &service_config.traffic;
             Target {
                 timeout: traffic.timeout.unwrap_or(config.limits.default_timeout),
                 retries: traffic.retries.as_ref(),
                 faults: Some(&traffic.faults),
-                service,
+                service: Cow::Owned(service),
             }
         }
     };
-    session.service = Some(target.service.clone());
+    session.service = Some(target.service.to_string());
     if let Some(length) = content_length(request.headers()) {
         if length > config.limits.max_request_body {
             return Err(ProxyError::BodyTooLarge {
@@ -447,8 +457,10 @@ fn upstream_request_filter(
     if let Some(value) = &session.request_id_header {
         headers.insert(X_REQUEST_ID, value.clone());
     }
-    headers.remove(DELAY);
-    headers.remove(ABORT);
+    if faults::has_fault_headers(&headers) {
+        headers.remove(DELAY);
+        headers.remove(ABORT);
+    }
     if let Some(route) = session
         .route_index
         .and_then(|index| config.routes.get(index))

@@ -4,7 +4,6 @@
 //! A request that a stale pooled connection refused before sending is retried once on a fresh
 //! connection.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -20,6 +19,7 @@ use tokio::net::TcpStream;
 
 use super::body::{BoxError, ProxyBody};
 use super::client;
+use super::fasthash::FastMap;
 
 /// Idle connections kept per replica.
 const MAX_IDLE_PER_REPLICA: usize = 256;
@@ -52,17 +52,17 @@ struct Idle {
 
 /// The pool, shared by every request.
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<FastMap<SocketAddr, Vec<Idle>>>,
     /// Connections of the fast client ([`super::client`]).
-    raw_idle: Mutex<HashMap<SocketAddr, Vec<client::Connection>>>,
+    raw_idle: Mutex<FastMap<SocketAddr, Vec<client::Connection>>>,
     connect_timeout: Duration,
 }
 
 impl Pool {
     pub fn new(connect_timeout: Duration) -> Arc<Pool> {
         Arc::new(Pool {
-            idle: Mutex::new(HashMap::new()),
-            raw_idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(FastMap::default()),
+            raw_idle: Mutex::new(FastMap::default()),
             connect_timeout,
         })
     }

@@ -5,7 +5,6 @@
 //! when the routing table changes. Replicas are shared (`Arc`) with the requests using them, so a
 //! health change or a new endpoint list never drops a request in flight.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
@@ -15,6 +14,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::manifest::{CircuitBreaker, LoadBalancer, OutlierDetection};
+
+use super::fasthash::FastMap;
 
 /// One replica of a service, as the control plane reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +285,7 @@ impl Drop for AdmitGuard {
 /// Every service's upstream, created on first use.
 #[derive(Debug, Default)]
 pub struct Upstreams {
-    services: RwLock<HashMap<String, Arc<Upstream>>>,
+    services: RwLock<FastMap<String, Arc<Upstream>>>,
 }
 
 impl Upstreams {
