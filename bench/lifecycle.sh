@@ -19,34 +19,25 @@ printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install
 docker build -q -t sandbox-bench-httpd:1 "$work/image" >/dev/null
 
 # 10 services: a dependency chain 4 deep (s1 <- s2 <- s3 <- s4) plus 6 leaves on s1, all health-checked.
-{
-  echo "name: benchsb"; echo "services:"
+# manifest HEADER PORT_LINE HEALTH_LINE CONDITION: the same 10 services in either tool's words.
+manifest() {
+  echo "$1"; echo "services:"
   for i in $(seq 1 10); do
     echo "  s$i:"
     echo "    image: sandbox-bench-httpd:1"
     echo "    command: [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/health && exec httpd -f -p 8080 -h /www\"]"
-    echo "    port: 8080"
-    echo "    healthcheck: {http: /health, interval: 1s}"
+    echo "    $2"
+    echo "    $3"
     if [ "$i" -ge 2 ]; then
       dep=$([ "$i" -le 4 ] && echo "s$((i-1))" || echo s1)
-      echo "    depends_on: {$dep: {condition: healthy}}"
+      echo "    depends_on: {$dep: {condition: $4}}"
     fi
   done
-} > "$work/sandbox.yaml"
-{
-  echo "version: '2.4'"; echo "services:"
-  for i in $(seq 1 10); do
-    echo "  s$i:"
-    echo "    image: sandbox-bench-httpd:1"
-    echo "    command: [\"sh\", \"-c\", \"mkdir -p /www && echo ok > /www/health && exec httpd -f -p 8080 -h /www\"]"
-    echo "    ports: [\"127.0.0.1::8080\"]"
-    echo "    healthcheck: {test: [\"CMD\", \"wget\", \"-q\", \"-O\", \"/dev/null\", \"http://127.0.0.1:8080/health\"], interval: 1s, timeout: 1s, retries: 10}"
-    if [ "$i" -ge 2 ]; then
-      dep=$([ "$i" -le 4 ] && echo "s$((i-1))" || echo s1)
-      echo "    depends_on: {$dep: {condition: service_healthy}}"
-    fi
-  done
-} > "$work/docker-compose.yml"
+}
+manifest "name: benchsb" "port: 8080" "healthcheck: {http: /health, interval: 1s}" healthy > "$work/sandbox.yaml"
+manifest "version: '2.4'" 'ports: ["127.0.0.1::8080"]' \
+  'healthcheck: {test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"], interval: 1s, timeout: 1s, retries: 10}' \
+  service_healthy > "$work/docker-compose.yml"
 
 cd "$work"
 now() { date +%s.%N; }

@@ -16,8 +16,7 @@ pub struct Lease {
     child: Child,
 }
 
-/// Starts a reaper for `project`. `arguments` are the global flags that identify the project for
-/// the reaper's own `sandbox` invocation.
+/// Starts a reaper for `project` (a detached `sandbox -p PROJECT reap` reading the lease on stdin).
 pub fn spawn(project: &str) -> std::io::Result<Lease> {
     let mut command = Command::new(std::env::current_exe()?);
     command

@@ -64,6 +64,18 @@ pub struct PublishedPort {
     pub protocol: String,
 }
 
+impl PublishedPort {
+    /// Where this process reaches the publish: its address, with a wildcard bind read as loopback.
+    pub fn local_address(&self) -> Option<std::net::SocketAddr> {
+        let host = if self.host_ip.is_empty() || self.host_ip == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            self.host_ip.as_str()
+        };
+        format!("{host}:{}", self.host_port).parse().ok()
+    }
+}
+
 /// What `inspect` tells about a container that the health and wait logic needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerStatus {

@@ -38,14 +38,7 @@ pub fn reachable_address(
         published
             .iter()
             .find(|publish| publish.container_port == port && publish.protocol == "tcp")
-            .and_then(|publish| {
-                let host = if publish.host_ip.is_empty() || publish.host_ip == "0.0.0.0" {
-                    "127.0.0.1"
-                } else {
-                    publish.host_ip.as_str()
-                };
-                format!("{host}:{}", publish.host_port).parse().ok()
-            })
+            .and_then(|publish| publish.local_address())
     })
 }
 

@@ -67,20 +67,13 @@ pub async fn endpoints(
         if container.state != "running" || services.contains_key(&container.service) {
             continue;
         }
-        if let Some(publish) = container
+        let address = container
             .ports
             .iter()
             .find(|publish| publish.container_port == port)
-        {
-            let host = if publish.host_ip.is_empty() || publish.host_ip == "0.0.0.0" {
-                "127.0.0.1"
-            } else {
-                publish.host_ip.as_str()
-            };
-            services.insert(
-                container.service.clone(),
-                format!("http://{host}:{}", publish.host_port),
-            );
+            .and_then(|publish| publish.local_address());
+        if let Some(address) = address {
+            services.insert(container.service.clone(), format!("http://{address}"));
         }
     }
     Ok(Endpoints {
