@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::body::{BoxError, ProxyBody};
+use super::headers::Appended;
 use super::pool::{Pool, SendError};
 use super::wire::{self, Framing};
 
@@ -57,6 +58,7 @@ pub async fn send(
     pool: &Arc<Pool>,
     address: SocketAddr,
     request: Request<ProxyBody>,
+    appended: &Appended,
 ) -> Result<Response<ProxyBody>, SendError> {
     let mut head = Vec::with_capacity(512);
     wire::write_request_head(
@@ -64,6 +66,7 @@ pub async fn send(
         request.method(),
         request.uri(),
         request.headers(),
+        appended.as_bytes(),
     );
     let (parts, _) = request.into_parts();
     let method = parts.method;

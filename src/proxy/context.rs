@@ -3,8 +3,9 @@
 //! writes it back in all three forms. Pure; tested beside itself (shape after linkerd2-proxy's
 //! `trace-context/src/propagation/b3.rs`).
 
-use bytes::BytesMut;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName};
+
+use super::headers::Appended;
 
 /// A trace context as the proxy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,59 +63,41 @@ impl TraceContext {
 
     /// Replaces any trace headers with this context in all three forms.
     pub fn inject(&self, headers: &mut HeaderMap) {
-        // `insert` below replaces every value of the names it sets; only the names it may not set
-        // need removing, when there are trace headers at all (one pass over the names, cheaper
-        // than the lookups).
         if has_trace_headers(headers) {
-            if self.parent_id.is_none() {
-                headers.remove(&NAMES[2]);
-            }
-            headers.remove(&NAMES[4]);
-            if self.tracestate.is_none() {
-                headers.remove(&NAMES[7]);
+            for name in &NAMES {
+                headers.remove(name);
             }
         }
+        let mut appended = Appended::default();
+        self.append_to(&mut appended);
+        appended.merge_into(headers);
+    }
+
+    /// This context in all three forms, for a message that has no trace headers.
+    pub fn append_to(&self, appended: &mut Appended) {
         let sampled = self.sampled.unwrap_or(true);
-        let flag = if sampled { "1" } else { "0" };
-        let [trace_id, span_id, parent_id, sampled_name, _, b3, traceparent, tracestate] =
-            NAMES.clone();
-        // Every value is a slice of one buffer: one allocation for all of them.
-        let mut text = BytesMut::with_capacity(256);
-        let mut spans = Vec::with_capacity(8);
-        let mut add = |text: &mut BytesMut, name: HeaderName, parts: &[&str]| {
-            let start = text.len();
-            for part in parts {
-                text.extend_from_slice(part.as_bytes());
-            }
-            spans.push((name, start, text.len()));
-        };
-        add(&mut text, trace_id, &[&self.trace_id]);
-        add(&mut text, span_id, &[&self.span_id]);
+        let flag: &[u8] = if sampled { b"1" } else { b"0" };
+        let trace_id = self.trace_id.as_bytes();
+        let span_id = self.span_id.as_bytes();
+        appended.push(&NAMES[0], &[trace_id]);
+        appended.push(&NAMES[1], &[span_id]);
         match &self.parent_id {
             Some(parent) => {
-                add(&mut text, parent_id, &[parent]);
-                let single = [&self.trace_id, "-", &self.span_id, "-", flag, "-", parent];
-                add(&mut text, b3, &single);
+                appended.push(&NAMES[2], &[parent.as_bytes()]);
+                let single = [trace_id, b"-", span_id, b"-", flag, b"-", parent.as_bytes()];
+                appended.push(&NAMES[5], &single);
             }
-            None => add(
-                &mut text,
-                b3,
-                &[&self.trace_id, "-", &self.span_id, "-", flag],
-            ),
+            None => appended.push(&NAMES[5], &[trace_id, b"-", span_id, b"-", flag]),
         }
-        add(&mut text, sampled_name, &[flag]);
-        let padding = &"00000000000000000000000000000000"[self.trace_id.len().min(32)..];
-        let flags = if sampled { "-01" } else { "-00" };
-        let w3c = ["00-", padding, &self.trace_id, "-", &self.span_id, flags];
-        add(&mut text, traceparent, &w3c);
+        appended.push(&NAMES[3], &[flag]);
+        let padding = &b"00000000000000000000000000000000"[self.trace_id.len().min(32)..];
+        let flags: &[u8] = if sampled { b"-01" } else { b"-00" };
+        appended.push(
+            &NAMES[6],
+            &[b"00-", padding, trace_id, b"-", span_id, flags],
+        );
         if let Some(state) = &self.tracestate {
-            add(&mut text, tracestate, &[state]);
-        }
-        let text = text.freeze();
-        for (name, start, end) in spans {
-            if let Ok(value) = HeaderValue::from_maybe_shared(text.slice(start..end)) {
-                headers.insert(name, value);
-            }
+            appended.push(&NAMES[7], &[state.as_bytes()]);
         }
     }
 }
@@ -133,10 +116,14 @@ static NAMES: [HeaderName; 8] = [
 
 /// Whether any header this module reads or writes is there (one pass over the names, no lookups).
 fn has_trace_headers(headers: &HeaderMap) -> bool {
-    headers.keys().any(|name| {
-        // Every name here starts with `x`, `b` or `t`: most names are ruled out by one byte.
-        matches!(name.as_str().as_bytes().first(), Some(b'x' | b'b' | b't')) && NAMES.contains(name)
-    })
+    headers.keys().any(|name| is_trace_header(name.as_str()))
+}
+
+/// Whether `name` (lower case) is a header this module reads or writes.
+pub fn is_trace_header(name: &str) -> bool {
+    // Every name here starts with `x`, `b` or `t`: most names are ruled out by one byte.
+    matches!(name.as_bytes().first(), Some(b'x' | b'b' | b't'))
+        && NAMES.iter().any(|known| known.as_str() == name)
 }
 
 fn hex(value: u128, digits: usize) -> String {
@@ -227,6 +214,7 @@ pub fn parse_traceparent(text: &str) -> Option<TraceContext> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     const TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
     const SPAN: &str = "a2fb4a1d1a96d312";

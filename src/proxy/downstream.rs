@@ -23,7 +23,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
 use super::body::ProxyBody;
-use super::phases::{handle, Listener};
+use super::headers::Appended;
+use super::phases::{respond, Listener};
 use super::serve::hyper_connection;
 use super::status::Caller;
 use super::wire::{self, Parsed};
@@ -83,8 +84,10 @@ pub async fn serve_connection(
             return hyper_connection(shared, io, peer, kind, caller, limits, shutdown).await;
         };
         let head_request = request.method() == Method::HEAD;
-        let Ok(response) = handle(shared.clone(), kind, peer, caller.clone(), request).await;
-        let keep_alive = write_response(&mut stream, &mut out, response, head_request).await;
+        let (response, appended) =
+            respond(shared.clone(), kind, peer, caller.clone(), request).await;
+        let keep_alive =
+            write_response(&mut stream, &mut out, response, &appended, head_request).await;
         if !keep_alive || shutdown.is_cancelled() {
             return;
         }
@@ -105,6 +108,7 @@ async fn write_response(
     stream: &mut TcpStream,
     out: &mut Vec<u8>,
     response: Response<ProxyBody>,
+    appended: &Appended,
     head_request: bool,
 ) -> bool {
     let (parts, mut body) = response.into_parts();
@@ -115,6 +119,7 @@ async fn write_response(
         .any(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
     out.clear();
     wire::write_response_head(out, parts.status, &parts.headers);
+    out.extend_from_slice(appended.as_bytes());
     let code = parts.status.as_u16();
     let mode = if head_request || code < 200 || code == 204 || code == 304 {
         Mode::None

@@ -42,9 +42,12 @@ pub fn decide(configured: Option<&Faults>, headers: &HeaderMap, allow_headers: b
 
 /// Whether `headers` hold a fault header (one pass over the names: cheaper than two lookups).
 pub fn has_fault_headers(headers: &HeaderMap) -> bool {
-    headers
-        .keys()
-        .any(|name| matches!(name.as_str(), DELAY_HEADER | ABORT_HEADER))
+    headers.keys().any(|name| is_fault_header(name.as_str()))
+}
+
+/// Whether `name` (lower case) asks for a fault.
+pub fn is_fault_header(name: &str) -> bool {
+    matches!(name, DELAY_HEADER | ABORT_HEADER)
 }
 
 fn roll(percent: f64) -> bool {

@@ -15,6 +15,7 @@ use crate::manifest::{RetryOn, RetryPolicy};
 use super::body::{empty, full, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
+use super::headers::Appended;
 use super::phases::{Session, Target};
 use super::pool::SendError;
 use super::span::now_micros;
@@ -47,6 +48,8 @@ pub struct Outgoing {
     pub method: Method,
     pub path_and_query: http::uri::PathAndQuery,
     pub headers: HeaderMap,
+    /// Lines added for names `headers` does not hold (see [`Appended`]).
+    pub appended: Appended,
     pub body: RequestBody,
 }
 
@@ -104,7 +107,9 @@ pub async fn send(
         session.replica = Some(replica.clone());
         let guard = replica.start();
         let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
-        let exchange = shared.clients.send(http2, replica.address, request);
+        let exchange = shared
+            .clients
+            .send(http2, replica.address, request, &outgoing.appended);
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => classify(result, service, &replica),

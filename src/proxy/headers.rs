@@ -12,8 +12,13 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
 /// `Transfer-Encoding`. A match on the (lower-case) text: cheaper than comparing `HeaderName`s.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
+    is_hop_by_hop_text(name.as_str())
+}
+
+/// [`is_hop_by_hop`] on a lower-case name's text.
+pub fn is_hop_by_hop_text(name: &str) -> bool {
     matches!(
-        name.as_str(),
+        name,
         "connection"
             | "keep-alive"
             | "proxy-connection"
@@ -89,27 +94,95 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and `X-Forwarded-Host` when
-/// absent.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
-    let forwarded_for = match headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|value| value.to_str().ok())
-    {
-        Some(previous) => {
-            HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{previous}, {client}"))).ok()
+/// Header lines the proxy adds to a message whose map does not hold those names, kept as the
+/// text they are sent as. The fast paths write them after the map's headers (no hashing, no map
+/// growth, nothing allocated per header); hyper's paths merge them into the map first.
+#[derive(Debug, Default, Clone)]
+pub struct Appended(Vec<u8>);
+
+impl Appended {
+    /// Adds `name: value`, the value made of `parts` (header-value text: no CR or LF).
+    pub fn push(&mut self, name: &HeaderName, parts: &[&[u8]]) {
+        if self.0.capacity() == 0 {
+            self.0.reserve(256);
         }
-        None => Some(address_value(client)),
-    };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR, value);
+        self.0.extend_from_slice(name.as_str().as_bytes());
+        self.0.extend_from_slice(b": ");
+        for part in parts {
+            self.0.extend_from_slice(part);
+        }
+        self.0.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+
+    /// The `name: value\r\n` lines.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
-        if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert(X_FORWARDED_HOST, host);
+
+    /// Moves every line into `headers` (for hyper, which writes the map only).
+    pub fn merge_into(&mut self, headers: &mut HeaderMap) {
+        for line in self.0.split(|byte| *byte == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let Some(colon) = line.iter().position(|byte| *byte == b':') else {
+                continue;
+            };
+            let name = HeaderName::from_bytes(&line[..colon]);
+            let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
+            if let (Ok(name), Ok(value)) = (name, value) {
+                headers.append(name, value);
+            }
+        }
+        self.0.clear();
+    }
+}
+
+/// Which `X-Forwarded-*` headers a request already has.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Forwarded {
+    pub for_: bool,
+    pub proto: bool,
+    pub host: bool,
+}
+
+impl Forwarded {
+    /// Notes `name` if it is one of them; `false` when it is not.
+    pub fn note(&mut self, name: &str) -> bool {
+        match name {
+            "x-forwarded-for" => self.for_ = true,
+            "x-forwarded-proto" => self.proto = true,
+            "x-forwarded-host" => self.host = true,
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// Appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and `X-Forwarded-Host` when
+/// absent. `present` says which of them `headers` has; the absent ones go to `appended`.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    appended: &mut Appended,
+    present: Forwarded,
+    client: IpAddr,
+) {
+    if present.for_ {
+        let previous = headers
+            .get(&X_FORWARDED_FOR)
+            .and_then(|value| value.to_str().ok());
+        if let Some(Ok(value)) = previous.map(|previous| {
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{previous}, {client}")))
+        }) {
+            headers.insert(X_FORWARDED_FOR, value);
+        }
+    } else {
+        appended.push(&X_FORWARDED_FOR, &[address_value(client).as_bytes()]);
+    }
+    if !present.proto {
+        appended.push(&X_FORWARDED_PROTO, &[b"http"]);
+    }
+    if !present.host {
+        if let Some(host) = headers.get(header::HOST) {
+            appended.push(&X_FORWARDED_HOST, &[host.as_bytes()]);
         }
     }
 }
@@ -216,9 +289,26 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         headers.insert("host", HeaderValue::from_static("shop.local"));
-        add_forwarded(&mut headers, IpAddr::from([127, 0, 0, 1]));
+        let mut present = Forwarded::default();
+        for name in headers.keys() {
+            present.note(name.as_str());
+        }
+        let mut appended = Appended::default();
+        add_forwarded(
+            &mut headers,
+            &mut appended,
+            present,
+            IpAddr::from([127, 0, 0, 1]),
+        );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(
+            appended.as_bytes(),
+            b"x-forwarded-proto: http\r\nx-forwarded-host: shop.local\r\n"
+        );
+        appended.merge_into(&mut headers);
         assert_eq!(headers["x-forwarded-host"], "shop.local");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert!(appended.as_bytes().is_empty());
         let id = new_request_id();
         assert_eq!((id.len(), &id[14..15]), (36, "4"));
     }

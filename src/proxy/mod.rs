@@ -139,14 +139,16 @@ impl Clients {
         &self,
         http2: bool,
         address: std::net::SocketAddr,
-        request: http::Request<ProxyBody>,
+        mut request: http::Request<ProxyBody>,
+        appended: &headers::Appended,
     ) -> Result<http::Response<ProxyBody>, UpstreamError> {
         use http_body_util::BodyExt;
         if http2 {
+            appended.clone().merge_into(request.headers_mut());
             let response = self.http2.request(request).await?;
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
         } else {
-            Ok(self.http1.send(address, request).await?)
+            Ok(self.http1.send(address, request, appended).await?)
         }
     }
 }

@@ -32,10 +32,14 @@ const X_SANDBOX_TRACE_ID: header::HeaderName =
 
 use super::body::{empty, full, BoxError, ProxyBody, Tracked};
 use super::config::ProxyConfig;
+use super::context::is_trace_header;
 use super::context::TraceContext;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
-use super::headers::{add_forwarded, is_upgrade, new_request_id, strip_hop_by_hop};
+use super::headers::{
+    add_forwarded, is_hop_by_hop_text, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
+    Forwarded,
+};
 use super::logging::Finish;
 use super::route::{strip_port, RequestView};
 use super::span::now_micros;
@@ -95,7 +99,8 @@ pub struct Target<'c> {
     pub faults: Option<&'c Faults>,
 }
 
-/// The whole request: every phase, errors turned into pages, the body wrapped for logging.
+/// The whole request: every phase, errors turned into pages, the body wrapped for logging. For
+/// hyper's server, which writes what the map holds: [`respond`]'s added lines are merged in.
 pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
@@ -103,6 +108,19 @@ pub async fn handle<B: RequestBody>(
     caller: Option<Caller>,
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
+    let (mut response, mut appended) = respond(shared, listener, peer, caller, request).await;
+    appended.merge_into(response.headers_mut());
+    Ok(response)
+}
+
+/// [`handle`] for a writer that sends the returned header lines after the response's own.
+pub async fn respond<B: RequestBody>(
+    shared: Arc<Shared>,
+    listener: Listener,
+    peer: SocketAddr,
+    caller: Option<Caller>,
+    request: Request<B>,
+) -> (Response<ProxyBody>, Appended) {
     let config = shared.config();
     let incoming_id = request
         .headers()
@@ -150,7 +168,10 @@ pub async fn handle<B: RequestBody>(
         replica_guard: None,
     };
     if listener == Listener::Gateway && session.path.starts_with("/__sandbox/") {
-        return Ok(admin::answer(&shared, &config, &session.path));
+        return (
+            admin::answer(&shared, &config, &session.path),
+            Appended::default(),
+        );
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
     let known_caller = listener == Listener::Gateway || caller.is_some();
@@ -171,7 +192,7 @@ pub async fn handle<B: RequestBody>(
             fail_to_proxy(&shared, &mut session, &error, accept.as_ref()).await
         }
     };
-    response_filter(&shared, &config, &session, &mut response);
+    let appended = response_filter(&shared, &config, &session, &mut response);
     if close {
         // Do not read what else such a client sends on this connection.
         response
@@ -183,10 +204,11 @@ pub async fn handle<B: RequestBody>(
         shared: shared.clone(),
         session,
     });
-    Ok(response.map(|body| {
+    let response = response.map(|body| {
         use http_body_util::BodyExt;
         Tracked::new(body, finish).boxed_unsync()
-    }))
+    });
+    (response, appended)
 }
 
 /// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
@@ -253,11 +275,12 @@ async fn proxy<B: RequestBody>(
     let retries_wanted = target.retries.is_some_and(|policy| policy.attempts > 0);
     let body = read_body(config, &parts.headers, body, retries_wanted && !upgrade).await?;
     let path_and_query = upstream_path(config, session, &parts.uri)?;
-    let headers = upstream_request_filter(config, session, parts.headers, upgrade);
+    let (headers, appended) = upstream_request_filter(config, session, parts.headers, upgrade);
     let outgoing = forward::Outgoing {
         method: parts.method,
         path_and_query,
         headers,
+        appended,
         body,
     };
     let timeout = target.timeout;
@@ -445,26 +468,75 @@ fn upstream_path(
     }
 }
 
-/// The headers sent upstream.
+/// Names in a request that change how its headers are edited, found in one pass.
+#[derive(Default)]
+struct RequestNames {
+    hop_by_hop: bool,
+    forwarded: Forwarded,
+    request_id: bool,
+    faults: bool,
+    trace: bool,
+}
+
+impl RequestNames {
+    fn of(headers: &HeaderMap) -> RequestNames {
+        let mut found = RequestNames::default();
+        for name in headers.keys() {
+            let name = name.as_str();
+            if found.forwarded.note(name) {
+                continue;
+            }
+            match name {
+                "x-request-id" => found.request_id = true,
+                "upgrade" => found.hop_by_hop = true,
+                _ if is_hop_by_hop_text(name) => found.hop_by_hop = true,
+                _ if faults::is_fault_header(name) => found.faults = true,
+                _ if is_trace_header(name) => found.trace = true,
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
+/// The headers sent upstream: the map, and the lines added for names it does not hold.
 fn upstream_request_filter(
     config: &ProxyConfig,
     session: &Session,
     mut headers: HeaderMap,
     upgrade: bool,
-) -> HeaderMap {
-    strip_hop_by_hop(&mut headers, upgrade);
-    add_forwarded(&mut headers, session.peer.ip());
-    if let Some(value) = &session.request_id_header {
-        headers.insert(X_REQUEST_ID, value.clone());
+) -> (HeaderMap, Appended) {
+    let mut names = RequestNames::of(&headers);
+    if names.hop_by_hop || upgrade {
+        strip_hop_by_hop(&mut headers, upgrade);
+        // `Connection` may have named any header.
+        names = RequestNames::of(&headers);
     }
-    if faults::has_fault_headers(&headers) {
+    let mut appended = Appended::default();
+    add_forwarded(
+        &mut headers,
+        &mut appended,
+        names.forwarded,
+        session.peer.ip(),
+    );
+    if let Some(value) = &session.request_id_header {
+        if names.request_id {
+            headers.insert(X_REQUEST_ID, value.clone());
+        } else {
+            appended.push(&X_REQUEST_ID, &[value.as_bytes()]);
+        }
+    }
+    if names.faults {
         headers.remove(DELAY);
         headers.remove(ABORT);
     }
-    if let Some(route) = session
+    let route = session
         .route_index
         .and_then(|index| config.routes.get(index))
-    {
+        .filter(|route| !route.request_remove.is_empty() || !route.request_add.is_empty());
+    if let Some(route) = route {
+        // Route edits may name any header: from here on the map holds them all.
+        appended.merge_into(&mut headers);
         for name in &route.request_remove {
             headers.remove(name);
         }
@@ -473,18 +545,22 @@ fn upstream_request_filter(
         }
     }
     if let Some(context) = &session.trace {
-        context.inject(&mut headers);
+        if names.trace || route.is_some() {
+            context.inject(&mut headers);
+        } else {
+            context.append_to(&mut appended);
+        }
     }
-    headers
+    (headers, appended)
 }
 
-/// The headers sent back to the client.
+/// The headers sent back to the client: the map, and the lines added for names it does not hold.
 fn response_filter(
     shared: &Shared,
     config: &ProxyConfig,
     session: &Session,
     response: &mut Response<ProxyBody>,
-) {
+) -> Appended {
     let upgrade = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
     strip_hop_by_hop(headers, upgrade);
@@ -499,25 +575,45 @@ fn response_filter(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let upstream = match &session.replica {
-        Some(replica) => replica.name_header.clone(),
-        None => Some(HeaderValue::from_static("none")),
-    };
-    if let Some(value) = upstream {
-        headers.insert(X_SANDBOX_UPSTREAM, value);
-    }
-    if let Some(value) = &session.request_id_header {
-        headers.insert(X_REQUEST_ID, value.clone());
-    }
-    if shared.recorder.is_some() {
-        if let Some(Ok(value)) = session
-            .trace
-            .as_ref()
-            .map(|context| HeaderValue::from_str(&context.trace_id))
-        {
-            headers.insert(X_SANDBOX_TRACE_ID, value);
+    let (mut has_upstream, mut has_request_id, mut has_trace_id) = (false, false, false);
+    for name in headers.keys() {
+        match name.as_str() {
+            "x-sandbox-upstream" => has_upstream = true,
+            "x-request-id" => has_request_id = true,
+            "x-sandbox-trace-id" => has_trace_id = true,
+            _ => {}
         }
     }
+    let mut appended = Appended::default();
+    let mut set = |name: &header::HeaderName, present: bool, value: &[u8]| {
+        if present {
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                headers.insert(name.clone(), value);
+            }
+        } else {
+            appended.push(name, &[value]);
+        }
+    };
+    let upstream = match &session.replica {
+        Some(replica) => replica.name_header.as_ref().map(HeaderValue::as_bytes),
+        None => Some(b"none".as_slice()),
+    };
+    if let Some(value) = upstream {
+        set(&X_SANDBOX_UPSTREAM, has_upstream, value);
+    }
+    if let Some(value) = &session.request_id_header {
+        set(&X_REQUEST_ID, has_request_id, value.as_bytes());
+    }
+    if shared.recorder.is_some() {
+        if let Some(context) = &session.trace {
+            set(
+                &X_SANDBOX_TRACE_ID,
+                has_trace_id,
+                context.trace_id.as_bytes(),
+            );
+        }
+    }
+    appended
 }
 
 /// An error becomes a page naming the service, its state, its logs and what to run next.

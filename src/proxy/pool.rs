@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 use super::body::{BoxError, ProxyBody};
 use super::client;
 use super::fasthash::FastMap;
+use super::headers::Appended;
 
 /// Idle connections kept per replica.
 const MAX_IDLE_PER_REPLICA: usize = 256;
@@ -72,12 +73,14 @@ impl Pool {
     pub async fn send(
         self: &Arc<Self>,
         address: SocketAddr,
-        request: Request<ProxyBody>,
+        mut request: Request<ProxyBody>,
+        appended: &Appended,
     ) -> Result<Response<ProxyBody>, SendError> {
         use http_body_util::BodyExt;
         if client::handles(&request) {
-            return client::send(self, address, request).await;
+            return client::send(self, address, request, appended).await;
         }
+        appended.clone().merge_into(request.headers_mut());
         let response = self.send_hyper(address, request).await?;
         Ok(response.map(|body| body.boxed_unsync()))
     }

@@ -171,8 +171,14 @@ pub fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &Head
     }
 }
 
-/// Writes a bodiless request head, with the final empty line.
-pub fn write_request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &HeaderMap) {
+/// Writes a bodiless request head, with the `appended` header lines and the final empty line.
+pub fn write_request_head(
+    out: &mut Vec<u8>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    appended: &[u8],
+) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(
@@ -182,6 +188,7 @@ pub fn write_request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
     write_headers(out, headers);
+    out.extend_from_slice(appended);
     out.extend_from_slice(b"\r\n");
 }
 
