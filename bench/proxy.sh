@@ -4,6 +4,10 @@
 # through nginx and through Envoy as reverse proxies (one worker each, keep-alive upstream).
 # wrk runs on core 0; proxies and the upstream on core 1.
 #
+# A fifth target, `floor`, copies bytes between each client connection and its own upstream
+# connection without parsing anything (bench/forward_floor.rs): the most any proxy can reach in
+# this layout, reported beside the goals so that they can be read against the machine.
+#
 # The machine may be shared: targets are measured in ROUNDS interleaved rounds and the median
 # req/s and median p99 are reported.
 #
@@ -34,8 +38,9 @@ if ! need envoy; then
 fi
 ENVOY=$(command -v envoy)
 
-(cd "$ROOT" && cargo build -q --release --example proxy_bench)
+(cd "$ROOT" && cargo build -q --release --example proxy_bench --example forward_floor)
 BENCH="$ROOT/target/release/examples/proxy_bench"
+FLOOR="$ROOT/target/release/examples/forward_floor"
 
 BODY=$(printf 'x%.0s' $(seq 1 100))
 mkdir -p "$WORK/up" "$WORK/nginx"
@@ -110,12 +115,13 @@ taskset -c 1 "$ENVOY" -c "$WORK/envoy.yaml" --concurrency 1 --log-level error --
 ENVOY_PID=${PIDS[-1]}
 taskset -c 1 "$BENCH" "$WORK/sandbox-18083.yaml" >"$WORK/sandbox.log" 2>&1 & SANDBOX=$!; PIDS+=($SANDBOX)
 taskset -c 1 "$BENCH" "$WORK/sandbox-18084.yaml" --trace >"$WORK/sandbox-trace.log" 2>&1 & TRACED=$!; PIDS+=($TRACED)
-for port in 18080 18081 18082 18083 18084; do wait_port $port; done
+taskset -c 1 "$FLOOR" 127.0.0.1:18085 127.0.0.1:18080 & FLOOR_PID=$!; PIDS+=($FLOOR_PID)
+for port in 18080 18081 18082 18083 18084 18085; do wait_port $port; done
 sleep 0.5
 IDLE_RSS=$(rss_kib $SANDBOX)
 worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 declare -A PID_OF=([direct]=$(worker_of "$WORK/up/nginx.pid") [nginx]=$(worker_of "$WORK/nginx/nginx.pid")
-    [envoy]=$ENVOY_PID [sandbox]=$SANDBOX [sandbox-traced]=$TRACED)
+    [envoy]=$ENVOY_PID [sandbox]=$SANDBOX [sandbox-traced]=$TRACED [floor]=$FLOOR_PID)
 # CPU time (user + system, clock ticks) a process has used: the robust figure on a shared machine.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
@@ -139,7 +145,7 @@ measure() {
 }
 median() { sort -n | awk '{ v[NR]=$1 } END { print v[int((NR+1)/2)] }'; }
 
-TARGETS=("direct 18080" "nginx 18081" "envoy 18082" "sandbox 18083" "sandbox-traced 18084")
+TARGETS=("direct 18080" "nginx 18081" "envoy 18082" "sandbox 18083" "sandbox-traced 18084" "floor 18085")
 echo "wrk: 1 thread, $CONNECTIONS connections, $DURATION, $ROUNDS rounds; upstream body ${#BODY} bytes"
 for round in $(seq 1 "$ROUNDS"); do
     for target in "${TARGETS[@]}"; do measure $target; done
@@ -156,9 +162,10 @@ done
 echo "sandbox idle RSS: $((IDLE_RSS / 1024)) MiB ($IDLE_RSS KiB); after load: $(( $(rss_kib $SANDBOX) / 1024 )) MiB"
 awk -v s="${RPS[sandbox]}" -v n="${RPS[nginx]}" -v e="${RPS[envoy]}" -v t="${RPS[sandbox-traced]}" \
     -v sp="${P99[sandbox]}" -v np="${P99[nginx]}" -v sc="${CPU[sandbox]}" -v nc="${CPU[nginx]}" -v ec="${CPU[envoy]}" \
-    -v tc="${CPU[sandbox-traced]}" 'BEGIN {
+    -v tc="${CPU[sandbox-traced]}" -v f="${RPS[floor]}" -v fc="${CPU[floor]}" 'BEGIN {
     printf "CPU per request: sandbox %.2f us, nginx %.2f us (x%.2f), envoy %.2f us (x%.2f), traced sandbox %.2f us\n", sc, nc, sc/nc, ec, ec/sc, tc
     printf "sandbox/nginx req/s: %.2f (goal >= 1.00)\n", s/n
     printf "sandbox p99 - nginx p99: %+.3f ms (goal <= 0.5)\n", sp-np
     printf "sandbox/envoy req/s: %.2f (goal >= 2.5)\n", s/e
-    printf "traced/untraced req/s: %.2f (goal >= 0.8)\n", t/s }'
+    printf "traced/untraced req/s: %.2f (goal >= 0.8)\n", t/s
+    printf "byte-forwarding floor: %.0f req/s, %.2f us CPU/req = %.2fx envoy, %.2fx nginx, %.2fx sandbox (the ceiling for any proxy here)\n", f, fc, f/e, f/n, f/s }'

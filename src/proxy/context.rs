@@ -42,7 +42,7 @@ impl TraceContext {
     /// A new root context; `sampled` is the sampling decision.
     pub fn root(sampled: bool) -> TraceContext {
         TraceContext {
-            trace_id: hex(rand::random::<u128>(), 32),
+            trace_id: hex(super::ids::random_u128(), 32),
             span_id: new_span_id(),
             parent_id: None,
             sampled: Some(sampled),
@@ -127,20 +127,15 @@ pub fn is_trace_header(name: &str) -> bool {
 }
 
 fn hex(value: u128, digits: usize) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digits = digits.min(32);
     let mut text = [0u8; 32];
-    for (index, byte) in text[..digits].iter_mut().enumerate() {
-        *byte = HEX[((value >> ((digits - 1 - index) * 4)) & 0xf) as usize];
-    }
-    std::str::from_utf8(&text[..digits])
-        .unwrap_or_default()
-        .to_string()
+    let text = &mut text[..digits.min(32)];
+    super::ids::hex_into(value, text);
+    std::str::from_utf8(text).unwrap_or_default().to_string()
 }
 
 pub fn new_span_id() -> String {
     loop {
-        let id = rand::random::<u64>();
+        let id = super::ids::random_u64();
         if id != 0 {
             return hex(u128::from(id), 16);
         }

@@ -104,7 +104,8 @@ impl Appended {
     /// Adds `name: value`, the value made of `parts` (header-value text: no CR or LF).
     pub fn push(&mut self, name: &HeaderName, parts: &[&[u8]]) {
         if self.0.capacity() == 0 {
-            self.0.reserve(256);
+            // Enough for every line the proxy adds to a request (trace headers included).
+            self.0.reserve(640);
         }
         self.0.extend_from_slice(name.as_str().as_bytes());
         self.0.extend_from_slice(b": ");
@@ -211,21 +212,18 @@ fn address_value(client: IpAddr) -> HeaderValue {
 /// A random request id in UUID v4 form.
 pub fn new_request_id() -> String {
     let bits: u128 =
-        rand::random::<u128>() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
-    let mut text = [0u8; 36];
-    let mut at = 0;
-    for index in 0..32 {
-        if matches!(index, 8 | 12 | 16 | 20) {
-            text[at] = b'-';
-            at += 1;
+        super::ids::random_u128() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
+    let mut digits = [0u8; 32];
+    super::ids::hex_into(bits, &mut digits);
+    let mut text = String::with_capacity(36);
+    for (index, group) in [0..8, 8..12, 12..16, 16..20, 20..32].into_iter().enumerate() {
+        if index > 0 {
+            text.push('-');
         }
-        text[at] = HEX[((bits >> ((31 - index) * 4)) & 0xf) as usize];
-        at += 1;
+        text.push_str(std::str::from_utf8(&digits[group]).unwrap_or_default());
     }
-    std::str::from_utf8(&text).unwrap_or_default().to_string()
+    text
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

@@ -54,6 +54,7 @@ mod fasthash;
 mod faults;
 mod forward;
 mod headers;
+mod ids;
 mod logging;
 mod metrics;
 mod phases;
