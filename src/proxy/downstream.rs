@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header;
@@ -19,10 +18,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Body;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+
 use tokio_util::sync::CancellationToken;
 
 use super::body::ProxyBody;
+use super::deadline::Deadline;
 use super::headers::Appended;
 use super::phases::{respond, Listener};
 use super::serve::hyper_connection;
@@ -47,12 +47,12 @@ pub async fn serve_connection(
 ) {
     let mut buffer = BytesMut::with_capacity(8192);
     let mut out = Vec::with_capacity(1024);
-    let mut timer = HeadTimer::new(limits.header_read_timeout);
+    let mut timer = Deadline::default();
     let cancelled = shutdown.clone().cancelled_owned();
     tokio::pin!(cancelled);
     let max_head = limits.max_header_bytes.max(8192);
     loop {
-        timer.start();
+        timer.start(limits.header_read_timeout);
         let request = loop {
             if !buffer.is_empty() {
                 match wire::read_request(&mut buffer, Empty::<Bytes>::new()) {
@@ -84,8 +84,15 @@ pub async fn serve_connection(
             return hyper_connection(shared, io, peer, kind, caller, limits, shutdown).await;
         };
         let head_request = request.method() == Method::HEAD;
-        let (response, appended) =
-            respond(shared.clone(), kind, peer, caller.clone(), request).await;
+        let (response, appended) = respond(
+            shared.clone(),
+            kind,
+            peer,
+            caller.clone(),
+            request,
+            Some(&mut timer),
+        )
+        .await;
         let keep_alive =
             write_response(&mut stream, &mut out, response, &appended, head_request).await;
         if !keep_alive || shutdown.is_cancelled() {
@@ -194,40 +201,6 @@ async fn write_response(
         out.extend_from_slice(b"0\r\n\r\n");
     }
     stream.write_all(out).await.is_ok() && !close
-}
-
-/// The header read timeout, with one timer per connection: each request moves the deadline, and
-/// the timer is only re-armed when it fires early.
-struct HeadTimer {
-    sleep: Pin<Box<Sleep>>,
-    deadline: Instant,
-    timeout: Duration,
-}
-
-impl HeadTimer {
-    fn new(timeout: Duration) -> HeadTimer {
-        let deadline = Instant::now() + timeout;
-        HeadTimer {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-            deadline,
-            timeout,
-        }
-    }
-
-    fn start(&mut self) {
-        self.deadline = Instant::now() + self.timeout;
-    }
-
-    async fn expired(&mut self) {
-        loop {
-            self.sleep.as_mut().await;
-            if Instant::now() >= self.deadline {
-                return;
-            }
-            let deadline = self.deadline;
-            self.sleep.as_mut().reset(deadline);
-        }
-    }
 }
 
 /// The client stream with the bytes already read in front, for hyper.

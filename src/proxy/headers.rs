@@ -216,7 +216,10 @@ pub fn new_request_id() -> String {
     let mut digits = [0u8; 32];
     super::ids::hex_into(bits, &mut digits);
     let mut text = String::with_capacity(36);
-    for (index, group) in [0..8, 8..12, 12..16, 16..20, 20..32].into_iter().enumerate() {
+    for (index, group) in [0..8, 8..12, 12..16, 16..20, 20..32]
+        .into_iter()
+        .enumerate()
+    {
         if index > 0 {
             text.push('-');
         }

@@ -48,6 +48,7 @@ mod body;
 mod client;
 mod config;
 mod context;
+mod deadline;
 mod downstream;
 mod error;
 mod fasthash;

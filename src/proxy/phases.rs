@@ -34,6 +34,7 @@ use super::body::{empty, full, BoxError, ProxyBody, Tracked};
 use super::config::ProxyConfig;
 use super::context::is_trace_header;
 use super::context::TraceContext;
+use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
 use super::headers::{
@@ -108,18 +109,20 @@ pub async fn handle<B: RequestBody>(
     caller: Option<Caller>,
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let (mut response, mut appended) = respond(shared, listener, peer, caller, request).await;
+    let (mut response, mut appended) = respond(shared, listener, peer, caller, request, None).await;
     appended.merge_into(response.headers_mut());
     Ok(response)
 }
 
 /// [`handle`] for a writer that sends the returned header lines after the response's own.
+/// `timer`, the connection's, times the route timeout (else a timer is made for it).
 pub async fn respond<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
     request: Request<B>,
+    timer: Option<&mut Deadline>,
 ) -> (Response<ProxyBody>, Appended) {
     let config = shared.config();
     let incoming_id = request
@@ -180,7 +183,7 @@ pub async fn respond<B: RequestBody>(
             limit: config.limits.max_header_bytes,
         })
     } else if known_caller {
-        proxy(&shared, &config, &mut session, request).await
+        proxy(&shared, &config, &mut session, request, timer).await
     } else {
         Err(ProxyError::UnknownCaller { address: peer.ip() })
     };
@@ -242,6 +245,7 @@ async fn proxy<B: RequestBody>(
     config: &Arc<ProxyConfig>,
     session: &mut Session,
     mut request: Request<B>,
+    timer: Option<&mut Deadline>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let target = request_filter(shared, config, session, &request)?;
     let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
@@ -286,14 +290,19 @@ async fn proxy<B: RequestBody>(
     let timeout = target.timeout;
     // The route timeout, polled beside the exchange where both lie (`tokio::time::timeout` would
     // move the large exchange future into its own, twice).
+    let mut own_timer = None;
+    let timer = match timer {
+        Some(timer) => timer,
+        None => own_timer.insert(Deadline::default()),
+    };
+    timer.start(timeout);
     let mut response = {
         let mut sending = std::pin::pin!(forward::send(shared, config, session, &target, outgoing));
-        let mut deadline = std::pin::pin!(tokio::time::sleep(timeout));
         std::future::poll_fn(|context| {
             if let std::task::Poll::Ready(result) = sending.as_mut().poll(context) {
                 return std::task::Poll::Ready(result);
             }
-            deadline.as_mut().poll(context).map(|()| {
+            timer.poll_expired(context).map(|()| {
                 Err(ProxyError::Timeout {
                     service: target.service.to_string(),
                     after: timeout,

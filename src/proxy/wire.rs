@@ -300,7 +300,8 @@ fn parse_response_with<const N: usize>(
                 // Only about this hop (and never forwarded): not kept unless it names headers.
                 let about_this_hop = text.split(|byte| *byte == b',').all(|token| {
                     let token = token.trim_ascii();
-                    token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+                    token.eq_ignore_ascii_case(b"keep-alive")
+                        || token.eq_ignore_ascii_case(b"close")
                 });
                 if about_this_hop {
                     continue;
