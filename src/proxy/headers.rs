@@ -107,6 +107,8 @@ impl Appended {
             // Enough for every line the proxy adds to a request (trace headers included).
             self.0.reserve(640);
         }
+        let length = name.as_str().len() + 4 + parts.iter().map(|part| part.len()).sum::<usize>();
+        self.0.reserve(length);
         self.0.extend_from_slice(name.as_str().as_bytes());
         self.0.extend_from_slice(b": ");
         for part in parts {
@@ -215,17 +217,13 @@ pub fn new_request_id() -> String {
         super::ids::random_u128() & !(0xf << 76) & !(0x3 << 62) | (0x4 << 76) | (0x2 << 62);
     let mut digits = [0u8; 32];
     super::ids::hex_into(bits, &mut digits);
-    let mut text = String::with_capacity(36);
-    for (index, group) in [0..8, 8..12, 12..16, 16..20, 20..32]
-        .into_iter()
-        .enumerate()
-    {
-        if index > 0 {
-            text.push('-');
-        }
-        text.push_str(std::str::from_utf8(&digits[group]).unwrap_or_default());
-    }
-    text
+    let mut text = [b'-'; 36];
+    text[..8].copy_from_slice(&digits[..8]);
+    text[9..13].copy_from_slice(&digits[8..12]);
+    text[14..18].copy_from_slice(&digits[12..16]);
+    text[19..23].copy_from_slice(&digits[16..20]);
+    text[24..].copy_from_slice(&digits[20..]);
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[cfg(test)]

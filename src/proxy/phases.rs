@@ -563,6 +563,15 @@ fn upstream_request_filter(
     (headers, appended)
 }
 
+/// Names in a response that change how its headers are edited.
+#[derive(Default)]
+struct ResponseNames {
+    hop_by_hop: bool,
+    upstream: bool,
+    request_id: bool,
+    trace_id: bool,
+}
+
 /// The headers sent back to the client: the map, and the lines added for names it does not hold.
 fn response_filter(
     shared: &Shared,
@@ -572,27 +581,43 @@ fn response_filter(
 ) -> Appended {
     let upgrade = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let headers = response.headers_mut();
-    strip_hop_by_hop(headers, upgrade);
-    if let Some(route) = session
+    let scan = |headers: &HeaderMap| {
+        let mut found = ResponseNames::default();
+        for name in headers.keys() {
+            match name.as_str() {
+                "x-sandbox-upstream" => found.upstream = true,
+                "x-request-id" => found.request_id = true,
+                "x-sandbox-trace-id" => found.trace_id = true,
+                "upgrade" => found.hop_by_hop = true,
+                other if is_hop_by_hop_text(other) => found.hop_by_hop = true,
+                _ => {}
+            }
+        }
+        found
+    };
+    let mut found = scan(headers);
+    let route = session
         .route_index
         .and_then(|index| config.routes.get(index))
-    {
-        for name in &route.response_remove {
-            headers.remove(name);
+        .filter(|route| !route.response_remove.is_empty() || !route.response_add.is_empty());
+    if found.hop_by_hop || upgrade || route.is_some() {
+        strip_hop_by_hop(headers, upgrade);
+        if let Some(route) = route {
+            for name in &route.response_remove {
+                headers.remove(name);
+            }
+            for (name, value) in &route.response_add {
+                headers.insert(name.clone(), value.clone());
+            }
         }
-        for (name, value) in &route.response_add {
-            headers.insert(name.clone(), value.clone());
-        }
+        found = scan(headers);
     }
-    let (mut has_upstream, mut has_request_id, mut has_trace_id) = (false, false, false);
-    for name in headers.keys() {
-        match name.as_str() {
-            "x-sandbox-upstream" => has_upstream = true,
-            "x-request-id" => has_request_id = true,
-            "x-sandbox-trace-id" => has_trace_id = true,
-            _ => {}
-        }
-    }
+    let ResponseNames {
+        upstream: has_upstream,
+        request_id: has_request_id,
+        trace_id: has_trace_id,
+        ..
+    } = found;
     let mut appended = Appended::default();
     let mut set = |name: &header::HeaderName, present: bool, value: &[u8]| {
         if present {
