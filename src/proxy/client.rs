@@ -149,6 +149,9 @@ fn finish(
     let mut response = Response::new(body.boxed_unsync());
     *response.status_mut() = head.status;
     *response.headers_mut() = head.headers;
+    if let Some(raw) = head.raw {
+        response.extensions_mut().insert(raw);
+    }
     Ok(response)
 }
 

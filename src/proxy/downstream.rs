@@ -125,12 +125,15 @@ async fn write_response(
         .iter()
         .any(|value| value.as_bytes().eq_ignore_ascii_case(b"close"));
     out.clear();
-    wire::write_response_head(out, parts.status, &parts.headers);
+    let raw = parts.extensions.get::<wire::RawHeaders>();
+    wire::write_response_head(out, parts.status, &parts.headers, raw);
     out.extend_from_slice(appended.as_bytes());
     let code = parts.status.as_u16();
     let mode = if head_request || code < 200 || code == 204 || code == 304 {
         Mode::None
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+    } else if parts.headers.contains_key(header::CONTENT_LENGTH)
+        || raw.is_some_and(|raw| raw.contains("content-length"))
+    {
         Mode::Raw
     } else if body.is_end_stream() {
         out.extend_from_slice(b"content-length: 0\r\n");

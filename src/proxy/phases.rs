@@ -46,6 +46,7 @@ use super::route::{strip_port, RequestView};
 use super::span::now_micros;
 use super::status::Caller;
 use super::upstream::{AdmitGuard, Replica, ReplicaGuard};
+use super::wire::RawHeaders;
 use super::{admin, forward, Shared};
 
 /// Which listener a request came in on.
@@ -110,6 +111,9 @@ pub async fn handle<B: RequestBody>(
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let (mut response, mut appended) = respond(shared, listener, peer, caller, request, None).await;
+    if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
+        raw.into_map(response.headers_mut());
+    }
     appended.merge_into(response.headers_mut());
     Ok(response)
 }
@@ -563,6 +567,9 @@ fn upstream_request_filter(
     (headers, appended)
 }
 
+/// The response headers the proxy sets.
+const PROXY_SET: [&str; 3] = ["x-sandbox-upstream", "x-request-id", "x-sandbox-trace-id"];
+
 /// Names in a response that change how its headers are edited.
 #[derive(Default)]
 struct ResponseNames {
@@ -580,6 +587,20 @@ fn response_filter(
     response: &mut Response<ProxyBody>,
 ) -> Appended {
     let upgrade = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let route = session
+        .route_index
+        .and_then(|index| config.routes.get(index))
+        .filter(|route| !route.response_remove.is_empty() || !route.response_add.is_empty());
+    // Raw upstream lines stay so unless the route edits headers or they hold one the proxy sets.
+    let needs_map = response
+        .extensions()
+        .get::<RawHeaders>()
+        .is_some_and(|raw| route.is_some() || PROXY_SET.iter().any(|name| raw.contains(name)));
+    if needs_map {
+        if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
+            raw.into_map(response.headers_mut());
+        }
+    }
     let headers = response.headers_mut();
     let scan = |headers: &HeaderMap| {
         let mut found = ResponseNames::default();
@@ -596,10 +617,6 @@ fn response_filter(
         found
     };
     let mut found = scan(headers);
-    let route = session
-        .route_index
-        .and_then(|index| config.routes.get(index))
-        .filter(|route| !route.response_remove.is_empty() || !route.response_add.is_empty());
     if found.hop_by_hop || upgrade || route.is_some() {
         strip_hop_by_hop(headers, upgrade);
         if let Some(route) = route {

@@ -155,16 +155,23 @@ pub fn recycle(mut map: HeaderMap) {
     });
 }
 
-/// Writes `HTTP/1.1 <status>` and the headers (adding `Date` when missing), without the final
-/// empty line.
-pub fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap) {
+/// Writes the status line, `headers`, then the `raw` lines; a `Date` when neither has one.
+pub fn write_response_head(
+    out: &mut Vec<u8>,
+    status: StatusCode,
+    headers: &HeaderMap,
+    raw: Option<&RawHeaders>,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     write_headers(out, headers);
-    if !headers.contains_key(header::DATE) {
+    if let Some(raw) = raw {
+        out.extend_from_slice(raw.as_bytes());
+    }
+    if !headers.contains_key(header::DATE) && !raw.is_some_and(|raw| raw.contains("date")) {
         out.extend_from_slice(b"date: ");
         with_date(|date| out.extend_from_slice(date));
         out.extend_from_slice(b"\r\n");
@@ -223,9 +230,70 @@ fn with_date(write: impl FnOnce(&[u8])) {
 /// A parsed upstream response head.
 pub struct ResponseHead {
     pub status: StatusCode,
+    /// Empty when the headers are kept as `raw` lines.
     pub headers: HeaderMap,
+    pub raw: Option<RawHeaders>,
     /// The connection may carry another request once the body is read.
     pub keep_alive: bool,
+}
+
+impl ResponseHead {
+    /// Every value of `name`, from the map or the raw lines.
+    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let (raw, map) = match &self.raw {
+            Some(raw) => (Some(raw.values(name.as_str())), None),
+            None => (None, Some(self.headers.get_all(name).iter())),
+        };
+        let map = map.into_iter().flatten().map(HeaderValue::as_bytes);
+        raw.into_iter().flatten().chain(map)
+    }
+}
+
+/// The header lines of an upstream response as it sent them (`name: value\r\n`, the names in any
+/// case), less a `Connection` header about the hop. Kept so for a response with no other
+/// hop-by-hop header: the fast writer copies the lines as they are, and the map is only built
+/// ([`RawHeaders::into_map`]) when something must edit them or hyper writes the response.
+#[derive(Debug, Clone)]
+pub struct RawHeaders {
+    text: Bytes,
+}
+
+impl RawHeaders {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.text
+    }
+
+    /// `(name, value)` per line, the value without surrounding blanks.
+    fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.text.split(|byte| *byte == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|byte| *byte == b':')?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// Whether a line has `name` (lower case).
+    pub fn contains(&self, name: &str) -> bool {
+        self.lines()
+            .any(|(line_name, _)| line_name.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
+    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.lines()
+            .filter(move |(line_name, _)| line_name.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
+    }
+
+    /// Adds every line to `headers`.
+    pub fn into_map(self, headers: &mut HeaderMap) {
+        for (name, value) in self.lines() {
+            let name = HeaderName::from_bytes(name);
+            let value = HeaderValue::from_maybe_shared(self.text.slice_ref(value));
+            if let (Ok(name), Ok(value)) = (name, value) {
+                headers.append(name, value);
+            }
+        }
+    }
 }
 
 /// Why an upstream response could not be read.
@@ -282,6 +350,16 @@ fn parse_response_with<const N: usize>(
             count += 1;
         }
         let head = buffer.split_to(length).freeze();
+        if code != 101 {
+            if let Some((raw, keep_alive)) = raw_lines(&head, &ranges[..count], version) {
+                return Ok(Some(ResponseHead {
+                    status,
+                    headers: HeaderMap::new(),
+                    raw: Some(raw),
+                    keep_alive,
+                }));
+            }
+        }
         let mut keep_alive = version == Some(1);
         let mut headers = take_map();
         for &(name_at, name_length, value_at, value_length) in &ranges[..count] {
@@ -298,12 +376,7 @@ fn parse_response_with<const N: usize>(
                     keep_alive = true;
                 }
                 // Only about this hop (and never forwarded): not kept unless it names headers.
-                let about_this_hop = text.split(|byte| *byte == b',').all(|token| {
-                    let token = token.trim_ascii();
-                    token.eq_ignore_ascii_case(b"keep-alive")
-                        || token.eq_ignore_ascii_case(b"close")
-                });
-                if about_this_hop {
+                if about_this_hop(text) {
                     continue;
                 }
             }
@@ -312,9 +385,67 @@ fn parse_response_with<const N: usize>(
         return Ok(Some(ResponseHead {
             status,
             headers,
+            raw: None,
             keep_alive,
         }));
     }
+}
+
+/// The header lines of `head` as [`RawHeaders`] with the keep-alive verdict, unless a header
+/// other than a `Connection` about the hop needs the proxy's attention (hop-by-hop headers,
+/// `Connection` naming others).
+fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(RawHeaders, bool)> {
+    let mut keep_alive = version == Some(1);
+    let mut text = BytesMut::with_capacity(head.len());
+    for &(name_at, name_length, value_at, value_length) in ranges {
+        let name = &head[name_at..name_at + name_length];
+        let value = &head[value_at..value_at + value_length];
+        if name.eq_ignore_ascii_case(b"connection") {
+            if contains_token(value, b"close") {
+                keep_alive = false;
+            } else if contains_token(value, b"keep-alive") && version == Some(0) {
+                keep_alive = true;
+            }
+            if !about_this_hop(value) {
+                return None;
+            }
+            continue;
+        }
+        if is_hop_by_hop_name(name) {
+            return None;
+        }
+        text.extend_from_slice(&head[name_at..value_at + value_length]);
+        text.extend_from_slice(b"\r\n");
+    }
+    Some((
+        RawHeaders {
+            text: text.freeze(),
+        },
+        keep_alive,
+    ))
+}
+
+/// Whether a `Connection` value only says whether to keep the connection (names no header).
+fn about_this_hop(value: &[u8]) -> bool {
+    value.split(|byte| *byte == b',').all(|token| {
+        let token = token.trim_ascii();
+        token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
+    })
+}
+
+/// `name`, in any case, is hop-by-hop (other than `Connection`) or `Upgrade`.
+fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    const NAMES: [&[u8]; 8] = [
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    ];
+    NAMES.iter().any(|known| known.eq_ignore_ascii_case(name))
 }
 
 fn contains_token(text: &[u8], token: &[u8]) -> bool {
@@ -341,13 +472,8 @@ impl Framing {
         if method == Method::HEAD || code < 200 || code == 204 || code == 304 {
             return Ok(Framing::Empty);
         }
-        if let Some(encoding) = head
-            .headers
-            .get_all(header::TRANSFER_ENCODING)
-            .iter()
-            .next_back()
-        {
-            let last = encoding.as_bytes().rsplit(|byte| *byte == b',').next();
+        if let Some(encoding) = head.values(&header::TRANSFER_ENCODING).last() {
+            let last = encoding.rsplit(|byte| *byte == b',').next();
             return Ok(match last {
                 Some(last) if last.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
                     Framing::Chunked(Chunked::Size)
@@ -356,8 +482,8 @@ impl Framing {
             });
         }
         let mut length = None;
-        for value in head.headers.get_all(header::CONTENT_LENGTH) {
-            let parsed: u64 = std::str::from_utf8(value.as_bytes())
+        for value in head.values(&header::CONTENT_LENGTH) {
+            let parsed: u64 = std::str::from_utf8(value)
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
                 .ok_or_else(|| invalid("invalid content-length"))?;
@@ -507,6 +633,54 @@ mod tests {
             Framing::Close
         );
         assert!(parse_response(&mut BytesMut::from(&b"SMTP READY\r\n\r\n"[..])).is_err());
+    }
+
+    #[test]
+    fn clean_response_heads_stay_raw() {
+        let mut buffer = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nServer: up\r\nConnection: keep-alive\r\ncontent-length:3\r\nX-Id:  7 \r\n\r\nabc"[..],
+        );
+        let head = parse_response(&mut buffer).expect("valid").expect("whole");
+        let raw = head.raw.clone().expect("raw lines");
+        assert!(head.headers.is_empty());
+        assert_eq!(
+            raw.as_bytes(),
+            b"Server: up\r\ncontent-length:3\r\nX-Id:  7\r\n",
+            "Connection about the hop dropped, the rest as sent"
+        );
+        assert!(raw.contains("x-id") && raw.contains("server") && !raw.contains("connection"));
+        assert_eq!(
+            Framing::of(&Method::GET, &head).expect("framing"),
+            Framing::Length(3)
+        );
+        let mut map = HeaderMap::new();
+        raw.into_map(&mut map);
+        assert_eq!(
+            (map.len(), &map["x-id"]),
+            (3, &HeaderValue::from_static("7"))
+        );
+
+        let mut buffer = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc"[..],
+        );
+        let head = parse_response(&mut buffer).expect("valid").expect("whole");
+        assert!(head.raw.is_some() && !head.keep_alive);
+    }
+
+    #[test]
+    fn response_heads_with_hop_by_hop_headers_get_a_map() {
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        ] {
+            let head = parse_response(&mut BytesMut::from(wire))
+                .expect("valid")
+                .expect("whole");
+            assert!(head.raw.is_none(), "{}", String::from_utf8_lossy(wire));
+            assert!(!head.headers.is_empty());
+        }
     }
 
     #[test]
