@@ -132,7 +132,7 @@ async fn write_response(
     let mode = if head_request || code < 200 || code == 204 || code == 304 {
         Mode::None
     } else if parts.headers.contains_key(header::CONTENT_LENGTH)
-        || raw.is_some_and(|raw| raw.contains("content-length"))
+        || raw.is_some_and(|raw| raw.content_length().is_some())
     {
         Mode::Raw
     } else if body.is_end_stream() {

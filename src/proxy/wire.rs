@@ -238,16 +238,14 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
-    /// Every value of `name`, from the map or the raw lines.
+    /// Every value of `name` in the map.
     fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let (raw, map) = match &self.raw {
-            Some(raw) => (Some(raw.values(name.as_str())), None),
-            None => (None, Some(self.headers.get_all(name).iter())),
-        };
-        let map = map.into_iter().flatten().map(HeaderValue::as_bytes);
-        raw.into_iter().flatten().chain(map)
+        self.headers.get_all(name).iter().map(HeaderValue::as_bytes)
     }
 }
+
+/// Most header lines kept raw; a response with more gets a map.
+const RAW_LINES: usize = 16;
 
 /// The header lines of an upstream response as it sent them (`name: value\r\n`, the names in any
 /// case), less a `Connection` header about the hop. Kept so for a response with no other
@@ -256,6 +254,10 @@ impl ResponseHead {
 #[derive(Debug, Clone)]
 pub struct RawHeaders {
     text: Bytes,
+    /// Per line: where its name starts and ends, where its value starts and ends, in `text`.
+    lines: [(u32, u32, u32, u32); RAW_LINES],
+    count: usize,
+    content_length: Option<u64>,
 }
 
 impl RawHeaders {
@@ -263,25 +265,27 @@ impl RawHeaders {
         &self.text
     }
 
-    /// `(name, value)` per line, the value without surrounding blanks.
     fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.text.split(|byte| *byte == b'\n').filter_map(|line| {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let colon = line.iter().position(|byte| *byte == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii()))
-        })
+        self.lines[..self.count]
+            .iter()
+            .map(|&(name_at, name_end, value_at, value_end)| {
+                (
+                    &self.text[name_at as usize..name_end as usize],
+                    &self.text[value_at as usize..value_end as usize],
+                )
+            })
     }
 
     /// Whether a line has `name` (lower case).
     pub fn contains(&self, name: &str) -> bool {
-        self.lines()
-            .any(|(line_name, _)| line_name.eq_ignore_ascii_case(name.as_bytes()))
+        self.lines().any(|(line_name, _)| {
+            line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name.as_bytes())
+        })
     }
 
-    fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.lines()
-            .filter(move |(line_name, _)| line_name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, value)| value)
+    /// The `Content-Length`, when there is one.
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
     }
 
     /// Adds every line to `headers`.
@@ -392,11 +396,20 @@ fn parse_response_with<const N: usize>(
 }
 
 /// The header lines of `head` as [`RawHeaders`] with the keep-alive verdict, unless a header
-/// other than a `Connection` about the hop needs the proxy's attention (hop-by-hop headers,
-/// `Connection` naming others).
+/// needs the proxy's attention (hop-by-hop headers other than a `Connection` about the hop,
+/// `Connection` naming others, an unreadable or conflicting `Content-Length`) or there are many.
 fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(RawHeaders, bool)> {
+    if ranges.len() > RAW_LINES {
+        return None;
+    }
     let mut keep_alive = version == Some(1);
     let mut text = BytesMut::with_capacity(head.len());
+    let mut raw = RawHeaders {
+        text: Bytes::new(),
+        lines: [(0, 0, 0, 0); RAW_LINES],
+        count: 0,
+        content_length: None,
+    };
     for &(name_at, name_length, value_at, value_length) in ranges {
         let name = &head[name_at..name_at + name_length];
         let value = &head[value_at..value_at + value_length];
@@ -414,15 +427,30 @@ fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(Ra
         if is_hop_by_hop_name(name) {
             return None;
         }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let length: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
+            if raw
+                .content_length
+                .is_some_and(|previous| previous != length)
+            {
+                return None;
+            }
+            raw.content_length = Some(length);
+        }
+        let start = text.len();
         text.extend_from_slice(&head[name_at..value_at + value_length]);
         text.extend_from_slice(b"\r\n");
+        let at = |offset: usize| u32::try_from(start + offset).unwrap_or(u32::MAX);
+        raw.lines[raw.count] = (
+            at(0),
+            at(name_length),
+            at(value_at - name_at),
+            at(value_at - name_at + value_length),
+        );
+        raw.count += 1;
     }
-    Some((
-        RawHeaders {
-            text: text.freeze(),
-        },
-        keep_alive,
-    ))
+    raw.text = text.freeze();
+    Some((raw, keep_alive))
 }
 
 /// Whether a `Connection` value only says whether to keep the connection (names no header).
@@ -471,6 +499,14 @@ impl Framing {
         let code = head.status.as_u16();
         if method == Method::HEAD || code < 200 || code == 204 || code == 304 {
             return Ok(Framing::Empty);
+        }
+        if let Some(raw) = &head.raw {
+            // No `Transfer-Encoding` there (hop-by-hop), and the length was read.
+            return Ok(match raw.content_length() {
+                Some(0) => Framing::Empty,
+                Some(length) => Framing::Length(length),
+                None => Framing::Close,
+            });
         }
         if let Some(encoding) = head.values(&header::TRANSFER_ENCODING).last() {
             let last = encoding.rsplit(|byte| *byte == b',').next();
