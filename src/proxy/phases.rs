@@ -398,6 +398,12 @@ fn request_filter<'c, B>(
             });
         }
     }
+    if shared.recorder.is_none() {
+        // No span store: the proxy takes no part in traces (a span id it forwarded as the parent
+        // would be reported by no one); trace headers pass through as sent, as Envoy's do
+        // without a tracer.
+        return Ok(target);
+    }
     let incoming = TraceContext::extract(request.headers());
     let context = match incoming {
         Some(incoming) => {
@@ -409,7 +415,7 @@ fn request_filter<'c, B>(
         }
         None => TraceContext::root(sample(config.sample_rate)),
     };
-    session.sampled = shared.recorder.is_some() && context.sampled == Some(true);
+    session.sampled = context.sampled == Some(true);
     session.trace = Some(context);
     Ok(target)
 }

@@ -1,5 +1,6 @@
 //! Trace propagation: an incoming B3 context is continued, a missing one is started, and the
-//! context is forwarded in B3 multi, B3 single and W3C forms; the recorder gets both spans.
+//! context is forwarded in B3 multi, B3 single and W3C forms; the recorder gets both spans. Without
+//! a recorder the proxy leaves trace headers as they came.
 
 use std::sync::Arc;
 
@@ -68,9 +69,39 @@ async fn b3_in_same_trace_out() {
 }
 
 #[tokio::test]
-async fn none_in_new_context_in_all_three_forms() {
+async fn without_a_recorder_trace_headers_pass_through() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
+    let answer = get(&running.url("/a/x"), &[]).await;
+    for name in ["x-b3-traceid", "x-b3-spanid", "b3", "traceparent"] {
+        assert_eq!(answer.sent(name), None, "{name} added without a recorder");
+    }
+    assert_eq!(answer.header("x-sandbox-trace-id"), "");
+    let answer = get(
+        &running.url("/a/x"),
+        &[
+            ("x-b3-traceid", TRACE),
+            ("x-b3-spanid", SPAN),
+            ("x-b3-sampled", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(answer.sent("x-b3-traceid").as_deref(), Some(TRACE));
+    assert_eq!(answer.sent("x-b3-spanid").as_deref(), Some(SPAN));
+    assert_eq!(answer.sent("x-b3-sampled").as_deref(), Some("1"));
+    assert_eq!(answer.sent("b3"), None);
+    assert_eq!(answer.sent("x-b3-parentspanid"), None);
+}
+
+#[tokio::test]
+async fn none_in_new_context_in_all_three_forms() {
+    let a = TestUpstream::start("a").await;
+    let spans = Arc::new(Spans::default());
+    let setup = Setup {
+        recorder: Some(spans.clone()),
+        ..Setup::default()
+    };
+    let running = start_with(&manifest(&[&a], ""), setup).await;
     let answer = get(&running.url("/a/x"), &[]).await;
     let trace = answer.sent("x-b3-traceid").expect("trace id");
     let span = answer.sent("x-b3-spanid").expect("span id");
@@ -81,11 +112,7 @@ async fn none_in_new_context_in_all_three_forms() {
         answer.sent("traceparent"),
         Some(format!("00-{trace}-{span}-01"))
     );
-    assert_eq!(
-        answer.header("x-sandbox-trace-id"),
-        "",
-        "no recorder, tracing is off"
-    );
+    assert_eq!(answer.header("x-sandbox-trace-id"), trace);
 }
 
 #[tokio::test]
