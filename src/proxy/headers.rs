@@ -223,7 +223,9 @@ pub fn new_request_id() -> String {
     text[14..18].copy_from_slice(&digits[12..16]);
     text[19..23].copy_from_slice(&digits[16..20]);
     text[24..].copy_from_slice(&digits[20..]);
-    String::from_utf8_lossy(&text).into_owned()
+    std::str::from_utf8(&text)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -601,7 +601,7 @@ fn response_filter(
     let needs_map = response
         .extensions()
         .get::<RawHeaders>()
-        .is_some_and(|raw| route.is_some() || PROXY_SET.iter().any(|name| raw.contains(name)));
+        .is_some_and(|raw| route.is_some() || raw.contains_any(&PROXY_SET));
     if needs_map {
         if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
             raw.into_map(response.headers_mut());

@@ -276,11 +276,18 @@ impl RawHeaders {
             })
     }
 
+    /// Whether a line has one of `names` (lower case), in one pass over the lines.
+    pub fn contains_any(&self, names: &[&str]) -> bool {
+        self.lines().any(|(line_name, _)| {
+            names.iter().any(|name| {
+                line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name.as_bytes())
+            })
+        })
+    }
+
     /// Whether a line has `name` (lower case).
     pub fn contains(&self, name: &str) -> bool {
-        self.lines().any(|(line_name, _)| {
-            line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name.as_bytes())
-        })
+        self.contains_any(&[name])
     }
 
     /// The `Content-Length`, when there is one.
@@ -461,19 +468,22 @@ fn about_this_hop(value: &[u8]) -> bool {
     })
 }
 
-/// `name`, in any case, is hop-by-hop (other than `Connection`) or `Upgrade`.
+/// `name`, in any case, is hop-by-hop (other than `Connection`) or `Upgrade`. Most names are
+/// ruled out by their length.
 fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    const NAMES: [&[u8]; 8] = [
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    ];
-    NAMES.iter().any(|known| known.eq_ignore_ascii_case(name))
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        18 => &[b"proxy-authenticate"],
+        19 => &[b"proxy-authorization"],
+        _ => return false,
+    };
+    candidates
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(name))
 }
 
 fn contains_token(text: &[u8], token: &[u8]) -> bool {
