@@ -10,24 +10,26 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1): `Connection`,
 /// `Keep-Alive`, `Proxy-Connection`, `Proxy-Authenticate`, `Proxy-Authorization`, `TE`, `Trailer`,
-/// `Transfer-Encoding`. A match on the (lower-case) text: cheaper than comparing `HeaderName`s.
+/// `Transfer-Encoding`.
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    is_hop_by_hop_text(name.as_str())
+    is_hop_by_hop_name(name.as_str().as_bytes())
 }
 
-/// [`is_hop_by_hop`] on a lower-case name's text.
-pub fn is_hop_by_hop_text(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-    )
+/// [`is_hop_by_hop`] on a name's text, in any case. Most names are ruled out by their length.
+pub fn is_hop_by_hop_name(name: &[u8]) -> bool {
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        18 => &[b"proxy-authenticate"],
+        19 => &[b"proxy-authorization"],
+        _ => return false,
+    };
+    candidates
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(name))
 }
 
 /// Whether the request asks to switch protocols (WebSocket and the like).
@@ -107,8 +109,6 @@ impl Appended {
             // Enough for every line the proxy adds to a request (trace headers included).
             self.0.reserve(640);
         }
-        let length = name.as_str().len() + 4 + parts.iter().map(|part| part.len()).sum::<usize>();
-        self.0.reserve(length);
         self.0.extend_from_slice(name.as_str().as_bytes());
         self.0.extend_from_slice(b": ");
         for part in parts {
@@ -122,8 +122,8 @@ impl Appended {
         &self.0
     }
 
-    /// Moves every line into `headers` (for hyper, which writes the map only).
-    pub fn merge_into(&mut self, headers: &mut HeaderMap) {
+    /// Adds every line to `headers` (for hyper, which writes the map only).
+    pub fn merge_into(&self, headers: &mut HeaderMap) {
         for line in self.0.split(|byte| *byte == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             let Some(colon) = line.iter().position(|byte| *byte == b':') else {
@@ -135,7 +135,6 @@ impl Appended {
                 headers.append(name, value);
             }
         }
-        self.0.clear();
     }
 }
 
@@ -309,7 +308,7 @@ mod tests {
         appended.merge_into(&mut headers);
         assert_eq!(headers["x-forwarded-host"], "shop.local");
         assert_eq!(headers["x-forwarded-proto"], "http");
-        assert!(appended.as_bytes().is_empty());
+        assert_eq!(headers.get_all("x-forwarded-proto").iter().count(), 1);
         let id = new_request_id();
         assert_eq!((id.len(), &id[14..15]), (36, "4"));
     }

@@ -146,7 +146,7 @@ impl Clients {
     ) -> Result<http::Response<ProxyBody>, UpstreamError> {
         use http_body_util::BodyExt;
         if http2 {
-            appended.clone().merge_into(request.headers_mut());
+            appended.merge_into(request.headers_mut());
             let response = self.http2.request(request).await?;
             Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
         } else {

@@ -38,7 +38,7 @@ use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
 use super::headers::{
-    add_forwarded, is_hop_by_hop_text, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
+    add_forwarded, is_hop_by_hop_name, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
     Forwarded,
 };
 use super::logging::Finish;
@@ -110,7 +110,7 @@ pub async fn handle<B: RequestBody>(
     caller: Option<Caller>,
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let (mut response, mut appended) = respond(shared, listener, peer, caller, request, None).await;
+    let (mut response, appended) = respond(shared, listener, peer, caller, request, None).await;
     if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
         raw.into_map(response.headers_mut());
     }
@@ -508,7 +508,7 @@ impl RequestNames {
             match name {
                 "x-request-id" => found.request_id = true,
                 "upgrade" => found.hop_by_hop = true,
-                _ if is_hop_by_hop_text(name) => found.hop_by_hop = true,
+                _ if is_hop_by_hop_name(name.as_bytes()) => found.hop_by_hop = true,
                 _ if faults::is_fault_header(name) => found.faults = true,
                 _ if is_trace_header(name) => found.trace = true,
                 _ => {}
@@ -555,7 +555,7 @@ fn upstream_request_filter(
         .filter(|route| !route.request_remove.is_empty() || !route.request_add.is_empty());
     if let Some(route) = route {
         // Route edits may name any header: from here on the map holds them all.
-        appended.merge_into(&mut headers);
+        std::mem::take(&mut appended).merge_into(&mut headers);
         for name in &route.request_remove {
             headers.remove(name);
         }
@@ -574,16 +574,7 @@ fn upstream_request_filter(
 }
 
 /// The response headers the proxy sets.
-const PROXY_SET: [&str; 3] = ["x-sandbox-upstream", "x-request-id", "x-sandbox-trace-id"];
-
-/// Names in a response that change how its headers are edited.
-#[derive(Default)]
-struct ResponseNames {
-    hop_by_hop: bool,
-    upstream: bool,
-    request_id: bool,
-    trace_id: bool,
-}
+const PROXY_SET: [header::HeaderName; 3] = [X_SANDBOX_UPSTREAM, X_REQUEST_ID, X_SANDBOX_TRACE_ID];
 
 /// The headers sent back to the client: the map, and the lines added for names it does not hold.
 fn response_filter(
@@ -597,7 +588,8 @@ fn response_filter(
         .route_index
         .and_then(|index| config.routes.get(index))
         .filter(|route| !route.response_remove.is_empty() || !route.response_add.is_empty());
-    // Raw upstream lines stay so unless the route edits headers or they hold one the proxy sets.
+    // Raw upstream lines stay so (and the map empty) unless the route edits headers or a line is
+    // one the proxy sets.
     let needs_map = response
         .extensions()
         .get::<RawHeaders>()
@@ -608,47 +600,21 @@ fn response_filter(
         }
     }
     let headers = response.headers_mut();
-    let scan = |headers: &HeaderMap| {
-        let mut found = ResponseNames::default();
-        for name in headers.keys() {
-            match name.as_str() {
-                "x-sandbox-upstream" => found.upstream = true,
-                "x-request-id" => found.request_id = true,
-                "x-sandbox-trace-id" => found.trace_id = true,
-                "upgrade" => found.hop_by_hop = true,
-                other if is_hop_by_hop_text(other) => found.hop_by_hop = true,
-                _ => {}
-            }
+    strip_hop_by_hop(headers, upgrade);
+    if let Some(route) = route {
+        for name in &route.response_remove {
+            headers.remove(name);
         }
-        found
-    };
-    let mut found = scan(headers);
-    if found.hop_by_hop || upgrade || route.is_some() {
-        strip_hop_by_hop(headers, upgrade);
-        if let Some(route) = route {
-            for name in &route.response_remove {
-                headers.remove(name);
-            }
-            for (name, value) in &route.response_add {
-                headers.insert(name.clone(), value.clone());
-            }
+        for (name, value) in &route.response_add {
+            headers.insert(name.clone(), value.clone());
         }
-        found = scan(headers);
     }
-    let ResponseNames {
-        upstream: has_upstream,
-        request_id: has_request_id,
-        trace_id: has_trace_id,
-        ..
-    } = found;
     let mut appended = Appended::default();
-    let mut set = |name: &header::HeaderName, present: bool, value: &[u8]| {
-        if present {
-            if let Ok(value) = HeaderValue::from_bytes(value) {
-                headers.insert(name.clone(), value);
-            }
-        } else {
+    let mut set = |name: &header::HeaderName, value: &[u8]| {
+        if !headers.contains_key(name) {
             appended.push(name, &[value]);
+        } else if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.insert(name.clone(), value);
         }
     };
     let upstream = match &session.replica {
@@ -656,18 +622,14 @@ fn response_filter(
         None => Some(b"none".as_slice()),
     };
     if let Some(value) = upstream {
-        set(&X_SANDBOX_UPSTREAM, has_upstream, value);
+        set(&X_SANDBOX_UPSTREAM, value);
     }
     if let Some(value) = &session.request_id_header {
-        set(&X_REQUEST_ID, has_request_id, value.as_bytes());
+        set(&X_REQUEST_ID, value.as_bytes());
     }
     if shared.recorder.is_some() {
         if let Some(context) = &session.trace {
-            set(
-                &X_SANDBOX_TRACE_ID,
-                has_trace_id,
-                context.trace_id.as_bytes(),
-            );
+            set(&X_SANDBOX_TRACE_ID, context.trace_id.as_bytes());
         }
     }
     appended

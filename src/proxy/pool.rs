@@ -80,7 +80,7 @@ impl Pool {
         if client::handles(&request) {
             return client::send(self, address, request, appended).await;
         }
-        appended.clone().merge_into(request.headers_mut());
+        appended.merge_into(request.headers_mut());
         let response = self.send_hyper(address, request).await?;
         Ok(response.map(|body| body.boxed_unsync()))
     }

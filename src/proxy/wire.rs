@@ -11,6 +11,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
+use super::headers::is_hop_by_hop_name;
+
 /// Headers a head may have on the fast path (hyper's default limit too).
 pub const MAX_HEADERS: usize = 100;
 /// Headers most heads fit in: parsed first with this many slots, to keep the stack small.
@@ -171,7 +173,9 @@ pub fn write_response_head(
     if let Some(raw) = raw {
         out.extend_from_slice(raw.as_bytes());
     }
-    if !headers.contains_key(header::DATE) && !raw.is_some_and(|raw| raw.contains("date")) {
+    if !headers.contains_key(header::DATE)
+        && !raw.is_some_and(|raw| raw.contains_any(&[header::DATE]))
+    {
         out.extend_from_slice(b"date: ");
         with_date(|date| out.extend_from_slice(date));
         out.extend_from_slice(b"\r\n");
@@ -237,13 +241,6 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-impl ResponseHead {
-    /// Every value of `name` in the map.
-    fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers.get_all(name).iter().map(HeaderValue::as_bytes)
-    }
-}
-
 /// Most header lines kept raw; a response with more gets a map.
 const RAW_LINES: usize = 16;
 
@@ -276,18 +273,14 @@ impl RawHeaders {
             })
     }
 
-    /// Whether a line has one of `names` (lower case), in one pass over the lines.
-    pub fn contains_any(&self, names: &[&str]) -> bool {
+    /// Whether a line has one of `names`, in one pass over the lines.
+    pub fn contains_any(&self, names: &[HeaderName]) -> bool {
         self.lines().any(|(line_name, _)| {
             names.iter().any(|name| {
-                line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name.as_bytes())
+                let name = name.as_str().as_bytes();
+                line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name)
             })
         })
-    }
-
-    /// Whether a line has `name` (lower case).
-    pub fn contains(&self, name: &str) -> bool {
-        self.contains_any(&[name])
     }
 
     /// The `Content-Length`, when there is one.
@@ -380,16 +373,7 @@ fn parse_response_with<const N: usize>(
                 HeaderValue::from_maybe_shared(head.slice(value_at..value_at + value_length))
                     .map_err(|_| httparse::Error::HeaderValue)?;
             if name == header::CONNECTION {
-                let text = value.as_bytes();
-                if contains_token(text, b"close") {
-                    keep_alive = false;
-                } else if contains_token(text, b"keep-alive") && version == Some(0) {
-                    keep_alive = true;
-                }
-                // Only about this hop (and never forwarded): not kept unless it names headers.
-                if about_this_hop(text) {
-                    continue;
-                }
+                keep_alive = keep_alive_after(value.as_bytes(), version, keep_alive);
             }
             headers.append(name, value);
         }
@@ -421,17 +405,13 @@ fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(Ra
         let name = &head[name_at..name_at + name_length];
         let value = &head[value_at..value_at + value_length];
         if name.eq_ignore_ascii_case(b"connection") {
-            if contains_token(value, b"close") {
-                keep_alive = false;
-            } else if contains_token(value, b"keep-alive") && version == Some(0) {
-                keep_alive = true;
-            }
+            keep_alive = keep_alive_after(value, version, keep_alive);
             if !about_this_hop(value) {
                 return None;
             }
             continue;
         }
-        if is_hop_by_hop_name(name) {
+        if is_hop_by_hop_name(name) || name.eq_ignore_ascii_case(b"upgrade") {
             return None;
         }
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -468,22 +448,15 @@ fn about_this_hop(value: &[u8]) -> bool {
     })
 }
 
-/// `name`, in any case, is hop-by-hop (other than `Connection`) or `Upgrade`. Most names are
-/// ruled out by their length.
-fn is_hop_by_hop_name(name: &[u8]) -> bool {
-    let candidates: &[&[u8]] = match name.len() {
-        2 => &[b"te"],
-        7 => &[b"trailer", b"upgrade"],
-        10 => &[b"keep-alive"],
-        16 => &[b"proxy-connection"],
-        17 => &[b"transfer-encoding"],
-        18 => &[b"proxy-authenticate"],
-        19 => &[b"proxy-authorization"],
-        _ => return false,
-    };
-    candidates
-        .iter()
-        .any(|known| known.eq_ignore_ascii_case(name))
+/// The keep-alive verdict once a `Connection` header says `value`.
+fn keep_alive_after(value: &[u8], version: Option<u8>, keep_alive: bool) -> bool {
+    if contains_token(value, b"close") {
+        false
+    } else if contains_token(value, b"keep-alive") && version == Some(0) {
+        true
+    } else {
+        keep_alive
+    }
 }
 
 fn contains_token(text: &[u8], token: &[u8]) -> bool {
@@ -518,8 +491,13 @@ impl Framing {
                 None => Framing::Close,
             });
         }
-        if let Some(encoding) = head.values(&header::TRANSFER_ENCODING).last() {
-            let last = encoding.rsplit(|byte| *byte == b',').next();
+        if let Some(encoding) = head
+            .headers
+            .get_all(header::TRANSFER_ENCODING)
+            .iter()
+            .next_back()
+        {
+            let last = encoding.as_bytes().rsplit(|byte| *byte == b',').next();
             return Ok(match last {
                 Some(last) if last.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
                     Framing::Chunked(Chunked::Size)
@@ -528,8 +506,8 @@ impl Framing {
             });
         }
         let mut length = None;
-        for value in head.values(&header::CONTENT_LENGTH) {
-            let parsed: u64 = std::str::from_utf8(value)
+        for value in head.headers.get_all(header::CONTENT_LENGTH) {
+            let parsed: u64 = std::str::from_utf8(value.as_bytes())
                 .ok()
                 .and_then(|text| text.trim().parse().ok())
                 .ok_or_else(|| invalid("invalid content-length"))?;
@@ -694,7 +672,8 @@ mod tests {
             b"Server: up\r\ncontent-length:3\r\nX-Id:  7\r\n",
             "Connection about the hop dropped, the rest as sent"
         );
-        assert!(raw.contains("x-id") && raw.contains("server") && !raw.contains("connection"));
+        let has = |name: &'static str| raw.contains_any(&[HeaderName::from_static(name)]);
+        assert!(has("x-id") && has("server") && !has("connection"));
         assert_eq!(
             Framing::of(&Method::GET, &head).expect("framing"),
             Framing::Length(3)

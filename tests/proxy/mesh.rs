@@ -2,11 +2,10 @@
 //! refuses unknown sources.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sandbox::proxy::{Caller, SpanKind};
 
-use crate::util::{get, manifest, start, start_with, Setup, Spans, TestUpstream};
+use crate::util::{get, manifest, start, start_recorded, TestUpstream};
 
 #[tokio::test]
 async fn unknown_sources_are_refused() {
@@ -22,12 +21,7 @@ async fn unknown_sources_are_refused() {
 #[tokio::test]
 async fn callers_are_known_by_address_and_routed_by_host() {
     let item = TestUpstream::start("item").await;
-    let spans = Arc::new(Spans::default());
-    let setup = Setup {
-        recorder: Some(spans.clone()),
-        ..Setup::default()
-    };
-    let running = start_with(&manifest(&[&item], ""), setup).await;
+    let (running, spans) = start_recorded(&manifest(&[&item], "")).await;
     running.proxy.set_callers(HashMap::from([(
         "127.0.0.1".parse().expect("ip"),
         Caller {

@@ -2,11 +2,9 @@
 //! context is forwarded in B3 multi, B3 single and W3C forms; the recorder gets both spans. Without
 //! a recorder the proxy leaves trace headers as they came.
 
-use std::sync::Arc;
-
 use sandbox::proxy::SpanKind;
 
-use crate::util::{get, manifest, start, start_with, Setup, Spans, TestUpstream};
+use crate::util::{get, manifest, start, start_recorded, TestUpstream};
 
 const TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
 const SPAN: &str = "a2fb4a1d1a96d312";
@@ -14,12 +12,7 @@ const SPAN: &str = "a2fb4a1d1a96d312";
 #[tokio::test]
 async fn b3_in_same_trace_out() {
     let a = TestUpstream::start("a").await;
-    let spans = Arc::new(Spans::default());
-    let setup = Setup {
-        recorder: Some(spans.clone()),
-        ..Setup::default()
-    };
-    let running = start_with(&manifest(&[&a], ""), setup).await;
+    let (running, spans) = start_recorded(&manifest(&[&a], "")).await;
     let answer = get(
         &running.url("/a/x"),
         &[
@@ -96,12 +89,7 @@ async fn without_a_recorder_trace_headers_pass_through() {
 #[tokio::test]
 async fn none_in_new_context_in_all_three_forms() {
     let a = TestUpstream::start("a").await;
-    let spans = Arc::new(Spans::default());
-    let setup = Setup {
-        recorder: Some(spans.clone()),
-        ..Setup::default()
-    };
-    let running = start_with(&manifest(&[&a], ""), setup).await;
+    let (running, spans) = start_recorded(&manifest(&[&a], "")).await;
     let answer = get(&running.url("/a/x"), &[]).await;
     let trace = answer.sent("x-b3-traceid").expect("trace id");
     let span = answer.sent("x-b3-spanid").expect("span id");
@@ -113,18 +101,16 @@ async fn none_in_new_context_in_all_three_forms() {
         Some(format!("00-{trace}-{span}-01"))
     );
     assert_eq!(answer.header("x-sandbox-trace-id"), trace);
+    let recorded = spans.take();
+    assert_eq!(recorded.len(), 2);
+    assert!(recorded.iter().all(|recorded| recorded.trace_id == trace));
 }
 
 #[tokio::test]
 async fn unsampled_requests_record_nothing_and_retries_are_annotated() {
     let a = TestUpstream::start("a").await;
-    let spans = Arc::new(Spans::default());
     let routes = "gateway:\n  routes:\n    - match: {prefix: /}\n      service: a\n      retries: {attempts: 2, on: [5xx], backoff: {base: 1ms, max: 2ms}}\n";
-    let setup = Setup {
-        recorder: Some(spans.clone()),
-        ..Setup::default()
-    };
-    let running = start_with(&manifest(&[&a], routes), setup).await;
+    let (running, spans) = start_recorded(&manifest(&[&a], routes)).await;
     get(&running.url("/x"), &[("b3", &format!("{TRACE}-{SPAN}-0"))]).await;
     assert!(spans.take().is_empty());
     get(

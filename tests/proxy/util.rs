@@ -183,6 +183,16 @@ pub async fn start(yaml: &str) -> Running {
     start_with(yaml, Setup::default()).await
 }
 
+/// [`start_with`] a recorder that keeps every span, and that recorder.
+pub async fn start_recorded(yaml: &str) -> (Running, Arc<Spans>) {
+    let spans = Arc::new(Spans::default());
+    let setup = Setup {
+        recorder: Some(spans.clone()),
+        ..Setup::default()
+    };
+    (start_with(yaml, setup).await, spans)
+}
+
 pub async fn start_with(yaml: &str, setup: Setup) -> Running {
     let (mut config, directory) = config_from(yaml);
     if let Some(tweak) = setup.tweak {
