@@ -16,6 +16,8 @@ use crate::smoke::{self, CheckOutcome, Endpoints};
 pub const EXIT_SMOKE_FAILED: u8 = 7;
 /// Log lines shown per service for a failed check.
 const FAILURE_LOG_LINES: usize = 10;
+/// How long a failure report waits for the failing requests' log lines to reach the engine.
+const LOG_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct TestArgs {
@@ -179,6 +181,11 @@ async fn report(
         &["RESULT", "CHECK", "STATUS", "TIME", ""],
         &rows,
     ));
+    if outcomes.iter().any(|outcome| !outcome.passed) {
+        // Services usually log a request after answering it, and the engine passes container
+        // output on asynchronously: the failing request's own log lines need a moment to arrive.
+        tokio::time::sleep(LOG_SETTLE).await;
+    }
     let containers = docker
         .project_containers(&manifest.project)
         .await
