@@ -25,7 +25,13 @@ pub struct ManifestError {
 
 impl fmt::Display for ManifestError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(formatter, "error: {}", self.message)?;
+        self.render(formatter, "error")
+    }
+}
+
+impl ManifestError {
+    fn render(&self, formatter: &mut fmt::Formatter<'_>, severity: &str) -> fmt::Result {
+        writeln!(formatter, "{severity}: {}", self.message)?;
         write!(formatter, "  --> {}", self.file.display())?;
         if let Some(line) = self.line {
             write!(formatter, ":{line}")?;
@@ -40,6 +46,17 @@ impl fmt::Display for ManifestError {
             write!(formatter, "\n  = hint: {hint}")?;
         }
         Ok(())
+    }
+}
+
+/// Something in a manifest that is accepted but has no effect here (a key that means nothing on one
+/// engine, an obsolete key): reported with its place and why, never an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestWarning(pub ManifestError);
+
+impl fmt::Display for ManifestWarning {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.render(formatter, "warning")
     }
 }
 

@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use duration::parse_duration;
-pub use error::{InitError, ManifestError, ManifestErrors};
+pub use error::{InitError, ManifestError, ManifestErrors, ManifestWarning};
 pub use model::*;
 pub use template::{templates, write_template, Template};
 
@@ -61,6 +61,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
         directory: &directory,
         variables: &variables,
         errors,
+        warnings: Vec::new(),
     };
     for issue in &parsed.issues {
         checker.error_at(issue.span, "", issue.message.clone(), issue.hint.clone());
@@ -80,6 +81,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
     if let Some(draft) = &draft {
         validate::validate(&mut checker, &draft.services, &draft.volumes, &draft.smoke);
     }
+    let warnings = std::mem::take(&mut checker.warnings);
     match draft {
         Some(draft) if checker.errors.is_empty() => Ok(Manifest {
             project: draft.project,
@@ -94,6 +96,7 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
             smoke: draft.smoke.into_iter().map(|draft| draft.check).collect(),
             gateway: draft.gateway,
             tracing: draft.tracing,
+            warnings: warnings.into_iter().map(ManifestWarning).collect(),
         }),
         _ => Err(ManifestErrors::new(display, checker.errors)),
     }

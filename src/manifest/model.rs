@@ -36,6 +36,9 @@ pub struct Manifest {
     /// The trace server and the proxy's sampling (`tracing:`).
     #[serde(skip_serializing_if = "Tracing::is_default")]
     pub tracing: Tracing,
+    /// Keys accepted without effect, with their place and why; the CLI prints them.
+    #[serde(skip)]
+    pub warnings: Vec<crate::manifest::ManifestWarning>,
 }
 
 /// One service: a container template run as `replicas` containers.

@@ -43,6 +43,8 @@ pub struct Checker<'a> {
     /// `.env` overridden by the process environment.
     pub variables: &'a BTreeMap<String, String>,
     pub errors: Vec<ManifestError>,
+    /// Keys accepted without effect (see [`Checker::warning`]).
+    pub warnings: Vec<ManifestError>,
 }
 
 /// The entries of a map whose keys were checked against a known list.
@@ -94,6 +96,18 @@ impl Checker<'_> {
         self.error_at(Some(node.span), field, message, Some(hint.into()));
     }
 
+    /// Records a warning at `node`: a key that is accepted but does nothing here, and `why`.
+    pub fn warning(
+        &mut self,
+        node: &Node,
+        field: &str,
+        message: impl Into<String>,
+        why: impl Into<String>,
+    ) {
+        let error = self.problem(Some(node.span), field, message, Some(why.into()));
+        self.warnings.push(error);
+    }
+
     pub fn error_at(
         &mut self,
         span: Option<Span>,
@@ -101,14 +115,25 @@ impl Checker<'_> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        self.errors.push(ManifestError {
+        let error = self.problem(span, field, message, hint);
+        self.errors.push(error);
+    }
+
+    fn problem(
+        &self,
+        span: Option<Span>,
+        field: &str,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) -> ManifestError {
+        ManifestError {
             file: self.file.clone(),
             line: span.map(|span| span.line),
             column: span.map(|span| span.column),
             field: field.to_string(),
             message: message.into(),
             hint,
-        });
+        }
     }
 
     /// A scalar value, interpolated; reports lists and maps as "expected {expected}".
