@@ -39,10 +39,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let trace = arguments.any(|argument| argument == "--trace");
     let options = LoadOptions {
-        file: Some(file),
+        files: vec![file],
         project: Some("bench".into()),
         working_dir: std::env::current_dir()?,
         environment: std::env::vars().collect(),
+        ..LoadOptions::default()
     };
     let manifest = load(&options).map_err(|errors| errors.to_string())?;
     let mut config = ProxyConfig::from_manifest(&manifest);

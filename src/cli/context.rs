@@ -20,19 +20,48 @@ impl UsageError {
 
 /// Reads and validates the manifest the global flags point at.
 pub fn load_manifest(global: &GlobalArgs) -> Result<Manifest, manifest::ManifestErrors> {
+    manifest::load(&load_options(global))
+}
+
+/// The load options the global flags and the process give.
+pub fn load_options(global: &GlobalArgs) -> LoadOptions {
     let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
     let environment: BTreeMap<String, String> = std::env::vars().collect();
-    manifest::load(&LoadOptions {
-        file: global.file.clone(),
+    LoadOptions {
+        files: global.file.clone(),
         project: global.project.clone(),
+        profiles: global.profile.clone(),
+        env_files: global.env_file.clone(),
         working_dir,
         environment,
-    })
+    }
+}
+
+/// Tells which files were read and every warning about them (stderr, so stdout stays the result).
+pub fn announce(manifest: &Manifest, printer: &crate::output::Printer) {
+    let working_dir = std::env::current_dir().unwrap_or_default();
+    let files: Vec<String> = manifest
+        .source
+        .files
+        .iter()
+        .map(|file| {
+            let shown = file.strip_prefix(&working_dir).unwrap_or(file);
+            format!("`{}`", shown.display())
+        })
+        .collect();
+    printer.stderr_line(&format!(
+        "project `{}` from {}",
+        manifest.project,
+        files.join(" + ")
+    ));
+    for warning in &manifest.warnings {
+        printer.stderr_line(&warning.to_string());
+    }
 }
 
 /// The project name: `-p` when given (no manifest needed), else from the manifest.
 pub fn project_name(global: &GlobalArgs) -> anyhow::Result<(String, Option<Manifest>)> {
-    match (&global.project, global.file.is_some()) {
+    match (&global.project, !global.file.is_empty()) {
         (Some(project), false) => {
             // The manifest is optional here; use it when it loads (for health checks in `ps`):
             // the one in this folder, else the one the project's control plane runs.
@@ -42,7 +71,9 @@ pub fn project_name(global: &GlobalArgs) -> anyhow::Result<(String, Option<Manif
                 .or_else(|| {
                     let state = crate::control::ControlPlaneState::read_live(project)?;
                     let recorded = GlobalArgs {
-                        file: Some(state.manifest),
+                        file: state.source.files,
+                        profile: state.source.profiles,
+                        env_file: state.source.env_files,
                         ..global.clone()
                     };
                     load_manifest(&recorded).ok()

@@ -38,12 +38,20 @@ pub struct Cli {
 /// (`sandbox -f other.yaml up`), which leaves `-f` free for `logs -f`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlobalArgs {
-    /// The manifest (default: sandbox.yaml or sandbox.yml in the current folder).
+    /// The manifest; repeat to merge several files in order (default: `COMPOSE_FILE`, else the
+    /// first of sandbox.yaml, sandbox.yml, compose.yaml, compose.yml, docker-compose.yaml,
+    /// docker-compose.yml here or in a parent folder, plus its override file).
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-    /// Project name (default: the manifest's `name:`, else its folder's name).
+    pub file: Vec<PathBuf>,
+    /// Project name (default: `COMPOSE_PROJECT_NAME`, else the manifest's `name:`, else its folder's name).
     #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project: Option<String>,
+    /// Enable services of this profile; repeatable (default: `COMPOSE_PROFILES`).
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profile: Vec<String>,
+    /// Read variables from this file instead of `.env`; repeatable.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Machine-readable output: JSON events and results.
     #[arg(long, global = true)]
     pub json: bool,
@@ -212,7 +220,7 @@ mod documented_workflow {
             }
             other => panic!("expected `run`, got {other:?}"),
         }
-        let manifest = parsed.global.file.expect("names the manifest");
+        let manifest = parsed.global.file.first().expect("names the manifest");
         assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join(manifest)
             .exists());

@@ -33,7 +33,7 @@ pub fn state(manifest: &Manifest, detached: bool) -> ControlPlaneState {
     ControlPlaneState {
         project: manifest.project.clone(),
         pid: std::process::id(),
-        manifest: manifest.file.clone(),
+        source: manifest.source.clone(),
         started_at: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -107,10 +107,10 @@ pub async fn bring_up(
 pub async fn tear_down(docker: &Docker, project: &str, events: &EventSink, shutdown: &Shutdown) {
     let graceful = DownOptions {
         remove_volumes: false,
-        timeout: Duration::from_secs(10),
+        timeout: None,
     };
     let forced = DownOptions {
-        timeout: Duration::ZERO,
+        timeout: Some(Duration::ZERO),
         ..graceful.clone()
     };
     let result = tokio::select! {

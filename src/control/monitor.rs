@@ -1,6 +1,7 @@
 //! The control plane's view of the running containers, kept current: which replicas serve each
-//! service (and whether they are healthy), which container IP is which caller, and a one-line state
-//! per service for the proxy's error pages. The proxy is fed from here.
+//! service (and whether they are healthy), which container address (on any of its networks) is
+//! which caller, and a one-line state per service for the proxy's error pages. The proxy is fed
+//! from here.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -68,14 +69,16 @@ impl Monitor {
                 .filter(|container| container.service == service.name)
                 .collect();
             for container in &replicas {
-                if let Some(ip) = container.ip.as_deref().and_then(|ip| ip.parse().ok()) {
-                    callers.insert(
-                        ip,
-                        Caller {
-                            service: service.name.clone(),
-                            replica: format!("{}-{}", service.name, container.replica),
-                        },
-                    );
+                let caller = Caller {
+                    service: service.name.clone(),
+                    replica: format!("{}-{}", service.name, container.replica),
+                };
+                for ip in container
+                    .addresses
+                    .iter()
+                    .filter_map(|ip| ip.parse::<IpAddr>().ok())
+                {
+                    callers.insert(ip, caller.clone());
                 }
             }
             let probes = replicas
@@ -210,6 +213,7 @@ mod tests {
             status: status.into(),
             created: 0,
             ip: None,
+            addresses: Vec::new(),
             ports: Vec::new(),
             labels: Default::default(),
         }

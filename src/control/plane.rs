@@ -1,8 +1,9 @@
 //! The services a control plane runs beside the containers: the trace server, the gateway and the
 //! mesh (the proxy), and the monitor that feeds the proxy with replicas, callers and states.
 //!
-//! Listeners bind the loopback address for the developer and the project network's gateway address
-//! for the containers; never all interfaces unless the manifest says so (`gateway.host`).
+//! Listeners bind the loopback address for the developer and the gateway address of each of the
+//! project's networks for the containers (mesh and trace server on every one, so a service reaches
+//! them on any network it is on); never all interfaces unless the manifest says so (`gateway.host`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +20,10 @@ use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::trace::{self, Store, TraceConfig};
+
+/// When a gateway address is taken: the project's own control plane, or another project's on a
+/// network they share (an external one, or `bridge`).
+const BUSY_GATEWAY_HINT: &str = "another sandbox control plane may be running for this project, or for another project on a network they share; `sandbox down` it";
 
 /// Why the control plane could not start.
 #[derive(Debug, thiserror::Error)]
@@ -47,13 +52,27 @@ pub struct ControlPlane {
     /// What containers get.
     pub wiring: Wiring,
     tasks: JoinSet<()>,
+    /// What a reload needs to listen on networks a re-up added.
+    late: LateListeners,
+}
+
+/// The gateway addresses listened on, and how to listen on more (a re-up may add networks).
+struct LateListeners {
+    docker: Docker,
+    shutdown: CancellationToken,
+    store: Store,
+    trace: TraceConfig,
+    zipkin_port: u16,
+    zipkin_fixed: u16,
+    listening: std::sync::Mutex<std::collections::BTreeSet<IpAddr>>,
+    tasks: std::sync::Mutex<JoinSet<()>>,
 }
 
 impl ControlPlane {
     /// Binds the listeners and starts serving; everything stops when `shutdown` fires.
     pub async fn start(
         manifest: &Manifest,
-        network: &NetworkInfo,
+        networks: &[NetworkInfo],
         docker: &Docker,
         shutdown: &CancellationToken,
     ) -> Result<ControlPlane, ControlPlaneError> {
@@ -72,16 +91,33 @@ impl ControlPlane {
             .local_addr()
             .map(|address| address.port())
             .unwrap_or(ZIPKIN_PORT);
-        let side = ContainerSide::detect(network, zipkin_port);
+        let side = ContainerSide::detect(networks, zipkin_port);
         let mut zipkin_listeners = vec![zipkin_local];
-        let mut mesh_listener = None;
-        if let ContainerSide::Gateway(ip) = side {
-            zipkin_listeners.push(
-                bind("trace server", SocketAddr::new(ip, manifest.tracing.port.unwrap_or(ZIPKIN_PORT)), "another sandbox control plane may be running for this project; `sandbox down` it").await?,
-            );
-            mesh_listener = Some(
-                bind("mesh", SocketAddr::new(ip, MESH_PORT), "another sandbox control plane may be running for this project; `sandbox down` it").await?,
-            );
+        let mut mesh_listeners = Vec::new();
+        let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
+        for (ip, shared) in side.listen_addresses() {
+            let listeners = async {
+                let zipkin = bind(
+                    "trace server",
+                    SocketAddr::new(ip, zipkin_fixed),
+                    BUSY_GATEWAY_HINT,
+                )
+                .await?;
+                let mesh = bind("mesh", SocketAddr::new(ip, MESH_PORT), BUSY_GATEWAY_HINT).await?;
+                Ok::<_, ControlPlaneError>((zipkin, mesh))
+            };
+            match listeners.await {
+                Ok((zipkin, mesh)) => {
+                    zipkin_listeners.push(zipkin);
+                    mesh_listeners.push(mesh);
+                }
+                // A network other projects use too: another control plane may hold its ports, and
+                // the project's services reach this one on their own networks first.
+                Err(error) if shared => {
+                    tracing::warn!(%error, "not listening on a shared network's gateway {ip}");
+                }
+                Err(error) => return Err(error),
+            }
         }
         let gateway_host: IpAddr = manifest
             .gateway
@@ -111,6 +147,26 @@ impl ControlPlane {
             forward: manifest.tracing.forward.clone(),
             ..TraceConfig::default()
         };
+        let listening: std::collections::BTreeSet<IpAddr> = zipkin_listeners
+            .iter()
+            .filter_map(|listener| listener.local_addr().ok())
+            .map(|address| address.ip())
+            .filter(|ip| !ip.is_loopback())
+            .collect();
+        let late = LateListeners {
+            docker: docker.clone(),
+            shutdown: shutdown.clone(),
+            store: store.clone(),
+            // The store forwards what it keeps: a second server must not forward again.
+            trace: TraceConfig {
+                forward: None,
+                ..config.clone()
+            },
+            zipkin_port,
+            zipkin_fixed,
+            listening: std::sync::Mutex::new(listening),
+            tasks: std::sync::Mutex::new(JoinSet::new()),
+        };
         let server = trace::serve(zipkin_listeners, store.clone(), config, shutdown.clone());
         tasks.spawn(async move {
             if let Err(error) = server.await {
@@ -133,7 +189,7 @@ impl ControlPlane {
                 .clone()
                 .serve_gateway(gateway_listener, shutdown.clone()),
         ));
-        if let Some(listener) = mesh_listener {
+        for listener in mesh_listeners {
             tasks.spawn(log_failure(
                 "mesh",
                 proxy.clone().serve_mesh(listener, shutdown.clone()),
@@ -153,8 +209,9 @@ impl ControlPlane {
                 "http://{}",
                 SocketAddr::new(display_host, gateway_address.port())
             ),
-            wiring: wiring::wiring(manifest, network, side),
+            wiring: wiring::wiring(manifest, &side),
             tasks,
+            late,
         })
     }
 
@@ -170,12 +227,72 @@ impl ControlPlane {
     pub async fn reload(&self, manifest: &Manifest) {
         self.proxy.swap_config(ProxyConfig::from_manifest(manifest));
         self.monitor.set_manifest(manifest);
+        self.listen_on_new_networks(manifest).await;
         self.monitor.refresh(&self.proxy).await;
+    }
+
+    /// A re-up may have added networks: the mesh and the trace server listen on their gateways too
+    /// (a failure is logged; the control plane keeps serving).
+    async fn listen_on_new_networks(&self, manifest: &Manifest) {
+        let late = &self.late;
+        let networks = match crate::engine::apply::existing_networks(&late.docker, manifest).await {
+            Ok(networks) => networks,
+            Err(error) => {
+                tracing::warn!(%error, "cannot look at the project's networks");
+                return;
+            }
+        };
+        let side = ContainerSide::detect(&networks, late.zipkin_port);
+        for (ip, _) in side.listen_addresses() {
+            let new = late
+                .listening
+                .lock()
+                .map(|mut listening| listening.insert(ip))
+                .unwrap_or(false);
+            if !new {
+                continue;
+            }
+            let zipkin = bind(
+                "trace server",
+                SocketAddr::new(ip, late.zipkin_fixed),
+                BUSY_GATEWAY_HINT,
+            )
+            .await;
+            let mesh = bind("mesh", SocketAddr::new(ip, MESH_PORT), BUSY_GATEWAY_HINT).await;
+            let (zipkin, mesh) = match (zipkin, mesh) {
+                (Ok(zipkin), Ok(mesh)) => (zipkin, mesh),
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "not listening on the gateway {ip} of a new network");
+                    continue;
+                }
+            };
+            let server = trace::serve(
+                vec![zipkin],
+                late.store.clone(),
+                late.trace.clone(),
+                late.shutdown.clone(),
+            );
+            if let Ok(mut tasks) = late.tasks.lock() {
+                tasks.spawn(async move {
+                    if let Err(error) = server.await {
+                        tracing::error!(%error, "trace server stopped");
+                    }
+                });
+                tasks.spawn(log_failure(
+                    "mesh",
+                    self.proxy.clone().serve_mesh(mesh, late.shutdown.clone()),
+                ));
+            }
+        }
     }
 
     /// Waits for the services to finish after shutdown (bounded by their own grace periods).
     pub async fn stopped(mut self) {
         while self.tasks.join_next().await.is_some() {}
+        let late = self.late.tasks.into_inner();
+        if let Ok(mut tasks) = late {
+            while tasks.join_next().await.is_some() {}
+        }
     }
 }
 

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 pub struct ControlPlaneState {
     pub project: String,
     pub pid: u32,
-    /// The manifest it serves.
-    pub manifest: PathBuf,
+    /// How the manifest it serves was read.
+    pub source: crate::manifest::LoadSource,
     /// Unix seconds.
     pub started_at: u64,
     /// `true` for `up -d` control planes (left running on purpose).
@@ -35,7 +35,7 @@ pub struct ControlPlaneState {
 /// with (interpolation must see the re-up's variables, not those the control plane started with).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReloadRequest {
-    pub file: PathBuf,
+    pub source: crate::manifest::LoadSource,
     pub project: String,
     pub working_dir: PathBuf,
     pub environment: std::collections::BTreeMap<String, String>,

@@ -1,16 +1,22 @@
 //! What containers are given to reach the control plane: the Zipkin variables, `<DEP>_URL` for each
-//! dependency (through the mesh), and host entries. A pure function of the manifest and the network,
-//! so an `up` run by another process (a re-up while a control plane runs) computes the very same
-//! container configuration, and nothing is recreated for no reason.
+//! dependency (through the mesh), and host entries. A pure function of the manifest and the
+//! gateway addresses, so an `up` run by another process (a re-up while a control plane runs)
+//! computes the very same container configuration, and nothing is recreated for no reason.
+//!
+//! Each service is wired through one of its networks: the first, by `priority`, whose gateway
+//! address the control plane listens on, the project's own networks before shared ones (external
+//! networks and `bridge`, where another project's control plane may hold the ports). The mesh and
+//! the trace server listen on every such gateway, so a service reaches them on a network it is on,
+//! internal ones included (the host's bridge address stays reachable there).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::engine::docker::NetworkInfo;
 use crate::engine::spec::Wiring;
-use crate::manifest::Manifest;
+use crate::manifest::{by_priority, Manifest, NetworkMode, Service};
 
-/// The port the mesh listens on, on the network's gateway address.
+/// The port the mesh listens on, on each network's gateway address.
 pub const MESH_PORT: u16 = 15001;
 /// The standard Zipkin port, where containers reach the trace server.
 pub const ZIPKIN_PORT: u16 = crate::trace::DEFAULT_PORT;
@@ -19,60 +25,149 @@ pub const ZIPKIN_PORT: u16 = crate::trace::DEFAULT_PORT;
 pub const HOST_GATEWAY_NAME: &str = "host.docker.internal";
 /// The domain of mesh host names: `item.sandbox` is service `item` through the mesh.
 pub const MESH_DOMAIN: &str = "sandbox";
+/// How deep `network_mode: service:` chains are followed (validation rejects cycles).
+const MAX_SHARED_DEPTH: usize = 8;
 
 /// How containers reach the control plane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContainerSide {
-    /// The host listens on the network's gateway address (Linux engines): mesh and trace server
-    /// there, at fixed ports.
-    Gateway(IpAddr),
-    /// Only through the engine's host-gateway name, to loopback listeners (Docker Desktop). No mesh:
-    /// dependencies are called directly; the trace server at its loopback port.
-    HostGateway { zipkin_port: u16 },
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSide {
+    /// Gateway addresses this process can listen on, by the network's engine name: mesh and trace
+    /// server there, at fixed ports. Empty on Docker Desktop.
+    pub gateways: BTreeMap<String, IpAddr>,
+    /// The networks of `gateways` that are not the project's own (external ones, `bridge`).
+    pub shared: BTreeSet<String>,
+    /// The trace server's loopback port: for `network_mode: host` containers, and through the
+    /// engine's host-gateway name for containers on no network with a bound gateway.
+    pub zipkin_port: u16,
 }
 
 impl ContainerSide {
-    /// The gateway address when this process can listen on it.
-    pub fn detect(network: &NetworkInfo, zipkin_port: u16) -> ContainerSide {
-        let gateway: Option<IpAddr> = network.gateway.as_deref().and_then(|ip| ip.parse().ok());
-        match gateway {
-            Some(ip) if std::net::TcpListener::bind(SocketAddr::new(ip, 0)).is_ok() => {
-                ContainerSide::Gateway(ip)
-            }
-            _ => ContainerSide::HostGateway { zipkin_port },
+    /// The networks whose gateway address this process can listen on.
+    pub fn detect(networks: &[NetworkInfo], zipkin_port: u16) -> ContainerSide {
+        let gateways = networks
+            .iter()
+            .filter_map(|network| {
+                let ip: IpAddr = network.gateway.as_deref()?.parse().ok()?;
+                std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+                    .is_ok()
+                    .then(|| (network.name.clone(), ip))
+            })
+            .collect();
+        let shared = networks
+            .iter()
+            .filter(|network| network.shared)
+            .map(|network| network.name.clone())
+            .collect();
+        ContainerSide {
+            gateways,
+            shared,
+            zipkin_port,
         }
+    }
+
+    /// Every gateway address once, sorted, and whether it is on a shared network: where the mesh
+    /// and the trace server listen.
+    pub fn listen_addresses(&self) -> Vec<(IpAddr, bool)> {
+        let mut addresses: Vec<(IpAddr, bool)> = self
+            .gateways
+            .iter()
+            .map(|(name, ip)| (*ip, self.shared.contains(name)))
+            .collect();
+        addresses.sort();
+        addresses.dedup_by_key(|(ip, _)| *ip);
+        addresses
+    }
+}
+
+/// How one service's containers reach the control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Through a gateway address the control plane listens on: mesh and trace server.
+    Gateway(IpAddr),
+    /// Through the engine's host-gateway name (Docker Desktop): trace server only.
+    HostGateway,
+    /// The host's own network stack (`network_mode: host`): the trace server on loopback.
+    Loopback,
+    /// No networking, or a stack sandbox does not know (`none`, `container:`).
+    Nothing,
+}
+
+/// How a service reaches the control plane, and whether its own `/etc/hosts` can be written (not
+/// when it shares another container's network stack).
+fn reach(
+    manifest: &Manifest,
+    service: &Service,
+    side: &ContainerSide,
+    depth: usize,
+) -> (Reach, bool) {
+    let gateway = |name: &str| side.gateways.get(name).copied();
+    match &service.network_mode {
+        NetworkMode::Networks => {
+            let names: Vec<&str> = by_priority(&service.networks)
+                .into_iter()
+                .filter_map(|(key, _)| Some(manifest.networks.get(key)?.name.as_str()))
+                .collect();
+            let found = names
+                .iter()
+                .filter(|name| !side.shared.contains(**name))
+                .chain(names.iter().filter(|name| side.shared.contains(**name)))
+                .find_map(|name| gateway(name));
+            (found.map_or(Reach::HostGateway, Reach::Gateway), true)
+        }
+        NetworkMode::Bridge => (
+            gateway("bridge").map_or(Reach::HostGateway, Reach::Gateway),
+            true,
+        ),
+        NetworkMode::Host => (Reach::Loopback, true),
+        NetworkMode::None | NetworkMode::Container(_) => (Reach::Nothing, false),
+        NetworkMode::Service(target) => match manifest.services.get(target) {
+            Some(target) if depth < MAX_SHARED_DEPTH => {
+                (reach(manifest, target, side, depth + 1).0, false)
+            }
+            _ => (Reach::Nothing, false),
+        },
     }
 }
 
 /// The wiring for every container of `manifest`.
-pub fn wiring(manifest: &Manifest, network: &NetworkInfo, side: ContainerSide) -> Wiring {
-    let (zipkin_base, extra_hosts) = match side {
-        ContainerSide::Gateway(ip) => (
-            format!(
-                "http://{ip}:{}",
-                manifest.tracing.port.unwrap_or(ZIPKIN_PORT)
-            ),
-            Vec::new(),
-        ),
-        ContainerSide::HostGateway { zipkin_port } => (
-            format!("http://{HOST_GATEWAY_NAME}:{zipkin_port}"),
-            vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
-        ),
-    };
+pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
+    let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
     let mut service_environment = BTreeMap::new();
     let mut service_extra_hosts = BTreeMap::new();
     for service in manifest.services.values() {
+        let (reach, own_hosts) = reach(manifest, service, side, 0);
         let mut environment =
             BTreeMap::from([("OTEL_SERVICE_NAME".to_string(), service.name.clone())]);
         let mut hosts = Vec::new();
+        match reach {
+            Reach::Gateway(ip) => {
+                environment.extend(zipkin_environment(&format!(
+                    "http://{}",
+                    SocketAddr::new(ip, zipkin_fixed)
+                )));
+            }
+            Reach::HostGateway => {
+                let base = format!("http://{HOST_GATEWAY_NAME}:{}", side.zipkin_port);
+                environment.extend(zipkin_environment(&base));
+                if own_hosts {
+                    hosts.push(format!("{HOST_GATEWAY_NAME}:host-gateway"));
+                }
+            }
+            Reach::Loopback => {
+                let base = format!("http://127.0.0.1:{}", side.zipkin_port);
+                environment.extend(zipkin_environment(&base));
+            }
+            Reach::Nothing => {}
+        }
         for dependency in service.depends_on.keys() {
             let variable = format!("{}_URL", dependency.to_uppercase().replace('-', "_"));
-            let url = match side {
-                ContainerSide::Gateway(ip) => {
+            let url = match reach {
+                Reach::Gateway(ip) if own_hosts => {
                     hosts.push(format!("{dependency}.{MESH_DOMAIN}:{ip}"));
                     format!("http://{dependency}.{MESH_DOMAIN}:{MESH_PORT}")
                 }
-                ContainerSide::HostGateway { .. } => {
+                // Called directly, by its name on a shared network.
+                Reach::Gateway(_) | Reach::HostGateway => {
                     let port = manifest
                         .services
                         .get(dependency)
@@ -80,6 +175,7 @@ pub fn wiring(manifest: &Manifest, network: &NetworkInfo, side: ContainerSide) -
                         .unwrap_or(80);
                     format!("http://{dependency}:{port}")
                 }
+                Reach::Loopback | Reach::Nothing => continue,
             };
             environment.insert(variable, url);
         }
@@ -87,10 +183,9 @@ pub fn wiring(manifest: &Manifest, network: &NetworkInfo, side: ContainerSide) -
         service_extra_hosts.insert(service.name.clone(), hosts);
     }
     Wiring {
-        network: network.name.clone(),
-        environment: zipkin_environment(&zipkin_base),
+        environment: BTreeMap::new(),
         service_environment,
-        extra_hosts,
+        extra_hosts: Vec::new(),
         service_extra_hosts,
     }
 }
@@ -115,26 +210,28 @@ mod tests {
     use super::*;
     use crate::manifest::{LoadOptions, Manifest};
 
-    fn manifest() -> Manifest {
+    fn load(text: &str) -> Manifest {
         let directory = tempfile::tempdir().unwrap();
-        std::fs::write(
-            directory.path().join("sandbox.yaml"),
-            "name: shop\nservices:\n  user:\n    image: demo\n    port: 8080\n    depends_on: [item-store]\n  item-store:\n    image: demo\n    port: 9090\n",
-        )
-        .unwrap();
+        std::fs::write(directory.path().join("sandbox.yaml"), text).unwrap();
         crate::manifest::load(&LoadOptions {
-            file: None,
-            project: None,
             working_dir: directory.path().to_path_buf(),
-            environment: Default::default(),
+            ..LoadOptions::default()
         })
         .unwrap()
     }
 
-    fn network() -> NetworkInfo {
-        NetworkInfo {
-            name: "shop_default".into(),
-            gateway: Some("172.18.0.1".into()),
+    fn manifest() -> Manifest {
+        load("name: shop\nservices:\n  user:\n    image: demo\n    port: 8080\n    depends_on: [item-store]\n  item-store:\n    image: demo\n    port: 9090\n")
+    }
+
+    fn side(gateways: &[(&str, &str)]) -> ContainerSide {
+        ContainerSide {
+            gateways: gateways
+                .iter()
+                .map(|(name, ip)| (name.to_string(), ip.parse().unwrap()))
+                .collect(),
+            shared: ["bridge".to_string(), "corporate".to_string()].into(),
+            zipkin_port: 41000,
         }
     }
 
@@ -162,11 +259,7 @@ mod tests {
 
     #[test]
     fn dependencies_are_reached_through_the_mesh_on_linux_engines() {
-        let wiring = wiring(
-            &manifest(),
-            &network(),
-            ContainerSide::Gateway("172.18.0.1".parse().unwrap()),
-        );
+        let wiring = wiring(&manifest(), &side(&[("shop_default", "172.18.0.1")]));
         assert_eq!(
             wiring.service_environment["user"]["ITEM_STORE_URL"],
             "http://item-store.sandbox:15001"
@@ -184,26 +277,163 @@ mod tests {
             "item-store"
         );
         assert_eq!(
-            wiring.environment["ZIPKIN_ENDPOINT"],
+            wiring.service_environment["item-store"]["ZIPKIN_ENDPOINT"],
             "http://172.18.0.1:9411/api/v2/spans"
         );
     }
 
     #[test]
     fn without_the_gateway_address_dependencies_are_called_directly() {
-        let wiring = wiring(
-            &manifest(),
-            &network(),
-            ContainerSide::HostGateway { zipkin_port: 41000 },
-        );
+        let wiring = wiring(&manifest(), &side(&[]));
         assert_eq!(
             wiring.service_environment["user"]["ITEM_STORE_URL"],
             "http://item-store:9090"
         );
-        assert_eq!(wiring.extra_hosts, ["host.docker.internal:host-gateway"]);
         assert_eq!(
-            wiring.environment["ZIPKIN_ENDPOINT"],
+            wiring.service_extra_hosts["item-store"],
+            ["host.docker.internal:host-gateway"]
+        );
+        assert_eq!(
+            wiring.service_environment["user"]["ZIPKIN_ENDPOINT"],
             "http://host.docker.internal:41000/api/v2/spans"
+        );
+    }
+
+    const NETWORKS: &str = "name: shop
+services:
+  web:
+    image: demo
+    depends_on: [api]
+    networks: [front]
+  api:
+    image: demo
+    depends_on: [db]
+    networks:
+      front: {}
+      back: {priority: 10}
+  db:
+    image: demo
+    networks: [back]
+networks:
+  front: {}
+  back: {internal: true}
+";
+
+    #[test]
+    fn each_service_is_wired_through_a_network_it_is_on() {
+        let manifest = load(NETWORKS);
+        let wiring = wiring(
+            &manifest,
+            &side(&[("shop_front", "10.1.0.1"), ("shop_back", "10.2.0.1")]),
+        );
+        let zipkin = |service: &str| wiring.service_environment[service]["ZIPKIN_ENDPOINT"].clone();
+        assert_eq!(zipkin("web"), "http://10.1.0.1:9411/api/v2/spans");
+        assert_eq!(zipkin("db"), "http://10.2.0.1:9411/api/v2/spans");
+        // `api` is on both: its highest-priority network wins.
+        assert_eq!(zipkin("api"), "http://10.2.0.1:9411/api/v2/spans");
+        assert_eq!(wiring.service_extra_hosts["web"], ["api.sandbox:10.1.0.1"]);
+        assert_eq!(wiring.service_extra_hosts["api"], ["db.sandbox:10.2.0.1"]);
+        assert_eq!(
+            wiring.service_environment["api"]["DB_URL"],
+            "http://db.sandbox:15001"
+        );
+    }
+
+    #[test]
+    fn a_service_whose_networks_have_no_bound_gateway_uses_the_host_gateway() {
+        let manifest = load(NETWORKS);
+        let wiring = wiring(&manifest, &side(&[("shop_back", "10.2.0.1")]));
+        assert_eq!(
+            wiring.service_environment["web"]["API_URL"],
+            "http://api:80"
+        );
+        assert_eq!(
+            wiring.service_extra_hosts["web"],
+            ["host.docker.internal:host-gateway"]
+        );
+        assert_eq!(
+            wiring.service_environment["api"]["DB_URL"],
+            "http://db.sandbox:15001"
+        );
+    }
+
+    #[test]
+    fn network_modes_get_what_their_stack_can_reach() {
+        let manifest = load(
+            "name: shop
+services:
+  db: {image: demo, port: 5432}
+  local: {image: demo, network_mode: host, depends_on: [db]}
+  isolated: {image: demo, network_mode: none, depends_on: [db]}
+  sidecar: {image: demo, network_mode: 'service:db', links: []}
+  bridged: {image: demo, network_mode: bridge, depends_on: [db]}
+",
+        );
+        let wiring = wiring(
+            &manifest,
+            &side(&[("shop_default", "10.1.0.1"), ("bridge", "172.17.0.1")]),
+        );
+        let environment = |service: &str| wiring.service_environment[service].clone();
+        assert_eq!(
+            environment("local")["ZIPKIN_ENDPOINT"],
+            "http://127.0.0.1:41000/api/v2/spans"
+        );
+        assert!(
+            !environment("local").contains_key("DB_URL"),
+            "no mesh on the host's stack"
+        );
+        assert!(!environment("isolated").contains_key("ZIPKIN_ENDPOINT"));
+        assert!(!environment("isolated").contains_key("DB_URL"));
+        // `service:db` shares db's stack: db's gateway, and no host entries of its own.
+        assert_eq!(
+            environment("sidecar")["ZIPKIN_ENDPOINT"],
+            "http://10.1.0.1:9411/api/v2/spans"
+        );
+        assert_eq!(environment("sidecar")["DB_URL"], "http://db:5432");
+        assert!(wiring.service_extra_hosts["sidecar"].is_empty());
+        assert_eq!(
+            environment("bridged")["ZIPKIN_ENDPOINT"],
+            "http://172.17.0.1:9411/api/v2/spans"
+        );
+        assert_eq!(
+            wiring.service_extra_hosts["bridged"],
+            ["db.sandbox:172.17.0.1"]
+        );
+    }
+
+    #[test]
+    fn gateway_addresses_are_listened_on_once() {
+        let side = side(&[("a", "10.1.0.1"), ("bridge", "10.2.0.1"), ("c", "10.1.0.1")]);
+        assert_eq!(
+            side.listen_addresses(),
+            [
+                ("10.1.0.1".parse::<IpAddr>().unwrap(), false),
+                ("10.2.0.1".parse().unwrap(), true)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_projects_own_networks_come_before_shared_ones() {
+        let manifest = load(
+            "name: shop
+services:
+  app:
+    image: demo
+    networks:
+      outside: {priority: 100}
+      default: {}
+networks:
+  outside: {external: true, name: corporate}
+",
+        );
+        let wiring = wiring(
+            &manifest,
+            &side(&[("corporate", "10.9.0.1"), ("shop_default", "10.1.0.1")]),
+        );
+        assert_eq!(
+            wiring.service_environment["app"]["ZIPKIN_ENDPOINT"],
+            "http://10.1.0.1:9411/api/v2/spans"
         );
     }
 }

@@ -16,7 +16,7 @@ use super::labels;
 use super::plan::{self, ReplicaAction};
 use super::spec::{ContainerSpec, Wiring};
 use crate::events::{EventSink, Step};
-use crate::manifest::{DependencyCondition, Manifest, Service};
+use crate::manifest::{DependencyCondition, Manifest, NetworkMode, Service};
 
 /// How many log lines a failure report carries.
 const FAILURE_LOG_LINES: usize = 20;
@@ -32,8 +32,8 @@ pub struct UpOptions {
     pub wait_healthy: bool,
     /// Build images with a `build:` section even when present.
     pub rebuild: bool,
-    /// Grace period when stopping containers that are replaced.
-    pub stop_timeout: Duration,
+    /// Grace period when stopping containers that are replaced; `None`: each container's own.
+    pub stop_timeout: Option<Duration>,
 }
 
 /// A replica that `up` left running.
@@ -53,37 +53,29 @@ pub struct UpOutcome {
     pub changed: Vec<String>,
 }
 
-/// Creates the project network and the named volumes. Returns the network (its gateway address is
-/// where containers reach the control plane).
+/// Creates the project's networks and named volumes. Returns the networks the containers join
+/// (their gateway addresses are where containers reach the control plane).
 pub async fn prepare(
     docker: &Docker,
     manifest: &Manifest,
     events: &EventSink,
-) -> Result<NetworkInfo, EngineError> {
+) -> Result<Vec<NetworkInfo>, EngineError> {
     let project = &manifest.project;
-    let (network, created) = docker.ensure_network(project).await?;
-    if created {
-        events.emit(crate::events::Event::Resource {
-            kind: "network".to_string(),
-            name: network.name.clone(),
-            action: "created".to_string(),
-        });
-    }
+    let networks = prepare_networks(docker, manifest, events).await?;
     for (name, volume) in &manifest.volumes {
+        let engine_name = volume
+            .fixed_name(name)
+            .unwrap_or_else(|| labels::volume_name(project, name));
         if volume.external {
-            if !docker.volume_exists(name).await? {
+            if !docker.volume_exists(&engine_name).await? {
                 return Err(EngineError::Api {
-                    action: format!("using external volume `{name}`"),
-                    message: format!("volume `{name}` does not exist; create it with `docker volume create {name}`"),
+                    action: format!("using external volume `{engine_name}`"),
+                    message: format!("volume `{engine_name}` does not exist; create it with `docker volume create {engine_name}`"),
                 });
             }
             continue;
         }
-        let engine_name = labels::volume_name(project, name);
-        if docker
-            .ensure_volume(&engine_name, project, &volume.labels)
-            .await?
-        {
+        if docker.ensure_volume(&engine_name, project, volume).await? {
             events.emit(crate::events::Event::Resource {
                 kind: "volume".to_string(),
                 name: engine_name,
@@ -91,7 +83,86 @@ pub async fn prepare(
             });
         }
     }
-    Ok(network)
+    Ok(networks)
+}
+
+/// Every network a container service joins: project networks created (labelled, so `down` removes
+/// them), external ones checked; the engine's `bridge` when a service has `network_mode: bridge`.
+/// Declared networks no service joins are not created (as compose).
+async fn prepare_networks(
+    docker: &Docker,
+    manifest: &Manifest,
+    events: &EventSink,
+) -> Result<Vec<NetworkInfo>, EngineError> {
+    let mut networks = Vec::new();
+    for key in used_networks(manifest) {
+        let Some(spec) = manifest.networks.get(key) else {
+            continue;
+        };
+        let (network, created) = docker.ensure_network(&manifest.project, key, spec).await?;
+        if created {
+            events.emit(crate::events::Event::Resource {
+                kind: "network".to_string(),
+                name: network.name.clone(),
+                action: "created".to_string(),
+            });
+        }
+        networks.push(network);
+    }
+    networks.extend(bridge_network(docker, manifest).await?);
+    Ok(networks)
+}
+
+/// The networks [`prepare`] made or found, as they are now (none created); missing ones left out.
+pub async fn existing_networks(
+    docker: &Docker,
+    manifest: &Manifest,
+) -> Result<Vec<NetworkInfo>, EngineError> {
+    let mut networks = Vec::new();
+    for key in used_networks(manifest) {
+        let Some(spec) = manifest.networks.get(key) else {
+            continue;
+        };
+        if let Some(network) = docker.network_info(key, &spec.name).await? {
+            networks.push(NetworkInfo {
+                shared: spec.external,
+                ..network
+            });
+        }
+    }
+    networks.extend(bridge_network(docker, manifest).await?);
+    Ok(networks)
+}
+
+/// Keys of the networks container services join.
+fn used_networks(manifest: &Manifest) -> BTreeSet<&String> {
+    manifest
+        .services
+        .values()
+        .filter(|service| service.external.is_none())
+        .flat_map(|service| service.networks.keys())
+        .collect()
+}
+
+/// The engine's `bridge` network when a service has `network_mode: bridge` (shared by everyone).
+async fn bridge_network(
+    docker: &Docker,
+    manifest: &Manifest,
+) -> Result<Option<NetworkInfo>, EngineError> {
+    let bridged = manifest
+        .services
+        .values()
+        .any(|service| service.external.is_none() && service.network_mode == NetworkMode::Bridge);
+    if !bridged {
+        return Ok(None);
+    }
+    Ok(docker
+        .network_info("bridge", "bridge")
+        .await?
+        .map(|bridge| NetworkInfo {
+            shared: true,
+            ..bridge
+        }))
 }
 
 /// The selected services plus everything they depend on, in manifest order; `external:` services
@@ -133,7 +204,7 @@ enum Reached {
     Failed,
 }
 
-/// Brings the services up (see the module docs). `wiring.network` must be the prepared network.
+/// Brings the services up (see the module docs) on the networks [`prepare`] made.
 pub async fn up(
     docker: &Docker,
     manifest: &Manifest,
@@ -216,7 +287,6 @@ pub async fn up(
         let context = ServiceRun {
             docker,
             service,
-            network: &wiring.network,
             events,
             cancel,
             deadline,
@@ -290,7 +360,6 @@ pub async fn up(
 struct ServiceRun<'a> {
     docker: &'a Docker,
     service: &'a Service,
-    network: &'a str,
     events: &'a EventSink,
     cancel: &'a CancellationToken,
     deadline: Instant,
@@ -476,8 +545,29 @@ impl ServiceRun<'_> {
         }
         self.events
             .step(name, spec.replica, Step::Starting, "", started.elapsed());
+        self.write_files(spec, &container_id).await?;
         self.docker.start_container(&container_id, name).await?;
         Ok((replica_of(spec, &container_id), changed))
+    }
+
+    /// Writes the replica's secrets and configs from `environment`/`content` into its container,
+    /// before every start as compose does (a kept, stopped container gets them again).
+    async fn write_files(
+        &self,
+        spec: &ContainerSpec,
+        container_id: &str,
+    ) -> Result<(), EngineError> {
+        if spec.files.is_empty() {
+            return Ok(());
+        }
+        let archive = super::files::archive(&spec.files).map_err(|error| EngineError::Service {
+            service: self.service.name.clone(),
+            action: "writing its secrets and configs".to_string(),
+            message: error.to_string(),
+        })?;
+        self.docker
+            .upload_archive(container_id, &self.service.name, archive)
+            .await
     }
 
     /// Probes one replica every [`health::STARTUP_PROBE_INTERVAL`] until it is healthy, exits,
@@ -547,7 +637,7 @@ impl ServiceRun<'_> {
     async fn probe_target(&self, replica: &Replica) -> Result<Option<ProbeTarget>, EngineError> {
         let Some((ip, published)) = self
             .docker
-            .container_addresses(&replica.container_id, self.network)
+            .container_addresses(&replica.container_id)
             .await?
         else {
             return Ok(None);
@@ -589,8 +679,9 @@ fn replica_of(spec: &ContainerSpec, container_id: &str) -> Replica {
 pub struct DownOptions {
     /// Also remove the project's named volumes.
     pub remove_volumes: bool,
-    /// Grace period between SIGTERM and SIGKILL.
-    pub timeout: Duration,
+    /// Grace period between the stop signal and SIGKILL; `None`: each container's own
+    /// (`stop_grace_period`, else the engine's 10s).
+    pub timeout: Option<Duration>,
 }
 
 /// What `down` removed.
@@ -643,7 +734,7 @@ pub async fn down(
 async fn remove_one(
     docker: &Docker,
     container: &ObservedContainer,
-    timeout: Duration,
+    timeout: Option<Duration>,
     events: &EventSink,
 ) -> Result<String, EngineError> {
     let started = Instant::now();

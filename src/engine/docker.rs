@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HostConfig, Mount, MountType, NetworkCreateRequest,
-    NetworkingConfig, PortBinding, RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum,
-    VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountBindOptions,
+    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkCreateRequest, NetworkingConfig,
+    PortBinding, RestartPolicy as DockerRestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -17,11 +17,17 @@ use bollard::query_parameters::{
     RemoveVolumeOptions, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
+// Networks (see `ensure_network`, `apply_networking`).
+use super::spec::Endpoint;
+use crate::manifest::NetworkSpec;
+use bollard::models::{EndpointIpamConfig, Ipam, IpamConfig, NetworkConnectRequest};
 
 use super::error::EngineError;
 use super::labels;
 use super::spec::ContainerSpec;
-use crate::manifest::{RestartPolicy, VolumeMount};
+use crate::manifest::{Build, RestartPolicy, VolumeMount, VolumeSpec};
+use crate::manifest::{ContainerOptions, Device};
+use bollard::models::{DeviceMapping, DeviceRequest, HostConfigLogConfig, ResourcesUlimits};
 
 /// A connected engine.
 #[derive(Clone)]
@@ -48,8 +54,11 @@ pub struct ObservedContainer {
     pub status: String,
     /// Unix seconds.
     pub created: i64,
-    /// The container's address on the project network.
+    /// The address this process reaches the container at: on its first network (`127.0.0.1` for
+    /// `network_mode: host`).
     pub ip: Option<String>,
+    /// Its addresses on every network it joined (how the mesh knows its callers).
+    pub addresses: Vec<String>,
     /// Published ports as `host_ip:host_port->container_port/proto`.
     pub ports: Vec<PublishedPort>,
     pub labels: HashMap<String, String>,
@@ -88,12 +97,20 @@ pub struct ContainerStatus {
     pub error: Option<String>,
 }
 
-/// The project network as created.
-#[derive(Debug, Clone)]
+/// A network the project's containers join, as the engine has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkInfo {
+    /// What the manifest calls it (`default`, `backend`); the engine name for `bridge`.
+    pub key: String,
+    /// The engine's name.
     pub name: String,
-    /// The bridge's gateway address: the host as the containers see it.
+    /// The bridge's IPv4 gateway address: the host as the containers see it.
     pub gateway: Option<String>,
+    /// No route out (the host's bridge address stays reachable).
+    pub internal: bool,
+    /// Not the project's own (an external network, the engine's `bridge`): other projects may use
+    /// it too.
+    pub shared: bool,
 }
 
 /// One line of container output.
@@ -188,14 +205,16 @@ impl Docker {
             .into_iter()
             .map(|summary| {
                 let labels = summary.labels.unwrap_or_default();
-                let ip = summary
-                    .network_settings
-                    .and_then(|settings| settings.networks)
-                    .and_then(|networks| {
-                        networks
-                            .into_values()
-                            .find_map(|endpoint| endpoint.ip_address.filter(|ip| !ip.is_empty()))
-                    });
+                let (ip, addresses) = container_ips(
+                    summary
+                        .host_config
+                        .and_then(|host_config| host_config.network_mode)
+                        .as_deref(),
+                    summary
+                        .network_settings
+                        .and_then(|settings| settings.networks)
+                        .unwrap_or_default(),
+                );
                 let mut ports: Vec<PublishedPort> = summary
                     .ports
                     .unwrap_or_default()
@@ -235,6 +254,7 @@ impl Docker {
                     status: summary.status.unwrap_or_default(),
                     created: summary.created.unwrap_or_default(),
                     ip,
+                    addresses,
                     ports,
                     labels,
                 }
@@ -244,29 +264,61 @@ impl Docker {
         Ok(containers)
     }
 
-    /// Creates the project network unless it exists; returns its gateway address.
-    pub async fn ensure_network(&self, project: &str) -> Result<(NetworkInfo, bool), EngineError> {
-        let name = labels::network_name(project);
-        if let Some(info) = self.inspect_network(&name).await? {
-            return Ok((info, false));
+    /// Makes network `key` of the project exist as `spec` says: an external one must exist already
+    /// (never created); another is created, labelled with the project, unless it exists. Returns it
+    /// and whether it was created now.
+    pub async fn ensure_network(
+        &self,
+        project: &str,
+        key: &str,
+        spec: &NetworkSpec,
+    ) -> Result<(NetworkInfo, bool), EngineError> {
+        let name = spec.name.as_str();
+        if let Some(existing) = self.inspect_network(name).await? {
+            let ours = existing
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(labels::PROJECT))
+                .is_some_and(|owner| owner == project);
+            if let (true, false, Some(difference)) = (ours, spec.external, drift(spec, &existing)) {
+                return Err(EngineError::Api {
+                    action: format!("using network `{name}`"),
+                    message: format!(
+                        "it exists with {difference}, which the manifest changed\n  hint: run `sandbox down` to remove it; the next `up` creates it as the manifest says"
+                    ),
+                });
+            }
+            let info = network_info_of(key, name, &existing);
+            return Ok((
+                NetworkInfo {
+                    shared: spec.external,
+                    ..info
+                },
+                false,
+            ));
         }
-        let request = NetworkCreateRequest {
-            name: name.clone(),
-            driver: Some("bridge".to_string()),
-            labels: Some(HashMap::from([(
-                labels::PROJECT.to_string(),
-                project.to_string(),
-            )])),
-            ..Default::default()
-        };
-        match self.client.create_network(request).await {
+        if spec.external {
+            return Err(EngineError::Api {
+                action: format!("using external network `{name}`"),
+                message: format!(
+                    "network `{name}` does not exist\n  hint: create it with `docker network create {name}`, or remove `external: true` from network `{key}` so that sandbox creates it"
+                ),
+            });
+        }
+        match self
+            .client
+            .create_network(network_request(project, key, spec))
+            .await
+        {
             Ok(_) => {}
             // Another `up` of the same project created it in between: use it.
             Err(error) if status_of(&error) == Some(409) => {}
-            Err(error) => return Err(api_error("creating network", error)),
+            Err(error) => {
+                return Err(api_error(&format!("creating network `{name}`"), error));
+            }
         }
         let info = self
-            .inspect_network(&name)
+            .network_info(key, name)
             .await?
             .ok_or_else(|| EngineError::Api {
                 action: "creating network".to_string(),
@@ -275,18 +327,24 @@ impl Docker {
         Ok((info, true))
     }
 
-    async fn inspect_network(&self, name: &str) -> Result<Option<NetworkInfo>, EngineError> {
+    /// Network `name` as the engine has it (`key` is what the manifest calls it); `None` when absent.
+    pub async fn network_info(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<NetworkInfo>, EngineError> {
+        Ok(self
+            .inspect_network(name)
+            .await?
+            .map(|network| network_info_of(key, name, &network)))
+    }
+
+    async fn inspect_network(
+        &self,
+        name: &str,
+    ) -> Result<Option<bollard::models::NetworkInspect>, EngineError> {
         match self.client.inspect_network(name, None).await {
-            Ok(network) => {
-                let gateway = network
-                    .ipam
-                    .and_then(|ipam| ipam.config)
-                    .and_then(|configs| configs.into_iter().find_map(|config| config.gateway));
-                Ok(Some(NetworkInfo {
-                    name: name.to_string(),
-                    gateway,
-                }))
-            }
+            Ok(network) => Ok(Some(network)),
             Err(error) if status_of(&error) == Some(404) => Ok(None),
             Err(error) => Err(api_error("inspecting network", error)),
         }
@@ -365,22 +423,27 @@ impl Docker {
         }
     }
 
-    /// Creates a named volume of the project unless it exists. Returns whether it was created.
+    /// Creates a named volume of the project unless it exists, with the declared driver, options
+    /// and labels. Returns whether it was created.
     pub async fn ensure_volume(
         &self,
         name: &str,
         project: &str,
-        extra_labels: &std::collections::BTreeMap<String, String>,
+        declared: &VolumeSpec,
     ) -> Result<bool, EngineError> {
         match self.client.inspect_volume(name).await {
             Ok(_) => return Ok(false),
             Err(error) if status_of(&error) == Some(404) => {}
             Err(error) => return Err(api_error("inspecting volume", error)),
         }
-        let mut volume_labels: HashMap<String, String> = extra_labels.clone().into_iter().collect();
+        let mut volume_labels: HashMap<String, String> =
+            declared.labels.clone().into_iter().collect();
         volume_labels.insert(labels::PROJECT.to_string(), project.to_string());
         let request = VolumeCreateRequest {
             name: Some(name.to_string()),
+            driver: declared.driver.clone(),
+            driver_opts: (!declared.driver_opts.is_empty())
+                .then(|| declared.driver_opts.clone().into_iter().collect()),
             labels: Some(volume_labels),
             ..Default::default()
         };
@@ -443,27 +506,68 @@ impl Docker {
         }
     }
 
+    /// The image's id and when it was last tagged on this engine (pulled or built; its creation
+    /// time when the engine does not record that), in Unix seconds; `None` when absent.
+    pub async fn image_record(
+        &self,
+        image: &str,
+    ) -> Result<Option<(String, Option<i64>)>, EngineError> {
+        match self.client.inspect_image(image).await {
+            Ok(inspect) => {
+                let tagged = inspect
+                    .metadata
+                    .and_then(|metadata| metadata.last_tag_time)
+                    .and_then(|time| unix_seconds(&time))
+                    .filter(|seconds| *seconds > 0)
+                    .or_else(|| inspect.created.and_then(|time| unix_seconds(&time)));
+                Ok(inspect.id.map(|id| (id, tagged)))
+            }
+            Err(error) if status_of(&error) == Some(404) => Ok(None),
+            Err(error) => Err(api_error(&format!("inspecting image `{image}`"), error)),
+        }
+    }
+
     /// Builds an image from a tar of its context with the classic builder (works offline).
     /// Streams the build's output lines.
+    /// `dockerfile` is the Dockerfile's path inside the context tar (it may differ from
+    /// `build.dockerfile` when the text was added to the tar, as for `dockerfile_inline`).
     pub fn build_image<'a>(
         &'a self,
         tag: &str,
         dockerfile: &str,
-        target: Option<&str>,
-        build_args: &HashMap<String, String>,
+        build: &Build,
         context_tar: Vec<u8>,
         project: &str,
     ) -> impl Stream<Item = BuildOutput> + 'a {
-        let build_labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        let mut build_labels: HashMap<String, String> = build.labels.clone().into_iter().collect();
+        build_labels.insert(labels::PROJECT.to_string(), project.to_string());
+        let build_args: HashMap<String, String> = build.args.clone().into_iter().collect();
         let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(dockerfile)
             .t(tag)
             .rm(true)
             .forcerm(true)
-            .buildargs(build_args)
+            .nocache(build.no_cache)
+            .buildargs(&build_args)
             .labels(&build_labels);
-        if let Some(target) = target {
+        if let Some(target) = &build.target {
             options = options.target(target);
+        }
+        if !build.cache_from.is_empty() {
+            options = options.cachefrom(&build.cache_from);
+        }
+        if let Some(network) = &build.network {
+            options = options.networkmode(network);
+        }
+        if let Some(size) = build.shm_size.and_then(|size| i32::try_from(size).ok()) {
+            options = options.shmsize(size);
+        }
+        // The engine reads one `extrahosts` value per query parameter; bollard sends one.
+        if let Some(host) = build.extra_hosts.first() {
+            options = options.extrahosts(host);
+        }
+        if build.pull {
+            options = options.pull("1");
         }
         self.client
             .build_image(
@@ -529,15 +633,20 @@ impl Docker {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
+            .platform(spec.container.platform.as_deref().unwrap_or_default())
             .build();
-        let body = container_body(spec);
-        match self
+        self.check_container_options(spec)?;
+        self.check_endpoints(spec)?;
+        let mut body = with_container_options(container_body(spec), &spec.container);
+        let later = apply_networking(&mut body, spec, self.api_at_least(1, 44));
+        let id = match self
             .client
             .create_container(Some(options.clone()), body.clone())
             .await
         {
             Ok(response) => Ok(response.id),
             Err(error) if status_of(&error) == Some(409) => {
+                self.check_name_is_ours(spec).await?;
                 self.remove_container(&spec.name).await?;
                 self.client
                     .create_container(Some(options), body)
@@ -555,6 +664,39 @@ impl Docker {
                 "creating the container",
                 error,
             )),
+        }?;
+        for (network, endpoint) in later {
+            let request = NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(endpoint),
+            };
+            if let Err(error) = self.client.connect_network(&network, request).await {
+                let _ = self.remove_container(&id).await;
+                let action = format!("connecting the container to network `{network}`");
+                return Err(service_error(&spec.service, &action, error));
+            }
+        }
+        Ok(id)
+    }
+
+    /// Whether the engine speaks at least API `major.minor` (negotiated at connect).
+    fn api_at_least(&self, major: usize, minor: usize) -> bool {
+        let version = self.client.client_version();
+        (version.major_version, version.minor_version) >= (major, minor)
+    }
+
+    /// A per-network MAC address needs API 1.44 (Docker Engine 25): refused before, not ignored.
+    fn check_endpoints(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        if self.api_at_least(1, 44) {
+            return Ok(());
+        }
+        match spec.networks.iter().find(|endpoint| endpoint.mac_address.is_some()) {
+            Some(endpoint) => Err(EngineError::Service {
+                service: spec.service.clone(),
+                action: format!("setting its MAC address on network `{}`", endpoint.network),
+                message: "a MAC address per network needs Docker Engine 25 (API 1.44) or newer; this engine is older".to_string(),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -581,6 +723,24 @@ impl Docker {
         }
     }
 
+    /// Extracts a tar `archive` at `/` in a (created, not yet started) container: how secrets and
+    /// configs from `environment` or `content` are written (Engine API `PUT /containers/{id}/archive`).
+    /// The tar's uid/gid are kept (no `copyUIDGID`, which would give the files to the image's user).
+    pub async fn upload_archive(
+        &self,
+        id: &str,
+        service: &str,
+        archive: Vec<u8>,
+    ) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default()
+            .path("/")
+            .build();
+        self.client
+            .upload_to_container(id, Some(options), bollard::body_full(archive.into()))
+            .await
+            .map_err(|error| service_error(service, "writing its secrets and configs", error))
+    }
+
     /// The name of a running container publishing `port` on the host, if any.
     async fn container_holding_port(&self, port: u16) -> Option<String> {
         let options = ListContainersOptionsBuilder::default().build();
@@ -601,11 +761,20 @@ impl Docker {
         })
     }
 
-    /// Stops a container (SIGTERM, then SIGKILL after `timeout`). A missing one is not an error.
-    pub async fn stop_container(&self, id: &str, timeout: Duration) -> Result<(), EngineError> {
-        let options = StopContainerOptionsBuilder::default()
-            .t(timeout.as_secs() as i32)
-            .build();
+    /// Stops a container (its stop signal, then SIGKILL after `timeout`). A missing one is not an
+    /// error.
+    /// `None` waits the container's own stop timeout (its service's `stop_grace_period`, else the
+    /// engine's 10s); the signal is its `stop_signal`.
+    pub async fn stop_container(
+        &self,
+        id: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        let mut options = StopContainerOptionsBuilder::default();
+        if let Some(timeout) = timeout {
+            options = options.t(i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX));
+        }
+        let options = options.build();
         match self.client.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             Err(error) if matches!(status_of(&error), Some(304 | 404)) => Ok(()),
@@ -652,11 +821,11 @@ impl Docker {
         }
     }
 
-    /// The container's address on `network` and its published ports; `None` when it is gone.
+    /// The container's address (see [`ObservedContainer::ip`]) and its published ports; `None` when
+    /// it is gone.
     pub async fn container_addresses(
         &self,
         id: &str,
-        network: &str,
     ) -> Result<Option<(Option<String>, Vec<PublishedPort>)>, EngineError> {
         match self
             .client
@@ -665,12 +834,13 @@ impl Docker {
         {
             Ok(inspect) => {
                 let settings = inspect.network_settings.unwrap_or_default();
-                let ip = settings
-                    .networks
-                    .as_ref()
-                    .and_then(|networks| networks.get(network))
-                    .and_then(|endpoint| endpoint.ip_address.clone())
-                    .filter(|ip| !ip.is_empty());
+                let (ip, _) = container_ips(
+                    inspect
+                        .host_config
+                        .and_then(|host_config| host_config.network_mode)
+                        .as_deref(),
+                    settings.networks.clone().unwrap_or_default(),
+                );
                 let mut ports = Vec::new();
                 for (key, bindings) in settings.ports.unwrap_or_default() {
                     let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
@@ -817,58 +987,8 @@ fn endpoint_from_environment() -> String {
 }
 
 fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
-    let mut exposed_ports: Vec<String> = Vec::new();
-    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
-    for publish in &spec.publishes {
-        let key = format!("{}/{}", publish.container_port, publish.protocol);
-        exposed_ports.push(key.clone());
-        port_bindings
-            .entry(key)
-            .or_insert_with(|| Some(Vec::new()))
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: Some(publish.host_ip.clone()),
-                host_port: Some(
-                    publish
-                        .host_port
-                        .map(|port| port.to_string())
-                        .unwrap_or_default(),
-                ),
-            });
-    }
-    let mounts: Vec<Mount> = spec
-        .volumes
-        .iter()
-        .map(|volume| match volume {
-            VolumeMount::Bind {
-                source,
-                target,
-                read_only,
-            } => Mount {
-                typ: Some(MountType::BIND),
-                source: Some(source.display().to_string()),
-                target: Some(target.clone()),
-                read_only: Some(*read_only),
-                ..Default::default()
-            },
-            VolumeMount::Named {
-                name,
-                target,
-                read_only,
-            } => Mount {
-                typ: Some(MountType::VOLUME),
-                source: Some(name.clone()),
-                target: Some(target.clone()),
-                read_only: Some(*read_only),
-                ..Default::default()
-            },
-            VolumeMount::Anonymous { target } => Mount {
-                typ: Some(MountType::VOLUME),
-                target: Some(target.clone()),
-                ..Default::default()
-            },
-        })
-        .collect();
+    let (exposed_ports, port_bindings) = port_config(spec);
+    let (binds, mounts) = mount_config(&spec.volumes);
     let restart_policy = match spec.restart {
         RestartPolicy::No => DockerRestartPolicy {
             name: Some(RestartPolicyNameEnum::NO),
@@ -890,19 +1010,12 @@ fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let host_config = HostConfig {
         port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
         mounts: (!mounts.is_empty()).then_some(mounts),
+        binds: (!binds.is_empty()).then_some(binds),
+        volumes_from: (!spec.volumes_from.is_empty()).then(|| spec.volumes_from.clone()),
         restart_policy: Some(restart_policy),
-        network_mode: Some(spec.network.clone()),
+        network_mode: Some(spec.network_mode.clone()),
         extra_hosts: (!spec.extra_hosts.is_empty()).then(|| spec.extra_hosts.clone()),
         ..Default::default()
-    };
-    let networking_config = NetworkingConfig {
-        endpoints_config: Some(HashMap::from([(
-            spec.network.clone(),
-            EndpointSettings {
-                aliases: Some(spec.aliases.clone()),
-                ..Default::default()
-            },
-        )])),
     };
     ContainerCreateBody {
         image: Some(spec.image.clone()),
@@ -914,10 +1027,370 @@ fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
         user: spec.user.clone(),
         hostname: Some(spec.hostname.clone()),
         exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
+        healthcheck: spec.healthcheck_disabled.then(|| HealthConfig {
+            test: Some(vec!["NONE".to_string()]),
+            ..Default::default()
+        }),
         host_config: Some(host_config),
-        networking_config: Some(networking_config),
+        // Filled by `apply_networking`.
+        networking_config: None,
         ..Default::default()
     }
+}
+
+/// `ExposedPorts` (publishes and `expose:`) and `PortBindings` of a container.
+fn port_config(spec: &ContainerSpec) -> (Vec<String>, PortMap) {
+    let mut exposed_ports: Vec<String> = Vec::new();
+    let mut port_bindings: PortMap = HashMap::new();
+    for publish in &spec.publishes {
+        let key = format!("{}/{}", publish.container_port, publish.protocol);
+        if !exposed_ports.contains(&key) {
+            exposed_ports.push(key.clone());
+        }
+        port_bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: Some(publish.host_ip.clone()),
+                host_port: Some(publish.host_port_text()),
+            });
+    }
+    for exposed in &spec.exposed {
+        let key = format!("{}/{}", exposed.port, exposed.protocol);
+        if !exposed_ports.contains(&key) {
+            exposed_ports.push(key);
+        }
+    }
+    (exposed_ports, port_bindings)
+}
+
+type PortMap = HashMap<String, Option<Vec<PortBinding>>>;
+
+/// `Binds` and `Mounts` of a container, chosen as compose does: binds that create their host path
+/// and plain named volumes go to `Binds` (the engine creates a missing host folder only there);
+/// tmpfs, anonymous volumes, `create_host_path: false`, volume options and paths with a `:` (which
+/// the bind syntax cannot carry) go to `Mounts`.
+fn mount_config(volumes: &[VolumeMount]) -> (Vec<String>, Vec<Mount>) {
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    let mode = |read_only: bool| if read_only { "ro" } else { "rw" };
+    for volume in volumes {
+        match volume {
+            VolumeMount::Bind {
+                source,
+                target,
+                read_only,
+                create_host_path: true,
+                propagation,
+                selinux,
+            } if !source.to_string_lossy().contains(':') && !target.contains(':') => {
+                let options: Vec<&str> = [
+                    Some(mode(*read_only)),
+                    selinux.as_deref(),
+                    propagation.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                binds.push(format!(
+                    "{}:{target}:{}",
+                    source.display(),
+                    options.join(",")
+                ));
+            }
+            VolumeMount::Bind {
+                source,
+                target,
+                read_only,
+                propagation,
+                ..
+            } => mounts.push(Mount {
+                typ: Some(MountType::BIND),
+                source: Some(source.display().to_string()),
+                target: Some(target.clone()),
+                read_only: read_only.then_some(true),
+                bind_options: propagation.as_deref().map(|propagation| MountBindOptions {
+                    propagation: propagation.parse().ok(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            VolumeMount::Named {
+                name,
+                target,
+                read_only,
+                nocopy: false,
+                subpath: None,
+            } => binds.push(format!("{name}:{target}:{}", mode(*read_only))),
+            VolumeMount::Named {
+                name,
+                target,
+                read_only,
+                nocopy,
+                subpath,
+            } => mounts.push(Mount {
+                typ: Some(MountType::VOLUME),
+                source: Some(name.clone()),
+                target: Some(target.clone()),
+                read_only: read_only.then_some(true),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(*nocopy),
+                    subpath: subpath.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            VolumeMount::Anonymous {
+                target,
+                read_only,
+                nocopy,
+            } => mounts.push(Mount {
+                typ: Some(MountType::VOLUME),
+                target: Some(target.clone()),
+                read_only: read_only.then_some(true),
+                volume_options: nocopy.then(|| MountVolumeOptions {
+                    no_copy: Some(true),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            VolumeMount::Tmpfs {
+                target,
+                read_only,
+                size,
+                mode,
+            } => mounts.push(Mount {
+                typ: Some(MountType::TMPFS),
+                target: Some(target.clone()),
+                read_only: read_only.then_some(true),
+                tmpfs_options: (size.is_some() || mode.is_some()).then(|| MountTmpfsOptions {
+                    size_bytes: size.and_then(|size| i64::try_from(size).ok()),
+                    mode: mode.map(i64::from),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        }
+    }
+    (binds, mounts)
+}
+
+/// A container's address for this process (on its first network, the one named by its network
+/// mode; loopback under `host`) and its addresses on every network, sorted.
+fn container_ips(
+    network_mode: Option<&str>,
+    networks: HashMap<String, EndpointSettings>,
+) -> (Option<String>, Vec<String>) {
+    let mut named: Vec<(String, String)> = networks
+        .into_iter()
+        .filter_map(|(network, endpoint)| {
+            Some((network, endpoint.ip_address.filter(|ip| !ip.is_empty())?))
+        })
+        .collect();
+    named.sort();
+    let primary = match network_mode {
+        Some("host") => Some("127.0.0.1".to_string()),
+        mode => named
+            .iter()
+            .find(|(network, _)| Some(network.as_str()) == mode)
+            .or(named.first())
+            .map(|(_, ip)| ip.clone()),
+    };
+    let mut addresses: Vec<String> = named.into_iter().map(|(_, ip)| ip).collect();
+    addresses.sort();
+    addresses.dedup();
+    (primary, addresses)
+}
+
+/// The IPv4 address the host has on a bridge: the pool's gateway, or, where the engine does not
+/// report one (internal networks), the subnet's first address, which is where it puts it.
+fn ipv4_gateway(config: &IpamConfig) -> Option<std::net::Ipv4Addr> {
+    let written = config
+        .gateway
+        .as_deref()
+        .and_then(|gateway| gateway.split('/').next()?.parse().ok());
+    written.or_else(|| {
+        let subnet = crate::manifest::Subnet::parse(config.subnet.as_deref()?)?;
+        match subnet.address {
+            std::net::IpAddr::V4(network) if subnet.prefix < 31 => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(subnet.prefix))
+                    .unwrap_or(0);
+                Some(std::net::Ipv4Addr::from((u32::from(network) & mask) + 1))
+            }
+            _ => None,
+        }
+    })
+}
+
+/// What `network_info` reports of an inspected network.
+fn network_info_of(
+    key: &str,
+    name: &str,
+    network: &bollard::models::NetworkInspect,
+) -> NetworkInfo {
+    let gateway = network
+        .ipam
+        .as_ref()
+        .and_then(|ipam| ipam.config.as_ref())
+        .into_iter()
+        .flatten()
+        .find_map(ipv4_gateway)
+        .map(|gateway| gateway.to_string());
+    NetworkInfo {
+        key: key.to_string(),
+        name: name.to_string(),
+        gateway,
+        internal: network.internal.unwrap_or(false),
+        shared: false,
+    }
+}
+
+/// How an existing project network differs from its spec, on what only a new network can change
+/// (driver, `internal`, written subnets); `None` when it matches.
+fn drift(spec: &NetworkSpec, existing: &bollard::models::NetworkInspect) -> Option<String> {
+    let driver = spec.driver.as_deref().unwrap_or("bridge");
+    if existing
+        .driver
+        .as_deref()
+        .is_some_and(|existing| existing != driver)
+    {
+        return Some(format!(
+            "driver `{}`",
+            existing.driver.as_deref().unwrap_or_default()
+        ));
+    }
+    let internal = existing.internal.unwrap_or(false);
+    if internal != spec.internal {
+        return Some(format!("`internal: {internal}`"));
+    }
+    let mut wanted: Vec<&str> = spec
+        .ipam
+        .iter()
+        .flat_map(|ipam| &ipam.config)
+        .filter_map(|pool| pool.subnet.as_deref())
+        .collect();
+    let mut actual: Vec<&str> = existing
+        .ipam
+        .as_ref()
+        .and_then(|ipam| ipam.config.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|config| config.subnet.as_deref())
+        .collect();
+    wanted.sort_unstable();
+    actual.sort_unstable();
+    (!wanted.is_empty() && wanted != actual).then(|| format!("subnets {}", actual.join(", ")))
+}
+
+/// The create request of project network `key`: labelled with the project and the key, so `down`
+/// finds it; the manifest's driver, options, IPAM, labels and flags as written.
+fn network_request(project: &str, key: &str, spec: &NetworkSpec) -> NetworkCreateRequest {
+    let mut network_labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+    network_labels.insert(labels::PROJECT.to_string(), project.to_string());
+    network_labels.insert(labels::NETWORK.to_string(), key.to_string());
+    let options = |map: &std::collections::BTreeMap<String, String>| {
+        (!map.is_empty()).then(|| map.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    let ipam = spec.ipam.as_ref().map(|ipam| Ipam {
+        driver: ipam.driver.clone(),
+        config: (!ipam.config.is_empty()).then(|| {
+            ipam.config
+                .iter()
+                .map(|pool| IpamConfig {
+                    subnet: pool.subnet.clone(),
+                    ip_range: pool.ip_range.clone(),
+                    gateway: pool.gateway.clone(),
+                    auxiliary_addresses: options(&pool.aux_addresses),
+                })
+                .collect()
+        }),
+        options: options(&ipam.options),
+    });
+    NetworkCreateRequest {
+        name: spec.name.clone(),
+        driver: Some(spec.driver.clone().unwrap_or_else(|| "bridge".to_string())),
+        internal: spec.internal.then_some(true),
+        attachable: spec.attachable.then_some(true),
+        enable_ipv6: spec.enable_ipv6,
+        ipam,
+        options: options(&spec.driver_opts),
+        labels: Some(network_labels),
+        ..Default::default()
+    }
+}
+
+/// One network's endpoint settings. Aliases and links only exist on user-defined networks.
+fn endpoint_settings(endpoint: &Endpoint, links: &[String]) -> EndpointSettings {
+    let user_defined = endpoint.network != "bridge";
+    let addressed = endpoint.ipv4_address.is_some()
+        || endpoint.ipv6_address.is_some()
+        || !endpoint.link_local_ips.is_empty();
+    EndpointSettings {
+        aliases: user_defined.then(|| endpoint.aliases.clone()),
+        links: (user_defined && !links.is_empty()).then(|| links.to_vec()),
+        ipam_config: addressed.then(|| EndpointIpamConfig {
+            ipv4_address: endpoint.ipv4_address.clone(),
+            ipv6_address: endpoint.ipv6_address.clone(),
+            link_local_ips: (!endpoint.link_local_ips.is_empty())
+                .then(|| endpoint.link_local_ips.clone()),
+        }),
+        mac_address: endpoint.mac_address.clone(),
+        driver_opts: (!endpoint.driver_opts.is_empty())
+            .then(|| endpoint.driver_opts.clone().into_iter().collect()),
+        gw_priority: (endpoint.gw_priority != 0).then_some(endpoint.gw_priority),
+        ..Default::default()
+    }
+}
+
+/// The networking part of a create request: the endpoints the engine takes at create (every one
+/// from API 1.44 on, only the first before), legacy links on the `bridge` network, and what a
+/// container sharing another's network stack may not set. Returns the networks to connect before
+/// the container starts, in order.
+fn apply_networking(
+    body: &mut ContainerCreateBody,
+    spec: &ContainerSpec,
+    all_at_create: bool,
+) -> Vec<(String, EndpointSettings)> {
+    let mut endpoints: Vec<(String, EndpointSettings)> = spec
+        .networks
+        .iter()
+        .map(|endpoint| {
+            (
+                endpoint.network.clone(),
+                endpoint_settings(endpoint, &spec.links),
+            )
+        })
+        .collect();
+    let later = if all_at_create || endpoints.is_empty() {
+        Vec::new()
+    } else {
+        endpoints.split_off(1)
+    };
+    body.networking_config = Some(NetworkingConfig {
+        endpoints_config: Some(endpoints.into_iter().collect()),
+    });
+    let host_config = body.host_config.get_or_insert_with(HostConfig::default);
+    if spec.network_mode == "bridge" && !spec.links.is_empty() {
+        host_config.links = Some(spec.links.clone());
+    }
+    if matches!(spec.network_mode.as_str(), "host" | "none") {
+        // No network of its own to publish on (the engine would discard them).
+        host_config.port_bindings = None;
+    }
+    if spec.network_mode.starts_with("container:") {
+        // The engine refuses these with another container's network stack (compose drops them too).
+        host_config.port_bindings = None;
+        host_config.extra_hosts = None;
+        host_config.dns = None;
+        host_config.dns_search = None;
+        host_config.dns_options = None;
+        body.hostname = None;
+        body.domainname = None;
+        body.exposed_ports = None;
+    }
+    later
 }
 
 /// Splits Docker's multiplexed log frames into lines (a frame may hold several lines or part of one).
@@ -986,6 +1459,31 @@ fn split_log_lines(
             }
         },
     )
+}
+
+/// `2024-05-01T12:34:56.789Z` (RFC 3339, UTC or an offset) → Unix seconds.
+fn unix_seconds(text: &str) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let zone = text[19..].trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    let offset = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let hours: i64 = zone.get(1..3)?.parse().ok()?;
+            let minutes: i64 = zone.get(4..6)?.parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
 /// `repo[:tag]` → (repo, tag), leaving registry ports (`host:5000/x`) alone. Digests pass through.
@@ -1075,6 +1573,76 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mounts_go_to_binds_or_mounts_as_compose_sends_them() {
+        let bind = |source: &str, create_host_path: bool| VolumeMount::Bind {
+            source: source.into(),
+            target: "/in".into(),
+            read_only: true,
+            create_host_path,
+            propagation: Some("rshared".into()),
+            selinux: Some("z".into()),
+        };
+        let named = |nocopy: bool| VolumeMount::Named {
+            name: "p_data".into(),
+            target: "/data".into(),
+            read_only: false,
+            nocopy,
+            subpath: None,
+        };
+        let (binds, mounts) = mount_config(&[
+            bind("/host", true),
+            bind("/host", false),
+            bind("/odd:path", true),
+            named(false),
+            named(true),
+            VolumeMount::Tmpfs {
+                target: "/tmp".into(),
+                read_only: false,
+                size: Some(1024),
+                mode: Some(0o1777),
+            },
+        ]);
+        assert_eq!(binds, ["/host:/in:ro,z,rshared", "p_data:/data:rw"]);
+        let summary: Vec<(Option<MountType>, Option<String>)> = mounts
+            .iter()
+            .map(|mount| (mount.typ, mount.source.clone()))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (Some(MountType::BIND), Some("/host".into())),
+                (Some(MountType::BIND), Some("/odd:path".into())),
+                (Some(MountType::VOLUME), Some("p_data".into())),
+                (Some(MountType::TMPFS), None),
+            ]
+        );
+        assert_eq!(
+            mounts[2].volume_options.as_ref().and_then(|o| o.no_copy),
+            Some(true)
+        );
+        let tmpfs = mounts[3].tmpfs_options.as_ref().expect("tmpfs options");
+        assert_eq!((tmpfs.size_bytes, tmpfs.mode), (Some(1024), Some(0o1777)));
+    }
+
+    #[test]
+    fn engine_times_read_as_unix_seconds() {
+        assert_eq!(unix_seconds("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            unix_seconds("2024-05-01T12:34:56.123456789Z"),
+            Some(1_714_566_896)
+        );
+        assert_eq!(
+            unix_seconds("2024-05-01T14:34:56+02:00"),
+            Some(1_714_566_896)
+        );
+        assert_eq!(
+            unix_seconds("0001-01-01T00:00:00Z").map(|s| s < 0),
+            Some(true)
+        );
+        assert_eq!(unix_seconds("yesterday"), None);
+    }
+
+    #[test]
     fn image_references_split_like_the_docker_cli() {
         assert_eq!(split_image_reference("nginx"), ("nginx", "latest"));
         assert_eq!(split_image_reference("nginx:1.25"), ("nginx", "1.25"));
@@ -1099,5 +1667,409 @@ mod tests {
             Some(9000)
         );
         assert_eq!(taken_port("no such image"), None);
+    }
+}
+
+impl Docker {
+    /// A container already holding the spec's name is replaced only when it is this project's
+    /// (a fixed `container_name` may collide with anyone's container).
+    async fn check_name_is_ours(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let existing = self
+            .client
+            .inspect_container(&spec.name, None::<InspectContainerOptions>)
+            .await;
+        let project = |map: &HashMap<String, String>| map.get(labels::PROJECT).cloned();
+        let holder = match existing {
+            Ok(container) => container
+                .config
+                .and_then(|config| config.labels)
+                .and_then(|labels| project(&labels)),
+            Err(_) => return Ok(()), // gone meanwhile: the retry creates it
+        };
+        if holder.as_ref() == spec.labels.get(labels::PROJECT) {
+            return Ok(());
+        }
+        Err(EngineError::Service {
+            service: spec.service.clone(),
+            action: "creating the container".to_string(),
+            message: format!(
+                "the name `{}` is taken by a container that is not this project's; remove it (`docker rm -f {}`) or change `container_name`",
+                spec.name, spec.name
+            ),
+        })
+    }
+
+    /// Options this engine cannot honour are refused before anything is created.
+    fn check_container_options(&self, spec: &ContainerSpec) -> Result<(), EngineError> {
+        let version = self.client.client_version();
+        let endpoint_mac = (version.major_version, version.minor_version) >= (1, 44);
+        match &spec.container.mac_address {
+            Some(mac) if !endpoint_mac => Err(EngineError::Service {
+                service: spec.service.clone(),
+                action: "creating the container".to_string(),
+                message: format!(
+                    "`mac_address: {mac}` needs Docker Engine API 1.44 or newer (this engine speaks {}.{}); upgrade the engine or remove `mac_address`",
+                    version.major_version, version.minor_version
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Sets the container keys of the service (`cap_add`, `read_only`, limits, DNS, logging, stop
+/// signal, ...) on the create request, each on the field compose sets it on.
+fn with_container_options(
+    mut body: ContainerCreateBody,
+    options: &ContainerOptions,
+) -> ContainerCreateBody {
+    let some_list = |list: &Vec<String>| (!list.is_empty()).then(|| list.clone());
+    let some_map = |map: &std::collections::BTreeMap<String, String>| {
+        (!map.is_empty()).then(|| map.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    body.domainname = options.domainname.clone();
+    body.tty = options.tty.then_some(true);
+    body.open_stdin = options.stdin_open.then_some(true);
+    body.stop_signal = options.stop_signal.clone();
+    body.stop_timeout = options
+        .stop_grace_period
+        .map(|grace| i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
+    if let (Some(mac), Some(endpoints)) = (
+        &options.mac_address,
+        body.networking_config
+            .as_mut()
+            .and_then(|networking| networking.endpoints_config.as_mut()),
+    ) {
+        for endpoint in endpoints.values_mut() {
+            endpoint.mac_address = Some(mac.clone());
+        }
+    }
+    let host = body.host_config.get_or_insert_with(HostConfig::default);
+    host.cap_add = some_list(&options.cap_add);
+    host.cap_drop = some_list(&options.cap_drop);
+    host.privileged = options.privileged.then_some(true);
+    host.readonly_rootfs = options.read_only.then_some(true);
+    host.security_opt = some_list(&options.security_opt);
+    host.group_add = some_list(&options.group_add);
+    host.init = options.init;
+    host.ipc_mode = options.ipc.clone();
+    host.pid_mode = options.pid.clone();
+    host.shm_size = options
+        .shm_size
+        .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
+    host.sysctls = some_map(&options.sysctls);
+    host.tmpfs = some_map(&options.tmpfs);
+    host.runtime = options.runtime.clone();
+    host.oom_score_adj = options.oom_score_adj;
+    host.dns = some_list(&options.dns);
+    host.dns_search = some_list(&options.dns_search);
+    host.dns_options = some_list(&options.dns_opt);
+    host.ulimits = (!options.ulimits.is_empty()).then(|| {
+        options
+            .ulimits
+            .iter()
+            .map(|(name, limit)| ResourcesUlimits {
+                name: Some(name.clone()),
+                soft: Some(limit.soft),
+                hard: Some(limit.hard),
+            })
+            .collect()
+    });
+    host.log_config = options.logging.as_ref().map(|logging| HostConfigLogConfig {
+        typ: logging.driver.clone(),
+        config: some_map(&logging.options),
+    });
+    let mut device_requests = Vec::new();
+    let mut devices = Vec::new();
+    for device in &options.devices {
+        match device {
+            Device::Path {
+                source,
+                target,
+                permissions,
+            } => devices.push(DeviceMapping {
+                path_on_host: Some(source.clone()),
+                path_in_container: Some(target.clone()),
+                cgroup_permissions: Some(permissions.clone()),
+            }),
+            Device::Cdi { name } => device_requests.push(DeviceRequest {
+                driver: Some("cdi".to_string()),
+                device_ids: Some(vec![name.clone()]),
+                ..Default::default()
+            }),
+        }
+    }
+    let resources = &options.resources;
+    device_requests.extend(
+        resources
+            .device_requests
+            .iter()
+            .map(|request| DeviceRequest {
+                driver: request.driver.clone(),
+                count: request.count,
+                device_ids: some_list(&request.device_ids),
+                capabilities: Some(vec![request.capabilities.clone()]),
+                options: some_map(&request.options),
+            }),
+    );
+    host.devices = (!devices.is_empty()).then_some(devices);
+    host.device_requests = (!device_requests.is_empty()).then_some(device_requests);
+    let bytes = |value: Option<u64>| value.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX));
+    host.memory = bytes(resources.memory);
+    host.memory_swap = resources.memory_swap;
+    host.memory_reservation = bytes(resources.memory_reservation);
+    host.nano_cpus = resources.nano_cpus;
+    host.cpu_shares = resources.cpu_shares;
+    host.cpuset_cpus = resources.cpuset.clone();
+    host.pids_limit = resources.pids_limit;
+    host.oom_kill_disable = resources.oom_kill_disable;
+    body
+}
+
+#[cfg(test)]
+mod container_options_tests {
+    use super::*;
+    use crate::engine::spec::{ContainerSpec, Wiring};
+    use crate::manifest::{load, LoadOptions};
+
+    /// The create request of replica 1 of `service` in a compose file written as `text`.
+    fn body(text: &str, service: &str) -> ContainerCreateBody {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::write(folder.path().join("compose.yaml"), text).expect("write");
+        let manifest = load(&LoadOptions {
+            files: vec!["compose.yaml".into()],
+            project: Some("p".to_string()),
+            working_dir: folder.path().to_path_buf(),
+            ..LoadOptions::default()
+        })
+        .unwrap_or_else(|errors| panic!("{errors}"));
+        let spec = ContainerSpec::new(
+            &manifest,
+            &manifest.services[service],
+            1,
+            &Wiring::default(),
+        );
+        with_container_options(container_body(&spec), &spec.container)
+    }
+
+    #[test]
+    fn container_keys_land_on_the_fields_compose_sets() {
+        let body = body(
+            "services:\n  app:\n    image: busybox\n    container_name: my-app\n    hostname: h\n    cap_add: [NET_ADMIN]\n    read_only: true\n    stop_signal: SIGINT\n    stop_grace_period: 1m30s\n    shm_size: 1g\n    ulimits: {nofile: {soft: 1, hard: 2}}\n    cpus: 0.5\n    mem_limit: 64m\n    tmpfs: /run\n    extra_hosts: {db: 10.0.0.2}\n    deploy: {resources: {limits: {pids: 9}}}\n",
+            "app",
+        );
+        assert_eq!(body.hostname.as_deref(), Some("h"));
+        assert_eq!(body.stop_signal.as_deref(), Some("SIGINT"));
+        assert_eq!(body.stop_timeout, Some(90));
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.cap_add, Some(vec!["NET_ADMIN".to_string()]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.shm_size, Some(1 << 30));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(host.memory, Some(64 << 20));
+        assert_eq!(host.pids_limit, Some(9));
+        assert_eq!(
+            host.tmpfs,
+            Some(HashMap::from([("/run".to_string(), String::new())]))
+        );
+        assert_eq!(host.extra_hosts, Some(vec!["db:10.0.0.2".to_string()]));
+        let ulimit = &host.ulimits.expect("ulimits")[0];
+        assert_eq!(
+            (ulimit.name.as_deref(), ulimit.soft, ulimit.hard),
+            (Some("nofile"), Some(1), Some(2))
+        );
+    }
+
+    #[test]
+    fn unset_keys_leave_the_engine_defaults() {
+        let body = body("services:\n  app:\n    image: busybox\n", "app");
+        assert_eq!(body.stop_timeout, None);
+        assert_eq!(body.tty, None);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.init, None);
+        assert_eq!(host.privileged, None);
+        assert_eq!(host.memory, None);
+        assert_eq!(host.log_config, None);
+    }
+
+    #[test]
+    fn shared_namespaces_name_the_other_services_container() {
+        let text = "services:\n  app:\n    image: busybox\n    container_name: my-app\n  side:\n    image: busybox\n    ipc: service:app\n    pid: container:other\n";
+        let host = body(text, "side").host_config.expect("host config");
+        assert_eq!(host.ipc_mode.as_deref(), Some("container:my-app"));
+        assert_eq!(host.pid_mode.as_deref(), Some("container:other"));
+    }
+}
+
+#[cfg(test)]
+mod network_tests {
+    use super::*;
+    use crate::engine::spec::{ContainerSpec, Wiring};
+    use crate::manifest::{load, LoadOptions, Manifest};
+
+    fn manifest(text: &str) -> Manifest {
+        let folder = tempfile::tempdir().expect("temp dir");
+        std::fs::write(folder.path().join("compose.yaml"), text).expect("write");
+        load(&LoadOptions {
+            files: vec!["compose.yaml".into()],
+            project: Some("p".to_string()),
+            working_dir: folder.path().to_path_buf(),
+            ..LoadOptions::default()
+        })
+        .unwrap_or_else(|errors| panic!("{errors}"))
+    }
+
+    /// The create request of replica 1 of `service`, and the networks connected before start.
+    fn create(
+        manifest: &Manifest,
+        service: &str,
+        all_at_create: bool,
+    ) -> (ContainerCreateBody, Vec<(String, EndpointSettings)>) {
+        let spec = ContainerSpec::new(manifest, &manifest.services[service], 1, &Wiring::default());
+        let mut body = container_body(&spec);
+        let later = apply_networking(&mut body, &spec, all_at_create);
+        (body, later)
+    }
+
+    const TIERS: &str = "services:
+  api:
+    image: busybox
+    links: [db:database]
+    networks:
+      front: {aliases: [api-front]}
+      back: {aliases: [api-back], priority: 10, ipv4_address: 10.9.0.5}
+  db: {image: busybox, networks: [back]}
+  old: {image: busybox, network_mode: bridge, external_links: [legacy:store]}
+  side: {image: busybox, network_mode: 'service:db', hostname: nope, extra_hosts: [a=10.0.0.1]}
+networks:
+  front: {}
+  back: {ipam: {config: [{subnet: 10.9.0.0/24}]}}
+";
+
+    #[test]
+    fn the_highest_priority_network_is_joined_at_create_and_the_others_before_start() {
+        let manifest = manifest(TIERS);
+        let (body, later) = create(&manifest, "api", false);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("p_back"));
+        let endpoints = body
+            .networking_config
+            .and_then(|config| config.endpoints_config)
+            .expect("endpoints");
+        let back = &endpoints["p_back"];
+        assert_eq!(endpoints.len(), 1, "one endpoint at create before API 1.44");
+        assert_eq!(
+            back.aliases.as_deref(),
+            Some(&["api".to_string(), "p-api-1".into(), "api-back".into()][..])
+        );
+        assert_eq!(
+            back.ipam_config
+                .as_ref()
+                .and_then(|ipam| ipam.ipv4_address.as_deref()),
+            Some("10.9.0.5")
+        );
+        assert_eq!(
+            back.links.as_deref(),
+            Some(&["p-db-1:database".to_string()][..])
+        );
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].0, "p_front");
+        assert_eq!(
+            later[0].1.aliases.as_deref(),
+            Some(&["api".to_string(), "p-api-1".into(), "api-front".into()][..])
+        );
+
+        let (body, later) = create(&manifest, "api", true);
+        assert!(later.is_empty(), "every endpoint at create from API 1.44");
+        let endpoints = body
+            .networking_config
+            .and_then(|config| config.endpoints_config);
+        assert_eq!(endpoints.map(|endpoints| endpoints.len()), Some(2));
+    }
+
+    #[test]
+    fn other_network_modes_take_what_the_engine_accepts() {
+        let manifest = manifest(TIERS);
+        let (body, _) = create(&manifest, "old", false);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        assert_eq!(host.links, Some(vec!["legacy:store".to_string()]));
+
+        let (body, _) = create(&manifest, "side", false);
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode.as_deref(), Some("container:p-db-1"));
+        assert_eq!(
+            host.extra_hosts, None,
+            "refused with another container's stack"
+        );
+        assert_eq!(body.hostname, None);
+        assert_eq!(host.port_bindings, None);
+    }
+
+    #[test]
+    fn networks_are_created_as_written_and_labelled() {
+        let manifest = manifest(TIERS);
+        let request = network_request("p", "back", &manifest.networks["back"]);
+        assert_eq!(request.name, "p_back");
+        assert_eq!(request.driver.as_deref(), Some("bridge"));
+        let labels = request.labels.expect("labels");
+        assert_eq!(labels[labels::PROJECT], "p");
+        assert_eq!(labels[labels::NETWORK], "back");
+        let pools = request.ipam.and_then(|ipam| ipam.config).expect("pools");
+        assert_eq!(pools[0].subnet.as_deref(), Some("10.9.0.0/24"));
+    }
+
+    #[test]
+    fn the_hosts_bridge_address_is_the_gateway_or_the_subnets_first() {
+        let pool = |subnet: Option<&str>, gateway: Option<&str>| IpamConfig {
+            subnet: subnet.map(str::to_string),
+            gateway: gateway.map(str::to_string),
+            ..IpamConfig::default()
+        };
+        assert_eq!(
+            ipv4_gateway(&pool(Some("10.1.0.0/16"), Some("10.1.0.254"))),
+            Some("10.1.0.254".parse().unwrap())
+        );
+        assert_eq!(
+            ipv4_gateway(&pool(Some("10.1.2.0/24"), None)),
+            Some("10.1.2.1".parse().unwrap())
+        );
+        assert_eq!(ipv4_gateway(&pool(Some("2001:db8::/64"), None)), None);
+        assert_eq!(ipv4_gateway(&pool(None, None)), None);
+    }
+
+    #[test]
+    fn a_changed_network_is_reported_not_reused() {
+        let manifest = manifest(TIERS);
+        let existing = |internal: bool, subnet: &str| bollard::models::NetworkInspect {
+            driver: Some("bridge".into()),
+            internal: Some(internal),
+            ipam: Some(Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet.into()),
+                    ..IpamConfig::default()
+                }]),
+                ..Ipam::default()
+            }),
+            ..Default::default()
+        };
+        let back = &manifest.networks["back"];
+        assert_eq!(drift(back, &existing(false, "10.9.0.0/24")), None);
+        assert_eq!(
+            drift(back, &existing(true, "10.9.0.0/24")).as_deref(),
+            Some("`internal: true`")
+        );
+        assert_eq!(
+            drift(back, &existing(false, "10.8.0.0/24")).as_deref(),
+            Some("subnets 10.8.0.0/24")
+        );
+        // Without written subnets, the engine's choice is fine.
+        assert_eq!(
+            drift(
+                &manifest.networks["front"],
+                &existing(false, "172.20.0.0/16")
+            ),
+            None
+        );
     }
 }

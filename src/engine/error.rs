@@ -16,6 +16,14 @@ pub enum EngineError {
         reason: String,
     },
 
+    #[error("pulling image `{image}` of service `{service}` failed (`pull_policy: {policy}`): {reason}\n  hint: check the registry is reachable and `docker login`; `pull_policy: missing` uses the copy on this machine")]
+    PullFailed {
+        image: String,
+        service: String,
+        policy: String,
+        reason: String,
+    },
+
     #[error("{}", build_failed_message(.service, .image, .output))]
     BuildFailed {
         service: String,
@@ -79,6 +87,7 @@ impl EngineError {
         match self {
             EngineError::Unreachable { .. } => 4,
             EngineError::ImageNotFound { .. }
+            | EngineError::PullFailed { .. }
             | EngineError::BuildFailed { .. }
             | EngineError::PortTaken { .. }
             | EngineError::Service { .. }

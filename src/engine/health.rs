@@ -183,6 +183,7 @@ mod tests {
             timeout: Duration::from_millis(100),
             retries,
             start_period: Duration::from_millis(start_period_ms),
+            start_interval: None,
         }
     }
 

@@ -1,22 +1,43 @@
-//! Getting every image a sandbox needs onto the engine: used as is when present, else built from
-//! `build:`, else pulled. Each distinct image is handled once, all in parallel.
+//! Getting every image a sandbox needs onto the engine, as each service's `pull_policy` says:
+//! `missing` (the default) uses the engine's copy, else builds from `build:`, else pulls; `always`
+//! pulls; `never` never pulls; `build` builds; `daily`/`weekly`/`every_<duration>` pull when the copy
+//! is older. Each distinct image is handled once, all in parallel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
 use super::docker::{BuildOutput, Docker};
 use super::error::EngineError;
 use crate::events::{Event, EventSink, Step};
-use crate::manifest::{Build, Manifest};
+use crate::manifest::{Build, Manifest, PullPolicy};
 
 /// How many lines of build output an error report keeps.
 const BUILD_OUTPUT_KEPT: usize = 30;
 
+/// What to do for one image, decided from its pull policy and what the engine has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImageStep {
+    /// Run the image the engine has.
+    Use,
+    Build,
+    Pull,
+    /// `pull_policy: never` and the engine lacks the image.
+    Refuse,
+}
+
+/// One image to get: the service that reports it, its build and policy.
+struct ImageJob {
+    service: String,
+    build: Option<Build>,
+    policy: PullPolicy,
+}
+
 /// Ensures the images of `services` exist; returns image → image id. `rebuild` builds images that
-/// have a `build:` section even when present (`up --build`).
+/// have a `build:` section even when present (`up --build`). Each service's `pull_policy` decides
+/// between the engine's copy, a pull and a build, as compose does.
 pub async fn ensure_images(
     docker: &Docker,
     manifest: &Manifest,
@@ -24,30 +45,29 @@ pub async fn ensure_images(
     rebuild: bool,
     events: &EventSink,
 ) -> Result<BTreeMap<String, String>, EngineError> {
-    // One job per distinct image; the first service naming it reports its progress.
-    let mut jobs: BTreeMap<String, (String, Option<Build>)> = BTreeMap::new();
+    // One job per distinct image; the first service that builds it (else names it) reports it.
+    let mut jobs: BTreeMap<String, ImageJob> = BTreeMap::new();
     for name in services {
         let service = &manifest.services[name];
-        let entry = jobs
+        let job = jobs
             .entry(service.image.clone())
-            .or_insert_with(|| (service.name.clone(), None));
-        if entry.1.is_none() && service.build.is_some() {
-            *entry = (service.name.clone(), service.build.clone());
+            .or_insert_with(|| ImageJob {
+                service: service.name.clone(),
+                build: None,
+                policy: service.pull_policy,
+            });
+        if job.build.is_none() && service.build.is_some() {
+            *job = ImageJob {
+                service: service.name.clone(),
+                build: service.build.clone(),
+                policy: service.pull_policy,
+            };
         }
     }
-    let tasks = jobs.into_iter().map(|(image, (service, build))| {
+    let tasks = jobs.into_iter().map(|(image, job)| {
         let project = manifest.project.clone();
         async move {
-            let id = ensure_image(
-                docker,
-                &project,
-                &service,
-                &image,
-                build.as_ref(),
-                rebuild,
-                events,
-            )
-            .await?;
+            let id = ensure_image(docker, &project, &image, &job, rebuild, events).await?;
             Ok::<_, EngineError>((image, id))
         }
     });
@@ -55,30 +75,76 @@ pub async fn ensure_images(
     results.into_iter().collect()
 }
 
+/// The step for an image: `tagged_age` is how long ago the engine's copy was pulled or built
+/// (`Some(None)`: present, age unknown; `None`: absent).
+fn decide(
+    policy: PullPolicy,
+    has_build: bool,
+    rebuild: bool,
+    tagged_age: Option<Option<Duration>>,
+) -> ImageStep {
+    let present = tagged_age.is_some();
+    let missing = if has_build {
+        ImageStep::Build
+    } else {
+        ImageStep::Pull
+    };
+    match policy {
+        _ if rebuild && has_build => ImageStep::Build,
+        PullPolicy::Build => ImageStep::Build,
+        PullPolicy::Always => ImageStep::Pull,
+        PullPolicy::Never if present => ImageStep::Use,
+        PullPolicy::Never if has_build => ImageStep::Build,
+        PullPolicy::Never => ImageStep::Refuse,
+        PullPolicy::Missing if present => ImageStep::Use,
+        PullPolicy::Missing => missing,
+        PullPolicy::Every(period) => match tagged_age {
+            Some(Some(age)) if age < period => ImageStep::Use,
+            Some(_) => ImageStep::Pull,
+            None => missing,
+        },
+    }
+}
+
 async fn ensure_image(
     docker: &Docker,
     project: &str,
-    service: &str,
     image: &str,
-    build: Option<&Build>,
+    job: &ImageJob,
     rebuild: bool,
     events: &EventSink,
 ) -> Result<String, EngineError> {
     let started = Instant::now();
-    if !(rebuild && build.is_some()) {
-        if let Some(id) = docker.image_id(image).await? {
-            return Ok(id);
+    let service = job.service.as_str();
+    let record = docker.image_record(image).await?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs() as i64);
+    let tagged_age = record.as_ref().map(|(_, tagged)| {
+        tagged.map(|tagged| Duration::from_secs(now.saturating_sub(tagged).max(0) as u64))
+    });
+    let step = decide(job.policy, job.build.is_some(), rebuild, tagged_age);
+    match (step, &job.build) {
+        (ImageStep::Use, _) => {
+            if let Some((id, _)) = record {
+                return Ok(id);
+            }
         }
-    }
-    match build {
-        Some(build) => {
+        (ImageStep::Build, Some(build)) => {
             events.step(service, 0, Step::Building, image, started.elapsed());
             build_image(docker, project, service, image, build, events).await?;
             events.step(service, 0, Step::Built, image, started.elapsed());
         }
-        None => {
+        (ImageStep::Refuse, _) | (ImageStep::Build, None) => {
+            return Err(EngineError::ImageNotFound {
+                image: image.to_string(),
+                service: service.to_string(),
+                reason: "`pull_policy: never` forbids pulling it".to_string(),
+            })
+        }
+        (ImageStep::Pull, _) => {
             events.step(service, 0, Step::Pulling, image, started.elapsed());
-            docker
+            let pulled = docker
                 .pull_image(image, |current, total| {
                     events.emit(Event::PullProgress {
                         service: service.to_string(),
@@ -87,12 +153,22 @@ async fn ensure_image(
                         total,
                     })
                 })
-                .await
-                .map_err(|reason| EngineError::ImageNotFound {
-                    image: image.to_string(),
-                    service: service.to_string(),
-                    reason,
-                })?;
+                .await;
+            if let Err(reason) = pulled {
+                return Err(match (record.is_some(), job.policy) {
+                    (false, PullPolicy::Missing) => EngineError::ImageNotFound {
+                        image: image.to_string(),
+                        service: service.to_string(),
+                        reason,
+                    },
+                    (_, policy) => EngineError::PullFailed {
+                        image: image.to_string(),
+                        service: service.to_string(),
+                        policy: policy_name(policy),
+                        reason,
+                    },
+                });
+            }
             events.step(service, 0, Step::Pulled, image, started.elapsed());
         }
     }
@@ -105,6 +181,23 @@ async fn ensure_image(
             reason: "the engine does not list the image after getting it".to_string(),
         })
 }
+
+/// The policy as the manifest spells it.
+fn policy_name(policy: PullPolicy) -> String {
+    match policy {
+        PullPolicy::Missing => "missing".to_string(),
+        PullPolicy::Always => "always".to_string(),
+        PullPolicy::Never => "never".to_string(),
+        PullPolicy::Build => "build".to_string(),
+        PullPolicy::Every(period) => {
+            format!("every_{}", crate::manifest::duration_text::format(period))
+        }
+    }
+}
+
+/// Name of the Dockerfile added to the context tar for `dockerfile_inline` (or for a Dockerfile
+/// outside the context folder).
+const INLINE_DOCKERFILE: &str = ".sandbox-inline.Dockerfile";
 
 async fn build_image(
     docker: &Docker,
@@ -119,9 +212,10 @@ async fn build_image(
         image: image.to_string(),
         output,
     };
+    let (dockerfile, inline) = dockerfile_of(build).map_err(|error| failed(vec![error]))?;
     let context = tokio::task::spawn_blocking({
         let directory = build.context.clone();
-        move || context_tar(&directory)
+        move || context_tar(&directory, inline.as_deref())
     })
     .await
     .map_err(|error| failed(vec![error.to_string()]))?
@@ -131,15 +225,7 @@ async fn build_image(
             build.context.display()
         )])
     })?;
-    let args: HashMap<String, String> = build.args.clone().into_iter().collect();
-    let mut stream = Box::pin(docker.build_image(
-        image,
-        &build.dockerfile,
-        build.target.as_deref(),
-        &args,
-        context,
-        project,
-    ));
+    let mut stream = Box::pin(docker.build_image(image, &dockerfile, build, context, project));
     let mut kept: Vec<String> = Vec::new();
     let started = Instant::now();
     while let Some(output) = stream.next().await {
@@ -167,6 +253,26 @@ async fn build_image(
     Ok(())
 }
 
+/// The Dockerfile's path in the context tar, and its text when it must be added to the tar
+/// (`dockerfile_inline`, or a Dockerfile outside the context folder).
+fn dockerfile_of(build: &Build) -> Result<(String, Option<String>), String> {
+    if let Some(text) = &build.dockerfile_inline {
+        return Ok((INLINE_DOCKERFILE.to_string(), Some(text.clone())));
+    }
+    let path = build.context.join(&build.dockerfile);
+    let inside = match (path.canonicalize(), build.context.canonicalize()) {
+        (Ok(path), Ok(context)) => path.starts_with(context),
+        // A missing Dockerfile: let the builder say so.
+        _ => true,
+    };
+    if inside {
+        return Ok((build.dockerfile.clone(), None));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| format!("reading Dockerfile {}: {error}", path.display()))?;
+    Ok((INLINE_DOCKERFILE.to_string(), Some(text)))
+}
+
 /// The output from the last `Step N/M` line on: the failing step and what it said.
 fn last_step(lines: Vec<String>) -> Vec<String> {
     match lines.iter().rposition(|line| line.starts_with("Step ")) {
@@ -175,11 +281,19 @@ fn last_step(lines: Vec<String>) -> Vec<String> {
     }
 }
 
-/// The build context as a tar stream, leaving out what `.dockerignore` names.
-fn context_tar(directory: &Path) -> std::io::Result<Vec<u8>> {
+/// The build context as a tar stream, leaving out what `.dockerignore` names; `dockerfile` is added
+/// as [`INLINE_DOCKERFILE`] when given.
+fn context_tar(directory: &Path, dockerfile: Option<&str>) -> std::io::Result<Vec<u8>> {
     let ignore = DockerIgnore::read(directory);
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
+    if let Some(text) = dockerfile {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, INLINE_DOCKERFILE, text.as_bytes())?;
+    }
     let mut pending = vec![directory.to_path_buf()];
     while let Some(folder) = pending.pop() {
         let mut entries: Vec<_> = std::fs::read_dir(&folder)?.collect::<Result<_, _>>()?;
@@ -311,7 +425,7 @@ mod tests {
         std::fs::write(directory.path().join("junk.tmp"), "x").unwrap();
         std::fs::create_dir(directory.path().join("bin")).unwrap();
         std::fs::write(directory.path().join("bin/app"), "binary").unwrap();
-        let tar = context_tar(directory.path()).unwrap();
+        let tar = context_tar(directory.path(), Some("FROM scratch\n")).unwrap();
         let mut archive = tar::Archive::new(&tar[..]);
         let names: Vec<String> = archive
             .entries()
@@ -326,7 +440,80 @@ mod tests {
             })
             .collect();
         assert!(names.contains(&"Dockerfile".to_string()));
+        assert!(names.contains(&INLINE_DOCKERFILE.to_string()));
         assert!(names.contains(&"bin/app".to_string()));
         assert!(!names.iter().any(|name| name.contains("junk")));
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn missing_uses_the_engine_copy_else_builds_else_pulls() {
+        let present = Some(Some(HOUR));
+        assert_eq!(
+            decide(PullPolicy::Missing, false, false, present),
+            ImageStep::Use
+        );
+        assert_eq!(
+            decide(PullPolicy::Missing, true, false, None),
+            ImageStep::Build
+        );
+        assert_eq!(
+            decide(PullPolicy::Missing, false, false, None),
+            ImageStep::Pull
+        );
+        assert_eq!(
+            decide(PullPolicy::Missing, true, true, present),
+            ImageStep::Build
+        );
+    }
+
+    #[test]
+    fn always_never_and_build() {
+        let present = Some(None);
+        assert_eq!(
+            decide(PullPolicy::Always, false, false, present),
+            ImageStep::Pull
+        );
+        assert_eq!(
+            decide(PullPolicy::Always, true, false, present),
+            ImageStep::Pull
+        );
+        assert_eq!(
+            decide(PullPolicy::Never, false, false, present),
+            ImageStep::Use
+        );
+        assert_eq!(
+            decide(PullPolicy::Never, false, false, None),
+            ImageStep::Refuse
+        );
+        assert_eq!(
+            decide(PullPolicy::Never, true, false, None),
+            ImageStep::Build
+        );
+        assert_eq!(
+            decide(PullPolicy::Build, true, false, present),
+            ImageStep::Build
+        );
+    }
+
+    #[test]
+    fn periodic_policies_pull_an_old_copy() {
+        let daily = PullPolicy::Every(24 * HOUR);
+        assert_eq!(
+            decide(daily, false, false, Some(Some(HOUR))),
+            ImageStep::Use
+        );
+        assert_eq!(
+            decide(daily, false, false, Some(Some(25 * HOUR))),
+            ImageStep::Pull
+        );
+        assert_eq!(decide(daily, false, false, Some(None)), ImageStep::Pull);
+        assert_eq!(decide(daily, false, false, None), ImageStep::Pull);
     }
 }

@@ -11,11 +11,8 @@ pub const REPLICA: &str = "dev.sandbox.replica";
 pub const CONFIG_HASH: &str = "dev.sandbox.config-hash";
 /// The manifest file the container came from (for `ps` and humans).
 pub const MANIFEST: &str = "dev.sandbox.manifest";
-
-/// The project network's name.
-pub fn network_name(project: &str) -> String {
-    format!("{project}_default")
-}
+/// The key a project network has in the manifest (`default`, `backend`), on networks.
+pub const NETWORK: &str = "dev.sandbox.network";
 
 /// A replica's container name (compose v2's scheme).
 pub fn container_name(project: &str, service: &str, replica: u32) -> String {

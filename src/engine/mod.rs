@@ -1,12 +1,14 @@
 //! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
-//! should be ([`spec`]), what to change ([`plan`], pure), doing it ([`apply`]), images ([`image`]),
-//! health probes ([`health`]) and the labels that find everything again ([`labels`]).
+//! should be ([`spec`]; its secrets and configs in [`files`]), what to change ([`plan`], pure),
+//! doing it ([`apply`]), images ([`image`]), health probes ([`health`]) and the labels that find
+//! everything again ([`labels`]).
 //!
 //! Only `docker.rs` talks to bollard; everything else works with this module's own types.
 
 pub mod apply;
 pub mod docker;
 pub mod error;
+pub mod files;
 pub mod health;
 pub mod image;
 pub mod labels;

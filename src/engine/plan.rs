@@ -138,12 +138,18 @@ mod tests {
             labels: BTreeMap::from([(labels::CONFIG_HASH.to_string(), hash.to_string())]),
             publishes: vec![],
             volumes: vec![],
-            network: "p_default".to_string(),
-            aliases: vec![],
+            network_mode: "p_default".to_string(),
+            networks: vec![],
+            links: vec![],
             restart: RestartPolicy::No,
             working_dir: None,
             user: None,
             extra_hosts: vec![],
+            files: vec![],
+            container: Default::default(),
+            healthcheck_disabled: false,
+            exposed: vec![],
+            volumes_from: vec![],
         }
     }
 
@@ -159,6 +165,7 @@ mod tests {
             status: "Up".to_string(),
             created: 1,
             ip: None,
+            addresses: vec![],
             ports: vec![],
             labels: Default::default(),
         }

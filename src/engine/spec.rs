@@ -6,15 +6,18 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::files::{self, ContainerFile};
 use super::labels;
-use crate::manifest::{Manifest, PortPublish, RestartPolicy, Service, VolumeMount};
+use crate::manifest::NetworkMode;
+use crate::manifest::{
+    ContainerOptions, ExposedPort, Manifest, PortPublish, RestartPolicy, Service, VolumeMount,
+    VolumesFrom, VolumesFromSource,
+};
 
-/// What the control plane adds to every container of a sandbox (network, variables pointing at the
-/// proxy and trace server, host entries). Built once per `up`.
+/// What the control plane adds to every container of a sandbox (variables pointing at the proxy and
+/// trace server, host entries). Built once per `up`.
 #[derive(Debug, Clone, Default)]
 pub struct Wiring {
-    /// The project network.
-    pub network: String,
     /// Variables added to every container unless the manifest sets them itself.
     pub environment: BTreeMap<String, String>,
     /// Variables added to one service's containers (e.g. `ITEM_URL` for its dependencies).
@@ -46,19 +49,42 @@ pub struct ContainerSpec {
     pub publishes: Vec<PortPublish>,
     /// Named volumes already carry their engine name (`<project>_<name>`).
     pub volumes: Vec<VolumeMount>,
-    pub network: String,
-    pub aliases: Vec<String>,
+    /// The engine's network mode: the first network's engine name, `bridge`, `host`, `none` or
+    /// `container:NAME`.
+    pub network_mode: String,
+    /// The networks joined, in join order (the first one is `network_mode`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<Endpoint>,
+    /// Legacy links `container:alias` (`links`, `external_links`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     pub restart: RestartPolicy,
     pub working_dir: Option<String>,
     pub user: Option<String>,
     pub extra_hosts: Vec<String>,
+    /// The service's container options, with `ipc`/`pid: service:NAME` resolved to the container.
+    #[serde(skip_serializing_if = "ContainerOptions::is_default")]
+    pub container: ContainerOptions,
+    /// Turn off the image's `HEALTHCHECK` (`healthcheck: {disable: true}`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub healthcheck_disabled: bool,
+    /// Container ports exposed without a publish (`expose:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<ExposedPort>,
+    /// `volumes_from:` as the engine takes it: `container[:ro|:rw]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    /// Secrets and configs from `environment` or `content`, written into the container before it
+    /// starts (hashed by digest; see [`files`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<ContainerFile>,
 }
 
 impl ContainerSpec {
     /// Resolves replica `replica` (1-based) of `service`.
     pub fn new(manifest: &Manifest, service: &Service, replica: u32, wiring: &Wiring) -> Self {
         let project = &manifest.project;
-        let name = labels::container_name(project, &service.name, replica);
+        let name = container_name_of(manifest, &service.name, replica);
         let mut environment = wiring.environment.clone();
         if let Some(extra) = wiring.service_environment.get(&service.name) {
             environment.extend(extra.clone());
@@ -74,40 +100,13 @@ impl ContainerSpec {
                 .iter()
                 .any(|publish| publish.container_port == port)
             {
-                publishes.push(PortPublish {
-                    host_ip: "127.0.0.1".to_string(),
-                    host_port: None,
-                    container_port: port,
-                    protocol: "tcp".to_string(),
-                });
+                publishes.push(PortPublish::new("127.0.0.1", None, port, "tcp"));
             }
         }
-        let volumes = service
-            .volumes
-            .iter()
-            .map(|volume| match volume {
-                VolumeMount::Named {
-                    name,
-                    target,
-                    read_only,
-                } => {
-                    let external = manifest
-                        .volumes
-                        .get(name)
-                        .is_some_and(|declared| declared.external);
-                    VolumeMount::Named {
-                        name: if external {
-                            name.clone()
-                        } else {
-                            labels::volume_name(project, name)
-                        },
-                        target: target.clone(),
-                        read_only: *read_only,
-                    }
-                }
-                other => other.clone(),
-            })
-            .collect();
+        let networks = endpoints(manifest, service, &name);
+        let volumes = engine_volumes(manifest, service);
+        let (file_mounts, files) = files::resolve(manifest, service);
+        let volumes = files::with_file_mounts(volumes, file_mounts);
         let mut container_labels = service.labels.clone();
         container_labels.insert(labels::PROJECT.to_string(), project.clone());
         container_labels.insert(labels::SERVICE.to_string(), service.name.clone());
@@ -117,8 +116,11 @@ impl ContainerSpec {
             manifest.file.display().to_string(),
         );
         ContainerSpec {
-            hostname: name.clone(),
-            aliases: vec![service.name.clone(), name.clone()],
+            hostname: service
+                .container
+                .hostname
+                .clone()
+                .unwrap_or_else(|| name.clone()),
             name,
             service: service.name.clone(),
             replica,
@@ -132,13 +134,18 @@ impl ContainerSpec {
             labels: container_labels,
             publishes,
             volumes,
-            network: wiring.network.clone(),
+            network_mode: network_mode(manifest, service),
+            networks,
+            links: links(manifest, service),
             restart: service.restart,
             working_dir: service.working_dir.clone(),
             user: service.user.clone(),
-            extra_hosts: wiring
+            // The service's own entries first: the engine writes them in order, as compose does.
+            extra_hosts: service
+                .container
                 .extra_hosts
                 .iter()
+                .chain(&wiring.extra_hosts)
                 .chain(
                     wiring
                         .service_extra_hosts
@@ -147,6 +154,15 @@ impl ContainerSpec {
                         .flatten(),
                 )
                 .cloned()
+                .collect(),
+            files,
+            container: container_options(manifest, service),
+            healthcheck_disabled: service.healthcheck_disabled,
+            exposed: service.expose.clone(),
+            volumes_from: service
+                .volumes_from
+                .iter()
+                .map(|entry| volumes_from(manifest, entry))
                 .collect(),
         }
     }
@@ -173,4 +189,145 @@ impl ContainerSpec {
         self.labels.insert(labels::CONFIG_HASH.to_string(), hash);
         self
     }
+}
+
+/// The service's mounts with named volumes under their engine names (`<project>_<name>`, or the
+/// declared `name:`, or the bare name of an external volume).
+fn engine_volumes(manifest: &Manifest, service: &Service) -> Vec<VolumeMount> {
+    let mut volumes = service.volumes.clone();
+    for volume in &mut volumes {
+        if let VolumeMount::Named { name, .. } = volume {
+            *name = manifest
+                .volumes
+                .get(name.as_str())
+                .and_then(|declared| declared.fixed_name(name))
+                .unwrap_or_else(|| labels::volume_name(&manifest.project, name));
+        }
+    }
+    volumes
+}
+
+/// `db:ro` → `<db's first container>:ro`; `container:x` → `x`.
+fn volumes_from(manifest: &Manifest, entry: &VolumesFrom) -> String {
+    let container = match &entry.source {
+        VolumesFromSource::Service(service) => container_name_of(manifest, service, 1),
+        VolumesFromSource::Container(container) => container.clone(),
+    };
+    let mode = if entry.read_only { "ro" } else { "rw" };
+    format!("{container}:{mode}")
+}
+
+/// The engine name of replica `replica` of `service`: its `container_name`, else
+/// `<project>-<service>-<n>`.
+pub fn container_name_of(manifest: &Manifest, service: &str, replica: u32) -> String {
+    manifest
+        .services
+        .get(service)
+        .and_then(|service| service.container.container_name.clone())
+        .unwrap_or_else(|| labels::container_name(&manifest.project, service, replica))
+}
+
+/// The service's options as the engine takes them: `ipc`/`pid: service:NAME` share the namespace of
+/// that service's first container (`container:<its name>`), as compose does.
+fn container_options(manifest: &Manifest, service: &Service) -> ContainerOptions {
+    let mut options = service.container.clone();
+    for mode in [&mut options.ipc, &mut options.pid].into_iter().flatten() {
+        if let Some(other) = mode.strip_prefix("service:") {
+            *mode = format!("container:{}", container_name_of(manifest, other, 1));
+        }
+    }
+    options
+}
+
+/// One network a container joins, with its settings there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The network's engine name.
+    pub network: String,
+    /// DNS names on this network: the service, the container, then the service's own aliases.
+    pub aliases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub link_local_ips: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub gw_priority: i64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+/// The engine's network mode for `service` (see [`ContainerSpec::network_mode`]).
+fn network_mode(manifest: &Manifest, service: &Service) -> String {
+    match &service.network_mode {
+        NetworkMode::Networks => crate::manifest::by_priority(&service.networks)
+            .first()
+            .and_then(|(key, _)| manifest.networks.get(*key))
+            .map(|network| network.name.clone())
+            .unwrap_or_else(|| "none".to_string()),
+        NetworkMode::Bridge => "bridge".to_string(),
+        NetworkMode::Host => "host".to_string(),
+        NetworkMode::None => "none".to_string(),
+        NetworkMode::Service(target) => {
+            format!("container:{}", container_name_of(manifest, target, 1))
+        }
+        NetworkMode::Container(container) => format!("container:{container}"),
+    }
+}
+
+/// The networks of `service` in join order (highest `priority` first), for container `name`.
+fn endpoints(manifest: &Manifest, service: &Service, name: &str) -> Vec<Endpoint> {
+    crate::manifest::by_priority(&service.networks)
+        .into_iter()
+        .filter_map(|(key, settings)| {
+            let network = manifest.networks.get(key)?;
+            let mut aliases = vec![service.name.clone(), name.to_string()];
+            for alias in &settings.aliases {
+                if !aliases.contains(alias) {
+                    aliases.push(alias.clone());
+                }
+            }
+            Some(Endpoint {
+                network: network.name.clone(),
+                aliases,
+                ipv4_address: settings.ipv4_address.map(|address| address.to_string()),
+                ipv6_address: settings.ipv6_address.map(|address| address.to_string()),
+                link_local_ips: settings
+                    .link_local_ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                mac_address: settings.mac_address.clone(),
+                gw_priority: settings.gw_priority,
+                driver_opts: settings.driver_opts.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `links` (every replica of the linked service answers to the alias) and `external_links`, as
+/// the engine takes them: `container:alias`.
+fn links(manifest: &Manifest, service: &Service) -> Vec<String> {
+    let mut links = Vec::new();
+    for link in &service.links {
+        let replicas = manifest
+            .services
+            .get(&link.target)
+            .map_or(0, |target| target.replicas);
+        for replica in 1..=replicas {
+            let container = container_name_of(manifest, &link.target, replica);
+            links.push(format!("{container}:{}", link.alias));
+        }
+    }
+    for link in &service.external_links {
+        links.push(format!("{}:{}", link.target, link.alias));
+    }
+    links
 }

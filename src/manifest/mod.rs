@@ -10,9 +10,13 @@
 //! serde structs with `deny_unknown_fields`: serde stops at the first error and loses positions
 //! after interpolation, and we want every error at once, each with its line and column.
 
+mod assemble;
 mod duration;
 mod error;
+mod export;
+mod files;
 mod interpolate;
+mod merge;
 mod node;
 mod schema;
 mod suggest;
@@ -28,65 +32,91 @@ use std::path::{Path, PathBuf};
 
 pub use duration::parse_duration;
 pub use error::{InitError, ManifestError, ManifestErrors, ManifestWarning};
+pub use export::{to_compose, ExportOptions};
+pub use files::DEFAULT_FILE_NAMES;
 pub use model::*;
 pub use template::{templates, write_template, Template};
 
 /// Manifests larger than this are refused (a manifest is a few kilobytes).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
-/// File names looked for when no `-f` is given, in order.
-pub const DEFAULT_FILE_NAMES: [&str; 2] = ["sandbox.yaml", "sandbox.yml"];
-
 /// Where the manifest is and what surrounds it.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
-    /// `-f FILE`, relative to `working_dir`; `None` looks for `sandbox.yaml`, then `sandbox.yml`.
-    pub file: Option<PathBuf>,
-    /// `-p NAME`: overrides `name:`.
+    /// `-f FILE` (repeatable, merged in order), relative to `working_dir`. Empty: `COMPOSE_FILE`, else
+    /// the first of [`DEFAULT_FILE_NAMES`] in `working_dir` or a parent, with its override file.
+    pub files: Vec<PathBuf>,
+    /// `-p NAME`: overrides `COMPOSE_PROJECT_NAME` and `name:`.
     pub project: Option<String>,
+    /// `--profile NAME` (repeatable); empty: `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
+    /// `--env-file FILE` (repeatable), relative to `working_dir`; empty: `.env` in the project folder.
+    pub env_files: Vec<PathBuf>,
     pub working_dir: PathBuf,
-    /// The process environment (passed in so tests control it); it overrides `.env`.
+    /// The process environment (passed in so tests control it); it overrides the env files.
     pub environment: BTreeMap<String, String>,
 }
 
-/// Finds, reads and validates the manifest. On failure every error found is returned.
+/// Finds, reads, merges and validates the manifest. On failure every error found is returned.
 pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
-    let (display, path) = locate(options)?;
-    let source = read_source(&display, &path)?;
-    let directory = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut errors = Vec::new();
-    let variables = variables(options, &display, &directory, &mut errors);
-    let parsed = node::parse(&source);
+    let working_dir = absolute(&options.working_dir);
+    let assembled = assemble::assemble(options, &working_dir);
+    let main_file = assembled
+        .sources
+        .first()
+        .map(|source| source.display.clone())
+        .or_else(|| assembled.errors.first().map(|error| error.file.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE_NAMES[0]));
+    let fatal = assembled.root.is_none() && !assembled.errors.is_empty();
     let mut checker = schema::Checker {
-        file: display.clone(),
-        directory: &directory,
-        variables: &variables,
-        errors,
-        warnings: Vec::new(),
+        file: main_file.clone(),
+        directory: &assembled.directory,
+        variables: &assembled.variables,
+        sources: &assembled.sources,
+        errors: assembled.errors.clone(),
+        warnings: assembled.warnings.clone(),
     };
-    for issue in &parsed.issues {
-        checker.error_at(issue.span, "", issue.message.clone(), issue.hint.clone());
+    if fatal {
+        return Err(ManifestErrors::new(main_file, checker.errors));
     }
-    if parsed.root.is_none() && !parsed.issues.is_empty() {
-        return Err(ManifestErrors::new(display, checker.errors));
-    }
-    let folder = directory
+    let folder = assembled
+        .directory
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let sources = schema::ProjectSources {
         flag: options.project.as_deref(),
+        variable: assembled.project_variable.as_deref(),
         folder: &folder,
     };
-    let draft = schema::read(&mut checker, parsed.root.as_deref(), &sources);
+    let draft = schema::read(&mut checker, assembled.root.as_deref(), &sources);
     if let Some(draft) = &draft {
-        validate::validate(&mut checker, &draft.services, &draft.volumes, &draft.smoke);
+        validate::validate(
+            &mut checker,
+            &draft.services,
+            &draft.volumes,
+            &draft.smoke,
+            &assembled.disabled,
+        );
     }
     let warnings = std::mem::take(&mut checker.warnings);
     match draft {
         Some(draft) if checker.errors.is_empty() => Ok(Manifest {
             project: draft.project,
-            file: path,
-            directory,
+            file: assembled
+                .sources
+                .first()
+                .map(|source| source.path.clone())
+                .unwrap_or_default(),
+            source: LoadSource {
+                files: assembled.files.clone(),
+                profiles: assembled.profiles.iter().cloned().collect(),
+                env_files: options
+                    .env_files
+                    .iter()
+                    .map(|file| schema::normalise_path(&working_dir.join(file)))
+                    .collect(),
+            },
+            directory: assembled.directory.clone(),
             services: draft
                 .services
                 .into_iter()
@@ -96,10 +126,32 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
             smoke: draft.smoke.into_iter().map(|draft| draft.check).collect(),
             gateway: draft.gateway,
             tracing: draft.tracing,
+            networks: draft.networks,
+            secrets: draft.secrets,
+            configs: draft.configs,
             warnings: warnings.into_iter().map(ManifestWarning).collect(),
         }),
-        _ => Err(ManifestErrors::new(display, checker.errors)),
+        _ => Err(ManifestErrors::new(main_file, checker.errors)),
     }
+}
+
+/// Words that make a variable's value a secret in printed output.
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+    "AUTH",
+];
+
+/// Whether a variable named `name` looks like it holds a secret (printed as `********`).
+pub fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_WORDS.iter().any(|word| upper.contains(word))
 }
 
 /// The manifest as YAML, for `sandbox config` (ends with a newline). Enum variants are written as
@@ -153,21 +205,6 @@ fn file_error(display: &Path, message: String, hint: Option<&str>) -> ManifestEr
     ManifestErrors::new(display.to_path_buf(), vec![error])
 }
 
-/// The manifest's display path (as the user would write it) and its absolute path.
-fn locate(options: &LoadOptions) -> Result<(PathBuf, PathBuf), ManifestErrors> {
-    let working_dir = absolute(&options.working_dir);
-    let display = match &options.file {
-        Some(file) => file.clone(),
-        None => DEFAULT_FILE_NAMES
-            .iter()
-            .map(PathBuf::from)
-            .find(|name| working_dir.join(name).is_file())
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE_NAMES[0])),
-    };
-    let path = schema::normalise_path(&working_dir.join(&display));
-    Ok((display, path))
-}
-
 fn absolute(path: &Path) -> PathBuf {
     if path.is_absolute() {
         return path.to_path_buf();
@@ -177,11 +214,11 @@ fn absolute(path: &Path) -> PathBuf {
         .unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn read_source(display: &Path, path: &Path) -> Result<String, ManifestErrors> {
+pub(crate) fn read_source(display: &Path, path: &Path) -> Result<String, ManifestErrors> {
     let shown = display.display();
     let file = std::fs::File::open(path).map_err(|error| {
         if error.kind() == std::io::ErrorKind::NotFound {
-            let hint = "run `sandbox init` to create one, or pass -f FILE";
+            let hint = "run `sandbox init` to create one, or check the -f / COMPOSE_FILE path";
             file_error(display, format!("manifest `{shown}` not found"), Some(hint))
         } else {
             file_error(display, format!("cannot read `{shown}`: {error}"), None)
@@ -223,37 +260,4 @@ pub(crate) fn read_bounded(file: std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
-}
-
-/// `.env` beside the manifest, overridden by the process environment.
-fn variables(
-    options: &LoadOptions,
-    display: &Path,
-    directory: &Path,
-    errors: &mut Vec<ManifestError>,
-) -> BTreeMap<String, String> {
-    let mut variables = BTreeMap::new();
-    let file = std::fs::File::open(directory.join(".env"));
-    if let Ok(bytes) = file.and_then(read_bounded) {
-        let text = String::from_utf8_lossy(&bytes);
-        match interpolate::parse_env_file(&text) {
-            Ok(entries) => {
-                for (key, value) in entries {
-                    if let Some(value) = value.or_else(|| options.environment.get(&key).cloned()) {
-                        variables.insert(key, value);
-                    }
-                }
-            }
-            Err(error) => errors.push(ManifestError {
-                file: display.parent().unwrap_or(Path::new("")).join(".env"),
-                line: Some(error.line),
-                column: Some(1),
-                field: String::new(),
-                message: error.message,
-                hint: Some("`.env` holds `KEY=VALUE` lines and `#` comments".into()),
-            }),
-        }
-    }
-    variables.extend(options.environment.clone());
-    variables
 }

@@ -14,8 +14,9 @@ pub fn validate(
     services: &[ServiceDraft],
     volumes: &BTreeMap<String, VolumeSpec>,
     smoke: &[CheckDraft],
+    disabled: &BTreeMap<String, Vec<String>>,
 ) {
-    check_dependencies(checker, services);
+    check_dependencies(checker, services, disabled);
     check_cycles(checker, services);
     check_volumes(checker, services, volumes);
     check_host_ports(checker, services);
@@ -70,7 +71,11 @@ fn report(checker: &mut Checker<'_>, place: &Place, message: String, hint: Optio
     checker.error_at(Some(place.span), &place.field, message, hint);
 }
 
-fn check_dependencies(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
+fn check_dependencies(
+    checker: &mut Checker<'_>,
+    services: &[ServiceDraft],
+    disabled: &BTreeMap<String, Vec<String>>,
+) {
     let names: Vec<&str> = services
         .iter()
         .map(|draft| draft.service.name.as_str())
@@ -82,6 +87,12 @@ fn check_dependencies(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
                 .iter()
                 .find(|other| &other.service.name == dependency)
             else {
+                if let Some(profiles) = disabled.get(dependency) {
+                    let message = format!("service `{service}` depends on `{dependency}`, which is not enabled: it is only in profile {}", profiles.iter().map(|profile| format!("`{profile}`")).collect::<Vec<_>>().join(", "));
+                    let hint = format!("enable it with `--profile {}` (or `COMPOSE_PROFILES`), or give `{service}` the same profile", profiles.first().map(String::as_str).unwrap_or_default());
+                    report(checker, &place.place, message, Some(hint));
+                    continue;
+                }
                 let hint = match suggest::did_you_mean(dependency, names.iter().copied()) {
                     Some(name) => format!("did you mean `{name}`?"),
                     None => format!("services in this manifest: {}", suggest::list(&names)),
@@ -233,7 +244,8 @@ fn check_host_ports(checker: &mut Checker<'_>, services: &[ServiceDraft]) {
     for draft in services {
         let service = draft.service.name.as_str();
         for (port, place) in draft.service.ports.iter().zip(&draft.ports) {
-            let Some(host_port) = port.host_port else {
+            // A host range lets the engine pick a free port of it for each replica.
+            let (Some(host_port), None) = (port.host_port, port.host_port_end) else {
                 continue;
             };
             if draft.service.replicas > 1 {
@@ -305,12 +317,8 @@ mod tests {
 
     #[test]
     fn wildcard_addresses_collide_with_any_address() {
-        let port = |ip: &str, host: u16, protocol: &str| PortPublish {
-            host_ip: ip.into(),
-            host_port: Some(host),
-            container_port: 80,
-            protocol: protocol.into(),
-        };
+        let port =
+            |ip: &str, host: u16, protocol: &str| PortPublish::new(ip, Some(host), 80, protocol);
         assert!(collide(
             &port("127.0.0.1", 80, "tcp"),
             &port("127.0.0.1", 80, "tcp")

@@ -3,6 +3,7 @@
 
 mod ci;
 mod cleanup;
+mod compose;
 mod errors;
 pub mod example;
 mod lifecycle;

@@ -36,6 +36,22 @@ macro_rules! invalid_fixtures {
 }
 
 invalid_fixtures!(
+    bad_port_range,
+    bad_mount_type,
+    tmpfs_options_on_bind,
+    unknown_pull_policy,
+    healthcheck_test_foo,
+    extends_cycle,
+    extends_unknown_service,
+    include_missing_file,
+    x_sandbox_misplaced_keys,
+    profile_disabled_dependency,
+    flow_sequence_unclosed,
+    network_unknown,
+    network_mode_with_networks,
+    network_bad_ipv4_address,
+    network_external_with_driver,
+    link_unknown_service,
     bad_depends_on_condition,
     bad_duration,
     bad_external,
@@ -49,6 +65,10 @@ invalid_fixtures!(
     bad_traffic_policy,
     build_context_missing,
     conflicting_replicas,
+    container_bad_size,
+    container_deploy_unknown_key,
+    container_name_with_replicas,
+    container_ulimits_wrong_type,
     depends_on_cycle,
     duplicate_host_port,
     duplicate_key,
@@ -71,6 +91,14 @@ invalid_fixtures!(
     route_bad_regex,
     route_unknown_service,
     route_without_target,
+    secret_bad_mode,
+    secret_environment_unset,
+    secret_external_used,
+    secret_file_missing,
+    secret_read_only_service,
+    secret_undeclared,
+    secret_unknown_long_key,
+    secret_without_source,
     self_dependency,
     several_errors,
     split_weights,
@@ -80,7 +108,6 @@ invalid_fixtures!(
     undeclared_volume,
     unknown_dependency,
     unknown_key,
-    unknown_top_level_key,
     unknown_volume_key,
     wildcard_host_port,
     wrong_type_environment,
@@ -118,10 +145,10 @@ fn missing_file() {
 fn missing_default_file() {
     let directory = tempfile::tempdir().expect("temp dir");
     let options = LoadOptions {
-        file: None,
         project: None,
         working_dir: directory.path().to_path_buf(),
         environment: environment(),
+        ..LoadOptions::default()
     };
     let errors = load(&options).expect_err("no file");
     assert_eq!(errors.errors.len(), 1);

@@ -2,6 +2,7 @@
 //! way a manifest can be wrong (with its exact message locked in a snapshot), templates, and
 //! robustness against arbitrary bytes.
 
+mod compose;
 mod fuzz;
 mod gateway;
 mod invalid;

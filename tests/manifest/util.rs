@@ -23,10 +23,10 @@ pub fn environment() -> BTreeMap<String, String> {
 /// Options for `file` (relative, so messages name it as written) in `working_dir`.
 pub fn options(working_dir: &Path, file: &str) -> LoadOptions {
     LoadOptions {
-        file: Some(PathBuf::from(file)),
-        project: None,
+        files: vec![PathBuf::from(file)],
         working_dir: working_dir.to_path_buf(),
         environment: environment(),
+        ..LoadOptions::default()
     }
 }
 

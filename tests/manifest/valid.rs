@@ -19,12 +19,7 @@ fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn port(host_ip: &str, host_port: Option<u16>, container_port: u16, protocol: &str) -> PortPublish {
-    PortPublish {
-        host_ip: host_ip.into(),
-        host_port,
-        container_port,
-        protocol: protocol.into(),
-    }
+    PortPublish::new(host_ip, host_port, container_port, protocol)
 }
 
 #[test]
@@ -55,6 +50,24 @@ fn project_flag_overrides_name() {
     );
 }
 
+/// A build with only a context: the other fields at their defaults.
+fn plain_build() -> Build {
+    Build {
+        context: PathBuf::new(),
+        dockerfile: "Dockerfile".into(),
+        dockerfile_inline: None,
+        args: BTreeMap::new(),
+        target: None,
+        labels: BTreeMap::new(),
+        cache_from: Vec::new(),
+        network: None,
+        shm_size: None,
+        extra_hosts: Vec::new(),
+        no_cache: false,
+        pull: false,
+    }
+}
+
 #[test]
 fn build_only_service_gets_the_compose_image_name() {
     let manifest = load_valid("full.yaml");
@@ -67,6 +80,7 @@ fn build_only_service_gets_the_compose_image_name() {
             dockerfile: "Dockerfile".into(),
             args: BTreeMap::new(),
             target: None,
+            ..plain_build()
         })
     );
 }
@@ -83,6 +97,7 @@ fn build_map_with_args_and_interpolated_image() {
             dockerfile: "Dockerfile.dev".into(),
             args: map(&[("VERSION", "1.2.3")]),
             target: Some("runtime".into()),
+            ..plain_build()
         })
     );
     assert_eq!(
@@ -180,6 +195,9 @@ fn volumes_in_every_form() {
         source,
         target: target.into(),
         read_only,
+        create_host_path: true,
+        propagation: None,
+        selinux: None,
     };
     assert_eq!(
         manifest.services["user"].volumes,
@@ -191,16 +209,22 @@ fn volumes_in_every_form() {
             VolumeMount::Named {
                 name: "pgdata".into(),
                 target: "/var/lib/data".into(),
-                read_only: false
+                read_only: false,
+                nocopy: false,
+                subpath: None,
             },
             VolumeMount::Anonymous {
-                target: "/scratch".into()
+                target: "/scratch".into(),
+                read_only: false,
+                nocopy: false,
             },
             bind(directory.join("logs"), "/logs", true),
             VolumeMount::Named {
                 name: "pgdata".into(),
                 target: "/backup".into(),
-                read_only: false
+                read_only: false,
+                nocopy: false,
+                subpath: None,
             },
         ]
     );
@@ -212,7 +236,8 @@ fn volumes_in_every_form() {
                 "shared".to_string(),
                 VolumeSpec {
                     external: true,
-                    labels: map(&[("backup", "daily")])
+                    labels: map(&[("backup", "daily")]),
+                    ..VolumeSpec::default()
                 }
             ),
         ])
@@ -257,6 +282,7 @@ fn healthchecks_in_every_form() {
             timeout: Duration::from_millis(1500),
             retries: 10,
             start_period: Duration::from_millis(250),
+            start_interval: None,
         })
     );
     let probe = |name: &str| {
@@ -359,10 +385,10 @@ fn default_file_names_are_found() {
     )
     .expect("write");
     let options = LoadOptions {
-        file: None,
         project: None,
         working_dir: folder.clone(),
         environment: environment(),
+        ..LoadOptions::default()
     };
     let manifest = load(&options).expect("finds sandbox.yml");
     assert_eq!(manifest.file, folder.join("sandbox.yml"));

@@ -170,10 +170,10 @@ pub fn config_from(yaml: &str) -> (ProxyConfig, tempfile::TempDir) {
     let directory = tempfile::tempdir().expect("temp dir");
     std::fs::write(directory.path().join("sandbox.yaml"), yaml).expect("write manifest");
     let options = LoadOptions {
-        file: None,
         project: Some("test".into()),
         working_dir: directory.path().to_path_buf(),
         environment: Default::default(),
+        ..LoadOptions::default()
     };
     let manifest = load(&options).unwrap_or_else(|errors| panic!("manifest:\n{errors}"));
     (ProxyConfig::from_manifest(&manifest), directory)

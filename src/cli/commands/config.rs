@@ -2,7 +2,7 @@
 
 use crate::cli::context;
 use crate::cli::GlobalArgs;
-use crate::manifest;
+use crate::manifest::{self, ExportOptions};
 use crate::output::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -14,25 +14,21 @@ pub struct ConfigArgs {
     /// are instead of `********`.
     #[arg(long)]
     pub show_secrets: bool,
+    /// `sandbox`: the resolved manifest as sandbox reads it; `compose`: the resolved project as one
+    /// compose file that `docker compose` accepts (sandbox's keys under `x-sandbox`).
+    #[arg(long, value_enum, default_value = "sandbox")]
+    pub format: Format,
 }
 
-/// Words that make a variable's value a secret in printed output.
-const SECRET_WORDS: &[&str] = &[
-    "PASSWORD",
-    "PASSWD",
-    "SECRET",
-    "TOKEN",
-    "API_KEY",
-    "APIKEY",
-    "PRIVATE_KEY",
-    "CREDENTIAL",
-    "AUTH",
-];
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Sandbox,
+    Compose,
+}
 
 /// Whether `name` looks like it holds a secret.
 pub fn is_secret(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    SECRET_WORDS.iter().any(|word| upper.contains(word))
+    manifest::is_secret_name(name)
 }
 
 fn mask_secrets(manifest: &mut crate::manifest::Manifest) {
@@ -54,7 +50,20 @@ fn mask_secrets(manifest: &mut crate::manifest::Manifest) {
 
 /// Prints the resolved manifest (YAML, or JSON with `--json`).
 pub fn run(global: &GlobalArgs, args: ConfigArgs, printer: &Printer) -> anyhow::Result<u8> {
+    if args.format == Format::Compose {
+        let options = ExportOptions {
+            show_secrets: args.show_secrets,
+        };
+        printer.stdout_text(&manifest::to_compose(
+            &context::load_options(global),
+            options,
+        )?);
+        return Ok(0);
+    }
     let mut manifest = context::load_manifest(global)?;
+    for warning in &manifest.warnings {
+        printer.stderr_line(&warning.to_string());
+    }
     if !args.show_secrets {
         mask_secrets(&mut manifest);
     }
@@ -73,6 +82,7 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs, printer: &Printer) -> anyhow::
 /// Checks the manifest; prints every problem (exit 3) or a one-line confirmation.
 pub fn validate(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<u8> {
     let manifest = context::load_manifest(global)?;
+    context::announce(&manifest, printer);
     let count = manifest.services.len();
     printer.stderr_line(&format!(
         "{} is valid: project `{}`, {count} service{}",

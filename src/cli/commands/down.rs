@@ -13,9 +13,10 @@ pub struct DownArgs {
     /// Also remove the project's named volumes.
     #[arg(short = 'v', long = "volumes")]
     pub volumes: bool,
-    /// Seconds to wait for each container to stop before killing it.
-    #[arg(short = 't', long, default_value_t = 10, value_name = "SECS")]
-    pub timeout: u64,
+    /// Seconds to wait for each container to stop before killing it (default: its service's
+    /// `stop_grace_period`, else 10).
+    #[arg(short = 't', long, value_name = "SECS")]
+    pub timeout: Option<u64>,
     /// Every sandbox on this engine, not just this project (same as `sandbox prune`).
     #[arg(long)]
     pub all: bool,
@@ -40,7 +41,7 @@ impl From<PruneArgs> for DownArgs {
     fn from(args: PruneArgs) -> DownArgs {
         DownArgs {
             volumes: args.volumes,
-            timeout: 10,
+            timeout: None,
             all: true,
             prefix: args.prefix,
         }
@@ -65,7 +66,7 @@ pub async fn run(global: &GlobalArgs, args: DownArgs, printer: &Printer) -> anyh
 fn options(args: &DownArgs) -> DownOptions {
     DownOptions {
         remove_volumes: args.volumes,
-        timeout: Duration::from_secs(args.timeout),
+        timeout: args.timeout.map(Duration::from_secs),
     }
 }
 

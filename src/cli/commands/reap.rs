@@ -19,7 +19,7 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
     let docker = Docker::connect().await?;
     let options = DownOptions {
         remove_volumes: false,
-        timeout: Duration::from_secs(1),
+        timeout: Some(Duration::from_secs(1)),
     };
     engine::down(
         &docker,

@@ -36,6 +36,7 @@ pub struct RunArgs {
 
 pub async fn run(global: &GlobalArgs, args: RunArgs, printer: &Printer) -> anyhow::Result<u8> {
     let manifest = context::load_manifest(global)?;
+    context::announce(&manifest, printer);
     session::claim_project(&manifest)?;
     let mut state = session::state(&manifest, false);
     let _ = state.write();
@@ -47,7 +48,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, printer: &Printer) -> anyho
         timeout: Duration::from_secs(args.timeout),
         wait_healthy: true,
         rebuild: false,
-        stop_timeout: Duration::from_secs(10),
+        stop_timeout: None,
     };
     let running = match session::bring_up(&manifest, &options, &events, &shutdown, &mut state).await
     {
@@ -98,8 +99,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs, printer: &Printer) -> anyho
         ControlPlaneState::remove_if_mine(&manifest.project, std::process::id());
         finish(&manifest.project, lease);
         let status = std::process::Command::new(std::env::current_exe()?)
-            .arg("--file")
-            .arg(&manifest.file)
+            .args(manifest.source.arguments())
             .arg("--project-name")
             .arg(&manifest.project)
             .args(["up", "-d"])

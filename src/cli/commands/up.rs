@@ -41,6 +41,9 @@ pub struct UpArgs {
 pub async fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Result<u8> {
     let manifest = context::load_manifest(global)?;
     context::check_services(&manifest, &args.services)?;
+    if !args.control_plane {
+        context::announce(&manifest, printer);
+    }
     if (args.detach || args.wait) && !args.control_plane {
         return detach(&args, &manifest, printer).await;
     }
@@ -57,7 +60,7 @@ fn up_options(args: &UpArgs, wait_healthy: bool) -> UpOptions {
         timeout: Duration::from_secs(args.timeout),
         wait_healthy,
         rebuild: args.build,
-        stop_timeout: Duration::from_secs(10),
+        stop_timeout: None,
     }
 }
 
@@ -151,7 +154,7 @@ async fn detach(args: &UpArgs, manifest: &Manifest, printer: &Printer) -> anyhow
     }
     let log = std::fs::File::create(&log_path)?;
     let mut command = std::process::Command::new(std::env::current_exe()?);
-    command.arg("--file").arg(&manifest.file);
+    command.args(manifest.source.arguments());
     command.arg("--project-name").arg(&manifest.project);
     command.args([
         "up",
@@ -223,7 +226,7 @@ async fn reload_in_place(
         .and_then(|url| url.rsplit(':').next()?.parse().ok())
         .unwrap_or(wiring::ZIPKIN_PORT);
     let side = ContainerSide::detect(&network, zipkin_port);
-    let wiring = wiring::wiring(manifest, &network, side);
+    let wiring = wiring::wiring(manifest, &side);
     engine::up(
         &docker,
         manifest,
@@ -234,7 +237,7 @@ async fn reload_in_place(
     )
     .await?;
     ReloadRequest {
-        file: manifest.file.clone(),
+        source: manifest.source.clone(),
         project: manifest.project.clone(),
         working_dir: std::env::current_dir().unwrap_or_else(|_| manifest.directory.clone()),
         environment: std::env::vars().collect(),
@@ -317,7 +320,9 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
             _ = hangup.recv() => {
                 let Some(request) = ReloadRequest::take(&manifest.project) else { continue };
                 let options = LoadOptions {
-                    file: Some(request.file),
+                    files: request.source.files,
+                    profiles: request.source.profiles,
+                    env_files: request.source.env_files,
                     project: Some(request.project),
                     working_dir: request.working_dir,
                     environment: request.environment,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::super::error::ManifestError;
+use super::super::files::SourceFile;
 use super::super::interpolate::{interpolate, InterpolationError};
 use super::super::node::{Node, Span, Value};
 use super::super::suggest;
@@ -42,6 +43,10 @@ pub struct Checker<'a> {
     pub directory: &'a Path,
     /// `.env` overridden by the process environment.
     pub variables: &'a BTreeMap<String, String>,
+    /// Every file read (a node's `span.file` indexes it): where its relative paths resolve and
+    /// which variables interpolate it. Empty in tests of a single tree: then `file`, `directory`
+    /// and `variables` serve every node.
+    pub sources: &'a [SourceFile],
     pub errors: Vec<ManifestError>,
     /// Keys accepted without effect (see [`Checker::warning`]).
     pub warnings: Vec<ManifestError>,
@@ -66,17 +71,6 @@ pub struct Entry<'n> {
     pub key: &'n str,
     pub key_node: &'n Node,
     pub value: &'n Node,
-}
-
-/// Hints for keys compose users write that we do not take.
-fn known_unsupported(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "version" => "the `version` field is obsolete in compose files too; remove it",
-        "networks" => "sandbox puts every service on one network of its own; remove `networks:`",
-        "container_name" => "containers are named `<project>-<service>-<n>`; remove it",
-        "expose" => "set `port:` to the HTTP port the service listens on",
-        _ => return None,
-    })
 }
 
 impl Checker<'_> {
@@ -104,7 +98,18 @@ impl Checker<'_> {
         message: impl Into<String>,
         why: impl Into<String>,
     ) {
-        let error = self.problem(Some(node.span), field, message, Some(why.into()));
+        self.warning_at(Some(node.span), field, message, why);
+    }
+
+    /// Records a warning at a place kept from an earlier walk (see [`Checker::warning`]).
+    pub fn warning_at(
+        &mut self,
+        span: Option<Span>,
+        field: &str,
+        message: impl Into<String>,
+        why: impl Into<String>,
+    ) {
+        let error = self.problem(span, field, message, Some(why.into()));
         self.warnings.push(error);
     }
 
@@ -119,6 +124,19 @@ impl Checker<'_> {
         self.errors.push(error);
     }
 
+    /// The folder relative paths written at `node` resolve against (its file's project folder).
+    pub fn directory_of(&self, node: &Node) -> &Path {
+        self.sources
+            .get(node.span.file)
+            .map_or(self.directory, |source| source.directory.as_path())
+    }
+
+    fn variables_of(&self, node: &Node) -> &BTreeMap<String, String> {
+        self.sources
+            .get(node.span.file)
+            .map_or(self.variables, |source| source.variables.as_ref())
+    }
+
     fn problem(
         &self,
         span: Option<Span>,
@@ -126,8 +144,11 @@ impl Checker<'_> {
         message: impl Into<String>,
         hint: Option<String>,
     ) -> ManifestError {
+        let file = span
+            .and_then(|span| self.sources.get(span.file))
+            .map_or_else(|| self.file.clone(), |source| source.display.clone());
         ManifestError {
-            file: self.file.clone(),
+            file,
             line: span.map(|span| span.line),
             column: span.map(|span| span.column),
             field: field.to_string(),
@@ -144,7 +165,7 @@ impl Checker<'_> {
             return None;
         };
         if text.contains('$') {
-            return match interpolate(text, self.variables) {
+            return match interpolate(text, self.variables_of(node)) {
                 Ok(text) => Some(Scalar {
                     text,
                     kind: Kind::Text,
@@ -337,10 +358,11 @@ impl Checker<'_> {
     fn unknown_field(&mut self, entry: &Entry<'_>, field: &str, what: &str, keys: &[&str]) {
         let hint = match suggest::did_you_mean(entry.key, keys.iter().copied()) {
             Some(suggestion) => format!("did you mean `{suggestion}`?"),
-            None => match known_unsupported(entry.key) {
-                Some(hint) => hint.to_string(),
-                None => format!("valid fields: {}", suggest::list(keys)),
-            },
+            None if keys.len() > 16 => format!(
+                "`{}` is neither a Compose Specification key nor one of sandbox's; extension fields start with `x-`",
+                entry.key
+            ),
+            None => format!("valid fields: {}", suggest::list(keys)),
         };
         let message = format!("unknown field `{}` in {what}", entry.key);
         self.error_with_hint(entry.key_node, &join(field, entry.key), message, hint);

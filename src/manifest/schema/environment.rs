@@ -127,7 +127,7 @@ fn label_node<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     }
 }
 
-/// `env_file:` — one path or a list (a list item may be `{path, required}`), read in order.
+/// `env_file:` — one path or a list (a list item may be `{path, required, format}`), read in order.
 pub fn read_env_files(
     checker: &mut Checker<'_>,
     node: &Node,
@@ -143,11 +143,14 @@ pub fn read_env_files(
         _ => vec![(node, field.to_string())],
     };
     for (item, item_field) in items {
-        let (path, required) = match &item.value {
+        let (path, required, raw) = match &item.value {
             Value::Mapping(_) => {
-                let Some(fields) =
-                    checker.fields(item, &item_field, "an env file", &["path", "required"])
-                else {
+                let Some(fields) = checker.fields(
+                    item,
+                    &item_field,
+                    "an env file",
+                    &["path", "required", "format"],
+                ) else {
                     continue;
                 };
                 let Some(path_node) = fields.get("path") else {
@@ -159,26 +162,58 @@ pub fn read_env_files(
                     .get("required")
                     .and_then(|required| checker.boolean(required, &join(&item_field, "required")))
                     .unwrap_or(true);
-                (path, required)
+                let raw = match fields.get("format") {
+                    Some(format) => {
+                        let format_field = join(&item_field, "format");
+                        match checker.string(format, &format_field).as_deref() {
+                            Some("raw") => true,
+                            Some(other) => {
+                                checker.error_with_hint(
+                                    format,
+                                    &format_field,
+                                    format!("unknown env file format `{other}`"),
+                                    "leave `format` out for `KEY=VALUE` lines with quotes, or write `format: raw` to take values as written",
+                                );
+                                false
+                            }
+                            None => false,
+                        }
+                    }
+                    None => false,
+                };
+                (path, required, raw)
             }
-            _ => (checker.string(item, &item_field), true),
+            _ => (checker.string(item, &item_field), true, false),
         };
         if let Some(path) = path {
-            read_env_file(checker, item, &item_field, &path, required, &mut pairs);
+            let file = EnvFile {
+                path: &path,
+                required,
+                raw,
+            };
+            read_env_file(checker, item, &item_field, &file, &mut pairs);
         }
     }
     pairs
+}
+
+/// One `env_file` entry.
+struct EnvFile<'a> {
+    path: &'a str,
+    required: bool,
+    /// `format: raw`: every `KEY=VALUE` line taken as written, quotes and all.
+    raw: bool,
 }
 
 fn read_env_file(
     checker: &mut Checker<'_>,
     node: &Node,
     field: &str,
-    path: &str,
-    required: bool,
+    file: &EnvFile<'_>,
     pairs: &mut BTreeMap<String, String>,
 ) {
-    let resolved = checker.directory.join(Path::new(path));
+    let (path, required) = (file.path, file.required);
+    let resolved = checker.directory_of(node).join(Path::new(path));
     let text = match std::fs::File::open(&resolved).and_then(super::super::read_bounded) {
         Ok(bytes) if bytes.len() as u64 > super::super::MAX_MANIFEST_BYTES => {
             checker.error(
@@ -205,6 +240,16 @@ fn read_env_file(
             return;
         }
     };
+    if file.raw {
+        for line in text.lines() {
+            if let Some((key, value)) = line.split_once('=') {
+                if !key.trim().is_empty() && !key.trim_start().starts_with('#') {
+                    pairs.insert(key.trim().to_string(), value.to_string());
+                }
+            }
+        }
+        return;
+    }
     match parse_env_file(&text) {
         Ok(entries) => {
             for (key, value) in entries {

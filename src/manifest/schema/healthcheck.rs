@@ -1,5 +1,13 @@
 //! `healthcheck:` — one probe (`http: /path`, `tcp: true`, `cmd:`, or compose's `test:`) and its timing.
 //! `disable: true` or `test: ["NONE"]` means no health check.
+//!
+//! Compose's forms all load: `test` as `["CMD", ...]` (exec'd as is), `["CMD-SHELL", "..."]` or a
+//! plain string (run by `/bin/sh -c`, as the engine does), `["NONE"]`; `interval`, `timeout`,
+//! `retries`, `start_period`, `start_interval`, `disable`. The control plane runs the probe itself
+//! (exec for commands); while a replica starts it probes every 150 ms, which is at least as often as
+//! any `start_interval`, so the first healthy answer is seen at once. Defaults are sandbox's
+//! (interval 5s, timeout 2s, 3 retries) rather than the engine's 30s/30s: they only shorten how long
+//! an unhealthy service takes to be reported.
 
 use std::time::Duration;
 
@@ -18,6 +26,7 @@ const KEYS: &[&str] = &[
     "timeout",
     "retries",
     "start_period",
+    "start_interval",
 ];
 const PROBE_HINT: &str = "use one of `http: /health`, `tcp: true` or `cmd: [\"pg_isready\"]`";
 
@@ -66,6 +75,15 @@ pub fn read(
             "start_period",
             Duration::ZERO,
         ),
+        start_interval: fields.get("start_interval").map(|node| {
+            duration(
+                checker,
+                Some(node),
+                field,
+                "start_interval",
+                Duration::from_secs(5),
+            )
+        }),
         retries: fields
             .get("retries")
             .and_then(|retries| {
@@ -74,7 +92,15 @@ pub fn read(
             .and_then(|retries| u32::try_from(retries).ok())
             .unwrap_or(3),
     };
-    for (key, value) in [("interval", timing.interval), ("timeout", timing.timeout)] {
+    let intervals = [
+        ("interval", timing.interval),
+        ("timeout", timing.timeout),
+        (
+            "start_interval",
+            timing.start_interval.unwrap_or(timing.interval),
+        ),
+    ];
+    for (key, value) in intervals {
         if value.is_zero() {
             if let Some(place) = fields.get(key) {
                 checker.error(
@@ -143,6 +169,7 @@ pub fn read(
         timeout: timing.timeout,
         retries: timing.retries,
         start_period: timing.start_period,
+        start_interval: timing.start_interval,
     })
 }
 
@@ -150,6 +177,7 @@ struct Timing {
     interval: Duration,
     timeout: Duration,
     start_period: Duration,
+    start_interval: Option<Duration>,
     retries: u32,
 }
 

@@ -5,11 +5,15 @@
 //! Checks that span several services (dependencies, cycles, host ports, named volumes) live in
 //! `validate`, which reads the [`ServiceDraft`]s made here.
 
+mod build;
 mod check;
+mod container;
 mod environment;
 mod gateway;
 mod healthcheck;
+mod networks;
 mod ports;
+mod secrets;
 mod service;
 pub mod smoke;
 mod tracing;
@@ -24,11 +28,12 @@ pub use volumes::normalise as normalise_path;
 
 use super::model::{Gateway, VolumeSpec};
 use super::node::Node;
-use check::join;
 
 /// Keys of the top-level map.
-const TOP_LEVEL: &[&str] = &["name", "services", "volumes", "gateway", "tracing", "smoke"];
-const VOLUME_KEYS: &[&str] = &["external", "labels"];
+const TOP_LEVEL: &[&str] = &[
+    "name", "services", "volumes", "gateway", "tracing", "smoke", "secrets", "configs", "networks",
+    "version",
+];
 
 /// Everything read from the file, before cross-service checks.
 pub struct Draft {
@@ -38,12 +43,17 @@ pub struct Draft {
     pub smoke: Vec<smoke::CheckDraft>,
     pub gateway: Gateway,
     pub tracing: super::model::Tracing,
+    pub networks: BTreeMap<String, super::model::NetworkSpec>,
+    pub secrets: BTreeMap<String, super::model::FileObject>,
+    pub configs: BTreeMap<String, super::model::FileObject>,
 }
 
 /// Where the project name may come from, strongest first.
 pub struct ProjectSources<'a> {
     /// `-p NAME`.
     pub flag: Option<&'a str>,
+    /// `COMPOSE_PROJECT_NAME` (environment or `.env`).
+    pub variable: Option<&'a str>,
     /// The manifest folder's name.
     pub folder: &'a str,
 }
@@ -64,12 +74,24 @@ pub fn read(
         return None;
     };
     let fields = checker.fields(root, "", "the manifest", TOP_LEVEL)?;
+    if let Some(node) = fields.get("version") {
+        checker.warning(
+            node,
+            "version",
+            "`version` is obsolete and ignored",
+            "the Compose Specification reads every file the same way; remove the line to silence this",
+        );
+    }
     let project = project_name(checker, fields.get("name"), sources).unwrap_or_default();
     let volumes = match fields.get("volumes") {
-        Some(node) => read_volumes(checker, node),
+        Some(node) => volumes::read_declarations(checker, node),
         None => BTreeMap::new(),
     };
-    let services = match fields.get("services") {
+    let declared_networks = fields
+        .get("networks")
+        .map(|node| networks::read(checker, node, &project))
+        .unwrap_or_default();
+    let mut services = match fields.get("services") {
         Some(node) => read_services(checker, node, &project),
         None => {
             checker.error_at(
@@ -81,6 +103,18 @@ pub fn read(
             Vec::new()
         }
     };
+    service::drop_missing_optional(checker, &mut services);
+    let secrets = fields
+        .get("secrets")
+        .map(|node| secrets::read_objects(checker, node, secrets::Family::Secret))
+        .unwrap_or_default();
+    let configs = fields
+        .get("configs")
+        .map(|node| secrets::read_objects(checker, node, secrets::Family::Config))
+        .unwrap_or_default();
+    secrets::check_grants(checker, &services, &secrets, &configs);
+    let (secrets, configs) = (secrets.objects, configs.objects);
+    let networks = networks::resolve(checker, &mut services, declared_networks, &project);
     let names: Vec<&str> = services
         .iter()
         .map(|draft| draft.service.name.as_str())
@@ -104,6 +138,9 @@ pub fn read(
         smoke,
         gateway,
         tracing,
+        networks,
+        secrets,
+        configs,
     })
 }
 
@@ -125,44 +162,6 @@ fn read_services(checker: &mut Checker<'_>, node: &Node, project: &str) -> Vec<S
         .collect()
 }
 
-fn read_volumes(checker: &mut Checker<'_>, node: &Node) -> BTreeMap<String, VolumeSpec> {
-    let mut volumes = BTreeMap::new();
-    let Some(entries) = checker.entries(node, "volumes", "a map of volume names") else {
-        return volumes;
-    };
-    for entry in entries {
-        let field = join("volumes", entry.key);
-        if !volumes::is_volume_name(entry.key) {
-            checker.error_with_hint(
-                entry.key_node,
-                &field,
-                format!("invalid volume name `{}`", entry.key),
-                "use letters, digits, `_`, `.` and `-`, starting with a letter or digit",
-            );
-            continue;
-        }
-        let mut spec = VolumeSpec::default();
-        if entry.value.scalar_text().is_some_and(str::is_empty) {
-            volumes.insert(entry.key.to_string(), spec);
-            continue;
-        }
-        let what = format!("volume `{}`", entry.key);
-        let Some(fields) = checker.fields(entry.value, &field, &what, VOLUME_KEYS) else {
-            continue;
-        };
-        if let Some(node) = fields.get("external") {
-            spec.external = checker
-                .boolean(node, &join(&field, "external"))
-                .unwrap_or(false);
-        }
-        if let Some(node) = fields.get("labels") {
-            spec.labels = environment::read_labels(checker, node, &join(&field, "labels"));
-        }
-        volumes.insert(entry.key.to_string(), spec);
-    }
-    volumes
-}
-
 /// `-p`, then `name:`, then the folder's name; normalised to lowercase `[a-z0-9_-]`.
 fn project_name(
     checker: &mut Checker<'_>,
@@ -170,8 +169,9 @@ fn project_name(
     sources: &ProjectSources<'_>,
 ) -> Option<String> {
     let written = node.and_then(|node| checker.string(node, "name"));
-    let (raw, source) = match (sources.flag, &written) {
-        (Some(flag), _) => (flag.to_string(), "-p"),
+    let (raw, source) = match (sources.flag.or(sources.variable), &written) {
+        (Some(flag), _) if sources.flag.is_some() => (flag.to_string(), "-p"),
+        (Some(variable), _) => (variable.to_string(), "COMPOSE_PROJECT_NAME"),
         (None, Some(name)) => (name.clone(), "name"),
         (None, None) => (sources.folder.to_string(), "folder"),
     };
@@ -187,6 +187,11 @@ fn project_name(
                 node.map(|node| node.span),
                 "name",
                 "use letters, digits, `_` and `-`, starting with a letter or digit",
+            ),
+            "COMPOSE_PROJECT_NAME" => (
+                None,
+                "",
+                "set `COMPOSE_PROJECT_NAME` to letters, digits, `_` and `-`",
             ),
             _ => (None, "", "set `name:` in the manifest or pass `-p NAME`"),
         };

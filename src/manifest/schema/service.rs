@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use super::super::model::{Build, DependencyCondition, RestartPolicy, Service};
+use super::super::model::{
+    DependencyCondition, FileGrant, RestartPolicy, Service, VolumesFromSource,
+};
 use super::super::node::{Node, Value};
 use super::super::words;
 use super::check::{describe, join, Checker, Entry, Kind, Place};
 use super::environment::Bare;
-use super::volumes::normalise;
-use super::{environment, healthcheck, ports, volumes};
+use super::{build, environment, healthcheck, ports, volumes};
 
 /// Keys of a service map.
 const KEYS: &[&str] = &[
@@ -20,7 +21,10 @@ const KEYS: &[&str] = &[
     "env_file",
     "port",
     "ports",
+    "expose",
     "volumes",
+    "volumes_from",
+    "pull_policy",
     "depends_on",
     "healthcheck",
     "replicas",
@@ -38,9 +42,54 @@ const KEYS: &[&str] = &[
     "http2",
     "timeout",
     "retries",
+    "secrets",
+    "configs",
+    "networks",
+    "network_mode",
+    "links",
+    "external_links",
+    // The container's own configuration: `super::container`.
+    "container_name",
+    "hostname",
+    "domainname",
+    "mac_address",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "read_only",
+    "security_opt",
+    "group_add",
+    "init",
+    "ipc",
+    "pid",
+    "shm_size",
+    "ulimits",
+    "sysctls",
+    "stop_signal",
+    "stop_grace_period",
+    "tty",
+    "stdin_open",
+    "logging",
+    "platform",
+    "runtime",
+    "devices",
+    "mem_limit",
+    "memswap_limit",
+    "mem_reservation",
+    "cpus",
+    "cpu_shares",
+    "cpuset",
+    "oom_score_adj",
+    "oom_kill_disable",
+    "pids_limit",
+    "extra_hosts",
+    "dns",
+    "dns_search",
+    "dns_opt",
+    "tmpfs",
+    "profiles",
 ];
-const BUILD_KEYS: &[&str] = &["context", "dockerfile", "args", "target"];
-const CONDITION_KEYS: &[&str] = &["condition"];
+const CONDITION_KEYS: &[&str] = &["condition", "required", "restart"];
 const RESTART_HINT: &str = "use `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:3`";
 
 /// A service with the places that checks across services point at.
@@ -51,6 +100,12 @@ pub struct ServiceDraft {
     pub ports: Vec<Place>,
     /// Named volumes the service mounts.
     pub named_volumes: Vec<(String, Place)>,
+    /// Dependencies marked `required: false`.
+    pub optional_dependencies: std::collections::BTreeSet<String>,
+    /// Where each secret and config grant is written.
+    pub grants: super::secrets::GrantPlaces,
+    /// Where networks, links and `network_mode` are written.
+    pub networking: super::networks::ServicePlaces,
 }
 
 /// Where a dependency is named, and where its condition is (if written).
@@ -73,7 +128,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         .and_then(|node| checker.string(node, &key("image")));
     let build = fields
         .get("build")
-        .and_then(|node| read_build(checker, node, &key("build")));
+        .and_then(|node| build::read_build(checker, node, &key("build")));
     let external = fields
         .get("external")
         .and_then(|node| read_external(checker, node, &key("external")));
@@ -136,22 +191,78 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         }
         mounts.push(mount);
     }
+    let expose = fields
+        .get("expose")
+        .map(|node| ports::read_expose(checker, node, &key("expose")))
+        .unwrap_or_default();
+    let (volumes_from, volumes_from_places): (Vec<_>, Vec<_>) = fields
+        .get("volumes_from")
+        .map(|node| volumes::read_volumes_from(checker, node, &key("volumes_from")))
+        .unwrap_or_default()
+        .into_iter()
+        .unzip();
+    let pull_policy = fields
+        .get("pull_policy")
+        .and_then(|node| {
+            build::read_pull_policy(checker, node, &key("pull_policy"), build.is_some())
+        })
+        .unwrap_or_default();
+    let mut healthcheck_disabled = false;
     let healthcheck = match fields.get("healthcheck") {
         Some(node) => {
             match healthcheck::read(checker, node, &key("healthcheck"), name, port.is_some()) {
                 healthcheck::Read::Check(check) => Some(check),
-                healthcheck::Read::Disabled | healthcheck::Read::Invalid => None,
+                healthcheck::Read::Disabled => {
+                    healthcheck_disabled = true;
+                    None
+                }
+                healthcheck::Read::Invalid => None,
             }
         }
         None => None,
     };
-    let (depends_on, dependencies) = fields
+    let (secrets, configs, grants) = read_grants(checker, &fields, &field);
+    let networking = super::networks::read_service(checker, &fields, &field);
+    let (mut depends_on, mut dependencies, optional_dependencies) = fields
         .get("depends_on")
         .map(|node| read_depends_on(checker, node, &key("depends_on")))
         .unwrap_or_default();
+    // A service whose volumes are borrowed starts first, as under compose.
+    for (entry, place) in volumes_from.iter().zip(volumes_from_places) {
+        if let VolumesFromSource::Service(source) = &entry.source {
+            depends_on
+                .entry(source.clone())
+                .or_insert(DependencyCondition::Started);
+            dependencies
+                .entry(source.clone())
+                .or_insert_with(|| DependencyPlace {
+                    place,
+                    condition: None,
+                });
+        }
+    }
 
+    let container = super::container::read(checker, &fields, &field);
+    // A service whose IPC or PID namespace is shared starts first, as under compose.
+    for (source, place) in super::container::namespace_sources(&fields, &field, &container.options)
+    {
+        depends_on
+            .entry(source.clone())
+            .or_insert(DependencyCondition::Started);
+        dependencies
+            .entry(source)
+            .or_insert_with(|| DependencyPlace {
+                place,
+                condition: None,
+            });
+    }
+    let profiles = fields
+        .get("profiles")
+        .and_then(|node| checker.strings(node, &key("profiles"), false))
+        .unwrap_or_default();
     let service = Service {
         name: name.to_string(),
+        profiles,
         image,
         build,
         command: fields
@@ -163,13 +274,18 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         environment,
         port,
         ports,
+        expose,
         volumes: mounts,
+        volumes_from,
+        pull_policy,
         depends_on,
         healthcheck,
+        healthcheck_disabled,
         replicas: read_replicas(checker, &fields, &field),
         restart: fields
             .get("restart")
             .and_then(|node| read_restart(checker, node, &key("restart")))
+            .or(container.restart)
             .unwrap_or(RestartPolicy::No),
         labels: fields
             .get("labels")
@@ -183,13 +299,48 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
             .and_then(|node| checker.string(node, &key("user"))),
         external,
         traffic: super::traffic::read_policy(checker, &fields, &field),
+        secrets,
+        configs,
+        networks: networking.networks,
+        network_mode: networking.network_mode,
+        links: networking.links,
+        external_links: networking.external_links,
+        container: container.options,
     };
+    super::container::check_container_name(checker, &fields, &field, &service);
     Some(ServiceDraft {
         service,
         dependencies,
         ports: port_places,
         named_volumes,
+        optional_dependencies,
+        grants,
+        networking: networking.places,
     })
+}
+
+/// `secrets:` and `configs:` of a service, with the places of their entries.
+fn read_grants(
+    checker: &mut Checker<'_>,
+    fields: &super::check::Fields<'_>,
+    field: &str,
+) -> (Vec<FileGrant>, Vec<FileGrant>, super::secrets::GrantPlaces) {
+    use super::secrets::{read_grants, Family};
+    let mut read = |key: &str, family: Family| -> (Vec<FileGrant>, Vec<Place>) {
+        fields
+            .get(key)
+            .map(|node| read_grants(checker, node, &join(field, key), family))
+            .unwrap_or_default()
+            .into_iter()
+            .unzip()
+    };
+    let (secrets, secret_places) = read("secrets", Family::Secret);
+    let (configs, config_places) = read("configs", Family::Config);
+    let places = super::secrets::GrantPlaces {
+        secrets: secret_places,
+        configs: config_places,
+    };
+    (secrets, configs, places)
 }
 
 /// `external: http://host:port`: plain HTTP, a host and a port, no path.
@@ -257,58 +408,6 @@ fn check_name(checker: &mut Checker<'_>, entry: &Entry<'_>, field: &str) {
     );
 }
 
-fn read_build(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Build> {
-    let (context_node, context, dockerfile, args, target) = match &node.value {
-        Value::Mapping(_) => {
-            let fields = checker.fields(node, field, "`build`", BUILD_KEYS)?;
-            let context_node = fields.get("context").unwrap_or(node);
-            let context = match fields.get("context") {
-                Some(context) => checker.string(context, &join(field, "context"))?,
-                None => ".".to_string(),
-            };
-            let dockerfile = fields
-                .get("dockerfile")
-                .and_then(|value| checker.string(value, &join(field, "dockerfile")));
-            let args = fields.get("args").map(|value| {
-                environment::read_pairs(checker, value, &join(field, "args"), Bare::FromEnvironment)
-            });
-            let target = fields
-                .get("target")
-                .and_then(|value| checker.string(value, &join(field, "target")));
-            (
-                context_node,
-                context,
-                dockerfile,
-                args.unwrap_or_default(),
-                target,
-            )
-        }
-        _ => (
-            node,
-            checker.string(node, field)?,
-            None,
-            BTreeMap::new(),
-            None,
-        ),
-    };
-    let resolved = normalise(&checker.directory.join(&context));
-    if !resolved.is_dir() {
-        checker.error_with_hint(
-            context_node,
-            field,
-            format!("build context `{context}` is not a folder"),
-            "the context path is relative to the manifest's folder",
-        );
-        return None;
-    }
-    Some(Build {
-        context: resolved,
-        dockerfile: dockerfile.unwrap_or_else(|| "Dockerfile".to_string()),
-        args,
-        target,
-    })
-}
-
 /// A string split like a shell would, or a list of strings.
 fn read_command(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Vec<String>> {
     if let Value::Sequence(_) = node.value {
@@ -327,6 +426,7 @@ fn read_command(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<V
     words
 }
 
+/// `depends_on:` as a list of names or a map of `{condition, required, restart}`.
 fn read_depends_on(
     checker: &mut Checker<'_>,
     node: &Node,
@@ -334,9 +434,11 @@ fn read_depends_on(
 ) -> (
     BTreeMap<String, DependencyCondition>,
     BTreeMap<String, DependencyPlace>,
+    std::collections::BTreeSet<String>,
 ) {
     let mut conditions = BTreeMap::new();
     let mut places = BTreeMap::new();
+    let mut optional = std::collections::BTreeSet::new();
     match &node.value {
         Value::Sequence(items) => {
             for (index, item) in items.iter().enumerate() {
@@ -361,20 +463,22 @@ fn read_depends_on(
         Value::Mapping(_) => {
             for entry in checker.entries(node, field, "a map").unwrap_or_default() {
                 let entry_field = join(field, entry.key);
-                let (condition, condition_place) =
-                    read_condition(checker, entry.value, &entry_field);
+                let long = read_dependency(checker, entry.value, &entry_field, entry.key);
                 let place = Place {
                     span: entry.key_node.span,
                     field: entry_field,
                 };
-                conditions.insert(entry.key.to_string(), condition);
+                conditions.insert(entry.key.to_string(), long.condition);
                 places.insert(
                     entry.key.to_string(),
                     DependencyPlace {
                         place,
-                        condition: condition_place,
+                        condition: long.condition_place,
                     },
                 );
+                if !long.required {
+                    optional.insert(entry.key.to_string());
+                }
             }
         }
         Value::Scalar { .. } => {
@@ -383,33 +487,62 @@ fn read_depends_on(
                 node,
                 field,
                 format!("expected a list of service names or a map, found {found}"),
-                "write `depends_on: [item]`, or `depends_on: {item: {condition: healthy}}`",
+                "write `depends_on: [item]`, or `depends_on: {item: {condition: service_healthy}}`",
             );
         }
     }
-    (conditions, places)
+    (conditions, places, optional)
 }
 
-fn read_condition(
+/// One dependency of the long form.
+struct LongDependency {
+    condition: DependencyCondition,
+    condition_place: Option<Place>,
+    required: bool,
+}
+
+fn read_dependency(
     checker: &mut Checker<'_>,
     node: &Node,
     field: &str,
-) -> (DependencyCondition, Option<Place>) {
+    dependency: &str,
+) -> LongDependency {
+    let mut long = LongDependency {
+        condition: DependencyCondition::Started,
+        condition_place: None,
+        required: true,
+    };
     if node.scalar_text().is_some_and(str::is_empty) {
-        return (DependencyCondition::Started, None);
+        return long;
     }
     let Some(fields) = checker.fields(node, field, "a dependency", CONDITION_KEYS) else {
-        return (DependencyCondition::Started, None);
+        return long;
     };
+    if let Some(required) = fields.get("required") {
+        long.required = checker
+            .boolean(required, &join(field, "required"))
+            .unwrap_or(true);
+    }
+    if let Some(restart) = fields.get("restart") {
+        let restart_field = join(field, "restart");
+        if checker.boolean(restart, &restart_field) == Some(true) {
+            checker.warning(
+                restart,
+                &restart_field,
+                "`restart: true` is accepted and has no effect",
+                format!("compose restarts this service when a compose command restarts or recreates `{dependency}`; sandbox recreates a service only when its own configuration changes"),
+            );
+        }
+    }
     let Some(condition_node) = fields.get("condition") else {
-        return (DependencyCondition::Started, None);
+        return long;
     };
     let condition_field = join(field, "condition");
-    let place = Place {
+    long.condition_place = Some(Place {
         span: condition_node.span,
         field: condition_field.clone(),
-    };
-    let condition = match checker.string(condition_node, &condition_field).as_deref() {
+    });
+    long.condition = match checker.string(condition_node, &condition_field).as_deref() {
         Some("started" | "service_started") => DependencyCondition::Started,
         Some("healthy" | "service_healthy") => DependencyCondition::Healthy,
         Some("completed" | "service_completed_successfully") => DependencyCondition::Completed,
@@ -418,13 +551,49 @@ fn read_condition(
                 condition_node,
                 &condition_field,
                 format!("unknown condition `{other}`"),
-                "use `started`, `healthy` or `completed`",
+                "use `service_started`, `service_healthy` or `service_completed_successfully`",
             );
             DependencyCondition::Started
         }
         None => DependencyCondition::Started,
     };
-    (condition, Some(place))
+    long
+}
+
+/// Drops `required: false` dependencies on services that do not exist, with a warning (compose
+/// starts the service without them).
+pub fn drop_missing_optional(checker: &mut Checker<'_>, services: &mut [ServiceDraft]) {
+    let names: std::collections::BTreeSet<String> = services
+        .iter()
+        .map(|draft| draft.service.name.clone())
+        .collect();
+    for draft in services.iter_mut() {
+        let missing: Vec<String> = draft
+            .dependencies
+            .iter()
+            .filter(|(name, _)| {
+                draft.optional_dependencies.contains(*name) && !names.contains(*name)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in missing {
+            if let Some(place) = draft.dependencies.remove(&name) {
+                let warning = super::super::error::ManifestError {
+                    file: checker.file.clone(),
+                    line: Some(place.place.span.line),
+                    column: Some(place.place.span.column),
+                    field: place.place.field,
+                    message: format!(
+                        "optional dependency `{name}` of service `{}` is not a service; it is skipped",
+                        draft.service.name
+                    ),
+                    hint: Some("`required: false` lets the service start without it".to_string()),
+                };
+                checker.warnings.push(warning);
+            }
+            draft.service.depends_on.remove(&name);
+        }
+    }
 }
 
 /// `replicas`, its alias `scale`, and `deploy.replicas`; they must agree.
@@ -438,16 +607,15 @@ fn read_replicas(checker: &mut Checker<'_>, fields: &super::check::Fields<'_>, f
             }
         }
     }
-    if let Some(deploy) = fields.get("deploy") {
-        let deploy_field = join(field, "deploy");
-        if let Some(deploy_fields) =
-            checker.fields(deploy, &deploy_field, "`deploy`", &["replicas"])
-        {
-            if let Some(node) = deploy_fields.get("replicas") {
-                let key_field = join(&deploy_field, "replicas");
-                if let Some(count) = read_count(checker, node, &key_field) {
-                    counts.push((count, node, key_field));
-                }
+    // `deploy`'s shape and other keys are checked by `container::read`; only `replicas` is read here.
+    if let Some(Value::Mapping(pairs)) = fields.get("deploy").map(|deploy| &deploy.value) {
+        let replicas = pairs
+            .iter()
+            .find(|(key, _)| key.scalar_text() == Some("replicas"));
+        if let Some((_, node)) = replicas {
+            let key_field = join(field, "deploy.replicas");
+            if let Some(count) = read_count(checker, node, &key_field) {
+                counts.push((count, node, key_field));
             }
         }
     }

@@ -10,14 +10,37 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod storage;
+pub use storage::{
+    Build, ExposedPort, PortPublish, PullPolicy, VolumeMount, VolumeSpec, VolumesFrom,
+    VolumesFromSource,
+};
+
+mod secret;
+
+mod container;
+pub use container::{ContainerOptions, Device, DeviceRequest, Logging, Resources, Ulimit};
+
+mod network;
+pub use network::{
+    by_priority, default_network, Ipam, IpamPool, Link, NetworkMode, NetworkSpec, ServiceNetwork,
+    Subnet, DEFAULT_NETWORK,
+};
+
+pub use secret::{format_mode, FileGrant, FileObject, FileSource, SecretText};
+
 /// A whole sandbox, as `sandbox.yaml` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Manifest {
     /// Project name: `name:`, `-p NAME`, or the manifest folder's name (normalised to `[a-z0-9_-]`).
     pub project: String,
-    /// The manifest file that was read.
+    /// The main manifest file (the first one read).
     #[serde(skip)]
     pub file: PathBuf,
+    /// How the project was read (files, profiles, env files), so a background control plane or a
+    /// reload reads the very same project.
+    #[serde(skip)]
+    pub source: LoadSource,
     /// The folder relative paths are resolved against (the manifest's folder).
     #[serde(skip)]
     pub directory: PathBuf,
@@ -36,9 +59,52 @@ pub struct Manifest {
     /// The trace server and the proxy's sampling (`tracing:`).
     #[serde(skip_serializing_if = "Tracing::is_default")]
     pub tracing: Tracing,
+    /// Top-level `secrets:`: sensitive files services may be granted (values never printed).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileObject>,
+    /// Top-level `configs:`: files services may be granted.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileObject>,
+    /// Networks by key (top-level `networks:` plus the implicit `default` when a service uses it).
+    #[serde(skip_serializing_if = "network::only_implicit_default")]
+    pub networks: BTreeMap<String, NetworkSpec>,
     /// Keys accepted without effect, with their place and why; the CLI prints them.
     #[serde(skip)]
     pub warnings: Vec<crate::manifest::ManifestWarning>,
+}
+
+/// The inputs a project was read from, as absolute paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LoadSource {
+    /// The files merged in order (the `-f` files, or the discovered file and its override); files
+    /// brought in by `include` and `extends` are not listed: reading these brings them in again.
+    pub files: Vec<PathBuf>,
+    /// The active profiles.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// `--env-file` files (empty: `.env` in the project folder).
+    #[serde(default)]
+    pub env_files: Vec<PathBuf>,
+}
+
+impl LoadSource {
+    /// The global flags that read the same project again (`-f A -f B --profile P --env-file E`).
+    pub fn arguments(&self) -> Vec<std::ffi::OsString> {
+        let mut arguments = Vec::new();
+        for file in &self.files {
+            arguments.push("--file".into());
+            arguments.push(file.clone().into_os_string());
+        }
+        for profile in &self.profiles {
+            arguments.push("--profile".into());
+            arguments.push(profile.into());
+        }
+        for file in &self.env_files {
+            arguments.push("--env-file".into());
+            arguments.push(file.clone().into_os_string());
+        }
+        arguments
+    }
 }
 
 /// One service: a container template run as `replicas` containers.
@@ -64,13 +130,26 @@ pub struct Service {
     /// Extra host publishes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortPublish>,
+    /// Container ports made known without publishing them (`expose:`; ranges expanded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<ExposedPort>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
+    /// Mounts copied from other services' or containers' containers (`volumes_from:`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<VolumesFrom>,
+    /// When the image is pulled or built (`pull_policy:`).
+    #[serde(skip_serializing_if = "PullPolicy::is_default")]
+    pub pull_policy: PullPolicy,
     /// Dependencies and the condition each must reach before this service starts.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub depends_on: BTreeMap<String, DependencyCondition>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    /// `healthcheck: {disable: true}` or `test: ["NONE"]`: the image's own `HEALTHCHECK` is turned
+    /// off too, as compose does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub healthcheck_disabled: bool,
     pub replicas: u32,
     pub restart: RestartPolicy,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -87,61 +166,30 @@ pub struct Service {
     /// balancing, h2c), from the gateway and from the mesh alike.
     #[serde(skip_serializing_if = "TrafficPolicy::is_default")]
     pub traffic: TrafficPolicy,
-}
-
-/// How to build the service's image.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Build {
-    /// Absolute path of the build context folder.
-    pub context: PathBuf,
-    /// Dockerfile path relative to the context (default `Dockerfile`).
-    pub dockerfile: String,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub args: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-}
-
-/// A host port publish (`ports:` entry).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortPublish {
-    /// Host address; `127.0.0.1` unless the manifest names another.
-    pub host_ip: String,
-    /// Host port; `None` lets the engine choose a free one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host_port: Option<u16>,
-    pub container_port: u16,
-    /// `tcp` or `udp`.
-    pub protocol: String,
-}
-
-/// A `volumes:` entry of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum VolumeMount {
-    /// A host path (absolute after resolution) mounted into the container.
-    Bind {
-        source: PathBuf,
-        target: String,
-        read_only: bool,
-    },
-    /// A named volume of the project; the engine names it `<project>_<name>`.
-    Named {
-        name: String,
-        target: String,
-        read_only: bool,
-    },
-    /// An anonymous volume (only a container path).
-    Anonymous { target: String },
-}
-
-/// A top-level named volume.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct VolumeSpec {
-    /// `external: true`: the volume is not the project's; it is used as it is and never removed.
-    pub external: bool,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    /// The profiles that enable this service (it is here, so one of them is active, or none is set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// The container's own configuration (`cap_add`, `read_only`, limits, DNS, stop signal, ...).
+    #[serde(skip_serializing_if = "ContainerOptions::is_default")]
+    pub container: ContainerOptions,
+    /// Project networks the containers join (keys of [`Manifest::networks`]): `default` when the
+    /// service names none; empty under a `network_mode` other than [`NetworkMode::Networks`].
+    #[serde(skip_serializing_if = "network::is_implicit_default")]
+    pub networks: BTreeMap<String, ServiceNetwork>,
+    #[serde(skip_serializing_if = "NetworkMode::is_networks")]
+    pub network_mode: NetworkMode,
+    /// `links:`: services whose containers answer to an alias from this one (also dependencies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// `external_links:`: containers outside the project, by name, with an alias.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<Link>,
+    /// Secrets mounted in the containers (`/run/secrets/...`), in manifest order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileGrant>,
+    /// Configs mounted in the containers, in manifest order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileGrant>,
 }
 
 /// What a dependency must reach before its dependent starts.
@@ -168,6 +216,13 @@ pub struct Healthcheck {
     pub retries: u32,
     #[serde(with = "duration_text")]
     pub start_period: Duration,
+    /// Compose's `start_interval`: probe spacing during `start_period`. The control plane probes a
+    /// starting replica every 150 ms anyway; kept to show what the file says.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_text::serialize_option"
+    )]
+    pub start_interval: Option<Duration>,
 }
 
 /// How a health check probes.
