@@ -23,6 +23,17 @@ pub fn load_manifest(global: &GlobalArgs) -> Result<Manifest, manifest::Manifest
     manifest::load(&load_options(global))
 }
 
+/// Like [`load_manifest`], for a command that names services: their profiles become active.
+pub fn load_manifest_for(
+    global: &GlobalArgs,
+    services: &[String],
+) -> Result<Manifest, manifest::ManifestErrors> {
+    manifest::load(&LoadOptions {
+        services: services.to_vec(),
+        ..load_options(global)
+    })
+}
+
 /// The load options the global flags and the process give.
 pub fn load_options(global: &GlobalArgs) -> LoadOptions {
     let working_dir = std::env::current_dir().unwrap_or_else(|_| ".".into());
@@ -34,6 +45,7 @@ pub fn load_options(global: &GlobalArgs) -> LoadOptions {
         env_files: global.env_file.clone(),
         working_dir,
         environment,
+        services: Vec::new(),
     }
 }
 

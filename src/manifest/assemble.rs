@@ -64,6 +64,8 @@ struct Assembler {
     warnings: Vec<ManifestError>,
     /// `extends` cycles already reported (their members, sorted), so each is reported once.
     reported_cycles: BTreeSet<Vec<(usize, String)>>,
+    /// Services named on the command line.
+    targets: Vec<String>,
 }
 
 /// Assembles the project the options describe.
@@ -74,6 +76,7 @@ pub fn assemble(options: &LoadOptions, working_dir: &Path) -> Assembled {
         errors: Vec::new(),
         warnings: Vec::new(),
         reported_cycles: BTreeSet::new(),
+        targets: options.services.clone(),
     };
     let empty = |errors, warnings| Assembled {
         root: None,
@@ -111,10 +114,10 @@ pub fn assemble(options: &LoadOptions, working_dir: &Path) -> Assembled {
         &mut assembler.errors,
     ));
     let root = assembler.project(&located, &directory, &variables, &mut Vec::new());
-    let profiles = active_profiles(options, &variables);
+    let mut profiles = active_profiles(options, &variables);
     let mut disabled = BTreeMap::new();
     let root = root.map(|root| {
-        let root = assembler.apply_profiles(&root, &profiles, &mut disabled);
+        let root = assembler.apply_profiles(&root, &mut profiles, &mut disabled);
         assembler.lift_extensions(&root)
     });
     if root.is_none() && assembler.errors.is_empty() && assembler.roots.iter().all(Option::is_none)
@@ -698,29 +701,42 @@ impl Assembler {
         merge(&base, &service, &["services", name])
     }
 
+    /// The profiles a service lists (interpolated).
+    fn profiles_of(&self, service: &Node) -> Vec<String> {
+        match get(service, "profiles").map(|node| &node.value) {
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|item| {
+                    let text = item.scalar_text()?;
+                    let variables = &self.sources.get(item.span.file)?.variables;
+                    Some(interpolate(text, variables).unwrap_or_else(|_| text.to_string()))
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Drops services none of whose `profiles` is active (`*` activates all); records them.
     fn apply_profiles(
         &mut self,
         root: &Rc<Node>,
-        active: &BTreeSet<String>,
+        active: &mut BTreeSet<String>,
         disabled: &mut BTreeMap<String, Vec<String>>,
     ) -> Rc<Node> {
         let Some(services) = get(root, "services").cloned() else {
             return Rc::clone(root);
         };
+        for (key, service) in entries(&services) {
+            let named = key
+                .scalar_text()
+                .is_some_and(|name| self.targets.iter().any(|target| target == name));
+            if named {
+                active.extend(self.profiles_of(service));
+            }
+        }
         let mut kept = Vec::new();
         for (key, service) in entries(&services) {
-            let profiles: Vec<String> = match get(service, "profiles").map(|node| &node.value) {
-                Some(Value::Sequence(items)) => items
-                    .iter()
-                    .filter_map(|item| {
-                        let text = item.scalar_text()?;
-                        let variables = &self.sources.get(item.span.file)?.variables;
-                        Some(interpolate(text, variables).unwrap_or_else(|_| text.to_string()))
-                    })
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let profiles = self.profiles_of(service);
             let enabled = profiles.is_empty()
                 || active.contains("*")
                 || profiles.iter().any(|profile| active.contains(profile));

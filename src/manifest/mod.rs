@@ -51,6 +51,9 @@ pub struct LoadOptions {
     pub profiles: Vec<String>,
     /// `--env-file FILE` (repeatable), relative to `working_dir`; empty: `.env` in the project folder.
     pub env_files: Vec<PathBuf>,
+    /// Services named on the command line (`sandbox up bar`): their profiles become active, as in
+    /// compose.
+    pub services: Vec<String>,
     pub working_dir: PathBuf,
     /// The process environment (passed in so tests control it); it overrides the env files.
     pub environment: BTreeMap<String, String>,

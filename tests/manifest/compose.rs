@@ -10,7 +10,8 @@ use sandbox::manifest::{load, to_json, LoadOptions};
 use crate::util::{environment, fixtures};
 
 /// The load options of one case: a `.yaml` file, or a folder with an optional `case.args`
-/// (`-f FILE`, `--profile NAME`, `-p NAME`, `--env-file FILE`, `VAR=value`, one per line).
+/// (`-f FILE`, `--profile NAME`, `-p NAME`, `--env-file FILE`, `service NAME` for a service named
+/// on the command line, `VAR=value`, one per line).
 fn case_options(path: &Path) -> LoadOptions {
     let mut environment: BTreeMap<String, String> = environment();
     let mut options = LoadOptions {
@@ -27,6 +28,7 @@ fn case_options(path: &Path) -> LoadOptions {
                 Some(("-p", name)) => options.project = Some(name.into()),
                 Some(("--profile", name)) => options.profiles.push(name.into()),
                 Some(("--env-file", file)) => options.env_files.push(file.into()),
+                Some(("service", name)) => options.services.push(name.into()),
                 _ => match line.split_once('=') {
                     Some((key, value)) => {
                         environment.insert(key.into(), value.into());

@@ -39,7 +39,7 @@ pub struct UpArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: UpArgs, printer: &Printer) -> anyhow::Result<u8> {
-    let manifest = context::load_manifest(global)?;
+    let manifest = context::load_manifest_for(global, &args.services)?;
     context::check_services(&manifest, &args.services)?;
     if !args.control_plane {
         context::announce(&manifest, printer);
@@ -323,6 +323,7 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
                     files: request.source.files,
                     profiles: request.source.profiles,
                     env_files: request.source.env_files,
+                    services: Vec::new(),
                     project: Some(request.project),
                     working_dir: request.working_dir,
                     environment: request.environment,

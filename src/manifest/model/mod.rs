@@ -73,6 +73,16 @@ pub struct Manifest {
     pub warnings: Vec<crate::manifest::ManifestWarning>,
 }
 
+/// Where a service's HTTP port was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortSource {
+    /// The first TCP port of `expose:`.
+    Expose,
+    /// The container side of the first TCP `ports:` entry.
+    Ports,
+}
+
 /// The inputs a project was read from, as absolute paths.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LoadSource {
@@ -127,6 +137,9 @@ pub struct Service {
     /// The port the service serves HTTP on inside its container (health probes, proxy routes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Where `port` came from when the manifest does not write it, shown by `sandbox config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port_from: Option<PortSource>,
     /// Extra host publishes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortPublish>,

@@ -8,6 +8,7 @@
 mod build;
 mod check;
 mod container;
+mod depends_on;
 mod environment;
 mod gateway;
 mod healthcheck;
@@ -103,7 +104,7 @@ pub fn read(
             Vec::new()
         }
     };
-    service::drop_missing_optional(checker, &mut services);
+    depends_on::drop_missing_optional(checker, &mut services);
     let secrets = fields
         .get("secrets")
         .map(|node| secrets::read_objects(checker, node, secrets::Family::Secret))

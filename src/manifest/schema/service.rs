@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use super::super::model::{
-    DependencyCondition, FileGrant, RestartPolicy, Service, VolumesFromSource,
+    DependencyCondition, FileGrant, PortSource, RestartPolicy, Service, VolumesFromSource,
 };
 use super::super::node::{Node, Value};
 use super::super::words;
-use super::check::{describe, join, Checker, Entry, Kind, Place};
+use super::check::{join, Checker, Entry, Kind, Place};
 use super::environment::Bare;
-use super::{build, environment, healthcheck, ports, volumes};
+use super::{build, depends_on, environment, healthcheck, ports, volumes};
 
 /// Keys of a service map.
 const KEYS: &[&str] = &[
@@ -89,7 +89,6 @@ const KEYS: &[&str] = &[
     "tmpfs",
     "profiles",
 ];
-const CONDITION_KEYS: &[&str] = &["condition", "required", "restart"];
 const RESTART_HINT: &str = "use `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:3`";
 
 /// A service with the places that checks across services point at.
@@ -173,7 +172,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
     let port = fields
         .get("port")
         .and_then(|node| ports::read_port_number(checker, node, &key("port")));
-    let (ports, port_places) = fields
+    let (ports, port_places): (Vec<_>, Vec<_>) = fields
         .get("ports")
         .map(|node| ports::read_ports(checker, node, &key("ports")))
         .unwrap_or_default()
@@ -195,6 +194,10 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         .get("expose")
         .map(|node| ports::read_expose(checker, node, &key("expose")))
         .unwrap_or_default();
+    let (port, port_from) = match port {
+        Some(port) => (Some(port), None),
+        None => infer_port(&expose, &ports),
+    };
     let (volumes_from, volumes_from_places): (Vec<_>, Vec<_>) = fields
         .get("volumes_from")
         .map(|node| volumes::read_volumes_from(checker, node, &key("volumes_from")))
@@ -225,7 +228,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
     let networking = super::networks::read_service(checker, &fields, &field);
     let (mut depends_on, mut dependencies, optional_dependencies) = fields
         .get("depends_on")
-        .map(|node| read_depends_on(checker, node, &key("depends_on")))
+        .map(|node| depends_on::read(checker, node, &key("depends_on")))
         .unwrap_or_default();
     // A service whose volumes are borrowed starts first, as under compose.
     for (entry, place) in volumes_from.iter().zip(volumes_from_places) {
@@ -261,6 +264,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         .and_then(|node| checker.strings(node, &key("profiles"), false))
         .unwrap_or_default();
     let service = Service {
+        port_from,
         name: name.to_string(),
         profiles,
         image,
@@ -341,6 +345,21 @@ fn read_grants(
         configs: config_places,
     };
     (secrets, configs, places)
+}
+
+/// The HTTP port of a service that does not name one: its first TCP `expose` port, else the
+/// container side of its first TCP `ports` entry.
+fn infer_port(
+    expose: &[super::super::model::ExposedPort],
+    ports: &[super::super::model::PortPublish],
+) -> (Option<u16>, Option<PortSource>) {
+    if let Some(exposed) = expose.iter().find(|exposed| exposed.protocol == "tcp") {
+        return (Some(exposed.port), Some(PortSource::Expose));
+    }
+    match ports.iter().find(|publish| publish.protocol == "tcp") {
+        Some(publish) => (Some(publish.container_port), Some(PortSource::Ports)),
+        None => (None, None),
+    }
 }
 
 /// `external: http://host:port`: plain HTTP, a host and a port, no path.
@@ -424,176 +443,6 @@ fn read_command(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<V
         );
     }
     words
-}
-
-/// `depends_on:` as a list of names or a map of `{condition, required, restart}`.
-fn read_depends_on(
-    checker: &mut Checker<'_>,
-    node: &Node,
-    field: &str,
-) -> (
-    BTreeMap<String, DependencyCondition>,
-    BTreeMap<String, DependencyPlace>,
-    std::collections::BTreeSet<String>,
-) {
-    let mut conditions = BTreeMap::new();
-    let mut places = BTreeMap::new();
-    let mut optional = std::collections::BTreeSet::new();
-    match &node.value {
-        Value::Sequence(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let item_field = format!("{field}[{index}]");
-                let Some(name) = checker.string(item, &item_field) else {
-                    continue;
-                };
-                let place = Place {
-                    span: item.span,
-                    field: item_field,
-                };
-                conditions.insert(name.clone(), DependencyCondition::Started);
-                places.insert(
-                    name,
-                    DependencyPlace {
-                        place,
-                        condition: None,
-                    },
-                );
-            }
-        }
-        Value::Mapping(_) => {
-            for entry in checker.entries(node, field, "a map").unwrap_or_default() {
-                let entry_field = join(field, entry.key);
-                let long = read_dependency(checker, entry.value, &entry_field, entry.key);
-                let place = Place {
-                    span: entry.key_node.span,
-                    field: entry_field,
-                };
-                conditions.insert(entry.key.to_string(), long.condition);
-                places.insert(
-                    entry.key.to_string(),
-                    DependencyPlace {
-                        place,
-                        condition: long.condition_place,
-                    },
-                );
-                if !long.required {
-                    optional.insert(entry.key.to_string());
-                }
-            }
-        }
-        Value::Scalar { .. } => {
-            let found = describe(node);
-            checker.error_with_hint(
-                node,
-                field,
-                format!("expected a list of service names or a map, found {found}"),
-                "write `depends_on: [item]`, or `depends_on: {item: {condition: service_healthy}}`",
-            );
-        }
-    }
-    (conditions, places, optional)
-}
-
-/// One dependency of the long form.
-struct LongDependency {
-    condition: DependencyCondition,
-    condition_place: Option<Place>,
-    required: bool,
-}
-
-fn read_dependency(
-    checker: &mut Checker<'_>,
-    node: &Node,
-    field: &str,
-    dependency: &str,
-) -> LongDependency {
-    let mut long = LongDependency {
-        condition: DependencyCondition::Started,
-        condition_place: None,
-        required: true,
-    };
-    if node.scalar_text().is_some_and(str::is_empty) {
-        return long;
-    }
-    let Some(fields) = checker.fields(node, field, "a dependency", CONDITION_KEYS) else {
-        return long;
-    };
-    if let Some(required) = fields.get("required") {
-        long.required = checker
-            .boolean(required, &join(field, "required"))
-            .unwrap_or(true);
-    }
-    if let Some(restart) = fields.get("restart") {
-        let restart_field = join(field, "restart");
-        if checker.boolean(restart, &restart_field) == Some(true) {
-            checker.warning(
-                restart,
-                &restart_field,
-                "`restart: true` is accepted and has no effect",
-                format!("compose restarts this service when a compose command restarts or recreates `{dependency}`; sandbox recreates a service only when its own configuration changes"),
-            );
-        }
-    }
-    let Some(condition_node) = fields.get("condition") else {
-        return long;
-    };
-    let condition_field = join(field, "condition");
-    long.condition_place = Some(Place {
-        span: condition_node.span,
-        field: condition_field.clone(),
-    });
-    long.condition = match checker.string(condition_node, &condition_field).as_deref() {
-        Some("started" | "service_started") => DependencyCondition::Started,
-        Some("healthy" | "service_healthy") => DependencyCondition::Healthy,
-        Some("completed" | "service_completed_successfully") => DependencyCondition::Completed,
-        Some(other) => {
-            checker.error_with_hint(
-                condition_node,
-                &condition_field,
-                format!("unknown condition `{other}`"),
-                "use `service_started`, `service_healthy` or `service_completed_successfully`",
-            );
-            DependencyCondition::Started
-        }
-        None => DependencyCondition::Started,
-    };
-    long
-}
-
-/// Drops `required: false` dependencies on services that do not exist, with a warning (compose
-/// starts the service without them).
-pub fn drop_missing_optional(checker: &mut Checker<'_>, services: &mut [ServiceDraft]) {
-    let names: std::collections::BTreeSet<String> = services
-        .iter()
-        .map(|draft| draft.service.name.clone())
-        .collect();
-    for draft in services.iter_mut() {
-        let missing: Vec<String> = draft
-            .dependencies
-            .iter()
-            .filter(|(name, _)| {
-                draft.optional_dependencies.contains(*name) && !names.contains(*name)
-            })
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in missing {
-            if let Some(place) = draft.dependencies.remove(&name) {
-                let warning = super::super::error::ManifestError {
-                    file: checker.file.clone(),
-                    line: Some(place.place.span.line),
-                    column: Some(place.place.span.column),
-                    field: place.place.field,
-                    message: format!(
-                        "optional dependency `{name}` of service `{}` is not a service; it is skipped",
-                        draft.service.name
-                    ),
-                    hint: Some("`required: false` lets the service start without it".to_string()),
-                };
-                checker.warnings.push(warning);
-            }
-            draft.service.depends_on.remove(&name);
-        }
-    }
 }
 
 /// `replicas`, its alias `scale`, and `deploy.replicas`; they must agree.

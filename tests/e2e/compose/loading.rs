@@ -150,7 +150,7 @@ fn x_sandbox_keys_in_a_compose_file_drive_the_gateway() {
         .unwrap_or_else(|| panic!("ps --json names the gateway: {status}"))
         .to_string();
     let body = std::process::Command::new("curl")
-        .args(["-s", "--max-time", "5", &format!("http://{gateway}/")])
+        .args(["-s", "--max-time", "5", &format!("{gateway}/")])
         .output()
         .expect("curl");
     assert_eq!(String::from_utf8_lossy(&body.stdout).trim(), "web");

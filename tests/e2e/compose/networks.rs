@@ -1,20 +1,22 @@
 //! Several networks, as compose makes them: names and aliases resolve where a service shares a
-//! network, nothing resolves across networks, `internal` networks have no way out, `down` removes
-//! what `up` made; the same file under docker-compose 1.29 gives the same networks and endpoints;
-//! and the gateway, the mesh and the trace server work for services on non-default (internal)
-//! networks.
+//! network and nowhere else, an `internal` network still reaches the control plane, `down` removes
+//! what `up` made and keeps external networks (which must exist); links, `network_mode` forms; the
+//! same file under docker-compose 1.29 gives the same networks and endpoints; and the gateway, the
+//! mesh and the trace server serve services on non-default (internal) networks, also on a network
+//! a re-up added.
 //!
 //! docker-compose 1.29 makes every network `attachable` (it passes `Attachable` on any API ≥ 1.24);
 //! sandbox, like compose v2, only when the file says so: `Attachable` is left out of the parity.
-//! The busybox in the test image crashes in `wget` (static glibc); `nc` speaks HTTP instead.
+//! The test image's busybox `wget` crashes on this machine (exit 139); `nc` speaks HTTP instead.
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::parity::{assert_same, busybox_image, observe, write_compose, Check, Side, Up};
 use crate::proxy::{demo, has_span, Sandbox, HEALTH};
-use crate::util::{demo_context, Project};
+use crate::util::{demo_context, wait_until, Project};
 
 /// A /24 of its own for the test's `ipam` subnet (tests run side by side on one engine).
 fn subnet_octets(project: &Project) -> (u8, u8) {
@@ -536,5 +538,64 @@ fn links_and_shared_network_stacks() {
     assert!(
         !isolated_environment.contains("ZIPKIN_ENDPOINT"),
         "{isolated_environment}"
+    );
+}
+
+#[test]
+fn a_re_up_that_adds_a_network_is_served_there_too() {
+    let project = Project::new("networks-reload");
+    let image = busybox_image(&project);
+    let service = |name: &str, extra: &str| {
+        format!("  {name}:\n    image: {image}\n    command: [\"sleep\", \"600\"]\n{extra}")
+    };
+    let up = ["-p", project.name.as_str(), "up", "-d", "--wait"];
+    write_compose(&project, &format!("services:\n{}", service("web", "")));
+    project.run(&up).success();
+    // The control plane keeps running; the re-up adds a network and a service on it only.
+    write_compose(
+        &project,
+        &format!(
+            "services:\n{}{}networks:\n  extra: {{internal: true}}\n",
+            service("web", ""),
+            service("late", "    networks: [extra]\n")
+        ),
+    );
+    let reload = project.run(&up);
+    reload.success();
+    assert!(
+        reload.stderr.contains("reloaded in place"),
+        "{}",
+        reload.stderr
+    );
+
+    let late = format!("{}-late-1", project.name);
+    let attached = docker(&[
+        "inspect",
+        "--format",
+        "{{json .NetworkSettings.Networks}}",
+        &late,
+    ]);
+    let attached: Value = serde_json::from_slice(&attached.stdout).expect("JSON");
+    let network = format!("{}_extra", project.name);
+    let gateway = attached[&network]["Gateway"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!gateway.is_empty(), "{attached}");
+    let request =
+        format!("printf 'GET /api/v2/services HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gateway} 9411");
+    let answer = wait_until(
+        "the trace server answers on the new network",
+        Duration::from_secs(10),
+        || {
+            let (_, answer) = exec(&late, &["sh", "-c", &request]);
+            answer.starts_with("HTTP/1.0 200").then_some(answer)
+        },
+    );
+    assert!(answer.contains("application/json"), "{answer}");
+    let mesh = std::net::TcpStream::connect((gateway.as_str(), 15001));
+    assert!(
+        mesh.is_ok(),
+        "the mesh listens on {gateway}:15001: {mesh:?}"
     );
 }

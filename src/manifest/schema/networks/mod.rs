@@ -52,6 +52,9 @@ fn is_network_key(key: &str) -> bool {
 /// The top-level `networks:` map.
 pub fn read(checker: &mut Checker<'_>, node: &Node, project: &str) -> BTreeMap<String, Declared> {
     let mut declared = BTreeMap::new();
+    if node.scalar_text().is_some_and(str::is_empty) {
+        return declared; // `networks:` with nothing under it
+    }
     let Some(entries) = checker.entries(node, "networks", "a map of network names") else {
         return declared;
     };
