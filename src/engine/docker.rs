@@ -120,6 +120,13 @@ pub struct LogLine {
     pub text: String,
 }
 
+/// An anonymous volume of a container, and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousVolume {
+    pub name: String,
+    pub target: String,
+}
+
 /// One line of build output, or the build's end.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BuildOutput {
@@ -631,6 +638,16 @@ impl Docker {
 
     /// Creates a container; a name clash (left from an interrupted run) removes the old one first.
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        self.create_container_inheriting(spec, &[]).await
+    }
+
+    /// [`Docker::create_container`], mounting `inherited` anonymous volumes of the container it
+    /// replaces at their paths (compose keeps their data across a recreate).
+    pub async fn create_container_inheriting(
+        &self,
+        spec: &ContainerSpec,
+        inherited: &[AnonymousVolume],
+    ) -> Result<String, EngineError> {
         let options = CreateContainerOptionsBuilder::default()
             .name(&spec.name)
             .platform(spec.container.platform.as_deref().unwrap_or_default())
@@ -638,6 +655,7 @@ impl Docker {
         self.check_container_options(spec)?;
         self.check_endpoints(spec)?;
         let mut body = with_container_options(container_body(spec), &spec.container);
+        inherit_volumes(&mut body, inherited);
         let later = apply_networking(&mut body, spec, self.api_at_least(1, 44));
         let id = match self
             .client
@@ -784,9 +802,18 @@ impl Docker {
 
     /// Removes a container and its anonymous volumes, forcing a running one. Missing is fine.
     pub async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_container_with(id, true).await
+    }
+
+    /// Removes a container and keeps its anonymous volumes (for a recreate that inherits them).
+    pub async fn remove_container_keeping_volumes(&self, id: &str) -> Result<(), EngineError> {
+        self.remove_container_with(id, false).await
+    }
+
+    async fn remove_container_with(&self, id: &str, volumes: bool) -> Result<(), EngineError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
-            .v(true)
+            .v(volumes)
             .build();
         match self.client.remove_container(id, Some(options)).await {
             Ok(()) => Ok(()),
@@ -794,6 +821,33 @@ impl Docker {
             // Already being removed by someone else (another `down`, the reaper).
             Err(error) if matches!(status_of(&error), Some(409)) => Ok(()),
             Err(error) => Err(api_error("removing a container", error)),
+        }
+    }
+
+    /// The anonymous volumes a container mounts (volumes named by the engine with 64 hex digits).
+    pub async fn anonymous_volumes(&self, id: &str) -> Result<Vec<AnonymousVolume>, EngineError> {
+        match self
+            .client
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => Ok(inspect
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|mount| mount.typ.as_deref() == Some("volume"))
+                .filter_map(|mount| {
+                    let name = mount.name?;
+                    let anonymous =
+                        name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit());
+                    anonymous.then_some(AnonymousVolume {
+                        name,
+                        target: mount.destination?,
+                    })
+                })
+                .collect()),
+            Err(error) if status_of(&error) == Some(404) => Ok(Vec::new()),
+            Err(error) => Err(api_error("inspecting a container", error)),
         }
     }
 
@@ -1035,6 +1089,30 @@ fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
         // Filled by `apply_networking`.
         networking_config: None,
         ..Default::default()
+    }
+}
+
+/// Mounts `inherited` volumes at their paths, in place of the anonymous mount the spec has there.
+fn inherit_volumes(body: &mut ContainerCreateBody, inherited: &[AnonymousVolume]) {
+    if inherited.is_empty() {
+        return;
+    }
+    let host_config = body.host_config.get_or_insert_with(HostConfig::default);
+    let mounts = host_config.mounts.get_or_insert_with(Vec::new);
+    mounts.retain(|mount| {
+        !(mount.typ == Some(MountType::VOLUME)
+            && mount.source.is_none()
+            && inherited
+                .iter()
+                .any(|volume| mount.target.as_deref() == Some(volume.target.as_str())))
+    });
+    for volume in inherited {
+        mounts.push(Mount {
+            typ: Some(MountType::VOLUME),
+            source: Some(volume.name.clone()),
+            target: Some(volume.target.clone()),
+            ..Default::default()
+        });
     }
 }
 

@@ -92,7 +92,7 @@ pub fn assemble(options: &LoadOptions, working_dir: &Path) -> Assembled {
     };
     let (located, note) = match files::locate(options, working_dir) {
         Ok(located) => located,
-        Err(error) => return empty(vec![error], Vec::new()),
+        Err(error) => return empty(vec![*error], Vec::new()),
     };
     if let Some(note) = note {
         assembler.warnings.push(plain(&located[0].0, note, None));

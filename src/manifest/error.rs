@@ -71,8 +71,21 @@ pub struct ManifestErrors {
 
 impl ManifestErrors {
     /// A list of errors about `file`, sorted by position (errors without one keep their place at the end).
+    /// Errors in other files (merged, included) follow, file by file in the order first met.
     pub fn new(file: PathBuf, mut errors: Vec<ManifestError>) -> Self {
-        errors.sort_by_key(|error| (error.line.unwrap_or(usize::MAX), error.column.unwrap_or(0)));
+        let mut files: Vec<PathBuf> = vec![file.clone()];
+        for error in &errors {
+            if !files.contains(&error.file) {
+                files.push(error.file.clone());
+            }
+        }
+        errors.sort_by_key(|error| {
+            (
+                files.iter().position(|known| *known == error.file),
+                error.line.unwrap_or(usize::MAX),
+                error.column.unwrap_or(0),
+            )
+        });
         ManifestErrors { file, errors }
     }
 }
@@ -85,7 +98,17 @@ fn render(errors: &ManifestErrors) -> String {
     }
     let count = errors.errors.len();
     let noun = if count == 1 { "error" } else { "errors" };
-    text.push_str(&format!("{count} {noun} in {}", errors.file.display()));
+    let mut files: Vec<String> = Vec::new();
+    for error in &errors.errors {
+        let shown = error.file.display().to_string();
+        if !files.contains(&shown) {
+            files.push(shown);
+        }
+    }
+    if files.is_empty() {
+        files.push(errors.file.display().to_string());
+    }
+    text.push_str(&format!("{count} {noun} in {}", files.join(", ")));
     text
 }
 

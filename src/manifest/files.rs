@@ -38,12 +38,12 @@ pub struct SourceFile {
     pub variables: Rc<BTreeMap<String, String>>,
 }
 
+/// Files as (display, absolute path), and a note about them.
+pub type Located = (Vec<(PathBuf, PathBuf)>, Option<String>);
+
 /// The files the options name, as (display, absolute path), plus a warning when discovery found
 /// several candidates. An empty folder is an error naming every name looked for.
-pub fn locate(
-    options: &LoadOptions,
-    working_dir: &Path,
-) -> Result<(Vec<(PathBuf, PathBuf)>, Option<String>), ManifestError> {
+pub fn locate(options: &LoadOptions, working_dir: &Path) -> Result<Located, Box<ManifestError>> {
     let named: Vec<PathBuf> = if !options.files.is_empty() {
         options.files.clone()
     } else {
@@ -87,7 +87,7 @@ pub fn locate(
         }
         folder = current.parent();
     }
-    Err(ManifestError {
+    Err(Box::new(ManifestError {
         file: PathBuf::from(DEFAULT_FILE_NAMES[0]),
         line: None,
         column: None,
@@ -103,7 +103,7 @@ pub fn locate(
             "run `sandbox init` to create one, or pass -f FILE (several -f files are merged)"
                 .into(),
         ),
-    })
+    }))
 }
 
 /// `COMPOSE_FILE`, split on `COMPOSE_PATH_SEPARATOR` (default `:`), from the environment or from

@@ -41,6 +41,7 @@ invalid_fixtures!(
     tmpfs_options_on_bind,
     unknown_pull_policy,
     healthcheck_test_foo,
+    volumes_from_unknown_service,
     extends_cycle,
     extends_unknown_service,
     include_missing_file,

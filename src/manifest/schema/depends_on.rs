@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::super::model::DependencyCondition;
+use super::super::model::{DependencyCondition, VolumesFromSource};
 use super::super::node::{Node, Value};
+use super::super::suggest;
 use super::check::{describe, join, Checker, Place};
 use super::service::{DependencyPlace, ServiceDraft};
 
@@ -176,6 +177,52 @@ pub fn drop_missing_optional(checker: &mut Checker<'_>, services: &mut [ServiceD
                 };
                 checker.warnings.push(warning);
             }
+            draft.service.depends_on.remove(&name);
+        }
+    }
+}
+
+/// `volumes_from:` entries naming a service that does not exist: reported here with their own
+/// words, and dropped from the dependencies so the dependency check does not report them again.
+pub fn check_volumes_from(checker: &mut Checker<'_>, services: &mut [ServiceDraft]) {
+    let names: Vec<String> = services
+        .iter()
+        .map(|draft| draft.service.name.clone())
+        .collect();
+    for draft in services.iter_mut() {
+        let unknown: Vec<String> = draft
+            .service
+            .volumes_from
+            .iter()
+            .filter_map(|entry| match &entry.source {
+                VolumesFromSource::Service(name) if !names.contains(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        for name in unknown {
+            let Some(place) = draft.dependencies.get(&name) else {
+                continue;
+            };
+            if !place.place.field.contains(".volumes_from[") {
+                continue; // also in `depends_on`: the dependency check reports it there
+            }
+            let hint = match suggest::did_you_mean(&name, names.iter().map(String::as_str)) {
+                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                None => {
+                    format!("name a service of this file, or a container as `container:{name}`")
+                }
+            };
+            let message = format!(
+                "service `{}` takes the volumes of `{name}`, which is not a service",
+                draft.service.name
+            );
+            checker.error_at(
+                Some(place.place.span),
+                &place.place.field,
+                message,
+                Some(hint),
+            );
+            draft.dependencies.remove(&name);
             draft.service.depends_on.remove(&name);
         }
     }

@@ -105,6 +105,7 @@ pub fn read(
         }
     };
     depends_on::drop_missing_optional(checker, &mut services);
+    depends_on::check_volumes_from(checker, &mut services);
     let secrets = fields
         .get("secrets")
         .map(|node| secrets::read_objects(checker, node, secrets::Family::Secret))

@@ -156,3 +156,38 @@ fn x_sandbox_keys_in_a_compose_file_drive_the_gateway() {
     assert_eq!(String::from_utf8_lossy(&body.stdout).trim(), "web");
     project.run(&["down"]).success();
 }
+
+#[test]
+fn mistakes_in_several_files_are_reported_together_and_nothing_is_touched() {
+    let project = Project::new("compose-mistakes");
+    let service = web(&project, "web", "    ports: [\"8080:80\"]\n");
+    project.write(
+        "compose.yaml",
+        &format!(
+            "name: {}\nservices:\n{service}    depends_on: [dbb]\n  db:\n    image: busybox\n    environment:\n      URL: ${{DB_URL:?set DB_URL}}\n",
+            project.name
+        ),
+    );
+    project.write(
+        "compose.override.yaml",
+        "services:\n  web:\n    read_only: maybe\n    networks: [backend]\n",
+    );
+    let run = project.run(&["up", "-d"]);
+    run.expect_code(3);
+    for expected in [
+        "compose.yaml:",
+        "compose.override.yaml:",
+        "services.web.depends_on[0]",
+        "did you mean `db`?",
+        "required variable `DB_URL` is not set: set DB_URL",
+        "services.web.read_only",
+        "backend",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "the report names `{expected}`:\n{}",
+            run.stderr
+        );
+    }
+    assert!(project.leftovers().is_empty(), "{:?}", project.leftovers());
+}

@@ -6,5 +6,6 @@ mod container;
 mod loading;
 mod networks;
 pub mod parity;
+mod project;
 mod secrets;
 mod storage;
