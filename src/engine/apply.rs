@@ -533,11 +533,20 @@ impl ServiceRun<'_> {
             ReplicaAction::Recreate { old, spec } => {
                 self.events
                     .step(name, spec.replica, Step::Recreating, "", started.elapsed());
+                // Anonymous volumes keep their data across the recreate, as under compose.
+                let volumes = self.docker.anonymous_volumes(&old.id).await?;
+                let (kept, dropped) = super::spec::inherited_volumes(volumes, &spec.volumes);
                 self.docker
                     .stop_container(&old.id, self.options.stop_timeout)
                     .await?;
-                self.docker.remove_container(&old.id).await?;
-                (spec, self.docker.create_container(spec).await?, true)
+                self.docker
+                    .remove_container_keeping_volumes(&old.id)
+                    .await?;
+                for volume in &dropped {
+                    self.docker.remove_volume(&volume.name).await?;
+                }
+                let id = self.docker.create_container_inheriting(spec, &kept).await?;
+                (spec, id, true)
             }
         };
         if self.cancel.is_cancelled() {

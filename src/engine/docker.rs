@@ -28,6 +28,7 @@ use super::spec::ContainerSpec;
 use crate::manifest::{Build, RestartPolicy, VolumeMount, VolumeSpec};
 use crate::manifest::{ContainerOptions, Device};
 use bollard::models::{DeviceMapping, DeviceRequest, HostConfigLogConfig, ResourcesUlimits};
+use bollard::models::{HostConfigCgroupnsModeEnum, ResourcesBlkioWeightDevice, ThrottleDevice};
 
 /// A connected engine.
 #[derive(Clone)]
@@ -815,7 +816,21 @@ impl Docker {
             .force(true)
             .v(volumes)
             .build();
-        match self.client.remove_container(id, Some(options)).await {
+        // The engine leaves anonymous volumes mounted by name (inherited over a recreate): they go
+        // too, unless another container still uses them.
+        let anonymous = if volumes {
+            self.anonymous_volumes(id).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let removed = self.client.remove_container(id, Some(options)).await;
+        for volume in anonymous {
+            let _ = self
+                .client
+                .remove_volume(&volume.name, None::<RemoveVolumeOptions>)
+                .await;
+        }
+        match removed {
             Ok(()) => Ok(()),
             Err(error) if matches!(status_of(&error), Some(404)) => Ok(()),
             // Already being removed by someone else (another `down`, the reaper).
@@ -838,8 +853,7 @@ impl Docker {
                 .filter(|mount| mount.typ.as_deref() == Some("volume"))
                 .filter_map(|mount| {
                     let name = mount.name?;
-                    let anonymous =
-                        name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit());
+                    let anonymous = name.len() == 64 && name.chars().all(|c| c.is_ascii_hexdigit());
                     anonymous.then_some(AnonymousVolume {
                         name,
                         target: mount.destination?,
@@ -1806,6 +1820,10 @@ fn with_container_options(
         (!map.is_empty()).then(|| map.clone().into_iter().collect::<HashMap<_, _>>())
     };
     body.domainname = options.domainname.clone();
+    if options.uts.as_deref() == Some("host") && options.hostname.is_none() {
+        // The host's UTS namespace has the host's name; the engine refuses a hostname with it.
+        body.hostname = None;
+    }
     body.tty = options.tty.then_some(true);
     body.open_stdin = options.stdin_open.then_some(true);
     body.stop_signal = options.stop_signal.clone();
@@ -1901,7 +1919,53 @@ fn with_container_options(
     host.cpuset_cpus = resources.cpuset.clone();
     host.pids_limit = resources.pids_limit;
     host.oom_kill_disable = resources.oom_kill_disable;
+    host.cpu_period = resources.cpu_period;
+    host.cpu_quota = resources.cpu_quota;
+    host.cpu_realtime_period = resources.cpu_rt_period;
+    host.cpu_realtime_runtime = resources.cpu_rt_runtime;
+    host.memory_swappiness = resources.memory_swappiness;
+    with_blkio(host, &resources.blkio);
+    host.annotations = some_map(&options.annotations);
+    host.cgroupns_mode = options.cgroup.as_deref().map(|mode| match mode {
+        "host" => HostConfigCgroupnsModeEnum::HOST,
+        _ => HostConfigCgroupnsModeEnum::PRIVATE,
+    });
+    host.cgroup_parent = options.cgroup_parent.clone();
+    host.uts_mode = options.uts.clone();
+    host.userns_mode = options.userns_mode.clone();
+    host.storage_opt = some_map(&options.storage_opt);
+    host.device_cgroup_rules = some_list(&options.device_cgroup_rules);
     body
+}
+
+/// `blkio_config` onto the host configuration.
+fn with_blkio(host: &mut HostConfig, blkio: &crate::manifest::Blkio) {
+    let throttles = |rates: &Vec<crate::manifest::BlkioRate>| {
+        (!rates.is_empty()).then(|| {
+            rates
+                .iter()
+                .map(|rate| ThrottleDevice {
+                    path: Some(rate.path.clone()),
+                    rate: Some(i64::try_from(rate.rate).unwrap_or(i64::MAX)),
+                })
+                .collect()
+        })
+    };
+    host.blkio_weight = blkio.weight;
+    host.blkio_weight_device = (!blkio.weight_device.is_empty()).then(|| {
+        blkio
+            .weight_device
+            .iter()
+            .map(|device| ResourcesBlkioWeightDevice {
+                path: Some(device.path.clone()),
+                weight: Some(usize::from(device.weight)),
+            })
+            .collect()
+    });
+    host.blkio_device_read_bps = throttles(&blkio.device_read_bps);
+    host.blkio_device_write_bps = throttles(&blkio.device_write_bps);
+    host.blkio_device_read_iops = throttles(&blkio.device_read_iops);
+    host.blkio_device_write_iops = throttles(&blkio.device_write_iops);
 }
 
 #[cfg(test)]
@@ -1928,6 +1992,56 @@ mod container_options_tests {
             &Wiring::default(),
         );
         with_container_options(container_body(&spec), &spec.container)
+    }
+
+    #[test]
+    fn cgroup_and_namespace_keys_land_on_the_host_config() {
+        let body = body(
+            "services:\n  app:\n    image: busybox\n    cgroup: host\n    cgroup_parent: /sandbox\n    uts: host\n    userns_mode: host\n    storage_opt: {size: 20G}\n    device_cgroup_rules: ['c 1:3 mr']\n    annotations: {com.example.owner: shop}\n    cpu_period: 100ms\n    cpu_quota: 50000\n    cpu_rt_period: 1s\n    cpu_rt_runtime: 950ms\n    mem_swappiness: 10\n    gpus: all\n    blkio_config:\n      weight: 300\n      weight_device: [{path: /dev/sda, weight: 400}]\n      device_read_bps: [{path: /dev/sdb, rate: 12mb}]\n      device_write_iops: [{path: /dev/sdb, rate: 30}]\n",
+            "app",
+        );
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        assert_eq!(host.cgroup_parent.as_deref(), Some("/sandbox"));
+        assert_eq!(host.uts_mode.as_deref(), Some("host"));
+        assert_eq!(body.hostname, None, "the host's UTS namespace keeps the host's name");
+        assert_eq!(host.userns_mode.as_deref(), Some("host"));
+        assert_eq!(
+            host.storage_opt,
+            Some(HashMap::from([("size".to_string(), "20G".to_string())]))
+        );
+        assert_eq!(host.device_cgroup_rules, Some(vec!["c 1:3 mr".to_string()]));
+        assert_eq!(
+            host.annotations,
+            Some(HashMap::from([(
+                "com.example.owner".to_string(),
+                "shop".to_string()
+            )]))
+        );
+        assert_eq!(host.cpu_period, Some(100_000));
+        assert_eq!(host.cpu_quota, Some(50_000));
+        assert_eq!(host.cpu_realtime_period, Some(1_000_000));
+        assert_eq!(host.cpu_realtime_runtime, Some(950_000));
+        assert_eq!(host.memory_swappiness, Some(10));
+        assert_eq!(host.blkio_weight, Some(300));
+        assert_eq!(
+            host.blkio_weight_device,
+            Some(vec![ResourcesBlkioWeightDevice {
+                path: Some("/dev/sda".to_string()),
+                weight: Some(400),
+            }])
+        );
+        assert_eq!(
+            host.blkio_device_read_bps,
+            Some(vec![ThrottleDevice {
+                path: Some("/dev/sdb".to_string()),
+                rate: Some(12 << 20),
+            }])
+        );
+        assert_eq!(host.blkio_device_write_iops.map(|devices| devices.len()), Some(1));
+        let gpus = host.device_requests.expect("device requests");
+        assert_eq!(gpus[0].count, Some(-1));
+        assert_eq!(gpus[0].capabilities, Some(vec![vec!["gpu".to_string()]]));
     }
 
     #[test]

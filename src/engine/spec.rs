@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::docker::AnonymousVolume;
 use super::files::{self, ContainerFile};
 use super::labels;
 use crate::manifest::NetworkMode;
@@ -330,4 +331,53 @@ fn links(manifest: &Manifest, service: &Service) -> Vec<String> {
         links.push(format!("{}:{}", link.target, link.alias));
     }
     links
+}
+
+/// Which anonymous volumes of a replaced container the new one keeps (as compose does): those at
+/// a path the new spec does not give to a bind, named volume or tmpfs. Returns (kept, dropped).
+pub fn inherited_volumes(
+    old: Vec<AnonymousVolume>,
+    mounts: &[VolumeMount],
+) -> (Vec<AnonymousVolume>, Vec<AnonymousVolume>) {
+    old.into_iter().partition(|volume| {
+        !mounts.iter().any(|mount| {
+            mount.target() == volume.target && !matches!(mount, VolumeMount::Anonymous { .. })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recreate_keeps_anonymous_volumes_unless_the_path_now_has_another_mount() {
+        let volume = |name: &str, target: &str| AnonymousVolume {
+            name: name.into(),
+            target: target.into(),
+        };
+        let mounts = [
+            VolumeMount::Anonymous {
+                target: "/cache".into(),
+                read_only: false,
+                nocopy: false,
+            },
+            VolumeMount::Tmpfs {
+                target: "/run".into(),
+                read_only: false,
+                size: None,
+                mode: None,
+            },
+        ];
+        let (kept, dropped) = inherited_volumes(
+            vec![
+                volume("a", "/cache"),
+                volume("b", "/run"),
+                volume("c", "/var/lib/db"),
+            ],
+            &mounts,
+        );
+        assert_eq!(kept, [volume("a", "/cache"), volume("c", "/var/lib/db")]);
+        assert_eq!(dropped, [volume("b", "/run")]);
+    }
 }

@@ -60,19 +60,21 @@ pub fn to_compose(options: &LoadOptions, export: ExportOptions) -> Result<String
             }
         }
     }
-    serde_yaml_ng::to_string(&Yaml::Mapping(document)).map_err(|error| {
-        ManifestErrors::new(
-            manifest.file.clone(),
-            vec![ManifestError {
-                file: manifest.file.clone(),
-                line: None,
-                column: None,
-                field: String::new(),
-                message: format!("cannot write the project as YAML: {error}"),
-                hint: None,
-            }],
-        )
-    })
+    serde_yaml_ng::to_string(&Yaml::Mapping(document))
+        .map(|text| quote_yaml11_booleans(&text))
+        .map_err(|error| {
+            ManifestErrors::new(
+                manifest.file.clone(),
+                vec![ManifestError {
+                    file: manifest.file.clone(),
+                    line: None,
+                    column: None,
+                    field: String::new(),
+                    message: format!("cannot write the project as YAML: {error}"),
+                    hint: None,
+                }],
+            )
+        })
 }
 
 /// sandbox's forms in one service rewritten as compose's, its own keys under `x-sandbox`.
@@ -144,6 +146,9 @@ impl Writer<'_> {
                     let mut inner = path.to_vec();
                     inner.push(name);
                     let mut written = self.value(value, &inner);
+                    if let (true, Yaml::Number(number)) = (is_duration_field(&inner), &written) {
+                        written = Yaml::from(format!("{number}s"));
+                    }
                     if is_path_field(&inner) {
                         written = self.absolute(value, written);
                     }
@@ -187,27 +192,24 @@ impl Writer<'_> {
                 _ => Yaml::from(interpolated.replace('$', "$$")),
             };
         }
-        match serde_yaml_ng::from_str::<Yaml>(text) {
-            Ok(value @ (Yaml::Null | Yaml::Bool(_) | Yaml::Number(_))) => value,
-            _ => Yaml::from(text.to_string()),
-        }
+        core_schema(text)
     }
 
     /// A path written relative to its own file, made absolute.
     fn absolute(&self, node: &Node, written: Yaml) -> Yaml {
         match written {
-            Yaml::String(text) if is_relative(&text) => {
+            Yaml::String(text) if is_relative_path(&text) => {
                 Yaml::from(self.resolve(node, &text).display().to_string())
             }
             Yaml::Mapping(mut mapping) => {
                 if let Some(Yaml::String(path)) = mapping.get("path").cloned() {
-                    if is_relative(&path) {
+                    if is_relative_path(&path) {
                         let resolved = self.resolve(node, &path).display().to_string();
                         mapping.insert(Yaml::from("path"), Yaml::from(resolved));
                     }
                 }
                 if let Some(Yaml::String(context)) = mapping.get("context").cloned() {
-                    if is_relative(&context) {
+                    if is_relative_path(&context) {
                         let resolved = self.resolve(node, &context).display().to_string();
                         mapping.insert(Yaml::from("context"), Yaml::from(resolved));
                     }
@@ -276,6 +278,84 @@ impl Writer<'_> {
     }
 }
 
+/// Words YAML 1.1 readers (docker-compose 1.x, PyYAML) take as booleans.
+const YAML11_BOOLEANS: &[&str] = &[
+    "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "on", "On", "ON", "off", "Off",
+    "OFF",
+];
+
+/// Quotes plain scalars that YAML 1.1 readers would take as booleans (`restart: no`), so every
+/// compose reader sees the string the project means. Lines inside block scalars are left alone.
+fn quote_yaml11_booleans(text: &str) -> String {
+    let mut output = String::with_capacity(text.len());
+    let mut block_indent: Option<usize> = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(block) = block_indent {
+            if line.trim().is_empty() || indent > block {
+                output.push_str(line);
+                output.push('\n');
+                continue;
+            }
+            block_indent = None;
+        }
+        let (head, value) = match line.rsplit_once(": ") {
+            Some((head, value)) => (format!("{head}: "), value),
+            None => match line.trim_start().strip_prefix("- ") {
+                Some(value) => (format!("{}- ", &line[..indent]), value),
+                None => (String::new(), line),
+            },
+        };
+        if YAML11_BOOLEANS.contains(&value) {
+            output.push_str(&format!("{head}'{value}'"));
+        } else {
+            output.push_str(line);
+        }
+        output.push('\n');
+        if matches!(value.trim_end().chars().next(), Some('|' | '>')) {
+            block_indent = Some(indent);
+        }
+    }
+    output
+}
+
+/// A plain scalar typed by the YAML 1.2 core schema, as compose reads it (`no` and `on` stay
+/// strings).
+fn core_schema(text: &str) -> Yaml {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => Yaml::Null,
+        "true" | "True" | "TRUE" => Yaml::Bool(true),
+        "false" | "False" | "FALSE" => Yaml::Bool(false),
+        _ => {
+            // A leading zero is octal to compose's reader (`mode: 0440`); written in decimal, every
+            // reader agrees.
+            let octal = text
+                .strip_prefix("0o")
+                .or_else(|| text.strip_prefix('0').filter(|rest| !rest.is_empty()));
+            if let Some(number) = octal.and_then(|digits| i64::from_str_radix(digits, 8).ok()) {
+                Yaml::from(number)
+            } else if let Ok(number) = text.parse::<i64>() {
+                Yaml::from(number)
+            } else if text.starts_with(|character: char| {
+                character.is_ascii_digit() || matches!(character, '-' | '+' | '.')
+            }) && text.parse::<f64>().is_ok()
+            {
+                serde_yaml_ng::from_str(text).unwrap_or_else(|_| Yaml::from(text.to_string()))
+            } else {
+                Yaml::from(text.to_string())
+            }
+        }
+    }
+}
+
+/// Duration fields: the schema wants text, and sandbox reads a bare number as seconds.
+fn is_duration_field(path: &[&str]) -> bool {
+    matches!(
+        path.last(),
+        Some(&("stop_grace_period" | "interval" | "timeout" | "start_period" | "start_interval"))
+    ) && matches!(path.first(), Some(&"services"))
+}
+
 /// Fields that hold a path relative to the file they are written in.
 fn is_path_field(path: &[&str]) -> bool {
     matches!(
@@ -285,6 +365,11 @@ fn is_path_field(path: &[&str]) -> bool {
             | ["services", _, "env_file"]
             | ["secrets" | "configs", _, "file"]
     )
+}
+
+/// A path that is not absolute (nor a URL, as a build context may be).
+fn is_relative_path(text: &str) -> bool {
+    !Path::new(text).is_absolute() && !text.contains("://")
 }
 
 /// A relative host path, as compose tells one from a volume name: it starts with `.` or `~`.
@@ -349,6 +434,15 @@ mod tests {
         assert_eq!(
             document["services"]["db"]["healthcheck"]["test"],
             serde_yaml_ng::from_str::<Yaml>("[CMD, true]").unwrap()
+        );
+    }
+
+    #[test]
+    fn words_yaml_1_1_reads_as_booleans_are_quoted_outside_block_scalars() {
+        let text = "restart: no\nlist:\n- yes\n- keep\nscript: |-\n  no\n  on\nafter: off\n";
+        assert_eq!(
+            quote_yaml11_booleans(text),
+            "restart: 'no'\nlist:\n- 'yes'\n- keep\nscript: |-\n  no\n  on\nafter: 'off'\n"
         );
     }
 

@@ -1,14 +1,20 @@
-//! The manifest: reads `sandbox.yaml` into the validated [`Manifest`] every other module consumes.
+//! The manifest: reads a compose file or `sandbox.yaml` (the Compose Specification, extended with
+//! sandbox's keys) into the validated [`Manifest`] every other module consumes.
 //!
-//! Owns: finding and reading the file, YAML with line/column (`node`), variable interpolation and
-//! `.env` (`interpolate`), the schema walk (`schema`), checks across services (`validate`), and the
-//! `sandbox init` templates (`template`). It must not touch the engine, the network or the terminal:
-//! errors come back as [`ManifestErrors`], which the CLI prints.
+//! Owns: finding the files (`files`: compose's names, override files, `COMPOSE_FILE`, env files),
+//! YAML with line/column and file (`node`), merging files by compose's rules (`merge`), `include`,
+//! `extends`, profiles and `x-sandbox` (`assemble`), variable interpolation (`interpolate`), the
+//! schema walk (`schema`), checks across services (`validate`), writing the project back as compose
+//! (`export`) and the `sandbox init` templates (`template`). It must not touch the engine, the
+//! network or the terminal: errors come back as [`ManifestErrors`], warnings in
+//! [`Manifest::warnings`], and the CLI prints both.
 //!
-//! The pipeline: bytes → spanned node tree → schema walk (interpolating scalar values, collecting
-//! every error) → cross-service validation → [`Manifest`]. The schema is hand-written rather than
-//! serde structs with `deny_unknown_fields`: serde stops at the first error and loses positions
-//! after interpolation, and we want every error at once, each with its line and column.
+//! The pipeline: files → spanned node trees (each node knows its file) → one assembled tree →
+//! schema walk (interpolating scalar values with their file's variables, collecting every error)
+//! → cross-service validation → [`Manifest`]. The schema is hand-written rather than serde
+//! structs with `deny_unknown_fields`: serde stops at the first error and loses positions after
+//! interpolation, and we want every error at once, each with its file, line and column. The
+//! specification's JSON Schema checks the walk from the outside (`tests/manifest/spec.rs`).
 
 mod assemble;
 mod duration;

@@ -68,6 +68,14 @@ pub enum Value {
 }
 
 impl Node {
+    /// Whether the node is YAML's null: nothing written, `~` or `null` (unquoted).
+    pub fn is_null(&self) -> bool {
+        matches!(
+            &self.value,
+            Value::Scalar { text, quoted: false } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL")
+        )
+    }
+
     /// The text of a scalar node.
     pub fn scalar_text(&self) -> Option<&str> {
         match &self.value {

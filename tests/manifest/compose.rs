@@ -12,7 +12,7 @@ use crate::util::{environment, fixtures};
 /// The load options of one case: a `.yaml` file, or a folder with an optional `case.args`
 /// (`-f FILE`, `--profile NAME`, `-p NAME`, `--env-file FILE`, `service NAME` for a service named
 /// on the command line, `VAR=value`, one per line).
-fn case_options(path: &Path) -> LoadOptions {
+pub fn case_options(path: &Path) -> LoadOptions {
     let mut environment: BTreeMap<String, String> = environment();
     let mut options = LoadOptions {
         working_dir: path.to_path_buf(),
@@ -58,8 +58,8 @@ fn resolved(path: &Path) -> String {
     text.replace(&fixtures("compose").display().to_string(), "<fixtures>")
 }
 
-#[test]
-fn every_compose_fixture_loads_as_its_snapshot() {
+/// Every case of the corpus, sorted.
+pub fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(fixtures("compose"))
         .expect("fixture folder")
         .map(|entry| entry.expect("entry").path())
@@ -72,6 +72,12 @@ fn every_compose_fixture_loads_as_its_snapshot() {
         .collect();
     cases.sort();
     assert!(!cases.is_empty(), "no compose fixtures");
+    cases
+}
+
+#[test]
+fn every_compose_fixture_loads_as_its_snapshot() {
+    let cases = cases();
     let mut failures = Vec::new();
     for case in &cases {
         let name = case

@@ -3,10 +3,13 @@
 //! robustness against arbitrary bytes.
 
 mod compose;
+mod compose_parse;
+mod export;
 mod fuzz;
 mod gateway;
 mod invalid;
 mod smoke;
+mod spec;
 mod templates;
 mod util;
 mod valid;

@@ -92,6 +92,27 @@ pub struct ContainerOptions {
     /// The service key `tmpfs`: mount point → mount options (empty for none).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tmpfs: BTreeMap<String, String>,
+    /// `annotations`: metadata handed to the OCI runtime (not labels).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// `cgroup`: the cgroup namespace, `host` or `private`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// `cgroup_parent`: the cgroup the container's cgroup is created under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// `uts`: the UTS namespace (`host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// `userns_mode`: the user namespace (`host` turns the daemon's remapping off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    /// `storage_opt`: storage driver options (`size: 20G`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
+    /// `device_cgroup_rules`: rules added to the device cgroup (`c 1:3 mr`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
 }
 
 impl ContainerOptions {
@@ -159,9 +180,69 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oom_kill_disable: Option<bool>,
-    /// `deploy.resources.reservations.devices`: devices (GPUs) requested from a driver.
+    /// `deploy.resources.reservations.devices` and `gpus`: devices requested from a driver.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub device_requests: Vec<DeviceRequest>,
+    /// CFS period in microseconds (`cpu_period`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    /// CFS quota in microseconds per period (`cpu_quota`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// Real-time scheduler period in microseconds (`cpu_rt_period`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<i64>,
+    /// Real-time scheduler runtime in microseconds per period (`cpu_rt_runtime`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// `mem_swappiness`, 0 to 100.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_swappiness: Option<i64>,
+    /// `blkio_config`.
+    #[serde(skip_serializing_if = "Blkio::is_default")]
+    pub blkio: Blkio,
+}
+
+/// `blkio_config`: block IO weights and throttles.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Blkio {
+    /// Relative weight, 10 to 1000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub weight_device: Vec<BlkioWeight>,
+    /// Bytes per second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<BlkioRate>,
+    /// Bytes per second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<BlkioRate>,
+    /// Operations per second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<BlkioRate>,
+    /// Operations per second.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<BlkioRate>,
+}
+
+impl Blkio {
+    pub fn is_default(&self) -> bool {
+        *self == Blkio::default()
+    }
+}
+
+/// A `blkio_config.weight_device` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlkioWeight {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// A `blkio_config.device_*` throttle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlkioRate {
+    pub path: String,
+    pub rate: u64,
 }
 
 impl Resources {

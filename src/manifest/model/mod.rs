@@ -19,7 +19,10 @@ pub use storage::{
 mod secret;
 
 mod container;
-pub use container::{ContainerOptions, Device, DeviceRequest, Logging, Resources, Ulimit};
+pub use container::{
+    Blkio, BlkioRate, BlkioWeight, ContainerOptions, Device, DeviceRequest, Logging, Resources,
+    Ulimit,
+};
 
 mod network;
 pub use network::{

@@ -98,7 +98,7 @@ fn read_dependency(
         condition_place: None,
         required: true,
     };
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return long;
     }
     let Some(fields) = checker.fields(node, field, "a dependency", KEYS) else {

@@ -33,7 +33,7 @@ use super::node::Node;
 /// Keys of the top-level map.
 const TOP_LEVEL: &[&str] = &[
     "name", "services", "volumes", "gateway", "tracing", "smoke", "secrets", "configs", "networks",
-    "version",
+    "version", "models",
 ];
 
 /// Everything read from the file, before cross-service checks.
@@ -81,6 +81,14 @@ pub fn read(
             "version",
             "`version` is obsolete and ignored",
             "the Compose Specification reads every file the same way; remove the line to silence this",
+        );
+    }
+    if let Some(node) = fields.get("models") {
+        checker.warning(
+            node,
+            "models",
+            "`models` is accepted and has no effect",
+            "sandbox does not run AI models (Docker Model Runner) yet",
         );
     }
     let project = project_name(checker, fields.get("name"), sources).unwrap_or_default();

@@ -147,7 +147,7 @@ fn read_object(
 ) -> Option<FileObject> {
     let singular = family.singular();
     let what = format!("{singular} `{key}`");
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         let hint = source_hint(family, key);
         let message = format!("{what} declares no source");
         checker.error_with_hint(node, field, message, hint);

@@ -88,6 +88,34 @@ const KEYS: &[&str] = &[
     "dns_opt",
     "tmpfs",
     "profiles",
+    "annotations",
+    "cgroup",
+    "cgroup_parent",
+    "uts",
+    "userns_mode",
+    "storage_opt",
+    "device_cgroup_rules",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "mem_swappiness",
+    "blkio_config",
+    "gpus",
+    // Accepted with a warning: `super::container::ignored`.
+    "develop",
+    "attach",
+    "post_start",
+    "pre_stop",
+    "models",
+    "provider",
+    "use_api_socket",
+    "pull_refresh_after",
+    "credential_spec",
+    "isolation",
+    "cpu_count",
+    "cpu_percent",
+    "label_file",
 ];
 const RESTART_HINT: &str = "use `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:3`";
 
@@ -145,7 +173,8 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         (None, Some(_), _) => format!("{project}-{name}:latest"),
         (None, None, Some(_)) => String::new(), // the build error is already reported
         (None, None, None) => {
-            if fields.get("image").is_none() {
+            // A `provider` service has no image (a warning says it is not run).
+            if fields.get("image").is_none() && fields.get("provider").is_none() {
                 checker.error_with_hint(
                     entry.key_node,
                     &field,
@@ -429,6 +458,9 @@ fn check_name(checker: &mut Checker<'_>, entry: &Entry<'_>, field: &str) {
 
 /// A string split like a shell would, or a list of strings.
 fn read_command(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Vec<String>> {
+    if node.is_null() {
+        return None; // `command: null` keeps the image's, as in compose
+    }
     if let Value::Sequence(_) = node.value {
         return checker.strings(node, field, false);
     }

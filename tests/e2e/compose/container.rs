@@ -357,3 +357,76 @@ fn compose_mac_address_is_set_or_refused_with_the_engine_version() {
         );
     }
 }
+
+/// The cgroup keys docker-compose 1.29 takes. Left out: `cpu_rt_*` (the engine refuses them unless
+/// the kernel has real-time group scheduling) and `storage_opt` (only some storage drivers take a
+/// size).
+fn cgroup_keys(image: &str) -> String {
+    format!(
+        r#"services:
+  app:
+    image: {image}
+    command: ["sleep", "600"]
+    cgroup_parent: /sandbox-parity
+    cpu_period: 100000
+    cpu_quota: 50000
+    mem_swappiness: 10
+    blkio_config:
+      weight: 300
+    device_cgroup_rules: ["c 1:3 mr"]
+    userns_mode: host
+"#
+    )
+}
+
+#[test]
+fn compose_cgroup_keys_match_docker_compose() {
+    let project = Project::new("container-cgroup-keys");
+    let image = busybox_image(&project);
+    let file = write_compose(&project, &cgroup_keys(&image));
+    let (compose_app, sandbox_app) = observe(&project, &file, Up::Detached, |side| {
+        side.container("app")
+    });
+    assert_eq!(compose_app["HostConfig"]["CgroupParent"], "/sandbox-parity");
+    assert_eq!(compose_app["HostConfig"]["CpuQuota"], 50000);
+    assert_same(
+        "app",
+        &compose_app,
+        &sandbox_app,
+        &[
+            Check::Equal("/HostConfig/CgroupParent"),
+            Check::Equal("/HostConfig/CpuPeriod"),
+            Check::Equal("/HostConfig/CpuQuota"),
+            Check::Equal("/HostConfig/MemorySwappiness"),
+            Check::Equal("/HostConfig/BlkioWeight"),
+            Check::Equal("/HostConfig/DeviceCgroupRules"),
+            Check::Equal("/HostConfig/UsernsMode"),
+            Check::Equal("/State/Running"),
+        ],
+    );
+}
+
+#[test]
+fn compose_namespace_keys_docker_compose_is_too_old_for() {
+    let project = Project::new("container-namespaces");
+    let image = busybox_image(&project);
+    // docker-compose 1.29 refuses `uts` and `cgroup`; compose v2 sets UTSMode and CgroupnsMode.
+    let file = write_compose(
+        &project,
+        &format!(
+            r#"services:
+  app:
+    image: {image}
+    command: ["sleep", "600"]
+    uts: host
+    cgroup: host
+    cpu_period: 50ms
+"#
+        ),
+    );
+    let app = sandbox_up(&project, &file, Up::Detached).container("app");
+    assert_eq!(app["HostConfig"]["UTSMode"], "host");
+    assert_eq!(app["HostConfig"]["CgroupnsMode"], "host");
+    assert_eq!(app["HostConfig"]["CpuPeriod"], 50000);
+    assert_eq!(app["State"]["Running"], true);
+}

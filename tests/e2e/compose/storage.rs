@@ -489,3 +489,57 @@ fn compose_cmd_shell_healthcheck_gates_service_healthy() {
         started("web")
     );
 }
+
+#[test]
+fn compose_anonymous_volumes_keep_their_data_across_a_recreate_and_go_with_down() {
+    let project = Project::new("anonymous");
+    let image = busybox_image(&project);
+    let body = |mode: &str| {
+        format!(
+            "services:\n  db:\n    image: {image}\n    command: [\"sleep\", \"600\"]\n    environment:\n      MODE: {mode}\n    volumes:\n      - /data\n"
+        )
+    };
+    let file = write_compose(&project, &body("first"));
+    let up = || project.run(&["-f", &file, "-p", &project.name, "up", "-d"]);
+    up().success();
+    let container = format!("{}-db-1", project.name);
+    let volume = |container: &str| {
+        inspect_format(
+            "container",
+            container,
+            "{{range .Mounts}}{{if eq .Destination \"/data\"}}{{.Name}}{{end}}{{end}}",
+        )
+    };
+    let first = volume(&container);
+    let written = Command::new("docker")
+        .args(["exec", &container, "sh", "-c", "echo kept > /data/file"])
+        .status()
+        .expect("docker exec");
+    assert!(written.success());
+
+    // A changed variable recreates the container; the anonymous volume comes along.
+    write_compose(&project, &body("second"));
+    up().success();
+    assert_eq!(
+        volume(&container),
+        first,
+        "the recreated container mounts the same volume"
+    );
+    let read = Command::new("docker")
+        .args(["exec", &container, "cat", "/data/file"])
+        .output()
+        .expect("docker exec");
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "kept");
+
+    project
+        .run(&["-f", &file, "-p", &project.name, "down"])
+        .success();
+    let left = Command::new("docker")
+        .args(["volume", "ls", "-q", "--filter", &format!("name={first}")])
+        .output()
+        .expect("docker volume ls");
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "`down` removes the inherited anonymous volume {first}"
+    );
+}

@@ -43,7 +43,7 @@ pub fn read(
     field: &str,
     restart_set: bool,
 ) -> (Resources, Option<RestartPolicy>) {
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return (Resources::default(), None); // `deploy:` with nothing under it
     }
     let Some(fields) = checker.fields(node, field, "`deploy`", DEPLOY_KEYS) else {
@@ -163,14 +163,21 @@ fn deploy_resources(checker: &mut Checker<'_>, node: &Node, field: &str) -> Reso
                 );
             }
             if let Some(node) = reservations.get("devices") {
-                resources.device_requests = device_requests(checker, node, &key("devices"));
+                resources.device_requests = device_requests(checker, node, &key("devices"), None);
             }
         }
     }
     resources
 }
 
-fn device_requests(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<DeviceRequest> {
+/// A list of device requests; `default_capability` stands in for a missing `capabilities` (`gpus`
+/// entries default to `gpu`).
+pub fn device_requests(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    default_capability: Option<&str>,
+) -> Vec<DeviceRequest> {
     let Value::Sequence(items) = &node.value else {
         let found = describe(node);
         checker.error(
@@ -188,14 +195,20 @@ fn device_requests(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<D
             continue;
         };
         let key = |key: &str| join(&item_field, key);
-        let Some(capabilities) = fields.get("capabilities") else {
-            checker.error_with_hint(
-                item,
-                &item_field,
-                "a device reservation needs `capabilities`",
-                "write `capabilities: [gpu]`",
-            );
-            continue;
+        let capabilities = match (fields.get("capabilities"), default_capability) {
+            (Some(capabilities), _) => checker
+                .strings(capabilities, &key("capabilities"), false)
+                .unwrap_or_default(),
+            (None, Some(default)) => vec![default.to_string()],
+            (None, None) => {
+                checker.error_with_hint(
+                    item,
+                    &item_field,
+                    "a device reservation needs `capabilities`",
+                    "write `capabilities: [gpu]`",
+                );
+                continue;
+            }
         };
         let count = fields.get("count").and_then(|count| {
             if count.scalar_text() == Some("all") {
@@ -214,9 +227,7 @@ fn device_requests(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<D
             // Compose asks for every device when neither a count nor ids are given.
             count: count.or((device_ids.is_empty()).then_some(-1)),
             device_ids,
-            capabilities: checker
-                .strings(capabilities, &key("capabilities"), false)
-                .unwrap_or_default(),
+            capabilities,
             options: fields
                 .get("options")
                 .map(|options| read_pairs(checker, options, &key("options"), Bare::Empty))

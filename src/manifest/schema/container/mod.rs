@@ -4,6 +4,8 @@
 //! keys. `deploy` keys that mean nothing on one engine are warnings, never errors.
 
 mod deploy;
+mod ignored;
+mod kernel;
 mod values;
 
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ pub fn read(checker: &mut Checker<'_>, fields: &Fields<'_>, field: &str) -> Read
     reader.runtime(&mut options);
     reader.networking(&mut options);
     options.resources = reader.resources();
+    kernel::read(reader.checker, fields, field, &mut options.resources);
+    ignored::warn(reader.checker, fields, field);
     let (deploy_resources, restart) = reader.deploy();
     deploy::merge_resources(&mut options.resources, deploy_resources);
     Read { options, restart }
@@ -124,6 +128,30 @@ impl<'n> Reader<'_, '_, '_, 'n> {
             .unwrap_or_default()
     }
 
+    /// A map or a `KEY=VALUE` list; absent is empty.
+    fn pairs(&mut self, key: &str) -> BTreeMap<String, String> {
+        self.node(key)
+            .map(|node| read_pairs(self.checker, node, &self.key(key), Bare::Empty))
+            .unwrap_or_default()
+    }
+
+    /// A string that must be one of `values`.
+    fn one_of(&mut self, key: &str, values: &[&str]) -> Option<String> {
+        let value = self.string(key)?;
+        if values.contains(&value.as_str()) {
+            return Some(value);
+        }
+        let node = self.node(key)?;
+        let choices: Vec<String> = values.iter().map(|value| format!("`{value}`")).collect();
+        self.checker.error_with_hint(
+            node,
+            &self.key(key),
+            format!("unknown `{key}` mode `{value}`"),
+            format!("use {}", choices.join(" or ")),
+        );
+        None
+    }
+
     fn integer(&mut self, key: &str) -> Option<i64> {
         let node = self.node(key)?;
         self.checker.integer(node, &self.key(key))
@@ -174,6 +202,10 @@ impl<'n> Reader<'_, '_, '_, 'n> {
             .node("sysctls")
             .map(|node| read_pairs(self.checker, node, &self.key("sysctls"), Bare::Empty))
             .unwrap_or_default();
+        options.device_cgroup_rules = self.strings("device_cgroup_rules", false);
+        options.cgroup_parent = self.string("cgroup_parent");
+        options.storage_opt = self.pairs("storage_opt");
+        options.annotations = self.pairs("annotations");
         options.oom_score_adj = self.node("oom_score_adj").and_then(|node| {
             self.checker
                 .integer_in(node, &self.key("oom_score_adj"), -1000..=1000)
@@ -181,6 +213,9 @@ impl<'n> Reader<'_, '_, '_, 'n> {
     }
 
     fn namespaces(&mut self, options: &mut ContainerOptions) {
+        options.cgroup = self.one_of("cgroup", &["host", "private"]);
+        options.uts = self.one_of("uts", &["host"]);
+        options.userns_mode = self.string("userns_mode");
         options.ipc = self.string("ipc");
         options.pid = self.node("pid").and_then(|node| {
             let scalar = self.checker.scalar(node, &self.key("pid"), "a string")?;
@@ -235,7 +270,7 @@ impl<'n> Reader<'_, '_, '_, 'n> {
             cpuset: self.string("cpuset"),
             pids_limit: self.integer("pids_limit"),
             oom_kill_disable: self.flag("oom_kill_disable"),
-            device_requests: Vec::new(),
+            ..Resources::default()
         }
     }
 

@@ -52,7 +52,7 @@ fn is_network_key(key: &str) -> bool {
 /// The top-level `networks:` map.
 pub fn read(checker: &mut Checker<'_>, node: &Node, project: &str) -> BTreeMap<String, Declared> {
     let mut declared = BTreeMap::new();
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return declared; // `networks:` with nothing under it
     }
     let Some(entries) = checker.entries(node, "networks", "a map of network names") else {
@@ -91,7 +91,7 @@ fn read_network(
         name: format!("{project}_{key}"),
         ..NetworkSpec::default()
     };
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return Some(spec);
     }
     let what = format!("network `{key}`");

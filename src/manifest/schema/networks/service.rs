@@ -174,7 +174,7 @@ fn read_service_network<'n>(
 ) -> Option<(ServiceNetwork, StaticAddresses<'n>)> {
     let mut settings = ServiceNetwork::default();
     let mut addresses = Vec::new();
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return Some((settings, addresses));
     }
     let what = format!("network `{key}` of the service");

@@ -14,7 +14,7 @@ const KEYS: &[&str] = &["name", "driver", "driver_opts", "external", "labels"];
 /// Reads the top-level `volumes:` map.
 pub fn read_declarations(checker: &mut Checker<'_>, node: &Node) -> BTreeMap<String, VolumeSpec> {
     let mut volumes = BTreeMap::new();
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return volumes;
     }
     let Some(entries) = checker.entries(node, "volumes", "a map of volume names") else {
@@ -45,7 +45,7 @@ fn read_declaration(
     field: &str,
 ) -> Option<VolumeSpec> {
     let mut spec = VolumeSpec::default();
-    if node.scalar_text().is_some_and(str::is_empty) {
+    if node.is_null() {
         return Some(spec);
     }
     let what = format!("volume `{key}`");

@@ -39,7 +39,7 @@ pub fn read_long(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<
             consistency,
             &join(field, "consistency"),
             "`consistency` is accepted and has no effect",
-            "it tuned bind mounts of Docker Desktop for Mac, which no longer uses it; the Docker Engine ignores it",
+            super::CONSISTENCY_WHY,
         );
     }
     let Some(kind) = kind else {

@@ -66,7 +66,10 @@ pub fn read_mounts(
             _ => checker
                 .string(item, &item_field)
                 .and_then(|text| match parse_volume(&text) {
-                    Ok(written) => Some(written),
+                    Ok(written) => {
+                        warn_consistency(checker, item, &item_field, &text);
+                        Some(written)
+                    }
                     Err(message) => {
                         checker.error_with_hint(item, &item_field, message, FORMS_HINT);
                         None
@@ -103,6 +106,27 @@ pub fn read_mounts(
     mounts
 }
 
+/// Why `consistency` (long syntax) and `:cached`-like modes (short syntax) do nothing.
+const CONSISTENCY_WHY: &str = "it tuned bind mounts of Docker Desktop for Mac, which no longer uses it; the Docker Engine ignores it";
+
+/// Short-syntax consistency modes of Docker Desktop for Mac.
+const CONSISTENCIES: &[&str] = &["cached", "delegated", "consistent"];
+
+fn warn_consistency(checker: &mut Checker<'_>, node: &Node, field: &str, text: &str) {
+    let options = text.splitn(3, ':').nth(2).unwrap_or_default();
+    if let Some(mode) = options
+        .split(',')
+        .find(|option| CONSISTENCIES.contains(option))
+    {
+        checker.warning(
+            node,
+            field,
+            format!("the consistency mode `{mode}` is accepted and has no effect"),
+            CONSISTENCY_WHY,
+        );
+    }
+}
+
 /// Parses a short volume entry: `SOURCE:TARGET[:OPTIONS]` or `TARGET`; options are a comma list of
 /// `ro`, `rw`, `z`, `Z`, `nocopy` and the bind propagations.
 pub fn parse_volume(text: &str) -> Result<Written, String> {
@@ -131,6 +155,8 @@ pub fn parse_volume(text: &str) -> Result<Written, String> {
             "rw" => read_only = false,
             "z" | "Z" => selinux = Some(option.to_string()),
             "nocopy" => nocopy = true,
+            // Docker Desktop's old consistency modes: accepted, no effect (see `read_mounts`).
+            _ if CONSISTENCIES.contains(&option) => {}
             _ if PROPAGATIONS.contains(&option) => propagation = Some(option.to_string()),
             other => {
                 return Err(format!(
@@ -292,6 +318,10 @@ mod tests {
         );
         assert_eq!(parse_volume("/abs:/x:rw"), Ok(bind("/abs", "/x", false)));
         assert_eq!(parse_volume("~/x:/x"), Ok(bind("~/x", "/x", false)));
+        assert_eq!(
+            parse_volume("./src:/src:ro,cached"),
+            Ok(bind("./src", "/src", true))
+        );
         assert_eq!(
             parse_volume("cache:/data"),
             Ok(named("cache", "/data", false, false))
