@@ -81,6 +81,9 @@ pub async fn bring_up(
     .await;
     match result {
         Ok(outcome) => {
+            if let Some(updated) = engine::image::ports_from_images(&docker, manifest).await {
+                plane.reload(&updated).await;
+            }
             plane.watch(&shutdown.graceful).await;
             events.emit(Event::Ready {
                 gateway: Some(plane.gateway_url.clone()),

@@ -506,6 +506,28 @@ impl Docker {
     }
 
     /// The image's id when the engine has it.
+    /// The ports the image's `EXPOSE` lines declare, as (port, protocol) in order; empty when the
+    /// image is absent or exposes nothing.
+    pub async fn image_exposed_ports(&self, image: &str) -> Result<Vec<(u16, String)>, EngineError> {
+        let inspect = match self.client.inspect_image(image).await {
+            Ok(inspect) => inspect,
+            Err(error) if status_of(&error) == Some(404) => return Ok(Vec::new()),
+            Err(error) => return Err(api_error(&format!("inspecting image `{image}`"), error)),
+        };
+        let mut ports: Vec<(u16, String)> = inspect
+            .config
+            .and_then(|config| config.exposed_ports)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| {
+                let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+                Some((port.parse().ok()?, protocol.to_string()))
+            })
+            .collect();
+        ports.sort();
+        Ok(ports)
+    }
+
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
         match self.client.inspect_image(image).await {
             Ok(inspect) => Ok(inspect.id),
@@ -2004,7 +2026,10 @@ mod container_options_tests {
         assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
         assert_eq!(host.cgroup_parent.as_deref(), Some("/sandbox"));
         assert_eq!(host.uts_mode.as_deref(), Some("host"));
-        assert_eq!(body.hostname, None, "the host's UTS namespace keeps the host's name");
+        assert_eq!(
+            body.hostname, None,
+            "the host's UTS namespace keeps the host's name"
+        );
         assert_eq!(host.userns_mode.as_deref(), Some("host"));
         assert_eq!(
             host.storage_opt,
@@ -2038,7 +2063,10 @@ mod container_options_tests {
                 rate: Some(12 << 20),
             }])
         );
-        assert_eq!(host.blkio_device_write_iops.map(|devices| devices.len()), Some(1));
+        assert_eq!(
+            host.blkio_device_write_iops.map(|devices| devices.len()),
+            Some(1)
+        );
         let gpus = host.device_requests.expect("device requests");
         assert_eq!(gpus[0].count, Some(-1));
         assert_eq!(gpus[0].capabilities, Some(vec![vec!["gpu".to_string()]]));

@@ -35,6 +35,32 @@ struct ImageJob {
     policy: PullPolicy,
 }
 
+/// The manifest with the HTTP port of each container service that has none taken from its image's
+/// first exposed TCP port (`EXPOSE 8080`), the last place compose users declare it. `None` when no
+/// service gained a port. Images that are not on the engine are passed over.
+pub async fn ports_from_images(docker: &Docker, manifest: &Manifest) -> Option<Manifest> {
+    let mut updated = manifest.clone();
+    let mut changed = false;
+    for service in updated.services.values_mut() {
+        if service.port.is_some() || service.external.is_some() || service.image.is_empty() {
+            continue;
+        }
+        let exposed = match docker.image_exposed_ports(&service.image).await {
+            Ok(exposed) => exposed,
+            Err(error) => {
+                tracing::warn!(service = %service.name, %error, "cannot read the image's exposed ports");
+                continue;
+            }
+        };
+        if let Some((port, _)) = exposed.iter().find(|(_, protocol)| protocol == "tcp") {
+            service.port = Some(*port);
+            service.port_from = Some(crate::manifest::PortSource::Image);
+            changed = true;
+        }
+    }
+    changed.then_some(updated)
+}
+
 /// Ensures the images of `services` exist; returns image → image id. `rebuild` builds images that
 /// have a `build:` section even when present (`up --build`). Each service's `pull_policy` decides
 /// between the engine's copy, a pull and a build, as compose does.

@@ -330,6 +330,9 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
                 };
                 match crate::manifest::load(&options) {
                     Ok(reloaded) => {
+                        let reloaded = crate::engine::image::ports_from_images(&running.docker, &reloaded)
+                            .await
+                            .unwrap_or(reloaded);
                         running.plane.reload(&reloaded).await;
                         state.reloads += 1;
                         let _ = state.write();

@@ -84,6 +84,8 @@ pub enum PortSource {
     Expose,
     /// The container side of the first TCP `ports:` entry.
     Ports,
+    /// The image's first exposed TCP port (`EXPOSE`), found when the image is on the engine (`up`).
+    Image,
 }
 
 /// The inputs a project was read from, as absolute paths.

@@ -384,9 +384,8 @@ fn compose_cgroup_keys_match_docker_compose() {
     let project = Project::new("container-cgroup-keys");
     let image = busybox_image(&project);
     let file = write_compose(&project, &cgroup_keys(&image));
-    let (compose_app, sandbox_app) = observe(&project, &file, Up::Detached, |side| {
-        side.container("app")
-    });
+    let (compose_app, sandbox_app) =
+        observe(&project, &file, Up::Detached, |side| side.container("app"));
     assert_eq!(compose_app["HostConfig"]["CgroupParent"], "/sandbox-parity");
     assert_eq!(compose_app["HostConfig"]["CpuQuota"], 50000);
     assert_same(

@@ -191,3 +191,36 @@ fn mistakes_in_several_files_are_reported_together_and_nothing_is_touched() {
     }
     assert!(project.leftovers().is_empty(), "{:?}", project.leftovers());
 }
+
+#[test]
+fn a_service_without_a_port_is_routed_to_its_images_exposed_port() {
+    let project = Project::new("compose-image-expose");
+    let context = project.path("exposing");
+    std::fs::create_dir_all(&context).expect("mkdir");
+    std::fs::copy(crate::util::busybox(), context.join("busybox")).expect("copy busybox");
+    std::fs::write(
+        context.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nEXPOSE 9000/udp 8080\n",
+    )
+    .expect("Dockerfile");
+    project.write(
+        "compose.yaml",
+        &format!(
+            "name: {name}\nx-sandbox:\n  gateway: {{port: 0}}\nservices:\n  web:\n    image: {name}-exposing:1\n    build: ./exposing\n    command: [\"sh\", \"-c\", \"mkdir -p /www && echo from-expose > /www/index.html && exec httpd -f -p 8080 -h /www\"]\n",
+            name = project.name
+        ),
+    );
+    project.run(&["up", "-d"]).success();
+    let status = crate::util::ps_json(&project);
+    let gateway = status["gateway"].as_str().expect("gateway").to_string();
+    let body = crate::util::wait_until("`/web/` answers", std::time::Duration::from_secs(10), || {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &format!("{gateway}/web/")])
+            .output()
+            .ok()?;
+        let body = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (body == "from-expose").then_some(body)
+    });
+    assert_eq!(body, "from-expose", "`/web/` reaches port 8080 from EXPOSE");
+    project.run(&["down"]).success();
+}
