@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)"; exit 1; }
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" --bin sandbox
-sandbox="$root/target/release/sandbox"
+sandbox="${CARGO_TARGET_DIR:-$root/target}/release/sandbox"
 
 # base.yaml: 60 services with the keys real files use; env.yaml and ci.yaml override some of them.
 {

@@ -81,8 +81,8 @@ pub async fn bring_up(
     .await;
     match result {
         Ok(outcome) => {
-            if let Some(updated) = engine::image::ports_from_images(&docker, manifest).await {
-                plane.reload(&updated).await;
+            if outcome.manifest != *manifest {
+                plane.reload(&outcome.manifest).await;
             }
             plane.watch(&shutdown.graceful).await;
             events.emit(Event::Ready {

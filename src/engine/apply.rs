@@ -46,11 +46,14 @@ pub struct Replica {
 }
 
 /// What `up` did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct UpOutcome {
     pub replicas: Vec<Replica>,
     /// Services whose containers were created or recreated.
     pub changed: Vec<String>,
+    /// The manifest `up` ran: completed from the images ([`image::from_images`]: ports, health
+    /// probes), so the control plane probes what `up` waited for.
+    pub manifest: Manifest,
 }
 
 /// Creates the project's networks and named volumes. Returns the networks the containers join
@@ -216,6 +219,9 @@ pub async fn up(
     let selected = with_dependencies(manifest, &options.services);
     let image_ids =
         image::ensure_images(docker, manifest, &selected, options.rebuild, events).await?;
+    // Before anything starts: dependents wait on probes that may come from the images.
+    let completed = image::from_images(docker, manifest, &selected).await?;
+    let manifest = &completed;
 
     let desired: BTreeMap<String, Vec<ContainerSpec>> = selected
         .iter()
@@ -321,7 +327,11 @@ pub async fn up(
     });
     let results = futures_util::future::join_all(tasks).await;
 
-    let mut outcome = UpOutcome::default();
+    let mut outcome = UpOutcome {
+        replicas: Vec::new(),
+        changed: Vec::new(),
+        manifest: manifest.clone(),
+    };
     let mut first_error: Option<EngineError> = None;
     for result in results {
         match result {

@@ -508,7 +508,10 @@ impl Docker {
     /// The image's id when the engine has it.
     /// The ports the image's `EXPOSE` lines declare, as (port, protocol) in order; empty when the
     /// image is absent or exposes nothing.
-    pub async fn image_exposed_ports(&self, image: &str) -> Result<Vec<(u16, String)>, EngineError> {
+    pub async fn image_exposed_ports(
+        &self,
+        image: &str,
+    ) -> Result<Vec<(u16, String)>, EngineError> {
         let inspect = match self.client.inspect_image(image).await {
             Ok(inspect) => inspect,
             Err(error) if status_of(&error) == Some(404) => return Ok(Vec::new()),
@@ -526,6 +529,30 @@ impl Docker {
             .collect();
         ports.sort();
         Ok(ports)
+    }
+
+    /// The image's `HEALTHCHECK` as the engine stores it (an empty `test` when it has none);
+    /// `None` when the engine lacks the image.
+    pub async fn image_healthcheck(
+        &self,
+        image: &str,
+    ) -> Result<Option<super::image_health::ImageHealthcheck>, EngineError> {
+        let inspect = match self.client.inspect_image(image).await {
+            Ok(inspect) => inspect,
+            Err(error) if status_of(&error) == Some(404) => return Ok(None),
+            Err(error) => return Err(api_error(&format!("inspecting image `{image}`"), error)),
+        };
+        let config = inspect.config.unwrap_or_default();
+        let check = config.healthcheck.unwrap_or_default();
+        Ok(Some(super::image_health::ImageHealthcheck {
+            test: check.test.unwrap_or_default(),
+            shell: config.shell.unwrap_or_default(),
+            interval: check.interval.unwrap_or_default(),
+            timeout: check.timeout.unwrap_or_default(),
+            retries: check.retries.unwrap_or_default(),
+            start_period: check.start_period.unwrap_or_default(),
+            start_interval: check.start_interval.unwrap_or_default(),
+        }))
     }
 
     pub async fn image_id(&self, image: &str) -> Result<Option<String>, EngineError> {
@@ -1234,15 +1261,27 @@ fn mount_config(volumes: &[VolumeMount]) -> (Vec<String>, Vec<Mount>) {
                 name,
                 target,
                 read_only,
-                nocopy: false,
+                nocopy,
                 subpath: None,
-            } => binds.push(format!("{name}:{target}:{}", mode(*read_only))),
+                selinux,
+            } if !*nocopy || selinux.is_some() => {
+                let options: Vec<&str> = [
+                    Some(mode(*read_only)),
+                    selinux.as_deref(),
+                    nocopy.then_some("nocopy"),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                binds.push(format!("{name}:{target}:{}", options.join(",")));
+            }
             VolumeMount::Named {
                 name,
                 target,
                 read_only,
                 nocopy,
                 subpath,
+                ..
             } => mounts.push(Mount {
                 typ: Some(MountType::VOLUME),
                 source: Some(name.clone()),
@@ -1697,6 +1736,7 @@ mod tests {
             selinux: Some("z".into()),
         };
         let named = |nocopy: bool| VolumeMount::Named {
+            selinux: None,
             name: "p_data".into(),
             target: "/data".into(),
             read_only: false,

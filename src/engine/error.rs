@@ -64,6 +64,14 @@ pub enum EngineError {
         last_probe: String,
     },
 
+    #[error("{}", no_image_healthcheck_message(.service, .image, .waiting))]
+    NoImageHealthcheck {
+        service: String,
+        image: String,
+        /// A service that waits for it to be healthy; `None`: its healthcheck has timings only.
+        waiting: Option<String>,
+    },
+
     #[error("service `{service}` was not started because its dependency `{dependency}` failed")]
     DependencyFailed { service: String, dependency: String },
 
@@ -91,6 +99,7 @@ impl EngineError {
             | EngineError::BuildFailed { .. }
             | EngineError::PortTaken { .. }
             | EngineError::Service { .. }
+            | EngineError::NoImageHealthcheck { .. }
             | EngineError::Api { .. } => 5,
             EngineError::ContainerExited { .. }
             | EngineError::Unhealthy { .. }
@@ -99,6 +108,21 @@ impl EngineError {
             EngineError::Interrupted => 130,
         }
     }
+}
+
+fn no_image_healthcheck_message(service: &str, image: &str, waiting: &Option<String>) -> String {
+    let example = "`test: [\"CMD\", \"pg_isready\"]` or `http: /health`";
+    let (what, fix) = match waiting {
+        Some(dependent) => (
+            format!("service `{dependent}` waits for `{service}` to be healthy, but `{service}` has no `healthcheck:`"),
+            format!("add a `healthcheck:` to `{service}` with a probe, like {example}, or use `condition: service_started`"),
+        ),
+        None => (
+            format!("the healthcheck of service `{service}` has timings but no `test`"),
+            format!("add a `test:` to the healthcheck of `{service}`, like {example}"),
+        ),
+    };
+    format!("{what}, and its image `{image}` has no HEALTHCHECK to take (container has no healthcheck configured)\n  hint: {fix}")
 }
 
 fn build_failed_message(service: &str, image: &str, output: &[String]) -> String {

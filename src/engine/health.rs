@@ -83,6 +83,9 @@ pub async fn probe(
                     })
                 }
             }
+            HealthProbe::Image => {
+                Err("the image's HEALTHCHECK is not read yet (`sandbox up` reads it)".to_string())
+            }
         }
     };
     match tokio::time::timeout(healthcheck.timeout, attempt).await {
@@ -184,6 +187,7 @@ mod tests {
             retries,
             start_period: Duration::from_millis(start_period_ms),
             start_interval: None,
+            from_image: Vec::new(),
         }
     }
 

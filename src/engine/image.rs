@@ -11,8 +11,12 @@ use futures_util::StreamExt;
 
 use super::docker::{BuildOutput, Docker};
 use super::error::EngineError;
+use super::image_health;
 use crate::events::{Event, EventSink, Step};
-use crate::manifest::{Build, Manifest, PullPolicy};
+use crate::manifest::{
+    Build, DependencyCondition, HealthProbe, HealthTiming, Healthcheck, Manifest, PullPolicy,
+    Service,
+};
 
 /// How many lines of build output an error report keeps.
 const BUILD_OUTPUT_KEPT: usize = 30;
@@ -35,30 +39,88 @@ struct ImageJob {
     policy: PullPolicy,
 }
 
-/// The manifest with the HTTP port of each container service that has none taken from its image's
-/// first exposed TCP port (`EXPOSE 8080`), the last place compose users declare it. `None` when no
-/// service gained a port. Images that are not on the engine are passed over.
-pub async fn ports_from_images(docker: &Docker, manifest: &Manifest) -> Option<Manifest> {
+/// The manifest completed from the images on the engine, the one place where what a compose user
+/// leaves to the image is filled in:
+/// - the HTTP port of each container service that has none: its image's first exposed TCP port
+///   (`EXPOSE 8080`);
+/// - a healthcheck whose probe is the image's ([`HealthProbe::Image`]): its `HEALTHCHECK` command,
+///   with the image's timings where the file gives none.
+///
+/// Images that are not on the engine are passed over. A service of `checked` (all when empty)
+/// whose image has no `HEALTHCHECK` to take is an error.
+pub async fn from_images(
+    docker: &Docker,
+    manifest: &Manifest,
+    checked: &[String],
+) -> Result<Manifest, EngineError> {
     let mut updated = manifest.clone();
-    let mut changed = false;
     for service in updated.services.values_mut() {
-        if service.port.is_some() || service.external.is_some() || service.image.is_empty() {
+        if service.external.is_some() || service.image.is_empty() {
             continue;
         }
-        let exposed = match docker.image_exposed_ports(&service.image).await {
-            Ok(exposed) => exposed,
-            Err(error) => {
-                tracing::warn!(service = %service.name, %error, "cannot read the image's exposed ports");
-                continue;
-            }
+        if service.port.is_none() {
+            port_from_image(docker, service).await;
+        }
+        let Some(healthcheck) = &service.healthcheck else {
+            continue;
         };
-        if let Some((port, _)) = exposed.iter().find(|(_, protocol)| protocol == "tcp") {
-            service.port = Some(*port);
-            service.port_from = Some(crate::manifest::PortSource::Image);
-            changed = true;
+        if healthcheck.probe != HealthProbe::Image {
+            continue;
+        }
+        let Some(image) = docker.image_healthcheck(&service.image).await? else {
+            continue;
+        };
+        match image_health::resolve(healthcheck, &image) {
+            Some(resolved) => service.healthcheck = Some(resolved),
+            None if checked.is_empty() || checked.contains(&service.name) => {
+                return Err(EngineError::NoImageHealthcheck {
+                    service: service.name.clone(),
+                    image: service.image.clone(),
+                    waiting: waiting_for(manifest, &service.name, healthcheck),
+                });
+            }
+            None => {}
         }
     }
-    changed.then_some(updated)
+    Ok(updated)
+}
+
+/// Sets `service.port` from its image's first exposed TCP port, if any.
+async fn port_from_image(docker: &Docker, service: &mut Service) {
+    let exposed = match docker.image_exposed_ports(&service.image).await {
+        Ok(exposed) => exposed,
+        Err(error) => {
+            tracing::warn!(service = %service.name, %error, "cannot read the image's exposed ports");
+            return;
+        }
+    };
+    if let Some((port, _)) = exposed.iter().find(|(_, protocol)| protocol == "tcp") {
+        service.port = Some(*port);
+        service.port_from = Some(crate::manifest::PortSource::Image);
+    }
+}
+
+/// For a healthcheck the file does not write (every timing from the image), the service that
+/// waits for `service` to be healthy, to name in the error.
+fn waiting_for(manifest: &Manifest, service: &str, healthcheck: &Healthcheck) -> Option<String> {
+    let timings = [
+        HealthTiming::Interval,
+        HealthTiming::Timeout,
+        HealthTiming::Retries,
+        HealthTiming::StartPeriod,
+        HealthTiming::StartInterval,
+    ];
+    if !timings
+        .into_iter()
+        .all(|timing| healthcheck.from_image(timing))
+    {
+        return None;
+    }
+    manifest
+        .services
+        .values()
+        .find(|other| other.depends_on.get(service) == Some(&DependencyCondition::Healthy))
+        .map(|other| other.name.clone())
 }
 
 /// Ensures the images of `services` exist; returns image → image id. `rebuild` builds images that

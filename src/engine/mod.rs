@@ -1,6 +1,7 @@
 //! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
 //! should be ([`spec`]; its secrets and configs in [`files`]), what to change ([`plan`], pure),
-//! doing it ([`apply`]), images ([`image`]), health probes ([`health`]) and the labels that find
+//! doing it ([`apply`]), images ([`image`]; the probes they bring in [`image_health`]), health
+//! probes ([`health`]) and the labels that find
 //! everything again ([`labels`]).
 //!
 //! Only `docker.rs` talks to bollard; everything else works with this module's own types.
@@ -11,6 +12,7 @@ pub mod error;
 pub mod files;
 pub mod health;
 pub mod image;
+pub mod image_health;
 pub mod labels;
 pub mod logs;
 pub mod plan;

@@ -166,7 +166,9 @@ impl Writer<'_> {
                         let written = self.value(item, path);
                         match path {
                             ["services", _, "volumes"] => self.absolute_volume(item, written),
-                            ["services", _, "env_file"] => self.absolute(item, written),
+                            ["services", _, "env_file" | "label_file"] => {
+                                self.absolute(item, written)
+                            }
                             ["services", _, "environment" | "build"]
                             | ["services", _, "build", "args"] => self.mask_item(written),
                             _ => written,
@@ -362,7 +364,7 @@ fn is_path_field(path: &[&str]) -> bool {
         path,
         ["services", _, "build"]
             | ["services", _, "build", "context"]
-            | ["services", _, "env_file"]
+            | ["services", _, "env_file" | "label_file"]
             | ["secrets" | "configs", _, "file"]
     )
 }

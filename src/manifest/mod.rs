@@ -97,11 +97,11 @@ pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
         variable: assembled.project_variable.as_deref(),
         folder: &folder,
     };
-    let draft = schema::read(&mut checker, assembled.root.as_deref(), &sources);
-    if let Some(draft) = &draft {
+    let mut draft = schema::read(&mut checker, assembled.root.as_deref(), &sources);
+    if let Some(draft) = &mut draft {
         validate::validate(
             &mut checker,
-            &draft.services,
+            &mut draft.services,
             &draft.volumes,
             &draft.smoke,
             &assembled.disabled,

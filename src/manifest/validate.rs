@@ -1,8 +1,11 @@
-//! Checks across services: dependencies exist, no cycles, `healthy` only on services with a health
-//! check, named volumes declared, no host port published twice.
+//! Checks across services: dependencies exist, no cycles, `healthy` only on services that can have
+//! a health check (one that writes none gets its image's, see [`HealthProbe::Image`]), named
+//! volumes declared, no host port published twice.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+#[cfg(doc)]
+use super::model::HealthProbe;
 use super::model::{DependencyCondition, PortPublish, VolumeSpec};
 use super::schema::smoke::CheckDraft;
 use super::schema::{Checker, Place, ServiceDraft};
@@ -11,12 +14,17 @@ use super::suggest;
 /// Runs every check, reporting into `checker`.
 pub fn validate(
     checker: &mut Checker<'_>,
-    services: &[ServiceDraft],
+    services: &mut [ServiceDraft],
     volumes: &BTreeMap<String, VolumeSpec>,
     smoke: &[CheckDraft],
     disabled: &BTreeMap<String, Vec<String>>,
 ) {
-    check_dependencies(checker, services, disabled);
+    let from_image = check_dependencies(checker, services, disabled);
+    for draft in services.iter_mut() {
+        if from_image.contains(&draft.service.name) {
+            draft.service.healthcheck = Some(super::schema::healthcheck_from_image());
+        }
+    }
     check_cycles(checker, services);
     check_volumes(checker, services, volumes);
     check_host_ports(checker, services);
@@ -71,11 +79,14 @@ fn report(checker: &mut Checker<'_>, place: &Place, message: String, hint: Optio
     checker.error_at(Some(place.span), &place.field, message, hint);
 }
 
+/// Returns the services that a dependent waits `healthy` for and that write no healthcheck: they
+/// get their image's.
 fn check_dependencies(
     checker: &mut Checker<'_>,
     services: &[ServiceDraft],
     disabled: &BTreeMap<String, Vec<String>>,
-) {
+) -> BTreeSet<String> {
+    let mut from_image = BTreeSet::new();
     let names: Vec<&str> = services
         .iter()
         .map(|draft| draft.service.name.as_str())
@@ -105,18 +116,36 @@ fn check_dependencies(
             };
             let healthy =
                 draft.service.depends_on.get(dependency) == Some(&DependencyCondition::Healthy);
-            if healthy && target.service.healthcheck.is_none() {
-                let message = format!("service `{service}` waits for `{dependency}` to be healthy, but `{dependency}` has no healthcheck");
-                let hint = format!("add a `healthcheck:` to `{dependency}` (like `http: /health`), or use `condition: started`");
-                report(
-                    checker,
-                    place.condition.as_ref().unwrap_or(&place.place),
-                    message,
-                    Some(hint),
-                );
+            if !healthy || target.service.healthcheck.is_some() {
+                continue;
             }
+            let target = &target.service;
+            let (why, fix) = if target.healthcheck_disabled {
+                (
+                    format!("`{dependency}` has its healthcheck disabled"),
+                    format!("give `{dependency}` a probe (like `http: /health`) in place of `disable: true` / `test: [\"NONE\"]`"),
+                )
+            } else if target.external.is_some() {
+                (
+                    format!("`{dependency}` is a process on the host (`external:`), with no image to take a healthcheck from"),
+                    format!("add a `healthcheck:` with a probe to `{dependency}` (like `http: /health`)"),
+                )
+            } else {
+                from_image.insert(dependency.clone());
+                continue;
+            };
+            let message =
+                format!("service `{service}` waits for `{dependency}` to be healthy, but {why}");
+            let hint = format!("{fix}, or use `condition: service_started`");
+            report(
+                checker,
+                place.condition.as_ref().unwrap_or(&place.place),
+                message,
+                Some(hint),
+            );
         }
     }
+    from_image
 }
 
 /// Every cycle once, named whole (`user → item → user`), reported at the edge that closes it.

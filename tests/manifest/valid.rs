@@ -212,6 +212,7 @@ fn volumes_in_every_form() {
                 read_only: false,
                 nocopy: false,
                 subpath: None,
+                selinux: None,
             },
             VolumeMount::Anonymous {
                 target: "/scratch".into(),
@@ -225,6 +226,7 @@ fn volumes_in_every_form() {
                 read_only: false,
                 nocopy: false,
                 subpath: None,
+                selinux: None,
             },
         ]
     );
@@ -283,6 +285,7 @@ fn healthchecks_in_every_form() {
             retries: 10,
             start_period: Duration::from_millis(250),
             start_interval: None,
+            from_image: Vec::new(),
         })
     );
     let probe = |name: &str| {

@@ -12,6 +12,15 @@ pub struct PsArgs {}
 pub async fn run(global: &GlobalArgs, _args: PsArgs, printer: &Printer) -> anyhow::Result<u8> {
     let (project, manifest) = context::project_name(global)?;
     let docker = Docker::connect().await?;
+    // Probes taken from the images, as `up` took them; an image without one is shown unhealthy.
+    let manifest = match manifest {
+        Some(manifest) => Some(
+            crate::engine::image::from_images(&docker, &manifest, &[])
+                .await
+                .unwrap_or(manifest),
+        ),
+        None => None,
+    };
     let replicas = status::project_status(&docker, &project, manifest.as_ref()).await?;
     let control_plane = ControlPlaneState::read_live(&project);
     if global.json {

@@ -328,11 +328,15 @@ async fn serve_detached(manifest: &Manifest, args: &UpArgs) -> anyhow::Result<u8
                     working_dir: request.working_dir,
                     environment: request.environment,
                 };
-                match crate::manifest::load(&options) {
+                let loaded = crate::manifest::load(&options).map_err(|errors| errors.to_string());
+                let reloaded = match loaded {
+                    Ok(reloaded) => crate::engine::image::from_images(&running.docker, &reloaded, &[])
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(errors) => Err(errors),
+                };
+                match reloaded {
                     Ok(reloaded) => {
-                        let reloaded = crate::engine::image::ports_from_images(&running.docker, &reloaded)
-                            .await
-                            .unwrap_or(reloaded);
                         running.plane.reload(&reloaded).await;
                         state.reloads += 1;
                         let _ = state.write();

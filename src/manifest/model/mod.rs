@@ -16,7 +16,9 @@ pub use storage::{
     VolumesFromSource,
 };
 
+mod health;
 mod secret;
+pub use health::HealthTiming;
 
 mod container;
 pub use container::{
@@ -222,25 +224,22 @@ pub enum DependencyCondition {
     Completed,
 }
 
-/// A health check that the control plane probes itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A health check that the control plane probes itself. Serialised by hand (`health.rs`): the
+/// timings still to come from the image are left out.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Healthcheck {
     pub probe: HealthProbe,
-    #[serde(with = "duration_text")]
     pub interval: Duration,
-    #[serde(with = "duration_text")]
     pub timeout: Duration,
     /// Consecutive failures (after `start_period`) before the service is unhealthy.
     pub retries: u32,
-    #[serde(with = "duration_text")]
     pub start_period: Duration,
     /// Compose's `start_interval`: probe spacing during `start_period`. The control plane probes a
     /// starting replica every 150 ms anyway; kept to show what the file says.
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "duration_text::serialize_option"
-    )]
     pub start_interval: Option<Duration>,
+    /// With [`HealthProbe::Image`]: the timings the file leaves out, which `up` takes from the
+    /// image's `HEALTHCHECK` when it sets them (else the defaults above stay).
+    pub from_image: Vec<HealthTiming>,
 }
 
 /// How a health check probes.
@@ -254,6 +253,10 @@ pub enum HealthProbe {
     /// A command run inside the container (exec) exits 0. Compose's `CMD-SHELL x` becomes
     /// `["sh", "-c", "x"]`, `CMD a b` becomes `["a", "b"]`.
     Command(Vec<String>),
+    /// The image's own `HEALTHCHECK` command (a `healthcheck:` with timings only, or none on a
+    /// service that a dependent waits `service_healthy` for). `up` turns it into a
+    /// [`HealthProbe::Command`] once the image is on the engine.
+    Image,
 }
 
 /// Restart policy handed to the engine.

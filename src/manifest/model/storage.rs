@@ -154,6 +154,9 @@ pub enum VolumeMount {
         /// `volume.subpath`: mount this folder of the volume instead of its root.
         #[serde(skip_serializing_if = "Option::is_none")]
         subpath: Option<String>,
+        /// `z` / `Z` in the short syntax: SELinux relabelling of the volume's folder.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        selinux: Option<String>,
     },
     /// An anonymous volume (only a container path).
     Anonymous {

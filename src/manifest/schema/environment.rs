@@ -197,6 +197,45 @@ pub fn read_env_files(
     pairs
 }
 
+/// `label_file:` — one path or a list, each of `KEY=VALUE` lines as in an env file, read in order
+/// (a later file wins).
+pub fn read_label_files(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> BTreeMap<String, String> {
+    let mut pairs = BTreeMap::new();
+    let items: Vec<(&Node, String)> = match &node.value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (item.as_ref(), format!("{field}[{index}]")))
+            .collect(),
+        _ => vec![(node, field.to_string())],
+    };
+    for (item, item_field) in items {
+        let Some(path) = checker.string(item, &item_field) else {
+            continue;
+        };
+        if !checker.directory_of(item).join(&path).is_file() {
+            checker.error_with_hint(
+                item,
+                &item_field,
+                format!("label file `{path}` not found"),
+                "paths are relative to the manifest's folder",
+            );
+            continue;
+        }
+        let file = EnvFile {
+            path: &path,
+            required: true,
+            raw: false,
+        };
+        read_env_file(checker, item, &item_field, &file, &mut pairs);
+    }
+    pairs
+}
+
 /// One `env_file` entry.
 struct EnvFile<'a> {
     path: &'a str,

@@ -1,5 +1,6 @@
 //! `healthcheck:` — one probe (`http: /path`, `tcp: true`, `cmd:`, or compose's `test:`) and its timing.
-//! `disable: true` or `test: ["NONE"]` means no health check.
+//! `disable: true` or `test: ["NONE"]` means no health check. Timings without a probe keep the
+//! image's `HEALTHCHECK` command, as compose does ([`HealthProbe::Image`], resolved at `up`).
 //!
 //! Compose's forms all load: `test` as `["CMD", ...]` (exec'd as is), `["CMD-SHELL", "..."]` or a
 //! plain string (run by `/bin/sh -c`, as the engine does), `["NONE"]`; `interval`, `timeout`,
@@ -12,7 +13,7 @@
 use std::time::Duration;
 
 use super::super::duration::{parse_duration, DURATION_FORMS};
-use super::super::model::{HealthProbe, Healthcheck};
+use super::super::model::{HealthProbe, HealthTiming, Healthcheck};
 use super::super::node::{Node, Value};
 use super::check::{join, Checker, Kind};
 
@@ -28,6 +29,9 @@ const KEYS: &[&str] = &[
     "start_period",
     "start_interval",
 ];
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_RETRIES: u32 = 3;
 const PROBE_HINT: &str = "use one of `http: /health`, `tcp: true` or `cmd: [\"pg_isready\"]`";
 
 /// What the `healthcheck:` section says.
@@ -40,13 +44,15 @@ pub enum Read {
     Invalid,
 }
 
-/// Reads the section; `port` is the service's `port:` (HTTP and TCP probes need it).
+/// Reads the section; `has_port`: the service has a `port:` (HTTP and TCP probes need it);
+/// `external`: it is a process on the host, with no image to take a probe from.
 pub fn read(
     checker: &mut Checker<'_>,
     node: &Node,
     field: &str,
     service: &str,
     has_port: bool,
+    external: bool,
 ) -> Read {
     let what = format!("the healthcheck of service `{service}`");
     let Some(fields) = checker.fields(node, field, &what, KEYS) else {
@@ -59,14 +65,14 @@ pub fn read(
             fields.get("interval"),
             field,
             "interval",
-            Duration::from_secs(5),
+            DEFAULT_INTERVAL,
         ),
         timeout: duration(
             checker,
             fields.get("timeout"),
             field,
             "timeout",
-            Duration::from_secs(2),
+            DEFAULT_TIMEOUT,
         ),
         start_period: duration(
             checker,
@@ -90,7 +96,7 @@ pub fn read(
                 checker.integer_in(retries, &join(field, "retries"), 0..=i64::from(u32::MAX))
             })
             .and_then(|retries| u32::try_from(retries).ok())
-            .unwrap_or(3),
+            .unwrap_or(DEFAULT_RETRIES),
     };
     let intervals = [
         ("interval", timing.interval),
@@ -123,10 +129,13 @@ pub fn read(
         return Read::Disabled;
     }
     let (probe, probe_node) = match probes.as_slice() {
-        [] => {
-            checker.error_with_hint(node, field, "the healthcheck has no probe", PROBE_HINT);
+        [] if external => {
+            let hint = format!("service `{service}` is `external:`, with no image to take a probe from; {PROBE_HINT}");
+            checker.error_with_hint(node, field, "the healthcheck has no probe", hint);
             return Read::Invalid;
         }
+        // Compose's timings-only form: the image's `HEALTHCHECK` command, read at `up`.
+        [] => (Some(Some(HealthProbe::Image)), node),
         [(key, value)] => (read_probe(checker, key, value, &join(field, key)), *value),
         [_, (second, value), ..] => {
             let message =
@@ -163,6 +172,14 @@ pub fn read(
     if checker.errors.len() > errors_before {
         return Read::Invalid;
     }
+    let from_image = match probe {
+        HealthProbe::Image => TIMING_KEYS
+            .into_iter()
+            .filter(|(key, _)| fields.get(key).is_none())
+            .map(|(_, timing)| timing)
+            .collect(),
+        _ => Vec::new(),
+    };
     Read::Check(Healthcheck {
         probe,
         interval: timing.interval,
@@ -170,7 +187,31 @@ pub fn read(
         retries: timing.retries,
         start_period: timing.start_period,
         start_interval: timing.start_interval,
+        from_image,
     })
+}
+
+/// The timings a file may write, by key.
+const TIMING_KEYS: [(&str, HealthTiming); 5] = [
+    ("interval", HealthTiming::Interval),
+    ("timeout", HealthTiming::Timeout),
+    ("retries", HealthTiming::Retries),
+    ("start_period", HealthTiming::StartPeriod),
+    ("start_interval", HealthTiming::StartInterval),
+];
+
+/// A healthcheck whose probe is the image's own `HEALTHCHECK`, with every timing from the image
+/// too: what a service gets when a dependent waits `service_healthy` for it and it writes none.
+pub fn from_image() -> Healthcheck {
+    Healthcheck {
+        probe: HealthProbe::Image,
+        interval: DEFAULT_INTERVAL,
+        timeout: DEFAULT_TIMEOUT,
+        retries: DEFAULT_RETRIES,
+        start_period: Duration::ZERO,
+        start_interval: None,
+        from_image: TIMING_KEYS.into_iter().map(|(_, timing)| timing).collect(),
+    }
 }
 
 struct Timing {

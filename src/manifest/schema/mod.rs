@@ -12,6 +12,7 @@ mod depends_on;
 mod environment;
 mod gateway;
 mod healthcheck;
+mod mode;
 mod networks;
 mod ports;
 mod secrets;
@@ -24,6 +25,7 @@ mod volumes;
 use std::collections::BTreeMap;
 
 pub use check::{Checker, Place};
+pub use healthcheck::from_image as healthcheck_from_image;
 pub use service::ServiceDraft;
 pub use volumes::normalise as normalise_path;
 

@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::super::model::{format_mode, FileGrant, FileObject, FileSource, SecretText};
+use super::super::model::{FileGrant, FileObject, FileSource, SecretText};
 use super::super::node::{Node, Value};
 use super::super::suggest;
-use super::check::{describe, join, Checker, Fields, Kind, Place};
+use super::check::{describe, join, Checker, Fields, Place};
+use super::mode::read_mode;
 use super::service::ServiceDraft;
 
 const SECRET_KEYS: &[&str] = &[
@@ -35,8 +36,6 @@ const CONFIG_KEYS: &[&str] = &[
     "template_driver",
 ];
 const GRANT_KEYS: &[&str] = &["source", "target", "uid", "gid", "mode"];
-/// Highest mode accepted: permission bits plus setuid, setgid and sticky.
-const MAX_MODE: u32 = 0o7777;
 
 /// Secrets or configs: the two differ in words, keys, sources and where files land.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -454,50 +453,6 @@ fn read_id(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<String
     Some(id)
 }
 
-/// A file mode read as compose reads it (Go's yaml.v3, then `strconv`); see [`parse_mode`].
-fn read_mode(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<u32> {
-    let scalar = checker.scalar(node, field, "a file mode")?;
-    let text = scalar.text.trim();
-    let plain_number = matches!(scalar.kind, Kind::Integer(_));
-    match parse_mode(text, plain_number) {
-        Some(mode) if mode <= MAX_MODE => {
-            if plain_number && !text.starts_with('0') && looks_octal(text) {
-                checker.warning(
-                    node,
-                    field,
-                    format!("`mode: {text}` is the decimal number {text}, the mode {}", format_mode(mode)),
-                    format!("a mode without a leading 0 is decimal (as in compose); write `0{text}` for the octal mode"),
-                );
-            }
-            Some(mode)
-        }
-        _ => {
-            checker.error_with_hint(
-                node,
-                field,
-                format!("`{text}` is not a file mode"),
-                "write an octal mode like `0440` (owner and group read) or `0400`",
-            );
-            None
-        }
-    }
-}
-
-/// A plain number with a leading `0` or `0o` is octal and another plain number decimal (yaml.v3);
-/// a string is octal (compose's `strconv.ParseInt(text, 8)`, also taking a `0o` prefix).
-fn parse_mode(text: &str, plain_number: bool) -> Option<u32> {
-    if plain_number && !text.starts_with('0') {
-        return text.parse().ok();
-    }
-    let digits = text.strip_prefix("0o").unwrap_or(text);
-    u32::from_str_radix(digits, 8).ok()
-}
-
-/// `440`, `644`: a decimal number whose digits read as a plausible octal mode.
-fn looks_octal(text: &str) -> bool {
-    text.len() >= 3 && text.chars().all(|digit| ('0'..='7').contains(&digit))
-}
-
 /// Checks every service's grants against the declared secrets and configs: the source is declared
 /// (else a did-you-mean), it is not external, and `uid`/`gid`/`mode` on a bind-mounted file are
 /// reported as ignored.
@@ -626,26 +581,5 @@ mod tests {
         for name in ["", "a b", "a/b", "é"] {
             assert!(!is_object_name(name), "{name}");
         }
-    }
-
-    #[test]
-    fn modes_are_read_as_compose_reads_them() {
-        assert_eq!(parse_mode("0440", true), Some(0o440));
-        assert_eq!(parse_mode("440", true), Some(440));
-        assert_eq!(parse_mode("0", true), Some(0));
-        assert_eq!(parse_mode("0440", false), Some(0o440));
-        assert_eq!(parse_mode("440", false), Some(0o440));
-        assert_eq!(parse_mode("0o600", false), Some(0o600));
-        assert_eq!(parse_mode("0999", true), None);
-        assert_eq!(parse_mode("rw-r--r--", false), None);
-        assert_eq!(parse_mode("-1", true), None);
-    }
-
-    #[test]
-    fn octal_looking_decimals() {
-        assert!(looks_octal("440"));
-        assert!(looks_octal("0644"));
-        assert!(!looks_octal("288"));
-        assert!(!looks_octal("44"));
     }
 }

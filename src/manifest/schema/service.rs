@@ -32,6 +32,7 @@ const KEYS: &[&str] = &[
     "deploy",
     "restart",
     "labels",
+    "label_file",
     "working_dir",
     "user",
     "external",
@@ -115,7 +116,6 @@ const KEYS: &[&str] = &[
     "isolation",
     "cpu_count",
     "cpu_percent",
-    "label_file",
 ];
 const RESTART_HINT: &str = "use `no`, `always`, `unless-stopped`, `on-failure` or `on-failure:3`";
 
@@ -242,7 +242,14 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
     let mut healthcheck_disabled = false;
     let healthcheck = match fields.get("healthcheck") {
         Some(node) => {
-            match healthcheck::read(checker, node, &key("healthcheck"), name, port.is_some()) {
+            match healthcheck::read(
+                checker,
+                node,
+                &key("healthcheck"),
+                name,
+                port.is_some(),
+                external.is_some(),
+            ) {
                 healthcheck::Read::Check(check) => Some(check),
                 healthcheck::Read::Disabled => {
                     healthcheck_disabled = true;
@@ -320,10 +327,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
             .and_then(|node| read_restart(checker, node, &key("restart")))
             .or(container.restart)
             .unwrap_or(RestartPolicy::No),
-        labels: fields
-            .get("labels")
-            .map(|node| environment::read_labels(checker, node, &key("labels")))
-            .unwrap_or_default(),
+        labels: read_labels(checker, &fields, &field),
         working_dir: fields
             .get("working_dir")
             .and_then(|node| read_working_dir(checker, node, &key("working_dir"))),
@@ -350,6 +354,26 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         grants,
         networking: networking.places,
     })
+}
+
+/// `label_file` (in order), then `labels`, which wins.
+fn read_labels(
+    checker: &mut Checker<'_>,
+    fields: &super::check::Fields<'_>,
+    field: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = fields
+        .get("label_file")
+        .map(|node| environment::read_label_files(checker, node, &join(field, "label_file")))
+        .unwrap_or_default();
+    if let Some(node) = fields.get("labels") {
+        labels.extend(environment::read_labels(
+            checker,
+            node,
+            &join(field, "labels"),
+        ));
+    }
+    labels
 }
 
 /// `secrets:` and `configs:` of a service, with the places of their entries.

@@ -213,14 +213,18 @@ fn a_service_without_a_port_is_routed_to_its_images_exposed_port() {
     project.run(&["up", "-d"]).success();
     let status = crate::util::ps_json(&project);
     let gateway = status["gateway"].as_str().expect("gateway").to_string();
-    let body = crate::util::wait_until("`/web/` answers", std::time::Duration::from_secs(10), || {
-        let output = std::process::Command::new("curl")
-            .args(["-s", "--max-time", "2", &format!("{gateway}/web/")])
-            .output()
-            .ok()?;
-        let body = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        (body == "from-expose").then_some(body)
-    });
+    let body = crate::util::wait_until(
+        "`/web/` answers",
+        std::time::Duration::from_secs(10),
+        || {
+            let output = std::process::Command::new("curl")
+                .args(["-s", "--max-time", "2", &format!("{gateway}/web/")])
+                .output()
+                .ok()?;
+            let body = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            (body == "from-expose").then_some(body)
+        },
+    );
     assert_eq!(body, "from-expose", "`/web/` reaches port 8080 from EXPOSE");
     project.run(&["down"]).success();
 }

@@ -3,6 +3,7 @@
 //! field by field. `parity` is the harness; each other module covers one family of keys.
 
 mod container;
+mod health;
 mod loading;
 mod networks;
 pub mod parity;

@@ -310,7 +310,7 @@ fn compose_long_syntax_options_reach_the_engine() {
         target: /run/small
         tmpfs:
           size: 64k
-          mode: 1770
+          mode: 01770
 volumes:
   cache:
     name: {name}-custom-cache

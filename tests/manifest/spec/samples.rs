@@ -224,7 +224,8 @@ fn service() -> Vec<Sample> {
             S,
             "env_file: [{path: ./app.env, required: true}, {path: ./missing.env, required: false}]",
         ),
-        warned(S, "label_file: ./app.labels"),
+        read(S, "label_file: ./app.labels"),
+        read(S, "label_file: [./app.labels, ./other.labels]"),
         read(
             S,
             "environment: {MODE: production, DEBUG: \"false\", EMPTY: null}",

@@ -53,10 +53,6 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
         "cpu_percent",
         "the engine applies `cpu_percent` to Windows containers only; use `cpus` on Linux",
     ),
-    (
-        "label_file",
-        "sandbox does not read label files yet; write the labels under `labels`",
-    ),
 ];
 
 /// A warning for each ignored key present in the service map at `field`.

@@ -4,7 +4,8 @@
 use super::super::super::model::VolumeMount;
 use super::super::super::node::Node;
 use super::super::check::{join, Checker, Fields};
-use super::size::{read_mode, read_size};
+use super::super::mode::read_mode;
+use super::size::read_size;
 use super::{check_target, is_volume_name, Written, PROPAGATIONS};
 
 const LONG_KEYS: &[&str] = &[
@@ -91,6 +92,7 @@ pub fn read_long(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<
                     read_only,
                     nocopy,
                     subpath,
+                    selinux: None,
                 },
                 Some(name) => {
                     let hint = if name.starts_with(['.', '/', '~']) {

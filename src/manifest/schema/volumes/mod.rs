@@ -181,7 +181,7 @@ pub fn parse_volume(text: &str) -> Result<Written, String> {
             selinux,
         })
     } else if is_volume_name(&source) {
-        if selinux.is_some() || propagation.is_some() {
+        if propagation.is_some() {
             return Err(format!(
                 "`{options}` in `{text}` applies to host paths only, not to volume `{source}`"
             ));
@@ -192,6 +192,7 @@ pub fn parse_volume(text: &str) -> Result<Written, String> {
             read_only,
             nocopy,
             subpath: None,
+            selinux,
         }))
     } else {
         Err(format!(
@@ -303,6 +304,7 @@ mod tests {
             read_only,
             nocopy,
             subpath: None,
+            selinux: None,
         })
     }
 

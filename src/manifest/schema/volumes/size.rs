@@ -18,24 +18,6 @@ pub fn read_size(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<
     }
 }
 
-/// File mode bits: YAML `0o1777`/`01777` or an integer read as octal digits (`1777`).
-pub fn read_mode(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<u32> {
-    let scalar = checker.scalar(node, field, "a file mode")?;
-    let digits = scalar.text.trim();
-    let digits = digits.strip_prefix("0o").unwrap_or(digits);
-    match u32::from_str_radix(digits, 8)
-        .ok()
-        .filter(|mode| *mode <= 0o7777)
-    {
-        Some(mode) => Some(mode),
-        None => {
-            let message = format!("invalid file mode `{}`", scalar.text);
-            checker.error_with_hint(node, field, message, "write octal digits, like `1777`");
-            None
-        }
-    }
-}
-
 /// `64m` → 67108864. Units b, k, m, g, t (also `kb`, `kib`, ...), any case; powers of 1024.
 pub fn parse_bytes(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();
