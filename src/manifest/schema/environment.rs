@@ -127,6 +127,34 @@ fn label_node<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
     }
 }
 
+/// A map of strings (numbers and booleans taken as written): `driver_opts`, `ipam.options`.
+pub fn read_string_map(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+    expected: &str,
+) -> BTreeMap<String, String> {
+    let mut values = BTreeMap::new();
+    for entry in checker.entries(node, field, expected).unwrap_or_default() {
+        if let Some(value) = checker.string(entry.value, &join(field, entry.key)) {
+            values.insert(entry.key.to_string(), value);
+        }
+    }
+    values
+}
+
+/// One item or a list of them, each with its field path (`env_file`, `env_file[1]`, ...).
+fn one_or_many<'n>(node: &'n Node, field: &str) -> Vec<(&'n Node, String)> {
+    match &node.value {
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| (item.as_ref(), format!("{field}[{index}]")))
+            .collect(),
+        _ => vec![(node, field.to_string())],
+    }
+}
+
 /// `env_file:` — one path or a list (a list item may be `{path, required, format}`), read in order.
 pub fn read_env_files(
     checker: &mut Checker<'_>,
@@ -134,14 +162,7 @@ pub fn read_env_files(
     field: &str,
 ) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
-    let items: Vec<(&Node, String)> = match &node.value {
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| (item.as_ref(), format!("{field}[{index}]")))
-            .collect(),
-        _ => vec![(node, field.to_string())],
-    };
+    let items = one_or_many(node, field);
     for (item, item_field) in items {
         let (path, required, raw) = match &item.value {
             Value::Mapping(_) => {
@@ -205,14 +226,7 @@ pub fn read_label_files(
     field: &str,
 ) -> BTreeMap<String, String> {
     let mut pairs = BTreeMap::new();
-    let items: Vec<(&Node, String)> = match &node.value {
-        Value::Sequence(items) => items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| (item.as_ref(), format!("{field}[{index}]")))
-            .collect(),
-        _ => vec![(node, field.to_string())],
-    };
+    let items = one_or_many(node, field);
     for (item, item_field) in items {
         let Some(path) = checker.string(item, &item_field) else {
             continue;

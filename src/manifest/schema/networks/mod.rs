@@ -118,7 +118,12 @@ fn read_network(
         .get("driver")
         .and_then(|node| checker.string(node, &key_field("driver")));
     if let Some(node) = fields.get("driver_opts") {
-        spec.driver_opts = read_options(checker, node, &key_field("driver_opts"));
+        spec.driver_opts = environment::read_string_map(
+            checker,
+            node,
+            &key_field("driver_opts"),
+            "a map of options",
+        );
     }
     if let Some(node) = fields.get("ipam") {
         spec.ipam = read_ipam(checker, node, &key_field("ipam"));
@@ -178,24 +183,6 @@ fn reject_with_external(checker: &mut Checker<'_>, fields: &Fields<'_>, field: &
     }
 }
 
-/// `driver_opts`, `ipam.options`: a map of strings (numbers taken as written).
-pub(super) fn read_options(
-    checker: &mut Checker<'_>,
-    node: &Node,
-    field: &str,
-) -> BTreeMap<String, String> {
-    let mut options = BTreeMap::new();
-    for entry in checker
-        .entries(node, field, "a map of options")
-        .unwrap_or_default()
-    {
-        if let Some(value) = checker.string(entry.value, &join(field, entry.key)) {
-            options.insert(entry.key.to_string(), value);
-        }
-    }
-    options
-}
-
 fn read_ipam(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Ipam> {
     let fields = checker.fields(node, field, "`ipam`", IPAM_KEYS)?;
     let mut ipam = Ipam {
@@ -205,7 +192,12 @@ fn read_ipam(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<Ipam
         ..Ipam::default()
     };
     if let Some(node) = fields.get("options") {
-        ipam.options = read_options(checker, node, &join(field, "options"));
+        ipam.options = environment::read_string_map(
+            checker,
+            node,
+            &join(field, "options"),
+            "a map of options",
+        );
     }
     if let Some(node) = fields.get("config") {
         let config_field = join(field, "config");

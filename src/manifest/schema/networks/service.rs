@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use super::super::super::model::{Link, NetworkMode, ServiceNetwork};
 use super::super::super::node::{Node, Value};
 use super::super::check::{describe, join, Checker, Fields, Kind, Place};
-use super::{read_address, read_options};
+use super::super::environment::read_string_map;
+use super::read_address;
 
 const SERVICE_NETWORK_KEYS: &[&str] = &[
     "aliases",
@@ -246,7 +247,8 @@ fn read_service_network<'n>(
         .and_then(|node| checker.integer(node, &key_field("gw_priority")))
         .unwrap_or(0);
     if let Some(node) = fields.get("driver_opts") {
-        settings.driver_opts = read_options(checker, node, &key_field("driver_opts"));
+        settings.driver_opts =
+            read_string_map(checker, node, &key_field("driver_opts"), "a map of options");
     }
     if let Some(node) = fields.get("interface_name") {
         checker.warning(

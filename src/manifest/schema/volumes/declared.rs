@@ -61,7 +61,12 @@ fn read_declaration(
         .get("driver")
         .and_then(|value| checker.string(value, &key_field("driver")));
     if let Some(value) = fields.get("driver_opts") {
-        spec.driver_opts = read_driver_opts(checker, value, &key_field("driver_opts"));
+        spec.driver_opts = environment::read_string_map(
+            checker,
+            value,
+            &key_field("driver_opts"),
+            "a map of driver options",
+        );
     }
     if let Some(value) = fields.get("labels") {
         spec.labels = environment::read_labels(checker, value, &key_field("labels"));
@@ -119,22 +124,4 @@ fn read_external(
         }
     }
     true
-}
-
-/// `driver_opts`: a map of strings or numbers.
-fn read_driver_opts(
-    checker: &mut Checker<'_>,
-    node: &Node,
-    field: &str,
-) -> BTreeMap<String, String> {
-    let mut options = BTreeMap::new();
-    for entry in checker
-        .entries(node, field, "a map of driver options")
-        .unwrap_or_default()
-    {
-        if let Some(value) = checker.string(entry.value, &join(field, entry.key)) {
-            options.insert(entry.key.to_string(), value);
-        }
-    }
-    options
 }

@@ -358,6 +358,15 @@ mod tests {
     }
 
     #[test]
+    fn named_volumes_take_selinux_labels_as_compose_does() {
+        let Ok(Written::Mount(VolumeMount::Named { selinux, .. })) = parse_volume("cache:/b:z")
+        else {
+            panic!("`cache:/b:z` is a named volume");
+        };
+        assert_eq!(selinux.as_deref(), Some("z"));
+    }
+
+    #[test]
     fn bad_short_forms() {
         for text in [
             "data",
@@ -367,7 +376,7 @@ mod tests {
             "bad name:/x",
             ":/x",
             "./a:/b:nocopy",
-            "cache:/b:z",
+            "cache:/b:rslave",
         ] {
             assert!(parse_volume(text).is_err(), "{text:?}");
         }
