@@ -15,7 +15,7 @@ sandbox="${CARGO_TARGET_DIR:-$root/target}/release/sandbox"
 
 # base.yaml: 60 services with the keys real files use; env.yaml and ci.yaml override some of them.
 {
-  echo 'name: bench-load'
+
   echo 'x-defaults: &defaults'
   echo '  restart: unless-stopped'
   echo '  logging: {driver: json-file, options: {max-size: 10m}}'
@@ -67,17 +67,18 @@ SERVICE
 for i in $(seq 1 60); do mkdir -p "$work/config/s$i"; done
 
 cd "$work"
-"$sandbox" -f base.yaml -f env.yaml -f ci.yaml validate
+"$sandbox" -p bench-load -f base.yaml -f env.yaml -f ci.yaml validate
+docker-compose -p bench-load -f base.yaml -f env.yaml -f ci.yaml config -q
 sandbox_times=()
 compose_times=()
 for round in $(seq 1 "$rounds"); do
-  hyperfine --warmup 3 --runs 20 --export-json "$work/round.json" --style none \
-    "$sandbox -f base.yaml -f env.yaml -f ci.yaml validate" \
-    "docker-compose -f base.yaml -f env.yaml -f ci.yaml config -q" >/dev/null 2>&1
+  hyperfine -N --warmup 3 --runs 20 --export-json "$work/round.json" --style none \
+    "$sandbox -p bench-load -f base.yaml -f env.yaml -f ci.yaml validate" \
+    "docker-compose -p bench-load -f base.yaml -f env.yaml -f ci.yaml config -q" >/dev/null
   read -r sandbox_ms compose_ms < <(python3 -c '
 import json, statistics, sys
 results = json.load(open(sys.argv[1]))["results"]
-print(" ".join(f"{statistics.median(r["times"]) * 1000:.1f}" for r in results))' "$work/round.json")
+print(" ".join("%.1f" % (statistics.median(r["times"]) * 1000) for r in results))' "$work/round.json")
   echo "round $round: sandbox validate ${sandbox_ms} ms, docker-compose config ${compose_ms} ms"
   sandbox_times+=("$sandbox_ms")
   compose_times+=("$compose_ms")
