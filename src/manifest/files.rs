@@ -72,6 +72,15 @@ pub fn locate(options: &LoadOptions, working_dir: &Path) -> Result<Located, Box<
             if let Some(override_path) = override_beside(current, first) {
                 files.push((display_of(&override_path, working_dir), override_path));
             }
+            // sandbox's own file beside a compose file is the usual way to wrap it (`include:`);
+            // several names of one family is the ambiguity compose warns about too.
+            let family = |name: &&str| name.starts_with("sandbox");
+            let same_family: Vec<&str> = found
+                .iter()
+                .copied()
+                .filter(|name| family(name) == family(first))
+                .collect();
+            let found = same_family;
             let warning = (found.len() > 1).then(|| {
                 format!(
                     "found {} in `{}`; using `{first}`",

@@ -28,6 +28,7 @@ const TOO_NEW_FOR_1_29: &[(&str, &str)] = &[
     ("loading_interpolation", "`${VAR:+alternative}`"),
     ("loading_multiple_files", "the `!reset` merge tag"),
     ("loading_override", "top-level `name`"),
+    ("loading_sandbox_includes_compose", "top-level `include` (and `name` in the included file)"),
     (
         "loading_yaml_forms",
         "a tab inside a flow collection, which yaml.v3 accepts and PyYAML does not",

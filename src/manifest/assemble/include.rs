@@ -6,9 +6,20 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::super::files;
+use super::super::merge::merge;
 use super::super::node::{Entries, Node, Value};
 use super::super::suggest;
 use super::{entries, get, set, with_entries, Assembler, MAX_DEPTH};
+
+/// Whether a service entry holds only sandbox's own keys (bare or under `x-sandbox`).
+fn only_sandbox_keys(service: &Node) -> bool {
+    matches!(service.value, Value::Mapping(_))
+        && entries(service).iter().all(|(key, _)| {
+            key.scalar_text().is_some_and(|key| {
+                key == "x-sandbox" || super::SERVICE_EXTENSION_KEYS.contains(&key)
+            })
+        })
+}
 
 impl Assembler {
     /// Copies each included project's resources into `root`; a name defined on both sides is an
@@ -172,10 +183,20 @@ impl Assembler {
                 .unwrap_or_default();
             for (key, value) in entries(incoming) {
                 let name = key.scalar_text().unwrap_or_default();
-                if let Some((ours, _)) = merged
+                if let Some(position) = merged
                     .iter()
-                    .find(|(ours, _)| ours.scalar_text() == Some(name))
+                    .position(|(ours, _)| ours.scalar_text() == Some(name))
                 {
+                    let (ours, our_value) = merged[position].clone();
+                    if section == "services" && only_sandbox_keys(&our_value) {
+                        // A sandbox.yaml that includes a compose file adds its own keys (`port`,
+                        // `faults`, ...) to the included services.
+                        let path = ["services", name];
+                        if let Some(service) = merge(value, &our_value, &path) {
+                            merged[position].1 = service;
+                        }
+                        continue;
+                    }
                     let place = self.at(ours.span, "", String::new(), None);
                     let message = format!(
                         "{section}.{name} from the included `{}` is also defined in `{}`",
