@@ -157,14 +157,36 @@ fn services_meet_only_on_the_networks_they_share() {
         "db must not reach web's address {web_ip}: {output}"
     );
 
-    // The internal network still reaches the control plane on its bridge address.
-    let request =
-        format!("printf 'GET /api/v2/services HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {prefix}.1 9411");
-    let (_, answer) = exec(&db, &["sh", "-c", &request]);
+    // The internal network still reaches the control plane on its bridge address, at the trace
+    // server address the container was given.
+    let environment = docker(&["inspect", "--format", "{{json .Config.Env}}", &db]);
+    let environment: Vec<String> =
+        serde_json::from_slice(&environment.stdout).expect("the container's environment");
+    let endpoint = environment
+        .iter()
+        .find_map(|pair| pair.strip_prefix("ZIPKIN_ENDPOINT="))
+        .expect("db is given ZIPKIN_ENDPOINT");
+    let authority = endpoint
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("host:port");
     assert!(
-        answer.starts_with("HTTP/1.0 200"),
-        "the trace server answers on the internal network: {answer}"
+        authority.starts_with(&format!("{prefix}.1:")),
+        "db reaches the trace server on its network's gateway: {endpoint}"
     );
+    let (host, port) = authority.rsplit_once(':').expect("host:port");
+    let request =
+        format!("printf 'GET /api/v2/services HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {host} {port}");
+    let answer = wait_until(
+        "the trace server answers on the internal network",
+        Duration::from_secs(15),
+        || {
+            let (_, answer) = exec(&db, &["sh", "-c", &request]);
+            answer.starts_with("HTTP/1.0 200").then_some(answer)
+        },
+    );
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
 
     let expected = vec![
         format!("{}_backend", project.name),
