@@ -21,6 +21,29 @@ pub enum InterpolationError {
     Invalid { message: String },
 }
 
+impl InterpolationError {
+    /// The message and the hint a person reads.
+    pub fn explain(&self) -> (String, String) {
+        match self {
+            InterpolationError::Required { variable, message } => {
+                let text = if message.is_empty() {
+                    format!("required variable `{variable}` is not set")
+                } else {
+                    format!("required variable `{variable}` is not set: {message}")
+                };
+                let hint =
+                    format!("set `{variable}` in the environment or in `.env` beside the manifest");
+                (text, hint)
+            }
+            InterpolationError::Invalid { message } => (
+                format!("invalid variable: {message}"),
+                "write `${VAR}`, `${VAR:-default}` or `${VAR:?message}`; `$$` is a literal `$`"
+                    .into(),
+            ),
+        }
+    }
+}
+
 /// Replaces variables in `text` with values from `variables`.
 pub fn interpolate(
     text: &str,

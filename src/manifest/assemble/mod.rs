@@ -362,8 +362,8 @@ impl Assembler {
         match interpolate(text, &variables) {
             Ok(text) => Some(text),
             Err(error) => {
-                let message = format!("cannot interpolate `{text}`: {error:?}");
-                self.error(node.span, field, message, None);
+                let (message, hint) = error.explain();
+                self.error(node.span, field, message, Some(hint));
                 None
             }
         }

@@ -184,24 +184,8 @@ impl Checker<'_> {
     }
 
     fn interpolation_error(&mut self, node: &Node, field: &str, error: InterpolationError) {
-        match error {
-            InterpolationError::Required { variable, message } => {
-                let message = if message.is_empty() {
-                    format!("required variable `{variable}` is not set")
-                } else {
-                    format!("required variable `{variable}` is not set: {message}")
-                };
-                let hint =
-                    format!("set `{variable}` in the environment or in `.env` beside the manifest");
-                self.error_with_hint(node, field, message, hint);
-            }
-            InterpolationError::Invalid { message } => self.error_with_hint(
-                node,
-                field,
-                format!("invalid variable: {message}"),
-                "write `${VAR}`, `${VAR:-default}` or `${VAR:?message}`; `$$` is a literal `$`",
-            ),
-        }
+        let (message, hint) = error.explain();
+        self.error_with_hint(node, field, message, hint);
     }
 
     /// A string; numbers and booleans are taken as they are written.
