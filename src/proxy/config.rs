@@ -29,6 +29,10 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// TCP connect timeout to replicas.
     pub connect_timeout: Duration,
+    /// Whether the HTTP/1.1 fast path (`downstream`, `client`, `wire`) serves the requests it
+    /// can; off, every request goes through hyper, the reference implementation (server and
+    /// client). Read per connection and per request.
+    pub fast_path: bool,
 }
 
 impl Default for Limits {
@@ -41,6 +45,7 @@ impl Default for Limits {
             retry_buffer: 64 * 1024,
             default_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            fast_path: true,
         }
     }
 }
@@ -104,7 +109,10 @@ impl ProxyConfig {
             services,
             allow_fault_headers: manifest.gateway.allow_fault_headers,
             sample_rate: manifest.tracing.sample_rate,
-            limits: Limits::default(),
+            limits: Limits {
+                max_request_body: manifest.gateway.max_request_body,
+                ..Limits::default()
+            },
         }
     }
 

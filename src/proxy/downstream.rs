@@ -1,9 +1,10 @@
 //! One client connection on the fast path: request heads read and parsed here (`httparse`), each
 //! request handled in this task ([`super::phases::handle`]) and its response written with one
-//! `write` when the body is already there. The first request the fast path does not serve
-//! (a body, `Connection`, `Upgrade`, `Expect`, HTTP/1.0, a malformed or oversized head, …) hands
-//! the connection, with the bytes read so far, to hyper for the rest of its life
+//! `write` when the body is already there. The first request the fast path does not serve (a
+//! body, `Connection`, `Upgrade`, `Expect`, HTTP/1.0, a malformed or oversized head, a bare LF,
+//! …) hands the connection, with the bytes read so far, to hyper for the rest of its life
 //! ([`super::serve::hyper_connection`]), which answers exactly as before (400, 431, upgrades).
+//! With [`super::Limits::fast_path`] off this module is not used.
 
 use std::io;
 use std::net::SocketAddr;

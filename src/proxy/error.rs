@@ -32,8 +32,12 @@ pub enum ProxyError {
     UnknownService { service: String },
     #[error("calls from {address} are refused: it is not a container of this sandbox")]
     UnknownCaller { address: IpAddr },
-    #[error("the request body is larger than {limit} bytes")]
-    BodyTooLarge { limit: u64 },
+    #[error("{}", body_too_large_text(*limit, route.as_deref()))]
+    BodyTooLarge {
+        limit: u64,
+        /// The route whose own `max_request_body` was hit; `None`: the gateway's.
+        route: Option<String>,
+    },
     #[error("{detail}")]
     BadRequest { detail: String },
     #[error("the request head is larger than {limit} bytes")]
@@ -73,6 +77,29 @@ fn no_replica_text(service: &str, reason: NoReplica) -> String {
         NoReplica::AllEjected => format!(
             "every replica of `{service}` failed repeatedly and is ejected for a while (outlier detection)"
         ),
+    }
+}
+
+fn body_too_large_text(limit: u64, route: Option<&str>) -> String {
+    let limit = size_text(limit);
+    match route {
+        Some(route) => format!(
+            "the request body is larger than the limit of route `{route}`: {limit} (its `max_request_body`)"
+        ),
+        None => format!(
+            "the request body is larger than the gateway's limit: {limit} (`gateway.max_request_body`)"
+        ),
+    }
+}
+
+/// `10 MiB (10485760 bytes)`, or `1000 bytes` when not a whole number of KiB.
+fn size_text(bytes: u64) -> String {
+    let unit = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+        .into_iter()
+        .find(|(size, _)| bytes >= *size && bytes % size == 0);
+    match unit {
+        Some((size, name)) => format!("{} {name} ({bytes} bytes)", bytes / size),
+        None => format!("{bytes} bytes"),
     }
 }
 
@@ -153,6 +180,14 @@ impl ErrorReport {
             _ => (None, Vec::new()),
         };
         let next = match (&service, error) {
+            (_, ProxyError::BodyTooLarge { route: None, .. }) => Some(
+                "raise it in the manifest: `gateway: {max_request_body: SIZE}` (like `100m` or `1g`)"
+                    .to_string(),
+            ),
+            (_, ProxyError::BodyTooLarge { route: Some(_), .. }) => Some(
+                "raise it in the manifest: `max_request_body: SIZE` on that route in `gateway.routes` (like `100m` or `1g`)"
+                    .to_string(),
+            ),
             (_, ProxyError::NoRoute { .. }) => {
                 Some("see the routes with `curl http://<gateway>/__sandbox/routes`".to_string())
             }

@@ -64,6 +64,9 @@ enum Failure {
 enum Try {
     Answered(Response<ProxyBody>),
     Failed(Failure, ProxyError),
+    /// The client's request body failed while it was being sent (a malformed chunk, a cut
+    /// stream): the client's fault, neither recorded against the replica nor retried.
+    ClientFault(ProxyError),
 }
 
 /// Admits the request under the service's circuit breaker, then tries replicas until one answers
@@ -107,9 +110,13 @@ pub async fn send(
         session.replica = Some(replica.clone());
         let guard = replica.start();
         let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
-        let exchange = shared
-            .clients
-            .send(http2, replica.address, request, &outgoing.appended);
+        let exchange = shared.clients.send(
+            http2,
+            config.limits.fast_path,
+            replica.address,
+            request,
+            &outgoing.appended,
+        );
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => classify(result, service, &replica),
@@ -123,9 +130,16 @@ pub async fn send(
             },
             None => classify(exchange.await, service, &replica),
         };
+        let result = match result {
+            Try::ClientFault(error) => {
+                session.replica_guard = Some(guard);
+                return Err(error);
+            }
+            result => result,
+        };
         let failed = match &result {
             Try::Answered(response) => response.status().is_server_error(),
-            Try::Failed(..) => true,
+            Try::Failed(..) | Try::ClientFault(_) => true,
         };
         if replica.record(failed, &traffic.outlier_detection) {
             shared.metrics.record_ejection(service);
@@ -136,12 +150,12 @@ pub async fn send(
             session.replica_guard = Some(guard);
             return match result {
                 Try::Answered(response) => Ok(response),
-                Try::Failed(_, error) => Err(error),
+                Try::Failed(_, error) | Try::ClientFault(error) => Err(error),
             };
         }
         let reason = match &result {
             Try::Answered(response) => response.status().as_u16().to_string(),
-            Try::Failed(_, error) => error.to_string(),
+            Try::Failed(_, error) | Try::ClientFault(error) => error.to_string(),
         };
         attempt += 1;
         session.retries = attempt;
@@ -237,6 +251,11 @@ fn classify(
         Ok(response) => return Try::Answered(response),
         Err(error) => error,
     };
+    if let Some(detail) = client_body_failure(&error) {
+        return Try::ClientFault(ProxyError::BadRequest {
+            detail: format!("cannot read the request body: {detail}"),
+        });
+    }
     let (service, replica) = (service.to_string(), replica.name.clone());
     let (failure, detail) = match &error {
         UpstreamError::Http1(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
@@ -283,6 +302,20 @@ fn classify(
         },
     };
     Try::Failed(failure, error)
+}
+
+/// The downstream error when the request body hyper's client was sending failed to read: hyper
+/// reports it as a "user" error (`error from user's Body stream`) caused by the server side's
+/// body error (also a `hyper::Error`, e.g. `Invalid chunk size line`).
+fn client_body_failure(error: &UpstreamError) -> Option<String> {
+    let client_error = match error {
+        UpstreamError::Http1(SendError::Http(hyper_error)) => hyper_error,
+        UpstreamError::Http2(legacy) => legacy.source()?.downcast_ref::<hyper::Error>()?,
+        UpstreamError::Http1(_) => return None,
+    };
+    let cause = client_error.source()?;
+    (client_error.is_user() && cause.downcast_ref::<hyper::Error>().is_some())
+        .then(|| cause.to_string())
 }
 
 /// hyper's message with its cause: `invalid HTTP version parsed`, `connection closed before

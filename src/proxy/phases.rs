@@ -13,13 +13,14 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body;
 
 use crate::manifest::{Faults, RetryPolicy};
@@ -99,6 +100,20 @@ pub struct Target<'c> {
     pub timeout: Duration,
     pub retries: Option<&'c RetryPolicy>,
     pub faults: Option<&'c Faults>,
+    /// Request bodies larger than this are refused (413).
+    pub max_request_body: u64,
+    /// The route whose own `max_request_body` applies (`None`: the gateway's).
+    pub body_limit_route: Option<&'c str>,
+}
+
+impl Target<'_> {
+    /// The 413 for a body over this target's limit, naming the limit that applies.
+    fn body_too_large(&self) -> ProxyError {
+        ProxyError::BodyTooLarge {
+            limit: self.max_request_body,
+            route: self.body_limit_route.map(str::to_string),
+        }
+    }
 }
 
 /// The whole request: every phase, errors turned into pages, the body wrapped for logging. For
@@ -281,7 +296,15 @@ async fn proxy<B: RequestBody>(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let retries_wanted = target.retries.is_some_and(|policy| policy.attempts > 0);
-    let body = read_body(config, &parts.headers, body, retries_wanted && !upgrade).await?;
+    let over_limit = Arc::new(AtomicBool::new(false));
+    let body = read_body(
+        config,
+        &parts.headers,
+        body,
+        retries_wanted && !upgrade,
+        (target.max_request_body, &over_limit),
+    )
+    .await?;
     let path_and_query = upstream_path(config, session, &parts.uri)?;
     let (headers, appended) = upstream_request_filter(config, session, parts.headers, upgrade);
     let outgoing = forward::Outgoing {
@@ -300,7 +323,7 @@ async fn proxy<B: RequestBody>(
         None => own_timer.insert(Deadline::default()),
     };
     timer.start(timeout);
-    let mut response = {
+    let response = {
         let mut sending = std::pin::pin!(forward::send(shared, config, session, &target, outgoing));
         std::future::poll_fn(|context| {
             if let std::task::Poll::Ready(result) = sending.as_mut().poll(context) {
@@ -314,7 +337,12 @@ async fn proxy<B: RequestBody>(
             })
         })
         .await
-    }?;
+    };
+    // A streamed body that grew past the limit before the response started: the client's fault.
+    if response.is_err() && over_limit.load(Ordering::Relaxed) {
+        return Err(target.body_too_large());
+    }
+    let mut response = response?;
     if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
         (client_upgrade, response.status())
     {
@@ -368,6 +396,10 @@ fn request_filter<'c, B>(
                 timeout: route.timeout().unwrap_or(config.limits.default_timeout),
                 retries: route.retries(),
                 faults: route.faults().or(Some(&traffic.faults)),
+                max_request_body: route
+                    .max_request_body()
+                    .unwrap_or(config.limits.max_request_body),
+                body_limit_route: route.max_request_body().map(|_| route.name.as_str()),
                 service,
             }
         }
@@ -386,16 +418,16 @@ fn request_filter<'c, B>(
                 timeout: traffic.timeout.unwrap_or(config.limits.default_timeout),
                 retries: traffic.retries.as_ref(),
                 faults: Some(&traffic.faults),
+                max_request_body: config.limits.max_request_body,
+                body_limit_route: None,
                 service: Cow::Owned(service),
             }
         }
     };
     session.service = Some(target.service.to_string());
     if let Some(length) = content_length(request.headers()) {
-        if length > config.limits.max_request_body {
-            return Err(ProxyError::BodyTooLarge {
-                limit: config.limits.max_request_body,
-            });
+        if length > target.max_request_body {
+            return Err(target.body_too_large());
         }
     }
     if shared.recorder.is_none() {
@@ -435,17 +467,17 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The request body: kept in memory (replayable) when small and retries may need it, else
-/// streamed once under the size limit.
+/// streamed once under the size limit (`limit`: bytes, and the flag set when a stream passes it).
 async fn read_body<B: RequestBody>(
     config: &ProxyConfig,
     headers: &HeaderMap,
     body: B,
     keep_for_retries: bool,
+    (limit, over_limit): (u64, &Arc<AtomicBool>),
 ) -> Result<forward::RequestBody, ProxyError> {
     if body.is_end_stream() {
         return Ok(forward::RequestBody::Bytes(Bytes::new()));
     }
-    let limit = config.limits.max_request_body;
     let small =
         content_length(headers).is_some_and(|length| length <= config.limits.retry_buffer as u64);
     if keep_for_retries && small {
@@ -458,9 +490,14 @@ async fn read_body<B: RequestBody>(
         return Ok(forward::RequestBody::Bytes(collected.to_bytes()));
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    Ok(forward::RequestBody::Stream(Some(
-        Limited::new(body, limit).boxed_unsync(),
-    )))
+    let over_limit = over_limit.clone();
+    let limited = Limited::new(body, limit).map_err(move |error| {
+        if error.is::<LengthLimitError>() {
+            over_limit.store(true, Ordering::Relaxed);
+        }
+        error
+    });
+    Ok(forward::RequestBody::Stream(Some(limited.boxed_unsync())))
 }
 
 /// The path and query sent upstream: rewritten by the route, if it says so (else the original,

@@ -69,15 +69,16 @@ impl Pool {
     }
 
     /// Sends `request` to `address` on a pooled or new connection: bodiless requests with the fast
-    /// client, the others (bodies, upgrades) with hyper's.
+    /// client when `fast_path` is on, the others (bodies, upgrades) with hyper's.
     pub async fn send(
         self: &Arc<Self>,
         address: SocketAddr,
         mut request: Request<ProxyBody>,
         appended: &Appended,
+        fast_path: bool,
     ) -> Result<Response<ProxyBody>, SendError> {
         use http_body_util::BodyExt;
-        if client::handles(&request) {
+        if fast_path && client::handles(&request) {
             return client::send(self, address, request, appended).await;
         }
         appended.merge_into(request.headers_mut());

@@ -150,6 +150,11 @@ impl CompiledRoute {
     pub fn faults(&self) -> Option<&Faults> {
         self.route.faults.as_ref()
     }
+
+    /// The route's own request body limit, if it sets one.
+    pub fn max_request_body(&self) -> Option<u64> {
+        self.route.max_request_body
+    }
 }
 
 /// `draw` in 0..100 → the entry whose cumulative weight range holds it.
@@ -242,6 +247,7 @@ pub fn default_routes<'a>(services: impl Iterator<Item = &'a str>) -> Vec<Route>
                 timeout: None,
                 retries: None,
                 faults: None,
+                max_request_body: None,
             });
         }
     }

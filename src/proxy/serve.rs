@@ -1,7 +1,8 @@
 //! Listeners: accept loop with a connection cap, HTTP/1.1 connections with keep-alive, a header
 //! read timeout and a bounded head size (hyper answers 400 to malformed heads and 431 to oversized
 //! ones), upgrades, and graceful shutdown bounded by a grace period. Connections start on the fast
-//! path ([`super::downstream`]) and move to hyper at the first request it does not serve.
+//! path ([`super::downstream`]) and move to hyper at the first request it does not serve; with
+//! [`super::Limits::fast_path`] off they are hyper's from the start.
 
 use std::io;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::downstream::serve_connection;
+use super::line_ends::StrictLineEnds;
 use super::phases::{handle, Listener};
 use super::status::Caller;
 use super::Shared;
@@ -70,7 +72,13 @@ pub async fn serve(
                 Listener::Mesh => &shared.metrics.open_mesh,
             };
             let _open = OpenConnection::new(open);
-            serve_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown).await;
+            if limits.fast_path {
+                serve_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown)
+                    .await;
+            } else {
+                hyper_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown)
+                    .await;
+            }
         });
     }
     tracker.close();
@@ -101,6 +109,7 @@ pub(super) async fn hyper_connection<I>(
         // the read, which keeps the buffer bounded.
         .max_buf_size((limits.max_header_bytes * 2).max(8192))
         .keep_alive(true);
+    let io = StrictLineEnds::new(io, limits.max_header_bytes * 2);
     let connection = builder
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();

@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
 use super::headers::is_hop_by_hop_name;
+use super::line_ends::has_bare_lf;
 
 /// Headers a head may have on the fast path (hyper's default limit too).
 pub const MAX_HEADERS: usize = 100;
@@ -62,7 +63,8 @@ fn read_request_with<const N: usize>(buffer: &mut BytesMut) -> Result<Parsed<()>
     let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
         return Ok(Parsed::Other);
     };
-    if parsed.version != Some(1) || method == "CONNECT" {
+    // A bare LF line end: hyper answers it (400, see `line_ends`).
+    if parsed.version != Some(1) || method == "CONNECT" || has_bare_lf(&buffer[..length]) {
         return Ok(Parsed::Other);
     }
     let base = buffer.as_ptr() as usize;

@@ -15,6 +15,7 @@ fn gateway_defaults_when_left_out() {
     assert_eq!(manifest.gateway.host, "127.0.0.1");
     assert!(manifest.gateway.routes.is_empty());
     assert!(manifest.gateway.allow_fault_headers);
+    assert_eq!(manifest.gateway.max_request_body, 64 * 1024 * 1024);
     for service in manifest.services.values() {
         assert_eq!(service.traffic, TrafficPolicy::default());
         assert_eq!(service.external, None);
@@ -43,6 +44,9 @@ fn gateway_routes_in_every_form() {
     assert_eq!(first.request_headers.add["x-from"], "gateway");
     assert_eq!(first.request_headers.remove, vec!["cookie".to_string()]);
     assert_eq!(first.timeout, Some(Duration::from_secs(5)));
+    assert_eq!(gateway.max_request_body, 100 * 1024 * 1024);
+    assert_eq!(first.max_request_body, Some(1024 * 1024 * 1024));
+    assert_eq!(gateway.routes[1].max_request_body, None);
     let retries = first.retries.as_ref().expect("retries");
     assert_eq!(retries.attempts, 3);
     assert_eq!(
@@ -95,4 +99,7 @@ fn gateway_round_trips_through_json() {
     let json = sandbox::manifest::to_json(&manifest);
     assert!(json.contains("\"match\""), "{json}");
     assert!(json.contains("\"least_request\""), "{json}");
+    // `sandbox config` shows the body limits (the gateway's only when not the default).
+    assert!(json.contains("\"max_request_body\": 104857600"), "{json}");
+    assert!(json.contains("\"max_request_body\": 1073741824"), "{json}");
 }

@@ -19,7 +19,7 @@ impl Write for Buffer {
     }
 }
 
-#[tokio::test]
+both_paths!(one_line_per_request_with_the_essentials);
 async fn one_line_per_request_with_the_essentials() {
     let buffer = Buffer::default();
     let writer = buffer.clone();

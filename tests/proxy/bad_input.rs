@@ -8,7 +8,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::util::{get, manifest, raw, send, start, start_with, Setup, TestUpstream};
 
-#[tokio::test]
+both_paths!(malformed_request_line_is_400);
 async fn malformed_request_line_is_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -23,7 +23,7 @@ async fn malformed_request_line_is_400() {
     assert_eq!(a.hits(), 0);
 }
 
-#[tokio::test]
+both_paths!(headers_over_64_kib_are_431);
 async fn headers_over_64_kib_are_431() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -40,7 +40,7 @@ async fn headers_over_64_kib_are_431() {
     );
 }
 
-#[tokio::test]
+both_paths!(slow_headers_are_cut_off);
 async fn slow_headers_are_cut_off() {
     let a = TestUpstream::start("a").await;
     let setup = Setup {
@@ -63,7 +63,7 @@ async fn slow_headers_are_cut_off() {
     assert_eq!(a.hits(), 0);
 }
 
-#[tokio::test]
+both_paths!(garbage_from_upstream_is_502_with_the_reason);
 async fn garbage_from_upstream_is_502_with_the_reason() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -87,7 +87,7 @@ async fn garbage_from_upstream_is_502_with_the_reason() {
     );
 }
 
-#[tokio::test]
+both_paths!(oversized_body_is_413);
 async fn oversized_body_is_413() {
     let a = TestUpstream::start("a").await;
     let setup = Setup {
@@ -106,7 +106,7 @@ async fn oversized_body_is_413() {
     );
 }
 
-#[tokio::test]
+both_paths!(connection_cap_closes_extra_connections);
 async fn connection_cap_closes_extra_connections() {
     let a = TestUpstream::start("a").await;
     let setup = Setup {

@@ -32,7 +32,7 @@ async fn crashed_item() -> crate::util::Running {
     start_with("services:\n  item:\n    image: demo:1\n", setup).await
 }
 
-#[tokio::test]
+both_paths!(no_running_replica_as_json);
 async fn no_running_replica_as_json() {
     let running = crashed_item().await;
     let answer = get(&running.url("/item/x"), &[("accept", "application/json")]).await;
@@ -50,7 +50,7 @@ async fn no_running_replica_as_json() {
     assert_eq!(json["next"], "sandbox logs item");
 }
 
-#[tokio::test]
+both_paths!(html_for_browsers_and_text_otherwise);
 async fn html_for_browsers_and_text_otherwise() {
     let running = crashed_item().await;
     let html = get(
@@ -90,7 +90,7 @@ async fn html_for_browsers_and_text_otherwise() {
     );
 }
 
-#[tokio::test]
+both_paths!(refused_connection_is_502_and_unhealthy_is_503);
 async fn refused_connection_is_502_and_unhealthy_is_503() {
     let running = crashed_item().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -128,7 +128,7 @@ async fn refused_connection_is_502_and_unhealthy_is_503() {
     assert_eq!(answer.json()["error"], "`item` has no healthy replica");
 }
 
-#[tokio::test]
+both_paths!(external_services_need_no_endpoints);
 async fn external_services_need_no_endpoints() {
     let web = TestUpstream::start("web").await;
     let running = start(&format!("services:\n  web:\n    external: {}\n", web.url())).await;

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{get, manifest, start, TestUpstream};
 
-#[tokio::test]
+both_paths!(service_faults_abort_and_delay);
 async fn service_faults_abort_and_delay() {
     let a = TestUpstream::start("a").await;
     let yaml = format!(
@@ -27,7 +27,7 @@ async fn service_faults_abort_and_delay() {
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
 
-#[tokio::test]
+both_paths!(route_faults_replace_service_faults);
 async fn route_faults_replace_service_faults() {
     let a = TestUpstream::start("a").await;
     let yaml = format!(
@@ -38,7 +38,7 @@ async fn route_faults_replace_service_faults() {
     assert_eq!(get(&running.url("/x"), &[]).await.status, 503);
 }
 
-#[tokio::test]
+both_paths!(fault_headers_unless_disabled);
 async fn fault_headers_unless_disabled() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;

@@ -7,7 +7,7 @@ use sandbox::proxy::{Caller, SpanKind};
 
 use crate::util::{get, manifest, start, start_recorded, TestUpstream};
 
-#[tokio::test]
+both_paths!(unknown_sources_are_refused);
 async fn unknown_sources_are_refused() {
     let item = TestUpstream::start("item").await;
     let running = start(&manifest(&[&item], "")).await;
@@ -18,7 +18,7 @@ async fn unknown_sources_are_refused() {
     assert_eq!(item.hits(), 0);
 }
 
-#[tokio::test]
+both_paths!(callers_are_known_by_address_and_routed_by_host);
 async fn callers_are_known_by_address_and_routed_by_host() {
     let item = TestUpstream::start("item").await;
     let (running, spans) = start_recorded(&manifest(&[&item], "")).await;

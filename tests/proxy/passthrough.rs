@@ -26,7 +26,7 @@ async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-#[tokio::test]
+both_paths!(websocket_upgrade_passes_through);
 async fn websocket_upgrade_passes_through() {
     let demo = start_demo().await;
     let running = start(&format!(
@@ -64,7 +64,7 @@ async fn websocket_upgrade_passes_through() {
     assert_eq!(&echo[2..], b"hello");
 }
 
-#[tokio::test]
+both_paths!(streamed_response_arrives_chunk_by_chunk);
 async fn streamed_response_arrives_chunk_by_chunk() {
     let demo = start_demo().await;
     let running = start(&format!(
@@ -102,7 +102,7 @@ async fn streamed_response_arrives_chunk_by_chunk() {
     assert!(!rest.is_empty());
 }
 
-#[tokio::test]
+both_paths!(large_request_body_streams_upstream);
 async fn large_request_body_streams_upstream() {
     let demo = start_demo().await;
     let running = start(&format!(
@@ -119,7 +119,7 @@ async fn large_request_body_streams_upstream() {
     );
 }
 
-#[tokio::test]
+both_paths!(h2c_upstreams_when_asked);
 async fn h2c_upstreams_when_asked() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -8,7 +8,7 @@ use sandbox::proxy::Endpoint;
 
 use crate::util::{get, manifest, start, TestUpstream};
 
-#[tokio::test]
+both_paths!(retries_until_the_upstream_recovers_and_counts_them);
 async fn retries_until_the_upstream_recovers_and_counts_them() {
     let a = TestUpstream::start("a").await;
     let routes = r#"
@@ -30,7 +30,7 @@ gateway:
     );
 }
 
-#[tokio::test]
+both_paths!(retries_give_up_after_attempts);
 async fn retries_give_up_after_attempts() {
     let a = TestUpstream::start("a").await;
     let routes = r#"
@@ -47,7 +47,7 @@ gateway:
     assert_eq!(a.hits(), 4, "500 is not in retriable_status");
 }
 
-#[tokio::test]
+both_paths!(per_try_timeout_retries_then_504);
 async fn per_try_timeout_retries_then_504() {
     let a = TestUpstream::start("a").await;
     let routes = r#"
@@ -74,7 +74,7 @@ gateway:
     assert_eq!(answer.json()["error"], "`a` did not answer within 100ms");
 }
 
-#[tokio::test]
+both_paths!(route_timeout_is_504);
 async fn route_timeout_is_504() {
     let a = TestUpstream::start("a").await;
     let routes =
@@ -96,7 +96,7 @@ async fn route_timeout_is_504() {
     );
 }
 
-#[tokio::test]
+both_paths!(weighted_split_follows_weights);
 async fn weighted_split_follows_weights() {
     let (a, b) = (
         TestUpstream::start("a").await,
@@ -123,7 +123,7 @@ fn closed_port() -> SocketAddr {
     listener.local_addr().expect("address")
 }
 
-#[tokio::test]
+both_paths!(outlier_ejection_and_readmission);
 async fn outlier_ejection_and_readmission() {
     let good = TestUpstream::start("good").await;
     let yaml = r#"
@@ -179,7 +179,7 @@ services:
     assert!(after >= 1, "re-admitted after the back-off");
 }
 
-#[tokio::test]
+both_paths!(health_changes_take_replicas_out);
 async fn health_changes_take_replicas_out() {
     let (one, two) = (
         TestUpstream::start("one").await,
@@ -222,7 +222,7 @@ async fn health_changes_take_replicas_out() {
     assert_eq!(seen.len(), 2);
 }
 
-#[tokio::test]
+both_paths!(circuit_breaker_answers_503_with_overflow_header);
 async fn circuit_breaker_answers_503_with_overflow_header() {
     let a = TestUpstream::start("a").await;
     let yaml = format!(
@@ -243,7 +243,7 @@ async fn circuit_breaker_answers_503_with_overflow_header() {
     assert_eq!(get(&running.url("/a/x"), &[]).await.status, 200);
 }
 
-#[tokio::test]
+both_paths!(large_bodies_stream_once_and_are_not_retried);
 async fn large_bodies_stream_once_and_are_not_retried() {
     let a = TestUpstream::start("a").await;
     let routes = r#"

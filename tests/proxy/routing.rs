@@ -3,7 +3,7 @@
 
 use crate::util::{get, manifest, send, start, TestUpstream};
 
-#[tokio::test]
+both_paths!(matches_in_order_on_every_condition);
 async fn matches_in_order_on_every_condition() {
     let (a, b, c) = (
         TestUpstream::start("a").await,
@@ -61,7 +61,7 @@ gateway:
     );
 }
 
-#[tokio::test]
+both_paths!(no_route_is_404_with_a_hint);
 async fn no_route_is_404_with_a_hint() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(
@@ -75,7 +75,7 @@ async fn no_route_is_404_with_a_hint() {
     assert_eq!(answer.header("x-sandbox-error-source"), "downstream");
 }
 
-#[tokio::test]
+both_paths!(rewrite_and_header_edits);
 async fn rewrite_and_header_edits() {
     let a = TestUpstream::start("a").await;
     let routes = r#"
@@ -105,7 +105,7 @@ gateway:
     assert_eq!(answer.header("x-sandbox-upstream"), "a-external");
 }
 
-#[tokio::test]
+both_paths!(default_routes_strip_the_service_prefix);
 async fn default_routes_strip_the_service_prefix() {
     let (item, user) = (
         TestUpstream::start("item").await,
@@ -130,7 +130,7 @@ async fn default_routes_strip_the_service_prefix() {
     );
 }
 
-#[tokio::test]
+both_paths!(forwarding_headers_and_request_ids);
 async fn forwarding_headers_and_request_ids() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -160,7 +160,7 @@ async fn forwarding_headers_and_request_ids() {
     assert_eq!(answer.sent("x-request-id").as_deref(), Some("abc-123"));
 }
 
-#[tokio::test]
+both_paths!(admin_pages);
 async fn admin_pages() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;

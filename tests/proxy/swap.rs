@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use crate::util::{config_from, get, manifest, start, TestUpstream};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+both_paths!(
+    hot_swap_under_load_fails_nothing,
+    flavor = "multi_thread",
+    worker_threads = 2
+);
 async fn hot_swap_under_load_fails_nothing() {
     let (a, b) = (
         TestUpstream::start("a").await,

@@ -9,7 +9,7 @@ use crate::util::{get, manifest, start, start_recorded, TestUpstream};
 const TRACE: &str = "463ac35c9f6413ad48485a3953bb6124";
 const SPAN: &str = "a2fb4a1d1a96d312";
 
-#[tokio::test]
+both_paths!(b3_in_same_trace_out);
 async fn b3_in_same_trace_out() {
     let a = TestUpstream::start("a").await;
     let (running, spans) = start_recorded(&manifest(&[&a], "")).await;
@@ -61,7 +61,7 @@ async fn b3_in_same_trace_out() {
     assert_eq!(server.local_service, "a");
 }
 
-#[tokio::test]
+both_paths!(without_a_recorder_trace_headers_pass_through);
 async fn without_a_recorder_trace_headers_pass_through() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -86,7 +86,7 @@ async fn without_a_recorder_trace_headers_pass_through() {
     assert_eq!(answer.sent("x-b3-parentspanid"), None);
 }
 
-#[tokio::test]
+both_paths!(none_in_new_context_in_all_three_forms);
 async fn none_in_new_context_in_all_three_forms() {
     let a = TestUpstream::start("a").await;
     let (running, spans) = start_recorded(&manifest(&[&a], "")).await;
@@ -106,7 +106,7 @@ async fn none_in_new_context_in_all_three_forms() {
     assert!(recorded.iter().all(|recorded| recorded.trace_id == trace));
 }
 
-#[tokio::test]
+both_paths!(unsampled_requests_record_nothing_and_retries_are_annotated);
 async fn unsampled_requests_record_nothing_and_retries_are_annotated() {
     let a = TestUpstream::start("a").await;
     let routes = "gateway:\n  routes:\n    - match: {prefix: /}\n      service: a\n      retries: {attempts: 2, on: [5xx], backoff: {base: 1ms, max: 2ms}}\n";

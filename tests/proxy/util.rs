@@ -133,6 +133,12 @@ async fn answer(
     Ok(response)
 }
 
+tokio::task_local! {
+    /// Whether the proxy under test serves HTTP/1.1 on its fast path (`Limits::fast_path`); set
+    /// by `both_paths!` for each of a test's two runs.
+    pub static FAST_PATH: bool;
+}
+
 /// A running proxy with its gateway (and mesh) address.
 pub struct Running {
     pub proxy: Proxy,
@@ -195,6 +201,9 @@ pub async fn start_recorded(yaml: &str) -> (Running, Arc<Spans>) {
 
 pub async fn start_with(yaml: &str, setup: Setup) -> Running {
     let (mut config, directory) = config_from(yaml);
+    config.limits.fast_path = FAST_PATH
+        .try_with(|fast_path| *fast_path)
+        .expect("a proxy test runs inside `both_paths!`");
     if let Some(tweak) = setup.tweak {
         tweak(&mut config);
     }

@@ -97,27 +97,7 @@ async fn serve_foreground(
         }
     };
     printer.finish_progress();
-    printer.stderr_line("attached to the services' output; Ctrl-C stops and removes them");
-    let sources: Vec<LogSource> = running
-        .outcome
-        .replicas
-        .iter()
-        .map(|replica| LogSource {
-            container_id: replica.container_id.clone(),
-            service: replica.service.clone(),
-            replica: replica.replica,
-        })
-        .collect();
-    super::logs::print_logs(
-        &running.docker,
-        &sources,
-        true,
-        None,
-        false,
-        printer,
-        &shutdown.graceful,
-    )
-    .await;
+    follow(&running, printer, &shutdown).await;
     if !shutdown.graceful.is_cancelled() {
         printer.stderr_line("every service has stopped; removing the containers");
     } else {
@@ -136,6 +116,40 @@ async fn serve_foreground(
     } else {
         0
     })
+}
+
+/// Streams the containers' output until Ctrl-C, or until every container has stopped. With no
+/// container to follow (every service `external:`) nothing stops on its own: the gateway serves
+/// until Ctrl-C.
+async fn follow(running: &session::Running, printer: &Printer, shutdown: &Shutdown) {
+    let sources: Vec<LogSource> = running
+        .outcome
+        .replicas
+        .iter()
+        .map(|replica| LogSource {
+            container_id: replica.container_id.clone(),
+            service: replica.service.clone(),
+            replica: replica.replica,
+        })
+        .collect();
+    if sources.is_empty() {
+        printer.stderr_line(
+            "no containers to follow (every service is `external:`); serving until Ctrl-C",
+        );
+        shutdown.graceful.cancelled().await;
+        return;
+    }
+    printer.stderr_line("attached to the services' output; Ctrl-C stops and removes them");
+    super::logs::print_logs(
+        &running.docker,
+        &sources,
+        true,
+        None,
+        false,
+        printer,
+        &shutdown.graceful,
+    )
+    .await;
 }
 
 /// `up -d` / `up --wait`: reconcile and reload a running detached control plane in place (no

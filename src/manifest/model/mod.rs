@@ -315,6 +315,10 @@ pub struct Gateway {
     pub routes: Vec<Route>,
     /// Whether `x-sandbox-fault-delay` / `x-sandbox-fault-abort` request headers inject faults.
     pub allow_fault_headers: bool,
+    /// Request bodies larger than this (bytes) are refused with 413, at the gateway and in the
+    /// mesh; a gateway route may set its own.
+    #[serde(skip_serializing_if = "Gateway::is_default_body_limit")]
+    pub max_request_body: u64,
 }
 
 impl Default for Gateway {
@@ -324,13 +328,21 @@ impl Default for Gateway {
             port: 8080,
             routes: Vec::new(),
             allow_fault_headers: true,
+            max_request_body: Gateway::DEFAULT_MAX_REQUEST_BODY,
         }
     }
 }
 
 impl Gateway {
+    /// The request body limit when `gateway.max_request_body` is not set (64 MiB).
+    pub const DEFAULT_MAX_REQUEST_BODY: u64 = 64 * 1024 * 1024;
+
     pub fn is_default(&self) -> bool {
         *self == Gateway::default()
+    }
+
+    fn is_default_body_limit(limit: &u64) -> bool {
+        *limit == Gateway::DEFAULT_MAX_REQUEST_BODY
     }
 }
 
@@ -359,6 +371,9 @@ pub struct Route {
     /// Replaces the target service's `faults` for requests on this route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<Faults>,
+    /// Replaces `gateway.max_request_body` for requests on this route (bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<u64>,
 }
 
 /// What a request must look like for a route to apply; every condition given must hold.

@@ -9,9 +9,15 @@ use super::super::model::{
 use super::super::node::{Node, Value};
 use super::super::suggest;
 use super::check::{describe, join, Checker};
-use super::{environment, traffic};
+use super::{environment, traffic, volumes};
 
-const KEYS: &[&str] = &["host", "port", "routes", "allow_fault_headers"];
+const KEYS: &[&str] = &[
+    "host",
+    "port",
+    "routes",
+    "allow_fault_headers",
+    "max_request_body",
+];
 const ROUTE_KEYS: &[&str] = &[
     "match",
     "service",
@@ -22,6 +28,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "retries",
     "faults",
+    "max_request_body",
 ];
 const MATCH_KEYS: &[&str] = &[
     "prefix", "exact", "regex", "method", "headers", "query", "host",
@@ -59,6 +66,10 @@ pub fn read(checker: &mut Checker<'_>, node: &Node, services: &[&str]) -> Gatewa
         gateway.allow_fault_headers = checker
             .boolean(node, "gateway.allow_fault_headers")
             .unwrap_or(true);
+    }
+    if let Some(node) = fields.get("max_request_body") {
+        gateway.max_request_body = read_body_limit(checker, node, "gateway.max_request_body")
+            .unwrap_or(gateway.max_request_body);
     }
     if let Some(node) = fields.get("routes") {
         let Value::Sequence(items) = &node.value else {
@@ -159,7 +170,25 @@ fn read_route(
         faults: fields
             .get("faults")
             .and_then(|node| traffic::read_faults(checker, node, &key("faults"))),
+        max_request_body: fields
+            .get("max_request_body")
+            .and_then(|node| read_body_limit(checker, node, &key("max_request_body"))),
     })
+}
+
+/// A request body limit: a size (`10m`, `1g`, bytes) of at least one byte.
+fn read_body_limit(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<u64> {
+    let limit = volumes::read_size(checker, node, field)?;
+    if limit == 0 {
+        checker.error_with_hint(
+            node,
+            field,
+            "a request body limit of 0 bytes refuses every body",
+            "write a size like `10m` or `1g`",
+        );
+        return None;
+    }
+    Some(limit)
 }
 
 fn read_match(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<RouteMatch> {

@@ -148,3 +148,55 @@ fn external_services_are_reached_from_the_gateway_and_through_the_mesh() {
         "{metrics}"
     );
 }
+
+/// Issue 11: with every service `external:` there is no container whose end would end `up`; the
+/// foreground gateway serves until Ctrl-C.
+#[test]
+fn a_foreground_up_of_external_services_only_serves_until_interrupted() {
+    let project = Project::new("external-only");
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the host server");
+    let upstream_port = upstream.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut connection in upstream.incoming().flatten() {
+            let mut request = [0u8; 4096];
+            let _ = connection.read(&mut request);
+            let _ = connection.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nfrom host",
+            );
+        }
+    });
+    let gateway = free_port();
+    project.manifest(&format!(
+        "gateway: {{port: {gateway}}}\nservices:\n  legacy:\n    external: http://127.0.0.1:{upstream_port}\n"
+    ));
+    let mut child = project.spawn_quiet(&["up"]);
+    let request = b"GET /legacy/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let first = wait_until("the gateway answers", Duration::from_secs(30), || {
+        exchange(gateway, request).ok()
+    });
+    assert_eq!(
+        (first.status, first.body.as_str()),
+        (200, "from host"),
+        "{first:?}"
+    );
+    // Still serving a while later: nothing ended it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "up exited on its own");
+    let later = exchange(gateway, request).expect("the gateway still answers");
+    assert_eq!(later.status, 200, "{later:?}");
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted up exits 130");
+    assert!(
+        TcpStream::connect(("127.0.0.1", gateway)).is_err(),
+        "the gateway still listens"
+    );
+    assert!(
+        project.leftovers().is_empty(),
+        "left behind: {:?}",
+        project.leftovers()
+    );
+    assert!(crate::util::ps_json(&project)["pid"].is_null());
+}
