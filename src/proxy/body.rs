@@ -1,5 +1,6 @@
 //! Body types: one boxed body for both directions, the request body kept for retries when small,
 //! and the response body wrapper that counts bytes and runs the `logging` phase when it ends.
+//! Frames pass as they come, trailer frames too (gRPC's `grpc-status` travels in them).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -3,7 +3,8 @@
 //! `write` when the body is already there. The first request the fast path does not serve (a
 //! body, `Connection`, `Upgrade`, `Expect`, HTTP/1.0, a malformed or oversized head, a bare LF,
 //! …) hands the connection, with the bytes read so far, to hyper for the rest of its life
-//! ([`super::serve::hyper_connection`]), which answers exactly as before (400, 431, upgrades).
+//! ([`super::serve::hyper_connection`]), which answers exactly as before (400, 431, upgrades);
+//! a connection that opens with the HTTP/2 preface goes to [`super::serve::http2_connection`].
 //! With [`super::Limits::fast_path`] off this module is not used.
 
 use std::io;
@@ -26,7 +27,7 @@ use super::body::ProxyBody;
 use super::deadline::Deadline;
 use super::headers::Appended;
 use super::phases::{respond, Listener};
-use super::serve::hyper_connection;
+use super::serve::{http2_connection, hyper_connection, is_http2_preface};
 use super::status::Caller;
 use super::wire::{self, Parsed};
 use super::{Limits, Shared};
@@ -52,6 +53,8 @@ pub async fn serve_connection(
     let cancelled = shutdown.clone().cancelled_owned();
     tokio::pin!(cancelled);
     let max_head = limits.max_header_bytes.max(8192);
+    // The HTTP/2 preface can only open a connection.
+    let mut first = true;
     loop {
         timer.start(limits.header_read_timeout);
         let request = loop {
@@ -78,12 +81,17 @@ pub async fn serve_connection(
             }
         };
         let Some(request) = request else {
+            let http2 = first && is_http2_preface(&buffer);
             let io = Rewind {
                 prefix: buffer.freeze(),
                 stream,
             };
+            if http2 {
+                return http2_connection(shared, io, peer, kind, caller, shutdown).await;
+            }
             return hyper_connection(shared, io, peer, kind, caller, limits, shutdown).await;
         };
+        first = false;
         let head_request = request.method() == Method::HEAD;
         let (response, appended) = respond(
             shared.clone(),

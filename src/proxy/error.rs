@@ -1,6 +1,8 @@
 //! Why a request could not be proxied, who is to blame ([`ErrorSource`], as in pingora: the source
 //! decides 4xx vs 5xx), and the page a developer sees: HTML for browsers, JSON for API clients,
 //! plain text otherwise, naming the service, its state, its last log lines and what to run next.
+//! A gRPC call gets a gRPC status instead (HTTP 200, `grpc-status` and `grpc-message` in a
+//! trailers-only response), the same facts in one line.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -135,6 +137,31 @@ impl ProxyError {
         }
     }
 
+    /// The gRPC status code a gRPC client gets for this error (`UNIMPLEMENTED` for no route,
+    /// `UNAVAILABLE` when the service cannot answer, …).
+    pub fn grpc_status(&self) -> u8 {
+        const PERMISSION_DENIED: u8 = 7;
+        const DEADLINE_EXCEEDED: u8 = 4;
+        const RESOURCE_EXHAUSTED: u8 = 8;
+        const UNIMPLEMENTED: u8 = 12;
+        const INTERNAL: u8 = 13;
+        const UNAVAILABLE: u8 = 14;
+        match self {
+            ProxyError::NoRoute { .. } | ProxyError::UnknownService { .. } => UNIMPLEMENTED,
+            ProxyError::UnknownCaller { .. } => PERMISSION_DENIED,
+            ProxyError::BodyTooLarge { .. } | ProxyError::HeadersTooLarge { .. } => {
+                RESOURCE_EXHAUSTED
+            }
+            ProxyError::BadRequest { .. } | ProxyError::Internal { .. } => INTERNAL,
+            ProxyError::NoReplica { .. }
+            | ProxyError::Overflow { .. }
+            | ProxyError::ConnectFailed { .. }
+            | ProxyError::Reset { .. }
+            | ProxyError::InvalidResponse { .. } => UNAVAILABLE,
+            ProxyError::Timeout { .. } => DEADLINE_EXCEEDED,
+        }
+    }
+
     /// The service the error is about, when there is one.
     pub fn service(&self) -> Option<&str> {
         match self {
@@ -155,6 +182,8 @@ const LOG_LINES: usize = 20;
 /// What the error page says.
 pub struct ErrorReport {
     pub status: StatusCode,
+    /// The gRPC status code, for gRPC calls ([`ProxyError::grpc_status`]).
+    pub grpc_status: u8,
     pub message: String,
     pub service: Option<String>,
     pub state: Option<String>,
@@ -199,6 +228,7 @@ impl ErrorReport {
         };
         ErrorReport {
             status: error.status(),
+            grpc_status: error.grpc_status(),
             message: error.to_string(),
             service,
             state,
@@ -225,6 +255,33 @@ impl ErrorReport {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+    }
+
+    /// A gRPC trailers-only response: HTTP 200, no body, the status and a one-line message
+    /// (error, state, next command, request id) in `grpc-status` and `grpc-message`.
+    pub fn into_grpc_response(self) -> Response<ProxyBody> {
+        let mut message = self.message.clone();
+        if let Some(state) = &self.state {
+            message.push_str(&format!("; state: {state}"));
+        }
+        if let Some(next) = &self.next {
+            message.push_str(&format!("; next: {next}"));
+        }
+        message.push_str(&format!("; request id: {}", self.request_id));
+        let mut response = Response::new(super::body::empty());
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(
+            "grpc-status",
+            HeaderValue::from(u16::from(self.grpc_status)),
+        );
+        if let Ok(value) = HeaderValue::from_str(&grpc_percent_encode(&message)) {
+            headers.insert("grpc-message", value);
+        }
         response
     }
 
@@ -299,6 +356,19 @@ impl ErrorReport {
     }
 }
 
+/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
+fn grpc_percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
@@ -308,4 +378,27 @@ fn escape_html(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_messages_encode_percent_and_non_ascii() {
+        assert_eq!(
+            grpc_percent_encode("`item` is 100% down: é\n"),
+            "`item` is 100%25 down: %C3%A9%0A"
+        );
+    }
+
+    #[test]
+    fn grpc_status_names_the_failure() {
+        let no_route = ProxyError::NoRoute { path: "/x".into() };
+        let down = ProxyError::NoReplica {
+            service: "item".into(),
+            reason: NoReplica::NoneRunning,
+        };
+        assert_eq!((no_route.grpc_status(), down.grpc_status()), (12, 14));
+    }
 }

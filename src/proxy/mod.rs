@@ -49,6 +49,15 @@
 //! is the reference unless it is clearly wrong (hyper accepts bare-LF line ends; both refuse them,
 //! see `line_ends`). A change to one transport is done when both runs pass.
 //!
+//! # HTTP/2 from clients
+//! A connection that opens with the HTTP/2 preface (h2c, prior knowledge: gRPC's way) goes to
+//! hyper's HTTP/2 server on either path (`serve::http2_connection`: the fast path sees the preface
+//! in the bytes it read, the hyper path peeks at them), and each stream runs through the same
+//! request phases (`phases`) as an HTTP/1.1 request. Bodies pass frame by frame, trailers
+//! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. The proxy's own
+//! errors become gRPC statuses for `application/grpc*` requests (`error`). Not yet: HTTP/2 over
+//! TLS, h2c upgrades from HTTP/1.1, gRPC-aware retries, spans and `grpc-timeout`.
+//!
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
 //! - `route`: the compiled routing table and first-match lookup (pure).

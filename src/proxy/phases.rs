@@ -196,6 +196,10 @@ pub async fn respond<B: RequestBody>(
         );
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
     let known_caller = listener == Listener::Gateway || caller.is_some();
     let result = if head_size(&request) > config.limits.max_header_bytes {
         Err(ProxyError::HeadersTooLarge {
@@ -211,7 +215,7 @@ pub async fn respond<B: RequestBody>(
         Ok(response) => response,
         Err(error) => {
             close = matches!(error, ProxyError::HeadersTooLarge { .. });
-            fail_to_proxy(&shared, &mut session, &error, accept.as_ref()).await
+            fail_to_proxy(&shared, &mut session, &error, accept.as_ref(), grpc).await
         }
     };
     let appended = response_filter(&shared, &config, &session, &mut response);
@@ -564,7 +568,16 @@ fn upstream_request_filter(
 ) -> (HeaderMap, Appended) {
     let mut names = RequestNames::of(&headers);
     if names.hop_by_hop || upgrade {
+        // `te: trailers` is how gRPC clients say they accept trailers; an h2c upstream needs it,
+        // and it asks nothing of an HTTP/1.1 one.
+        let trailers = headers
+            .get_all(header::TE)
+            .iter()
+            .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
         strip_hop_by_hop(&mut headers, upgrade);
+        if trailers {
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        }
         // `Connection` may have named any header.
         names = RequestNames::of(&headers);
     }
@@ -672,16 +685,22 @@ fn response_filter(
     appended
 }
 
-/// An error becomes a page naming the service, its state, its logs and what to run next.
+/// An error becomes a page naming the service, its state, its logs and what to run next (a gRPC
+/// status with the same facts for a gRPC call).
 async fn fail_to_proxy(
     shared: &Shared,
     session: &mut Session,
     error: &ProxyError,
     accept: Option<&HeaderValue>,
+    grpc: bool,
 ) -> Response<ProxyBody> {
     session.error = Some(error.to_string());
     let report = ErrorReport::gather(error, shared.status.as_ref(), &session.request_id).await;
-    let mut response = report.into_response(accept);
+    let mut response = if grpc {
+        report.into_grpc_response()
+    } else {
+        report.into_response(accept)
+    };
     if matches!(error, ProxyError::Overflow { .. }) {
         response
             .headers_mut()

@@ -29,6 +29,7 @@ mod body_limit;
 mod errors;
 mod faults;
 mod framing;
+mod grpc;
 mod mesh;
 mod passthrough;
 mod resilience;
