@@ -191,7 +191,9 @@ impl Drop for Project {
                 .args(["volume", "rm", "-f", &id])
                 .output();
         }
-        // Images tagged with this project's name are its own; shared test images stay.
+        // Images tagged with this project's name are its own; shared test images stay. The untagged
+        // parents (the build cache of steps other tests share) stay too: pruning them while another
+        // test builds on them fails that build ("failed to get digest").
         let images = ids(&[
             "images",
             "--format",
@@ -201,7 +203,9 @@ impl Drop for Project {
         ]);
         for image in images {
             if image.ends_with(&format!(":{}", self.name)) {
-                let _ = Command::new("docker").args(["rmi", &image]).output();
+                let _ = Command::new("docker")
+                    .args(["rmi", "--no-prune", &image])
+                    .output();
             }
         }
     }

@@ -40,7 +40,10 @@ impl Drop for BuiltImages {
         let Ok(listed) = listed else { return };
         for image in String::from_utf8_lossy(&listed.stdout).lines() {
             if image.starts_with(&format!("{}-", self.0)) {
-                let _ = Command::new("docker").args(["rmi", "-f", image]).output();
+                // `--no-prune`: the build cache underneath is shared with other tests' builds.
+                let _ = Command::new("docker")
+                    .args(["rmi", "-f", "--no-prune", image])
+                    .output();
             }
         }
     }
