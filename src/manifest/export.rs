@@ -27,10 +27,10 @@ pub struct ExportOptions {
 /// The project `options` describe, as compose YAML. Errors are those loading reports (the
 /// project is validated first, so what is written is what `sandbox up` would run).
 pub fn to_compose(options: &LoadOptions, export: ExportOptions) -> Result<String, ManifestErrors> {
-    let manifest = super::load(options)?;
-    let working_dir = options.working_dir.clone();
-    let assembled = assemble::assemble(options, &super::absolute(&working_dir));
-    let Some(root) = assembled.root else {
+    let working_dir = super::absolute(&options.working_dir);
+    let assembled = assemble::assemble(options, &working_dir);
+    let manifest = super::validate_assembled(options, &working_dir, &assembled)?;
+    let Some(root) = &assembled.root else {
         return Err(ManifestErrors::new(
             manifest.file.clone(),
             vec![ManifestError {
@@ -47,7 +47,7 @@ pub fn to_compose(options: &LoadOptions, export: ExportOptions) -> Result<String
         sources: &assembled.sources,
         export,
     };
-    let mut document = match writer.value(&root, &[]) {
+    let mut document = match writer.value(root, &[]) {
         Yaml::Mapping(mapping) => mapping,
         _ => Mapping::new(),
     };

@@ -69,6 +69,15 @@ pub struct LoadOptions {
 pub fn load(options: &LoadOptions) -> Result<Manifest, ManifestErrors> {
     let working_dir = absolute(&options.working_dir);
     let assembled = assemble::assemble(options, &working_dir);
+    validate_assembled(options, &working_dir, &assembled)
+}
+
+/// The schema walk and the checks across services over an assembled tree.
+fn validate_assembled(
+    options: &LoadOptions,
+    working_dir: &Path,
+    assembled: &assemble::Assembled,
+) -> Result<Manifest, ManifestErrors> {
     let main_file = assembled
         .sources
         .first()

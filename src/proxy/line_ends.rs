@@ -13,11 +13,10 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Whether `head` has a `\n` not preceded by `\r`.
+/// Whether `head` has a `\n` not preceded by `\r`. On the fast path for every request head:
+/// `memchr` visits only the few line ends instead of every byte.
 pub fn has_bare_lf(head: &[u8]) -> bool {
-    head.iter()
-        .enumerate()
-        .any(|(at, &byte)| byte == b'\n' && (at == 0 || head[at - 1] != b'\r'))
+    memchr::memchr_iter(b'\n', head).any(|at| at == 0 || head[at - 1] != b'\r')
 }
 
 /// Where the reader is in the client's stream.

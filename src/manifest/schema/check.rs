@@ -289,6 +289,27 @@ impl Checker<'_> {
         }
     }
 
+    /// The strings of a list, each with its node and its place (`field[index]`); items that are
+    /// not strings are reported and left out.
+    pub fn listed<'n>(
+        &mut self,
+        items: &'n [std::rc::Rc<Node>],
+        field: &str,
+    ) -> Vec<(String, &'n Node, Place)> {
+        let mut listed = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let item_field = format!("{field}[{index}]");
+            if let Some(text) = self.string(item, &item_field) {
+                let place = Place {
+                    span: item.span,
+                    field: item_field,
+                };
+                listed.push((text, item.as_ref(), place));
+            }
+        }
+        listed
+    }
+
     /// The entries of a free-form map, keys as written (not interpolated).
     pub fn entries<'n>(
         &mut self,

@@ -27,15 +27,7 @@ pub fn read(
     let mut optional = BTreeSet::new();
     match &node.value {
         Value::Sequence(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let item_field = format!("{field}[{index}]");
-                let Some(name) = checker.string(item, &item_field) else {
-                    continue;
-                };
-                let place = Place {
-                    span: item.span,
-                    field: item_field,
-                };
+            for (name, _, place) in checker.listed(items, field) {
                 conditions.insert(name.clone(), DependencyCondition::Started);
                 places.insert(
                     name,

@@ -98,15 +98,8 @@ fn read_service_networks(
 ) {
     match &node.value {
         Value::Sequence(items) => {
-            for (index, item) in items.iter().enumerate() {
-                let item_field = format!("{field}[{index}]");
-                let Some(name) = checker.string(item, &item_field) else {
-                    continue;
-                };
-                let place = Place {
-                    span: item.span,
-                    field: item_field.clone(),
-                };
+            for (name, item, place) in checker.listed(items, field) {
+                let item_field = place.field.clone();
                 if networking
                     .places
                     .networks
