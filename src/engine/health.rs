@@ -1,5 +1,6 @@
 //! Health probes run by the control plane itself (not Docker's HEALTHCHECK, which waits a whole
-//! interval before its first probe): HTTP GET, TCP connect, or a command exec'd in the container.
+//! interval before its first probe): HTTP GET, TCP connect, gRPC `Health/Check` (`grpc_health`), or
+//! a command exec'd in the container.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -65,6 +66,12 @@ pub async fn probe(
                     .await
                     .map(drop)
                     .map_err(|error| format!("TCP connect to port {}: {error}", address.port()))
+            }
+            HealthProbe::Grpc { service } => {
+                let address = target
+                    .address
+                    .ok_or("the service's port is not reachable yet")?;
+                super::grpc_health::probe(address, service).await
             }
             HealthProbe::Command(command) => {
                 let (code, output) = docker.exec(&target.container_id, command).await?;

@@ -1,7 +1,7 @@
 //! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
 //! should be ([`spec`]; its secrets and configs in [`files`]), what to change ([`plan`], pure),
 //! doing it ([`apply`]), images ([`image`]; the probes they bring in [`image_health`]), health
-//! probes ([`health`]) and the labels that find
+//! probes ([`health`]; gRPC's in [`grpc_health`]) and the labels that find
 //! everything again ([`labels`]).
 //!
 //! Only `docker.rs` talks to bollard; everything else works with this module's own types.
@@ -10,6 +10,7 @@ pub mod apply;
 pub mod docker;
 pub mod error;
 pub mod files;
+pub mod grpc_health;
 pub mod health;
 pub mod image;
 pub mod image_health;

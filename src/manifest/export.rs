@@ -95,7 +95,10 @@ fn write_service(service: &mut Mapping) {
             }
             healthcheck.insert(Yaml::from("test"), Yaml::Sequence(test));
         }
-        if healthcheck.contains_key("http") || healthcheck.contains_key("tcp") {
+        if ["http", "tcp", "grpc"]
+            .iter()
+            .any(|key| healthcheck.contains_key(*key))
+        {
             // Probes the control plane makes itself: compose has no words for them.
             extension_keys.push("healthcheck");
         }
@@ -436,6 +439,32 @@ mod tests {
         assert_eq!(
             document["services"]["db"]["healthcheck"]["test"],
             serde_yaml_ng::from_str::<Yaml>("[CMD, true]").unwrap()
+        );
+    }
+
+    #[test]
+    fn a_grpc_probe_is_kept_under_x_sandbox() {
+        let text = export(
+            &[(
+                "compose.yaml",
+                "name: rpc\nservices:\n  echo:\n    image: grpc-peer:1\n    port: 50051\n    http2: true\n    healthcheck: {grpc: demo.Echo, interval: 1s}\n",
+            )],
+            |_| {},
+        );
+        let document: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        let echo = &document["services"]["echo"];
+        assert_eq!(
+            echo["x-sandbox"]["healthcheck"]["grpc"],
+            Yaml::from("demo.Echo"),
+            "{text}"
+        );
+        assert_eq!(
+            echo["x-sandbox"]["healthcheck"]["interval"],
+            Yaml::from("1s")
+        );
+        assert!(
+            echo.get("healthcheck").is_none(),
+            "compose has no gRPC probe: {text}"
         );
     }
 

@@ -36,6 +36,7 @@ macro_rules! invalid_fixtures {
 }
 
 invalid_fixtures!(
+    bad_grpc_health_service,
     bad_max_request_body,
     bad_port_range,
     bad_mount_type,
@@ -79,6 +80,7 @@ invalid_fixtures!(
     env_file_missing,
     fixed_port_with_replicas,
     healthcheck_without_probe,
+    grpc_healthcheck_without_port,
     healthy_without_healthcheck,
     http_healthcheck_without_port,
     missing_required_var,

@@ -353,6 +353,35 @@ fn restart_replicas_labels_and_the_rest() {
     );
 }
 
+#[test]
+fn grpc_healthchecks_name_the_service_asked_about() {
+    let manifest = load_valid("grpc_health.yaml");
+    let probe = |name: &str| {
+        manifest.services[name]
+            .healthcheck
+            .as_ref()
+            .map(|check| check.probe.clone())
+    };
+    assert_eq!(
+        probe("echo"),
+        Some(HealthProbe::Grpc {
+            service: String::new()
+        })
+    );
+    assert_eq!(
+        probe("named"),
+        Some(HealthProbe::Grpc {
+            service: "demo.Echo".into()
+        })
+    );
+    let json: serde_json::Value = serde_json::from_str(&to_json(&manifest)).expect("JSON");
+    assert_eq!(
+        json["services"]["echo"]["healthcheck"]["probe"],
+        serde_json::json!({"grpc": {"service": ""}})
+    );
+    assert_eq!(json["services"]["echo"]["healthcheck"]["interval"], "1s");
+}
+
 /// `sandbox config` output is stable: locked as a snapshot (absolute paths replaced by `[FIXTURES]`).
 #[test]
 fn yaml_round_trip_is_stable() {

@@ -250,6 +250,9 @@ pub enum HealthProbe {
     Http { path: String },
     /// A TCP connection to `<container>:<port>` opens.
     Tcp,
+    /// `grpc.health.v1.Health/Check` over h2c on `<container>:<port>` answers `SERVING` for
+    /// `service` (`""`: the server as a whole).
+    Grpc { service: String },
     /// A command run inside the container (exec) exits 0. Compose's `CMD-SHELL x` becomes
     /// `["sh", "-c", "x"]`, `CMD a b` becomes `["a", "b"]`.
     Command(Vec<String>),

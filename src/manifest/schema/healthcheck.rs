@@ -1,4 +1,6 @@
-//! `healthcheck:` — one probe (`http: /path`, `tcp: true`, `cmd:`, or compose's `test:`) and its timing.
+//! `healthcheck:` — one probe (`http: /path`, `tcp: true`, `grpc: ""`, `cmd:`, or compose's `test:`)
+//! and its timing. `grpc:` names the service asked about in `grpc.health.v1.Health/Check` (`""`:
+//! the server as a whole), called over h2c on the service's `port`.
 //! `disable: true` or `test: ["NONE"]` means no health check. Timings without a probe keep the
 //! image's `HEALTHCHECK` command, as compose does ([`HealthProbe::Image`], resolved at `up`).
 //!
@@ -20,6 +22,7 @@ use super::check::{join, Checker, Kind};
 const KEYS: &[&str] = &[
     "http",
     "tcp",
+    "grpc",
     "cmd",
     "test",
     "disable",
@@ -32,7 +35,8 @@ const KEYS: &[&str] = &[
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_RETRIES: u32 = 3;
-const PROBE_HINT: &str = "use one of `http: /health`, `tcp: true` or `cmd: [\"pg_isready\"]`";
+const PROBE_HINT: &str =
+    "use one of `http: /health`, `tcp: true`, `grpc: \"\"` or `cmd: [\"pg_isready\"]`";
 
 /// What the `healthcheck:` section says.
 pub enum Read {
@@ -121,7 +125,7 @@ pub fn read(
         .get("disable")
         .and_then(|disable| checker.boolean(disable, &join(field, "disable")))
         .unwrap_or(false);
-    let probes: Vec<(&str, &Node)> = ["http", "tcp", "cmd", "test"]
+    let probes: Vec<(&str, &Node)> = ["http", "tcp", "grpc", "cmd", "test"]
         .into_iter()
         .filter_map(|key| fields.get(key).map(|value| (key, value)))
         .collect();
@@ -154,16 +158,20 @@ pub fn read(
         Some(None) => return Read::Disabled,
         None => return Read::Invalid,
     };
-    if matches!(probe, HealthProbe::Http { .. } | HealthProbe::Tcp) && !has_port {
-        let kind = if matches!(probe, HealthProbe::Tcp) {
-            "tcp"
-        } else {
-            "http"
-        };
+    let network_probe = match probe {
+        HealthProbe::Http { .. } => Some("http"),
+        HealthProbe::Tcp => Some("tcp"),
+        HealthProbe::Grpc { .. } => Some("grpc"),
+        HealthProbe::Command(_) | HealthProbe::Image => None,
+    };
+    if let (Some(kind), false) = (network_probe, has_port) {
         checker.error_with_hint(
             probe_node,
             &join(field, kind),
-            format!("an `{kind}` health check needs the service's `port`"),
+            format!(
+                "{} `{kind}` health check needs the service's `port`",
+                if kind == "http" { "an" } else { "a" }
+            ),
             format!(
                 "set `port:` on service `{service}` to the port it listens on, like `port: 8080`"
             ),
@@ -274,6 +282,22 @@ fn read_probe(
             Some(Some(HealthProbe::Http { path }))
         }
         "tcp" => Some(checker.boolean(node, field)?.then_some(HealthProbe::Tcp)),
+        "grpc" => {
+            let service = checker.string(node, field)?;
+            let valid = service
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+            if !valid {
+                checker.error_with_hint(
+                    node,
+                    field,
+                    format!("`{service}` is not a gRPC service name"),
+                    "write the name the server's health service knows, like `grpc: pkg.Service`, or `grpc: \"\"` for the whole server",
+                );
+                return None;
+            }
+            Some(Some(HealthProbe::Grpc { service }))
+        }
         "cmd" => match &node.value {
             Value::Sequence(_) => {
                 let words = checker.strings(node, field, false)?;
