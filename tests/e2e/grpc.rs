@@ -317,6 +317,21 @@ fn the_grpc_probe_gates_a_dependent_until_the_service_is_serving() {
         line.contains("healthy") && !line.contains("unhealthy"),
         "{line}"
     );
+
+    // The peer stops on SIGTERM at once (what `docker stop` sends first), exiting 0.
+    let app = container(&project, "app");
+    let begun = std::time::Instant::now();
+    let stop = Command::new("docker")
+        .args(["stop", "--time", "10", &app])
+        .output()
+        .expect("docker stop");
+    assert!(stop.status.success(), "docker stop {app}");
+    assert!(
+        begun.elapsed() < Duration::from_secs(5),
+        "grpc-peer took {:?} to stop on SIGTERM",
+        begun.elapsed()
+    );
+    assert_eq!(inspect(&app, "{{.State.ExitCode}}"), "0");
 }
 
 #[test]
