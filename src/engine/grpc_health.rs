@@ -133,12 +133,11 @@ pub async fn probe(address: SocketAddr, service: &str) -> Result<(), String> {
         .body(Full::new(encode_request(service)))
         .map_err(|error| format!("{what}: {error}"))?;
     let response = sender.send_request(request).await.map_err(|error| {
-        let cause = if error.is_closed() || error.is_incomplete_message() {
-            format!("the server closed the connection: {error}")
-        } else {
-            error.to_string()
-        };
-        format!("{what}: {cause}")
+        format!(
+            "{what}: no HTTP/2 answer on port {} ({}); the probe speaks h2c, HTTP/2 without TLS",
+            address.port(),
+            describe(&error)
+        )
     })?;
     let (head, body) = response.into_parts();
     if head.status != http::StatusCode::OK {
@@ -168,6 +167,17 @@ pub async fn probe(address: SocketAddr, service: &str) -> Result<(), String> {
         SERVING => Ok(()),
         other => Err(format!("{what} → {}", serving_status_name(other))),
     }
+}
+
+/// A transport error with its causes (hyper's own text is terse: `connection error`).
+fn describe(error: &hyper::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
 }
 
 /// A failed call's status, with what it means for a health probe.
@@ -328,7 +338,17 @@ mod tests {
                 .await;
         });
         let error = probe(address, "").await.unwrap_err();
-        assert!(error.starts_with("gRPC health: "), "{error}");
+        assert!(
+            error.starts_with(&format!(
+                "gRPC health: no HTTP/2 answer on port {}",
+                address.port()
+            )),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("the probe speaks h2c, HTTP/2 without TLS"),
+            "{error}"
+        );
         drop(TcpListener::bind(address).await);
         let closed = TcpListener::bind("127.0.0.1:0")
             .await
