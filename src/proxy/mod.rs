@@ -83,6 +83,8 @@ mod error;
 mod fasthash;
 mod faults;
 mod forward;
+mod grpc;
+mod grpc_web;
 mod headers;
 mod ids;
 mod line_ends;

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use super::super::duration::{parse_duration, DURATION_FORMS};
 use super::super::model::{
-    AbortFault, Backoff, CircuitBreaker, DelayFault, Faults, LoadBalancer, OutlierDetection,
-    RetryOn, RetryPolicy, TrafficPolicy,
+    AbortFault, Backoff, CircuitBreaker, DelayFault, Faults, GrpcStatus, LoadBalancer,
+    OutlierDetection, RetryOn, RetryPolicy, TrafficPolicy,
 };
 use super::super::node::{Node, Value};
 use super::check::{describe, join, Checker, Fields, Kind};
@@ -30,6 +30,10 @@ const RETRY_ON: &[&str] = &[
     "connect-failure",
     "reset",
     "retriable-status",
+    "unavailable",
+    "resource-exhausted",
+    "cancelled",
+    "deadline-exceeded",
 ];
 
 /// The traffic keys of a service map, read into one policy (defaults for what is left out).
@@ -171,6 +175,7 @@ pub fn read_retries(checker: &mut Checker<'_>, node: &Node, field: &str) -> Opti
         attempts: 2,
         on: vec![RetryOn::GatewayError],
         retriable_status: Vec::new(),
+        retriable_grpc_status: Vec::new(),
         per_try_timeout: None,
         backoff: Backoff::default(),
     };
@@ -183,7 +188,8 @@ pub fn read_retries(checker: &mut Checker<'_>, node: &Node, field: &str) -> Opti
         policy.on = read_retry_on(checker, node, &key("on"));
     }
     if let Some(node) = fields.get("retriable_status") {
-        policy.retriable_status = read_statuses(checker, node, &key("retriable_status"));
+        (policy.retriable_status, policy.retriable_grpc_status) =
+            read_statuses(checker, node, &key("retriable_status"));
         if fields.get("on").is_none() {
             policy.on.push(RetryOn::RetriableStatus);
         }
@@ -227,8 +233,16 @@ fn read_retry_on(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<Ret
             "connect-failure" => RetryOn::ConnectFailure,
             "reset" => RetryOn::Reset,
             "retriable-status" | "retriable-status-codes" => RetryOn::RetriableStatus,
+            "unavailable" => RetryOn::Unavailable,
+            "resource-exhausted" => RetryOn::ResourceExhausted,
+            "cancelled" => RetryOn::Cancelled,
+            "deadline-exceeded" => RetryOn::DeadlineExceeded,
             other => {
-                let hint = format!("use {}", super::super::suggest::list(RETRY_ON));
+                let hint =
+                    match super::super::suggest::did_you_mean(other, RETRY_ON.iter().copied()) {
+                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                        None => format!("use {}", super::super::suggest::list(RETRY_ON)),
+                    };
                 checker.error_with_hint(
                     item,
                     &item_field,
@@ -243,7 +257,13 @@ fn read_retry_on(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<Ret
     conditions
 }
 
-fn read_statuses(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<u16> {
+/// HTTP statuses (`503`) and gRPC status names (`UNAVAILABLE`), in one list.
+fn read_statuses(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> (Vec<u16>, Vec<GrpcStatus>) {
+    let (mut http, mut grpc) = (Vec::new(), Vec::new());
     let Value::Sequence(items) = &node.value else {
         let found = describe(node);
         checker.error(
@@ -251,17 +271,38 @@ fn read_statuses(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<u16
             field,
             format!("expected a list of statuses, found {found}"),
         );
-        return Vec::new();
+        return (http, grpc);
     };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(index, item)| {
-            checker
-                .integer_in(item, &format!("{field}[{index}]"), 100..=599)
-                .map(|status| status as u16)
-        })
-        .collect()
+    for (index, item) in items.iter().enumerate() {
+        let item_field = format!("{field}[{index}]");
+        let Some(scalar) = checker.scalar(item, &item_field, "a status") else {
+            continue;
+        };
+        if matches!(scalar.kind, Kind::Integer(_)) || scalar.text.trim().parse::<i64>().is_ok() {
+            if let Some(status) = checker.integer_in(item, &item_field, 100..=599) {
+                http.push(status as u16);
+            }
+            continue;
+        }
+        match GrpcStatus::from_name(&scalar.text) {
+            Some(status) => grpc.push(status),
+            None => {
+                let hint = match super::super::suggest::did_you_mean(
+                    &scalar.text.to_ascii_uppercase(),
+                    GrpcStatus::NAMES.iter().copied(),
+                ) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => {
+                        "use an HTTP status like `503` or a gRPC status name like `UNAVAILABLE`"
+                            .to_string()
+                    }
+                };
+                let message = format!("unknown status `{}`", scalar.text);
+                checker.error_with_hint(item, &item_field, message, hint);
+            }
+        }
+    }
+    (http, grpc)
 }
 
 fn read_breaker(checker: &mut Checker<'_>, node: &Node, field: &str) -> CircuitBreaker {
