@@ -30,6 +30,8 @@ mod errors;
 mod faults;
 mod framing;
 mod grpc;
+mod grpc_peers;
+mod grpc_real;
 mod mesh;
 mod passthrough;
 mod resilience;
