@@ -49,6 +49,8 @@ pub struct Web {
     text: bool,
     /// The page's origin, echoed in `access-control-allow-origin`.
     origin: Option<HeaderValue>,
+    /// The call's own content type, which the answer gets back (`application/grpc-web+proto`).
+    content_type: HeaderValue,
 }
 
 /// What the filter made of a request on a `grpc_web` route.
@@ -103,12 +105,18 @@ pub fn request_filter(
     };
     let grpc = HeaderValue::from_str(&format!("application/grpc{suffix}"))
         .unwrap_or(HeaderValue::from_static("application/grpc"));
-    headers.insert(header::CONTENT_TYPE, grpc);
+    let content_type = headers
+        .insert(header::CONTENT_TYPE, grpc)
+        .unwrap_or(HeaderValue::from_static("application/grpc-web"));
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     if text {
         headers.remove(header::CONTENT_LENGTH);
     }
-    Ok(Filtered::Call(Web { text, origin }))
+    Ok(Filtered::Call(Web {
+        text,
+        origin,
+        content_type,
+    }))
 }
 
 fn preflight(origin: Option<HeaderValue>, request: &HeaderMap) -> Response<ProxyBody> {
@@ -149,21 +157,14 @@ impl Web {
     /// the body's last frame, base64 for text.
     pub fn response(&self, response: Response<ProxyBody>) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
-        let content_type = parts
+        let grpc = parts
             .headers
             .get(header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("application/grpc"))
-            .map(|suffix| {
-                let kind = if self.text {
-                    "grpc-web-text"
-                } else {
-                    "grpc-web"
-                };
-                format!("application/{kind}{suffix}")
-            });
-        if let Some(value) = content_type.and_then(|text| HeaderValue::from_str(&text).ok()) {
-            parts.headers.insert(header::CONTENT_TYPE, value);
+            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+        if grpc {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, self.content_type.clone());
         }
         parts.headers.remove(header::CONTENT_LENGTH);
         cors(&mut parts.headers, self.origin.clone());
@@ -396,6 +397,7 @@ mod tests {
         let web = Web {
             text: true,
             origin: None,
+            content_type: HeaderValue::from_static("application/grpc-web-text"),
         };
         let decoded = Decoded::new(body, Some(&web));
         let bytes = decoded.collect().await.expect("decodes").to_bytes();
@@ -417,6 +419,7 @@ mod tests {
         let web = Web {
             text: false,
             origin: Some(HeaderValue::from_static("http://localhost:3000")),
+            content_type: HeaderValue::from_static("application/grpc-web+proto"),
         };
         let translated = web.response(response);
         assert_eq!(
@@ -446,6 +449,7 @@ mod tests {
         let web = Web {
             text: true,
             origin: None,
+            content_type: HeaderValue::from_static("application/grpc-web-text"),
         };
         let bytes = web
             .response(Response::new(upstream))

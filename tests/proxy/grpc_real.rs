@@ -46,7 +46,11 @@ fn details(outcome: &Value) -> &str {
 /// Unary, server-, client- and bidirectional streaming calls to `target`.
 async fn four_call_kinds(target: std::net::SocketAddr, authority: &[&str]) {
     let with = |extra: &[&'static str]| -> Vec<&str> {
-        authority.iter().copied().chain(extra.iter().copied()).collect()
+        authority
+            .iter()
+            .copied()
+            .chain(extra.iter().copied())
+            .collect()
     };
     let unary = grpc_call(target, "unary", &with(&["--message", "hello"])).await;
     assert_eq!(code(&unary), "OK", "{unary}");
@@ -67,7 +71,12 @@ async fn four_call_kinds(target: std::net::SocketAddr, authority: &[&str]) {
     assert_eq!(texts(&client), [r#"{"messages": 4, "bytes": 4000}"#]);
 
     // Each message goes only after the answer to the one before came back.
-    let bidi = grpc_call(target, "bidi", &with(&["--count", "3", "--message", "ping"])).await;
+    let bidi = grpc_call(
+        target,
+        "bidi",
+        &with(&["--count", "3", "--message", "ping"]),
+    )
+    .await;
     assert_eq!(code(&bidi), "OK", "{bidi}");
     assert_eq!(
         texts(&bidi),
@@ -203,7 +212,10 @@ async fn grpc_timeout_is_the_calls_deadline() {
     )
     .await;
     assert_eq!(code(&outcome), "DEADLINE_EXCEEDED", "{outcome}");
-    assert!(outcome["elapsed"].as_f64().expect("elapsed") < 2.0, "{outcome}");
+    assert!(
+        outcome["elapsed"].as_f64().expect("elapsed") < 2.0,
+        "{outcome}"
+    );
     // The service gets what is left of it.
     let outcome = grpc_call(running.gateway, "deadline", &["--deadline", "5"]).await;
     let seen: f64 = texts(&outcome)[0].parse().expect("seconds left");

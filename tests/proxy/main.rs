@@ -32,6 +32,7 @@ mod framing;
 mod grpc;
 mod grpc_peers;
 mod grpc_real;
+mod grpc_web;
 mod mesh;
 mod passthrough;
 mod resilience;
