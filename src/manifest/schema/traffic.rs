@@ -287,11 +287,19 @@ fn read_statuses(
         match GrpcStatus::from_name(&scalar.text) {
             Some(status) => grpc.push(status),
             None => {
-                let hint = match super::super::suggest::did_you_mean(
-                    &scalar.text.to_ascii_uppercase(),
-                    GrpcStatus::NAMES.iter().copied(),
-                ) {
-                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                // Suggestions compare in lower case.
+                let names: Vec<String> = GrpcStatus::NAMES
+                    .iter()
+                    .map(|name| name.to_ascii_lowercase())
+                    .collect();
+                let suggestion = super::super::suggest::did_you_mean(
+                    &scalar.text,
+                    names.iter().map(String::as_str),
+                );
+                let hint = match suggestion {
+                    Some(suggestion) => {
+                        format!("did you mean `{}`?", suggestion.to_ascii_uppercase())
+                    }
                     None => {
                         "use an HTTP status like `503` or a gRPC status name like `UNAVAILABLE`"
                             .to_string()
