@@ -7,8 +7,9 @@
 //!   for a trailers-only response (how servers and the proxy answer an immediate failure): both
 //!   are noted ([`Call::note`]) for the access log, the metrics and the spans.
 //! - `grpc-timeout` (`100m`, `5S`, `1H`: at most 8 digits and a unit, gRPC's HTTP/2 spec) bounds
-//!   the call: the smaller of it and the route's (or service's) timeout applies, its expiry is
-//!   `DEADLINE_EXCEEDED`, and the header goes upstream reduced by the time already spent.
+//!   the call: the smaller of it and the route's (or service's) timeout applies to the response
+//!   head, its expiry is `DEADLINE_EXCEEDED`, and the header goes upstream reduced by the time
+//!   already spent (so the service, and the client, end a stream that outlives it).
 //! - Retries: a gRPC status can be retried only when it arrives in the response headers (the
 //!   trailers-only answer, as Envoy does: a status in trailers comes after messages were passed
 //!   on), and only while the request body still fits the retry buffer: [`Replay`] streams the

@@ -253,7 +253,9 @@ async fn proxy_failures_are_grpc_statuses() {
         "services:\n  echo:\n    external: {}\n    http2: true\n\
          \x20   circuit_breaker: {{max_requests: 1, max_pending: 0}}\n\
          \x20 down:\n    image: down:1\n    http2: true\n\
-         gateway:\n  routes:\n    - match: {{prefix: /test.Echo/}}\n      service: echo\n\
+         gateway:\n  routes:\n\
+         \x20   - match: {{prefix: /test.Echo/, headers: {{x-small: {{present: true}}}}}}\n      service: echo\n      max_request_body: 1k\n\
+         \x20   - match: {{prefix: /test.Echo/}}\n      service: echo\n\
          \x20   - match: {{prefix: /test.Down/}}\n      service: down\n",
         server.url()
     );
@@ -285,6 +287,15 @@ async fn proxy_failures_are_grpc_statuses() {
     )
     .await;
     assert_eq!(code(&abort), "PERMISSION_DENIED", "{abort}");
+
+    let large = grpc_call(
+        target,
+        "unary",
+        &["--size", "4096", "--metadata", "x-small=1"],
+    )
+    .await;
+    assert_eq!(code(&large), "RESOURCE_EXHAUSTED", "{large}");
+    assert!(details(&large).contains("max_request_body"), "{large}");
 
     // One call in flight fills the circuit breaker: the next is refused.
     let slow = tokio::spawn(async move { grpc_call(target, "slow", &["--message", "1.5"]).await });

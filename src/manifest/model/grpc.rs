@@ -65,14 +65,26 @@ impl Serialize for GrpcStatus {
 }
 
 /// `grpc_web:` on a gateway route: browsers' gRPC-Web calls are translated to gRPC for the
-/// service, and CORS is answered for the origins allowed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+/// service, and CORS is answered for the origins allowed. Written back as it is read: `true`, or
+/// `{allow_origins: [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GrpcWeb {
     /// Origins (`http://localhost:3000`, or `*` for any) whose pages may call; empty (the default,
     /// `grpc_web: true`) allows any page served from this machine: `localhost`, `*.localhost`,
     /// `127.0.0.1` and `[::1]`, on any port.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allow_origins: Vec<String>,
+}
+
+impl Serialize for GrpcWeb {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.allow_origins.is_empty() {
+            return serializer.serialize_bool(true);
+        }
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry("allow_origins", &self.allow_origins)?;
+        map.end()
+    }
 }
 
 impl GrpcWeb {
