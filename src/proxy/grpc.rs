@@ -179,14 +179,30 @@ pub fn status_response(status: GrpcStatus, message: &str) -> Response<ProxyBody>
     response
 }
 
-/// An injected abort (`faults.abort`, `x-sandbox-fault-abort`) answered as a gRPC status mapped
-/// from the HTTP status ([`from_http`]).
-pub fn abort_response(service: &str, http_status: u16) -> Response<ProxyBody> {
-    let status = from_http(http_status);
-    let message = format!(
-        "fault injected by sandbox: abort with {http_status} ({}) for `{service}`",
-        status.name()
-    );
+/// An injected abort (`faults.abort`, `x-sandbox-fault-abort`) answered as a gRPC status: the
+/// one given (`grpc_status`), else one mapped from the HTTP status ([`from_http`]).
+pub fn abort_response(
+    service: &str,
+    http_status: u16,
+    given: Option<GrpcStatus>,
+) -> Response<ProxyBody> {
+    let (status, message) = match given {
+        Some(status) => (
+            status,
+            format!(
+                "fault injected by sandbox: abort with {} for `{service}`",
+                status.name()
+            ),
+        ),
+        None => {
+            let status = from_http(http_status);
+            let message = format!(
+                "fault injected by sandbox: abort with {http_status} ({}) for `{service}`",
+                status.name()
+            );
+            (status, message)
+        }
+    };
     let mut response = status_response(status, &message);
     response
         .headers_mut()

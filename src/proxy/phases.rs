@@ -327,7 +327,7 @@ async fn proxy<B: RequestBody>(
             .annotations
             .push((now_micros(), format!("fault: abort {status}")));
         return Ok(match session.grpc {
-            Some(_) => grpc::abort_response(&target.service, status),
+            Some(_) => grpc::abort_response(&target.service, status, decision.abort_grpc),
             None => abort_response(&target.service, status),
         });
     }

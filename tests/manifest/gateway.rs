@@ -78,6 +78,15 @@ fn grpc_routes_retry_on_grpc_statuses_and_translate_grpc_web() {
     let manifest = load_valid("gateway.yaml");
     let (items, orders) = (&manifest.gateway.routes[3], &manifest.gateway.routes[4]);
     assert_eq!(items.grpc_web, Some(GrpcWeb::default()));
+    let abort = items
+        .faults
+        .as_ref()
+        .and_then(|faults| faults.abort.as_ref())
+        .expect("abort");
+    assert_eq!(
+        (abort.status, abort.grpc_status, abort.percent),
+        (503, Some(GrpcStatus::UNAVAILABLE), 10.0)
+    );
     assert_eq!(
         items.retries.as_ref().expect("retries").on,
         vec![

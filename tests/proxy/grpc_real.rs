@@ -287,6 +287,13 @@ async fn proxy_failures_are_grpc_statuses() {
     )
     .await;
     assert_eq!(code(&abort), "PERMISSION_DENIED", "{abort}");
+    let abort = grpc_call(
+        target,
+        "unary",
+        &["--metadata", "x-sandbox-fault-abort=RESOURCE_EXHAUSTED"],
+    )
+    .await;
+    assert_eq!(code(&abort), "RESOURCE_EXHAUSTED", "{abort}");
 
     let large = grpc_call(
         target,

@@ -538,7 +538,11 @@ pub struct DelayFault {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AbortFault {
+    /// The HTTP status (503 when only `grpc_status` is given).
     pub status: u16,
+    /// The status gRPC calls get; `None`: mapped from `status` as Envoy maps HTTP to gRPC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<GrpcStatus>,
     /// 0 to 100 (default 100).
     pub percent: f64,
 }

@@ -13,7 +13,7 @@ use super::check::{describe, join, Checker, Fields, Kind};
 
 const FAULT_KEYS: &[&str] = &["delay", "abort"];
 const DELAY_KEYS: &[&str] = &["fixed", "percent"];
-const ABORT_KEYS: &[&str] = &["status", "percent"];
+const ABORT_KEYS: &[&str] = &["status", "grpc_status", "percent"];
 const RETRY_KEYS: &[&str] = &[
     "attempts",
     "on",
@@ -146,22 +146,29 @@ pub fn read_faults(checker: &mut Checker<'_>, node: &Node, field: &str) -> Optio
             let percent = abort
                 .get("percent")
                 .and_then(|node| read_percent(checker, node, &join(&field, "percent")));
-            match abort.get("status") {
-                Some(status) => {
-                    faults.abort = checker
-                        .integer_in(status, &join(&field, "status"), 200..=599)
-                        .map(|status| AbortFault {
-                            status: status as u16,
-                            percent: percent.unwrap_or(100.0),
-                        })
+            let grpc_node = abort.get("grpc_status");
+            let grpc_status = grpc_node
+                .and_then(|node| read_grpc_status(checker, node, &join(&field, "grpc_status")));
+            let status = match (abort.get("status"), grpc_node) {
+                (Some(status), _) => checker
+                    .integer_in(status, &join(&field, "status"), 200..=599)
+                    .map(|status| status as u16),
+                (None, Some(_)) => grpc_status.map(|_| 503),
+                (None, None) => {
+                    checker.error_with_hint(
+                        node,
+                        &field,
+                        "missing field `status`",
+                        "write `abort: {status: 503, percent: 5}` (gRPC calls: `grpc_status: UNAVAILABLE`)",
+                    );
+                    None
                 }
-                None => checker.error_with_hint(
-                    node,
-                    &field,
-                    "missing field `status`",
-                    "write `abort: {status: 503, percent: 5}`",
-                ),
-            }
+            };
+            faults.abort = status.map(|status| AbortFault {
+                status,
+                grpc_status,
+                percent: percent.unwrap_or(100.0),
+            });
         }
     }
     Some(faults)
@@ -257,6 +264,36 @@ fn read_retry_on(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<Ret
     conditions
 }
 
+/// A gRPC status name, like `UNAVAILABLE`.
+fn read_grpc_status(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<GrpcStatus> {
+    let text = checker.string(node, field)?;
+    let status = GrpcStatus::from_name(&text);
+    if status.is_none() {
+        unknown_grpc_status(checker, node, field, &text);
+    }
+    status
+}
+
+fn unknown_grpc_status(checker: &mut Checker<'_>, node: &Node, field: &str, text: &str) {
+    let hint = did_you_mean_grpc(text)
+        .unwrap_or_else(|| "use a gRPC status name like `UNAVAILABLE`".to_string());
+    checker.error_with_hint(node, field, format!("unknown gRPC status `{text}`"), hint);
+}
+
+/// `did you mean `UNAVAILABLE`?` for a misspelt gRPC status name.
+fn did_you_mean_grpc(text: &str) -> Option<String> {
+    // Suggestions compare in lower case.
+    let names: Vec<String> = GrpcStatus::NAMES
+        .iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
+    let suggestion = super::super::suggest::did_you_mean(text, names.iter().map(String::as_str))?;
+    Some(format!(
+        "did you mean `{}`?",
+        suggestion.to_ascii_uppercase()
+    ))
+}
+
 /// HTTP statuses (`503`) and gRPC status names (`UNAVAILABLE`), in one list.
 fn read_statuses(
     checker: &mut Checker<'_>,
@@ -287,24 +324,10 @@ fn read_statuses(
         match GrpcStatus::from_name(&scalar.text) {
             Some(status) => grpc.push(status),
             None => {
-                // Suggestions compare in lower case.
-                let names: Vec<String> = GrpcStatus::NAMES
-                    .iter()
-                    .map(|name| name.to_ascii_lowercase())
-                    .collect();
-                let suggestion = super::super::suggest::did_you_mean(
-                    &scalar.text,
-                    names.iter().map(String::as_str),
-                );
-                let hint = match suggestion {
-                    Some(suggestion) => {
-                        format!("did you mean `{}`?", suggestion.to_ascii_uppercase())
-                    }
-                    None => {
-                        "use an HTTP status like `503` or a gRPC status name like `UNAVAILABLE`"
-                            .to_string()
-                    }
-                };
+                let hint = did_you_mean_grpc(&scalar.text).unwrap_or_else(|| {
+                    "use an HTTP status like `503` or a gRPC status name like `UNAVAILABLE`"
+                        .to_string()
+                });
                 let message = format!("unknown status `{}`", scalar.text);
                 checker.error_with_hint(item, &item_field, message, hint);
             }
