@@ -101,7 +101,7 @@ pub async fn send(
         _ => 0,
     };
     // gRPC is HTTP/2 only: calls go over h2c whatever the service says.
-    let http2 = traffic.http2 || grpc::is_grpc(&outgoing.headers);
+    let http2 = traffic.http2 || grpc::needs_http2(&outgoing.headers);
     let mut last_failed: Option<std::sync::Arc<Replica>> = None;
     let mut last_error: Option<ProxyError> = None;
     let mut attempt = 0;

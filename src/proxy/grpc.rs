@@ -15,7 +15,8 @@
 //!   on), and only while the request body still fits the retry buffer: [`Replay`] streams the
 //!   body to the first try at once (a bidirectional call may wait for an answer before sending
 //!   more) and keeps a copy until it outgrows the buffer.
-//! - Calls always go upstream over h2c: gRPC is HTTP/2 only.
+//! - Calls always go upstream over h2c: gRPC is HTTP/2 only (gRPC-Web passed untranslated goes
+//!   as the service's `http2` says).
 //!
 //! It must not know about listeners or transports: `phases`, `forward`, `logging` and `body` call
 //! in.
@@ -42,6 +43,15 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// Whether a request with `headers` must go upstream over HTTP/2: gRPC proper (not gRPC-Web,
+/// which a route without `grpc_web` passes as it is, to a service that may speak HTTP/1.1).
+pub fn needs_http2(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|value| {
+        let value = value.as_bytes();
+        value.starts_with(b"application/grpc") && !value.starts_with(b"application/grpc-web")
+    })
 }
 
 /// One gRPC call as the logs and spans describe it.
@@ -442,6 +452,19 @@ mod tests {
         trailers.remove("grpc-message");
         call.note(&trailers);
         assert_eq!(call.error(), None);
+    }
+
+    #[test]
+    fn grpc_proper_goes_over_http2_and_grpc_web_as_it_is() {
+        let with = |content_type: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers
+        };
+        assert!(needs_http2(&with("application/grpc+proto")));
+        assert!(!needs_http2(&with("application/grpc-web+proto")));
+        assert!(is_grpc(&with("application/grpc-web-text")));
+        assert!(!is_grpc(&with("application/json")));
     }
 
     #[test]
