@@ -155,7 +155,9 @@ both_paths!(grpc_unavailable_is_retried_on_another_replica);
 async fn grpc_unavailable_is_retried_on_another_replica() {
     let down = GrpcServer::start("echo-1", true);
     let up = GrpcServer::start("echo-2", false);
+    // echo-1 is never ejected (outlier detection), so calls keep landing on it.
     let yaml = "services:\n  echo:\n    image: echo:1\n    http2: true\n\
+                \x20   outlier_detection: {consecutive_errors: 1000}\n\
                 \x20   retries: {attempts: 2, retriable_status: [UNAVAILABLE], backoff: {base: 1ms, max: 2ms}}\n\
                 gateway:\n  routes:\n    - match: {prefix: /test.Echo/}\n      service: echo\n\
                 \x20     retries: {attempts: 2, on: [unavailable], backoff: {base: 1ms, max: 2ms}}\n";
@@ -188,7 +190,24 @@ async fn grpc_unavailable_is_retried_on_another_replica() {
         .await;
         assert_eq!(code(&mesh), "OK", "the mesh retried: {mesh}");
     }
-    assert!(running.proxy.metrics().retries("prefix:/test.Echo/") > 0);
+    // A bidirectional call whose client waits for each answer: retried too, its first message
+    // replayed to the other replica and the rest streamed on (round robin: one of two calls
+    // starts on echo-1).
+    let before = running.proxy.metrics().retries("prefix:/test.Echo/");
+    for _ in 0..2 {
+        let bidi = grpc_call(
+            running.gateway,
+            "bidi",
+            &["--count", "3", "--message", "ping"],
+        )
+        .await;
+        assert_eq!(code(&bidi), "OK", "{bidi}");
+        assert_eq!(
+            texts(&bidi),
+            ["echo: ping 1", "echo: ping 2", "echo: ping 3"]
+        );
+    }
+    assert!(running.proxy.metrics().retries("prefix:/test.Echo/") > before);
     let recorded = spans.take();
     let retried = recorded
         .iter()
@@ -313,8 +332,31 @@ async fn proxy_failures_are_grpc_statuses() {
     assert_eq!(code(&slow.await.expect("slow call")), "OK");
 }
 
+/// Collects the access log.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 both_paths!(grpc_spans_name_the_method_and_carry_its_status);
 async fn grpc_spans_name_the_method_and_carry_its_status() {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter("sandbox::access=info")
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let server = GrpcServer::start("echo", false);
     let (running, spans) = start_recorded(&echo_manifest(&server, "")).await;
     let outcome = grpc_call(running.gateway, "unary", &[]).await;
@@ -337,6 +379,16 @@ async fn grpc_spans_name_the_method_and_carry_its_status() {
     let failed = span("/test.Echo/Fail");
     assert_eq!(failed.tags["rpc.grpc.status_code"], "5");
     assert_eq!(failed.tags["error"], "NOT_FOUND: gone");
+    let text = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+    let failed_line = text
+        .lines()
+        .find(|line| line.contains("/test.Echo/Fail"))
+        .unwrap_or_else(|| panic!("an access-log line for the failed call:\n{text}"));
+    assert!(
+        failed_line.contains("grpc_status=\"NOT_FOUND\"")
+            && failed_line.contains("NOT_FOUND: gone"),
+        "{failed_line}"
+    );
     let metrics = running.proxy.metrics().render();
     assert!(
         metrics.contains(r#"sandbox_proxy_grpc_calls_total{route="prefix:/test.Echo/",service="echo",grpc_status="NOT_FOUND"} 1"#),
