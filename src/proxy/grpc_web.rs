@@ -17,7 +17,7 @@
 //!   port). A page from another origin gets `403` (`PERMISSION_DENIED`) saying which key allows
 //!   it; a request without `Origin` (not from a browser) is served.
 //!
-//! It must not know about listeners or transports: `phases` calls [`request_filter`], wraps the
+//! It must not know about listeners or transports: `phases` calls [`route_filter`], wraps the
 //! request body in [`Decoded`] and the response with [`Web::response`].
 
 use std::pin::Pin;
@@ -33,7 +33,9 @@ use hyper::body::{Body, Frame, SizeHint};
 use crate::manifest::GrpcWeb;
 
 use super::body::{empty, BoxError, ProxyBody};
+use super::config::ProxyConfig;
 use super::error::ProxyError;
+use super::phases::Session;
 
 /// Headers a browser may read from an answer.
 const EXPOSE: &str = "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, \
@@ -61,6 +63,29 @@ pub enum Filtered {
     Preflight(Response<ProxyBody>),
     /// A gRPC-Web call, its headers now gRPC's.
     Call(Web),
+}
+
+/// On a route with `grpc_web`: a preflight's answer, or `None` to go on, with a gRPC-Web call's
+/// headers made gRPC's and its translation back noted in the session.
+pub fn route_filter<B>(
+    config: &ProxyConfig,
+    session: &mut Session,
+    request: &mut http::Request<B>,
+) -> Result<Option<Response<ProxyBody>>, ProxyError> {
+    let settings = session
+        .route_index
+        .and_then(|index| config.routes.get(index))
+        .and_then(|route| route.grpc_web());
+    let Some(settings) = settings else {
+        return Ok(None);
+    };
+    let method = request.method().clone();
+    match request_filter(settings, &session.route, &method, request.headers_mut())? {
+        Filtered::Preflight(response) => return Ok(Some(response)),
+        Filtered::Call(web) => session.web = Some(web),
+        Filtered::Pass => {}
+    }
+    Ok(None)
 }
 
 /// Answers preflights, checks the origin and turns a gRPC-Web request's headers into gRPC's.

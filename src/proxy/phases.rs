@@ -1,7 +1,8 @@
 //! One request through the proxy, in pingora's phases:
 //!
 //! 1. `request_filter`: admin pages, route (gateway) or `Host` (mesh) → target service, trace
-//!    context, injected faults, request body limits;
+//!    context, gRPC-Web translation and the call's deadline (`grpc_web`, `grpc`), injected
+//!    faults, request body limits;
 //! 2. `upstream_peer` (in [`super::forward`]): circuit breaker, then a replica per try;
 //! 3. `upstream_request_filter`: the request sent upstream (rewrite, hop-by-hop headers,
 //!    `X-Forwarded-*`, `x-request-id`, route header edits, trace headers);
@@ -39,7 +40,7 @@ use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
 use super::grpc;
-use super::grpc_web::{self, Decoded, Filtered};
+use super::grpc_web::{self, Decoded};
 use super::headers::{
     add_forwarded, is_hop_by_hop_name, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
     Forwarded,
@@ -289,17 +290,8 @@ async fn proxy<B: RequestBody>(
     timer: Option<&mut Deadline>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let target = request_filter(shared, config, session, &request)?;
-    let grpc_web = session
-        .route_index
-        .and_then(|index| config.routes.get(index))
-        .and_then(|route| route.grpc_web());
-    if let Some(settings) = grpc_web {
-        let method = request.method().clone();
-        match grpc_web::request_filter(settings, &session.route, &method, request.headers_mut())? {
-            Filtered::Preflight(response) => return Ok(response),
-            Filtered::Call(web) => session.web = Some(web),
-            Filtered::Pass => {}
-        }
+    if let Some(preflight) = grpc_web::route_filter(config, session, &mut request)? {
+        return Ok(preflight);
     }
     // The caller's deadline, when it is a gRPC call that sends one.
     let deadline = grpc::timeout(request.headers()).filter(|_| session.grpc.is_some());
