@@ -27,6 +27,9 @@ pub fn empty() -> ProxyBody {
 /// Runs when a response body is finished or dropped (the client went away).
 pub trait OnFinish: Send + 'static {
     fn finish(self: Box<Self>, bytes: u64, completed: bool);
+
+    /// Sees the response's trailers as they pass (gRPC's status is there).
+    fn trailers(&mut self, _trailers: &http::HeaderMap) {}
 }
 
 /// Wraps a response body: counts bytes, calls [`OnFinish`] exactly once.
@@ -68,6 +71,10 @@ impl Body for Tracked {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
+                } else if let (Some(trailers), Some(finish)) =
+                    (frame.trailers_ref(), this.finish.as_mut())
+                {
+                    finish.trailers(trailers);
                 }
                 if this.inner.is_end_stream() {
                     this.completed = true;

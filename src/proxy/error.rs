@@ -42,6 +42,9 @@ pub enum ProxyError {
     },
     #[error("{detail}")]
     BadRequest { detail: String },
+    /// A gRPC-Web call (or its preflight) from a page whose origin the route does not allow.
+    #[error("pages from `{origin}` may not call route `{route}` (gRPC-Web)")]
+    OriginRefused { origin: String, route: String },
     #[error("the request head is larger than {limit} bytes")]
     HeadersTooLarge { limit: usize },
     #[error("{}", no_replica_text(service, *reason))]
@@ -68,6 +71,9 @@ pub enum ProxyError {
     },
     #[error("`{service}` did not answer within {}", crate::manifest::duration_text::format(*after))]
     Timeout { service: String, after: Duration },
+    /// The caller's own deadline (`grpc-timeout`) passed first.
+    #[error("`{service}` did not answer within the call's deadline ({}, its `grpc-timeout`)", crate::manifest::duration_text::format(*after))]
+    Deadline { service: String, after: Duration },
     #[error("internal error: {detail}")]
     Internal { detail: String },
 }
@@ -113,6 +119,7 @@ impl ProxyError {
             | ProxyError::UnknownCaller { .. }
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::BadRequest { .. }
+            | ProxyError::OriginRefused { .. }
             | ProxyError::HeadersTooLarge { .. } => ErrorSource::Downstream,
             ProxyError::Internal { .. } => ErrorSource::Internal,
             _ => ErrorSource::Upstream,
@@ -122,7 +129,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute { .. } | ProxyError::UnknownService { .. } => StatusCode::NOT_FOUND,
-            ProxyError::UnknownCaller { .. } => StatusCode::FORBIDDEN,
+            ProxyError::UnknownCaller { .. } | ProxyError::OriginRefused { .. } => {
+                StatusCode::FORBIDDEN
+            }
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ProxyError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -132,7 +141,7 @@ impl ProxyError {
             ProxyError::ConnectFailed { .. }
             | ProxyError::Reset { .. }
             | ProxyError::InvalidResponse { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Timeout { .. } | ProxyError::Deadline { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -148,7 +157,9 @@ impl ProxyError {
         const UNAVAILABLE: u8 = 14;
         match self {
             ProxyError::NoRoute { .. } | ProxyError::UnknownService { .. } => UNIMPLEMENTED,
-            ProxyError::UnknownCaller { .. } => PERMISSION_DENIED,
+            ProxyError::UnknownCaller { .. } | ProxyError::OriginRefused { .. } => {
+                PERMISSION_DENIED
+            }
             ProxyError::BodyTooLarge { .. } | ProxyError::HeadersTooLarge { .. } => {
                 RESOURCE_EXHAUSTED
             }
@@ -158,7 +169,7 @@ impl ProxyError {
             | ProxyError::ConnectFailed { .. }
             | ProxyError::Reset { .. }
             | ProxyError::InvalidResponse { .. } => UNAVAILABLE,
-            ProxyError::Timeout { .. } => DEADLINE_EXCEEDED,
+            ProxyError::Timeout { .. } | ProxyError::Deadline { .. } => DEADLINE_EXCEEDED,
         }
     }
 
@@ -170,7 +181,8 @@ impl ProxyError {
             | ProxyError::ConnectFailed { service, .. }
             | ProxyError::Reset { service, .. }
             | ProxyError::InvalidResponse { service, .. }
-            | ProxyError::Timeout { service, .. } => Some(service),
+            | ProxyError::Timeout { service, .. }
+            | ProxyError::Deadline { service, .. } => Some(service),
             _ => None,
         }
     }
@@ -217,6 +229,9 @@ impl ErrorReport {
                 "raise it in the manifest: `max_request_body: SIZE` on that route in `gateway.routes` (like `100m` or `1g`)"
                     .to_string(),
             ),
+            (_, ProxyError::OriginRefused { origin, .. }) => Some(format!(
+                "allow it on the route: `grpc_web: {{allow_origins: [\"{origin}\"]}}`"
+            )),
             (_, ProxyError::NoRoute { .. }) => {
                 Some("see the routes with `curl http://<gateway>/__sandbox/routes`".to_string())
             }
@@ -279,7 +294,7 @@ impl ErrorReport {
             "grpc-status",
             HeaderValue::from(u16::from(self.grpc_status)),
         );
-        if let Ok(value) = HeaderValue::from_str(&grpc_percent_encode(&message)) {
+        if let Ok(value) = HeaderValue::from_str(&super::grpc::percent_encode(&message)) {
             headers.insert("grpc-message", value);
         }
         response
@@ -356,19 +371,6 @@ impl ErrorReport {
     }
 }
 
-/// `grpc-message` encoding: bytes outside printable ASCII, and `%`, as `%XX`.
-fn grpc_percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
 fn reason(status: StatusCode) -> &'static str {
     status.canonical_reason().unwrap_or("Error")
 }
@@ -383,14 +385,6 @@ fn escape_html(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_messages_encode_percent_and_non_ascii() {
-        assert_eq!(
-            grpc_percent_encode("`item` is 100% down: é\n"),
-            "`item` is 100%25 down: %C3%A9%0A"
-        );
-    }
 
     #[test]
     fn grpc_status_names_the_failure() {

@@ -1,11 +1,12 @@
 //! Fault injection: the configured faults (route's, else the service's) and the per-request
-//! headers `x-sandbox-fault-delay: 300ms` / `x-sandbox-fault-abort: 503`.
+//! headers `x-sandbox-fault-delay: 300ms` / `x-sandbox-fault-abort: 503` (or a gRPC status name,
+//! `UNAVAILABLE`, which gRPC calls get as their status and other requests as 503).
 
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName};
 
-use crate::manifest::{parse_duration, Faults};
+use crate::manifest::{parse_duration, Faults, GrpcStatus};
 
 pub const DELAY_HEADER: &str = "x-sandbox-fault-delay";
 pub const ABORT_HEADER: &str = "x-sandbox-fault-abort";
@@ -17,6 +18,9 @@ pub const ABORT: HeaderName = HeaderName::from_static(ABORT_HEADER);
 pub struct Decision {
     pub delay: Option<Duration>,
     pub abort: Option<u16>,
+    /// The status a gRPC call is aborted with, when given (`grpc_status`, or a status name in
+    /// the header); else one is mapped from `abort`.
+    pub abort_grpc: Option<GrpcStatus>,
 }
 
 /// Decides the faults for a request; headers win over configuration when allowed.
@@ -30,14 +34,22 @@ pub fn decide(configured: Option<&Faults>, headers: &HeaderMap, allow_headers: b
             let delay = configured?.delay.as_ref()?;
             roll(delay.percent).then_some(delay.fixed)
         });
-    let abort = text(ABORT)
-        .and_then(|status| status.trim().parse::<u16>().ok())
-        .filter(|status| (200..=599).contains(status))
+    // `503`, or a gRPC status name (`UNAVAILABLE`: 503 for HTTP requests).
+    let asked = text(ABORT).and_then(|text| match text.trim().parse::<u16>() {
+        Ok(status) => (200..=599).contains(&status).then_some((status, None)),
+        Err(_) => GrpcStatus::from_name(text).map(|status| (503, Some(status))),
+    });
+    let (abort, abort_grpc) = asked
         .or_else(|| {
             let abort = configured?.abort.as_ref()?;
-            roll(abort.percent).then_some(abort.status)
-        });
-    Decision { delay, abort }
+            roll(abort.percent).then_some((abort.status, abort.grpc_status))
+        })
+        .map_or((None, None), |(status, grpc)| (Some(status), grpc));
+    Decision {
+        delay,
+        abort,
+        abort_grpc,
+    }
 }
 
 /// Whether `headers` hold a fault header (one pass over the names: cheaper than two lookups).
@@ -76,6 +88,7 @@ mod tests {
             }),
             abort: Some(AbortFault {
                 status: 500,
+                grpc_status: None,
                 percent: 0.0,
             }),
         };
@@ -84,8 +97,15 @@ mod tests {
             decision,
             Decision {
                 delay: Some(Duration::from_millis(5)),
-                abort: None
+                abort: None,
+                abort_grpc: None,
             }
+        );
+        headers.insert(ABORT_HEADER, HeaderValue::from_static("resource_exhausted"));
+        let decision = decide(None, &headers, true);
+        assert_eq!(
+            (decision.abort, decision.abort_grpc),
+            (Some(503), Some(GrpcStatus::RESOURCE_EXHAUSTED))
         );
     }
 }

@@ -15,6 +15,7 @@ use crate::manifest::{RetryOn, RetryPolicy};
 use super::body::{empty, full, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
+use super::grpc::{self, GrpcStatus};
 use super::headers::Appended;
 use super::phases::{Session, Target};
 use super::pool::SendError;
@@ -23,15 +24,21 @@ use super::upstream::Replica;
 use super::Shared;
 use super::UpstreamError;
 
-/// The request body for the tries: in memory (every try gets a copy) or a stream (one try only).
+/// The request body for the tries: in memory (every try gets a copy), a stream (one try only),
+/// or a gRPC call's stream with a copy kept while it fits the retry buffer ([`grpc::Replay`]).
 pub enum RequestBody {
     Bytes(Bytes),
     Stream(Option<ProxyBody>),
+    Replay(grpc::Replay),
 }
 
 impl RequestBody {
     fn replayable(&self) -> bool {
-        matches!(self, RequestBody::Bytes(_))
+        match self {
+            RequestBody::Bytes(_) => true,
+            RequestBody::Stream(_) => false,
+            RequestBody::Replay(replay) => replay.replayable(),
+        }
     }
 
     fn for_try(&mut self) -> ProxyBody {
@@ -39,6 +46,7 @@ impl RequestBody {
             RequestBody::Bytes(bytes) if bytes.is_empty() => empty(),
             RequestBody::Bytes(bytes) => full(bytes.clone()),
             RequestBody::Stream(stream) => stream.take().unwrap_or_else(empty),
+            RequestBody::Replay(replay) => replay.body(),
         }
     }
 }
@@ -92,7 +100,8 @@ pub async fn send(
         Some(policy) if outgoing.body.replayable() => policy.attempts,
         _ => 0,
     };
-    let http2 = traffic.http2;
+    // gRPC is HTTP/2 only: calls go over h2c whatever the service says.
+    let http2 = traffic.http2 || grpc::needs_http2(&outgoing.headers);
     let mut last_failed: Option<std::sync::Arc<Replica>> = None;
     let mut last_error: Option<ProxyError> = None;
     let mut attempt = 0;
@@ -138,14 +147,18 @@ pub async fn send(
             result => result,
         };
         let failed = match &result {
-            Try::Answered(response) => response.status().is_server_error(),
+            Try::Answered(response) => {
+                response.status().is_server_error()
+                    || grpc::status_in(response.headers()) == Some(GrpcStatus::UNAVAILABLE)
+            }
             Try::Failed(..) | Try::ClientFault(_) => true,
         };
         if replica.record(failed, &traffic.outlier_detection) {
             shared.metrics.record_ejection(service);
         }
-        let retry =
-            attempt < max_retries && policy.is_some_and(|policy| retriable(policy, &result));
+        let retry = attempt < max_retries
+            && outgoing.body.replayable()
+            && policy.is_some_and(|policy| retriable(policy, &result));
         if !retry {
             session.replica_guard = Some(guard);
             return match result {
@@ -154,7 +167,10 @@ pub async fn send(
             };
         }
         let reason = match &result {
-            Try::Answered(response) => response.status().as_u16().to_string(),
+            Try::Answered(response) => match grpc::status_in(response.headers()) {
+                Some(status) => format!("gRPC {}", status.name()),
+                None => response.status().as_u16().to_string(),
+            },
             Try::Failed(_, error) | Try::ClientFault(error) => error.to_string(),
         };
         attempt += 1;
@@ -210,8 +226,23 @@ fn build_request(
     request
 }
 
+/// Whether `result` meets one of the policy's conditions. A gRPC status counts only in the
+/// response headers (a trailers-only answer: nothing was passed on yet).
 fn retriable(policy: &RetryPolicy, result: &Try) -> bool {
+    let grpc_status = match result {
+        Try::Answered(response) => grpc::status_in(response.headers()),
+        _ => None,
+    };
     policy.on.iter().any(|condition| match (condition, result) {
+        (RetryOn::Unavailable, _) => grpc_status == Some(GrpcStatus::UNAVAILABLE),
+        (RetryOn::ResourceExhausted, _) => grpc_status == Some(GrpcStatus::RESOURCE_EXHAUSTED),
+        (RetryOn::Cancelled, _) => grpc_status == Some(GrpcStatus::CANCELLED),
+        (RetryOn::DeadlineExceeded, _) => grpc_status == Some(GrpcStatus::DEADLINE_EXCEEDED),
+        (RetryOn::RetriableStatus, Try::Answered(_))
+            if grpc_status.is_some_and(|status| policy.retriable_grpc_status.contains(&status)) =>
+        {
+            true
+        }
         (RetryOn::ServerError, Try::Answered(response)) => response.status().is_server_error(),
         (RetryOn::GatewayError, Try::Answered(response)) => {
             matches!(response.status().as_u16(), 502..=504)

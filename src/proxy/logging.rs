@@ -1,5 +1,7 @@
 //! The `logging` phase: when a response body ends (or the client goes away), one access-log line
-//! (`tracing` target `sandbox::access`), the metrics, and the client and server spans.
+//! (`tracing` target `sandbox::access`), the metrics, and the client and server spans. A gRPC
+//! call's status (trailers, or headers when trailers-only) is part of all three: a non-OK status
+//! is an error, and the spans are named by the method (`/pkg.Service/Method`) with `rpc.*` tags.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,8 +18,21 @@ pub struct Finish {
 }
 
 impl OnFinish for Finish {
+    fn trailers(&mut self, trailers: &http::HeaderMap) {
+        if let Some(call) = &mut self.session.grpc {
+            call.note(trailers);
+        }
+    }
+
     fn finish(self: Box<Self>, bytes: u64, completed: bool) {
-        let Finish { shared, session } = *self;
+        let Finish {
+            shared,
+            mut session,
+        } = *self;
+        let grpc_status = session.grpc.as_ref().and_then(|call| call.status);
+        if let Some(error) = session.grpc.as_ref().and_then(|call| call.error()) {
+            session.error.get_or_insert(error);
+        }
         let elapsed = session.started.elapsed();
         let service = session.service.as_deref().unwrap_or("-");
         let upstream = session
@@ -31,6 +46,11 @@ impl OnFinish for Finish {
             elapsed,
             session.retries,
         );
+        if let Some(status) = grpc_status {
+            shared
+                .metrics
+                .record_grpc_status(&session.route, service, status);
+        }
         tracing::info!(
             target: "sandbox::access",
             caller = %session.caller,
@@ -40,6 +60,7 @@ impl OnFinish for Finish {
             service,
             upstream,
             status = session.status,
+            grpc_status = grpc_status.map(|status| status.name()).as_deref().unwrap_or(""),
             bytes,
             completed,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
@@ -72,6 +93,14 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
     if session.retries > 0 {
         tags.insert("sandbox.retries", session.retries.to_string());
     }
+    if let Some(call) = &session.grpc {
+        tags.insert("rpc.system", "grpc".to_string());
+        tags.insert("rpc.service", call.service.clone());
+        tags.insert("rpc.method", call.method.clone());
+        if let Some(status) = call.status {
+            tags.insert("rpc.grpc.status_code", status.0.to_string());
+        }
+    }
     if let Some(error) = &session.error {
         tags.insert("error", error.clone());
     } else if session.status >= 500 {
@@ -84,7 +113,10 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
         parent_id: context.parent_id.clone(),
         kind: SpanKind::Client,
         shared: false,
-        name: session.method.as_str().to_ascii_lowercase(),
+        name: match &session.grpc {
+            Some(_) => session.path.clone(),
+            None => session.method.as_str().to_ascii_lowercase(),
+        },
         local_service: session.caller.to_string(),
         remote_service: service.clone(),
         remote_replica: replica.map(|replica| replica.name.clone()),

@@ -21,6 +21,8 @@ struct Series {
     count: u64,
     sum: f64,
     retries: u64,
+    /// gRPC calls by the status they ended with.
+    by_grpc_status: BTreeMap<u8, u64>,
 }
 
 /// The proxy's metrics.
@@ -62,6 +64,26 @@ impl Metrics {
         entry.retries += u64::from(retries);
     }
 
+    /// Records the status a gRPC call ended with (beside [`Metrics::record`]'s HTTP status, which
+    /// is 200 for most failed calls).
+    pub fn record_grpc_status(
+        &self,
+        route: &str,
+        service: &str,
+        status: crate::manifest::GrpcStatus,
+    ) {
+        let mut series = self
+            .series
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let entry = series
+            .entry(route.to_string())
+            .or_default()
+            .entry(service.to_string())
+            .or_default();
+        *entry.by_grpc_status.entry(status.0).or_default() += 1;
+    }
+
     pub fn record_ejection(&self, service: &str) {
         let mut ejections = self
             .ejections
@@ -101,6 +123,13 @@ impl Metrics {
         for (route, service, entry) in &rows {
             for (status, count) in &entry.by_status {
                 let _ = writeln!(out, "sandbox_proxy_requests_total{{route=\"{}\",service=\"{}\",status=\"{status}\"}} {count}", escape(route), escape(service));
+            }
+        }
+        out.push_str("# HELP sandbox_proxy_grpc_calls_total gRPC calls answered, by route, service and gRPC status.\n# TYPE sandbox_proxy_grpc_calls_total counter\n");
+        for (route, service, entry) in &rows {
+            for (status, count) in &entry.by_grpc_status {
+                let name = crate::manifest::GrpcStatus(*status).name();
+                let _ = writeln!(out, "sandbox_proxy_grpc_calls_total{{route=\"{}\",service=\"{}\",grpc_status=\"{name}\"}} {count}", escape(route), escape(service));
             }
         }
         out.push_str("# HELP sandbox_proxy_request_duration_seconds Time to the end of the response.\n# TYPE sandbox_proxy_request_duration_seconds histogram\n");

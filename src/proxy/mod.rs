@@ -54,9 +54,12 @@
 //! hyper's HTTP/2 server on either path (`serve::http2_connection`: the fast path sees the preface
 //! in the bytes it read, the hyper path peeks at them), and each stream runs through the same
 //! request phases (`phases`) as an HTTP/1.1 request. Bodies pass frame by frame, trailers
-//! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. The proxy's own
-//! errors become gRPC statuses for `application/grpc*` requests (`error`). Not yet: HTTP/2 over
-//! TLS, h2c upgrades from HTTP/1.1, gRPC-aware retries, spans and `grpc-timeout`.
+//! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. gRPC calls get
+//! their own semantics (`grpc`): all four call kinds stream both ways, `grpc-timeout` is the
+//! call's deadline, retries on gRPC status, spans and logs by method and status, and the proxy's
+//! own errors as gRPC statuses (`error`). Routes with `grpc_web` translate browsers' gRPC-Web,
+//! over HTTP/1.1 or HTTP/2, with CORS (`grpc_web`). Not yet: HTTP/2 over TLS, h2c upgrades from
+//! HTTP/1.1.
 //!
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
@@ -65,6 +68,7 @@
 //! - `forward`: circuit breaker, `upstream_peer`, tries, retries, back-off, upgrade tunnels.
 //! - `upstream`: replicas, load balancing, outlier ejection, circuit-breaker slots.
 //! - `faults`, `headers`, `context` (B3/W3C propagation), `span` (the recorder hook).
+//! - `grpc` (gRPC calls: deadline, status, replayable bodies) and `grpc_web` (its translation).
 //! - `error`: [`ProxyError`] with its source, and the developer-facing error pages.
 //! - `logging`, `metrics`, `admin`, `serve` (listeners), `body`.
 //! - `wire` (HTTP/1.1 heads with `httparse`), `downstream` (the fast path's client connections),
@@ -83,6 +87,8 @@ mod error;
 mod fasthash;
 mod faults;
 mod forward;
+mod grpc;
+mod grpc_web;
 mod headers;
 mod ids;
 mod line_ends;

@@ -1,7 +1,8 @@
 //! One request through the proxy, in pingora's phases:
 //!
 //! 1. `request_filter`: admin pages, route (gateway) or `Host` (mesh) → target service, trace
-//!    context, injected faults, request body limits;
+//!    context, gRPC-Web translation and the call's deadline (`grpc_web`, `grpc`), injected
+//!    faults, request body limits;
 //! 2. `upstream_peer` (in [`super::forward`]): circuit breaker, then a replica per try;
 //! 3. `upstream_request_filter`: the request sent upstream (rewrite, hop-by-hop headers,
 //!    `X-Forwarded-*`, `x-request-id`, route header edits, trace headers);
@@ -38,6 +39,8 @@ use super::context::TraceContext;
 use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
+use super::grpc;
+use super::grpc_web::{self, Decoded};
 use super::headers::{
     add_forwarded, is_hop_by_hop_name, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
     Forwarded,
@@ -91,6 +94,10 @@ pub struct Session {
     pub error: Option<String>,
     pub admit: Option<AdmitGuard>,
     pub replica_guard: Option<ReplicaGuard>,
+    /// A gRPC call's method and status (`None`: not gRPC).
+    pub grpc: Option<grpc::Call>,
+    /// A gRPC-Web call's translation back (`None`: not gRPC-Web).
+    pub web: Option<grpc_web::Web>,
 }
 
 /// Where a request goes, and with which policies.
@@ -188,6 +195,8 @@ pub async fn respond<B: RequestBody>(
         error: None,
         admit: None,
         replica_guard: None,
+        grpc: None,
+        web: None,
     };
     if listener == Listener::Gateway && session.path.starts_with("/__sandbox/") {
         return (
@@ -200,6 +209,9 @@ pub async fn respond<B: RequestBody>(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+    if grpc {
+        session.grpc = Some(grpc::Call::of(&session.path));
+    }
     let known_caller = listener == Listener::Gateway || caller.is_some();
     let result = if head_size(&request) > config.limits.max_header_bytes {
         Err(ProxyError::HeadersTooLarge {
@@ -219,6 +231,9 @@ pub async fn respond<B: RequestBody>(
         }
     };
     let appended = response_filter(&shared, &config, &session, &mut response);
+    if let Some(call) = &mut session.grpc {
+        call.note(response.headers());
+    }
     if close {
         // Do not read what else such a client sends on this connection.
         response
@@ -226,6 +241,7 @@ pub async fn respond<B: RequestBody>(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     session.status = response.status().as_u16();
+    let web = session.web.take();
     let finish = Box::new(Finish {
         shared: shared.clone(),
         session,
@@ -234,7 +250,10 @@ pub async fn respond<B: RequestBody>(
         use http_body_util::BodyExt;
         Tracked::new(body, finish).boxed_unsync()
     });
-    (response, appended)
+    match web {
+        Some(web) => (web.response(response), appended),
+        None => (response, appended),
+    }
 }
 
 /// The request head's size as sent: request line and `name: value` lines. hyper bounds its read
@@ -271,6 +290,11 @@ async fn proxy<B: RequestBody>(
     timer: Option<&mut Deadline>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let target = request_filter(shared, config, session, &request)?;
+    if let Some(preflight) = grpc_web::route_filter(config, session, &mut request)? {
+        return Ok(preflight);
+    }
+    // The caller's deadline, when it is a gRPC call that sends one.
+    let deadline = grpc::timeout(request.headers()).filter(|_| session.grpc.is_some());
     let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
     if let Some(delay) = decision.delay {
         shared
@@ -294,7 +318,10 @@ async fn proxy<B: RequestBody>(
         session
             .annotations
             .push((now_micros(), format!("fault: abort {status}")));
-        return Ok(abort_response(&target.service, status));
+        return Ok(match session.grpc {
+            Some(_) => grpc::abort_response(&target.service, status, decision.abort_grpc),
+            None => abort_response(&target.service, status),
+        });
     }
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
@@ -304,13 +331,19 @@ async fn proxy<B: RequestBody>(
     let body = read_body(
         config,
         &parts.headers,
-        body,
+        Decoded::new(body, session.web.as_ref()),
         retries_wanted && !upgrade,
         (target.max_request_body, &over_limit),
     )
     .await?;
     let path_and_query = upstream_path(config, session, &parts.uri)?;
-    let (headers, appended) = upstream_request_filter(config, session, parts.headers, upgrade);
+    let (mut headers, appended) = upstream_request_filter(config, session, parts.headers, upgrade);
+    // What is left of the caller's deadline: the timeout if it is the nearer one, and the
+    // `grpc-timeout` the service gets.
+    let remaining = deadline.map(|deadline| deadline.saturating_sub(session.started.elapsed()));
+    if let Some(remaining) = remaining {
+        grpc::pass_timeout(&mut headers, remaining);
+    }
     let outgoing = forward::Outgoing {
         method: parts.method,
         path_and_query,
@@ -318,7 +351,12 @@ async fn proxy<B: RequestBody>(
         appended,
         body,
     };
-    let timeout = target.timeout;
+    let (timeout, caller_deadline) = match (remaining, deadline) {
+        (Some(remaining), Some(deadline)) if remaining < target.timeout => {
+            (remaining, Some(deadline))
+        }
+        _ => (target.timeout, None),
+    };
     // The route timeout, polled beside the exchange where both lie (`tokio::time::timeout` would
     // move the large exchange future into its own, twice).
     let mut own_timer = None;
@@ -334,9 +372,13 @@ async fn proxy<B: RequestBody>(
                 return std::task::Poll::Ready(result);
             }
             timer.poll_expired(context).map(|()| {
-                Err(ProxyError::Timeout {
-                    service: target.service.to_string(),
-                    after: timeout,
+                let service = target.service.to_string();
+                Err(match caller_deadline {
+                    Some(after) => ProxyError::Deadline { service, after },
+                    None => ProxyError::Timeout {
+                        service,
+                        after: timeout,
+                    },
                 })
             })
         })
@@ -484,7 +526,8 @@ async fn read_body<B: RequestBody>(
     }
     let small =
         content_length(headers).is_some_and(|length| length <= config.limits.retry_buffer as u64);
-    if keep_for_retries && small {
+    let grpc = grpc::is_grpc(headers);
+    if keep_for_retries && small && !grpc {
         let collected = Limited::new(body, config.limits.retry_buffer)
             .collect()
             .await
@@ -501,6 +544,12 @@ async fn read_body<B: RequestBody>(
         }
         error
     });
+    if keep_for_retries && grpc {
+        // Streamed at once (a call may wait for answers before it sends more), replayable while
+        // it fits the retry buffer.
+        let replay = grpc::Replay::new(limited.boxed_unsync(), config.limits.retry_buffer);
+        return Ok(forward::RequestBody::Replay(replay));
+    }
     Ok(forward::RequestBody::Stream(Some(limited.boxed_unsync())))
 }
 

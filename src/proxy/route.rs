@@ -155,6 +155,11 @@ impl CompiledRoute {
     pub fn max_request_body(&self) -> Option<u64> {
         self.route.max_request_body
     }
+
+    /// The route's gRPC-Web settings, when it translates gRPC-Web (`grpc_web:`).
+    pub fn grpc_web(&self) -> Option<&crate::manifest::GrpcWeb> {
+        self.route.grpc_web.as_ref()
+    }
 }
 
 /// `draw` in 0..100 → the entry whose cumulative weight range holds it.
@@ -248,6 +253,7 @@ pub fn default_routes<'a>(services: impl Iterator<Item = &'a str>) -> Vec<Route>
                 retries: None,
                 faults: None,
                 max_request_body: None,
+                grpc_web: None,
             });
         }
     }

@@ -30,7 +30,8 @@ pub struct ProxySpan {
     pub kind: SpanKind,
     /// Zipkin's `shared` flag: set on the server span, which reuses the client span's id (B3 style).
     pub shared: bool,
-    /// Span name: the HTTP method, lower-case (`get`), as Zipkin instrumentations name them.
+    /// Span name: the HTTP method, lower-case (`get`), as Zipkin instrumentations name them; for a
+    /// gRPC call, its method path (`/pkg.Service/Method`), as gRPC instrumentations do.
     pub name: String,
     pub local_service: String,
     pub remote_service: String,
@@ -41,7 +42,9 @@ pub struct ProxySpan {
     pub start_micros: u64,
     pub duration_micros: u64,
     /// `http.method`, `http.path`, `http.status_code`, `error` (when failed), `sandbox.route`,
-    /// `sandbox.request_id`.
+    /// `sandbox.request_id`; for gRPC calls also `rpc.system` (`grpc`), `rpc.service`,
+    /// `rpc.method` and `rpc.grpc.status_code`, with `error` the status name and message when it
+    /// is not OK.
     pub tags: BTreeMap<&'static str, String>,
     /// (microseconds since the Unix epoch, text): retries (`retry 1: 503 from item-1`) and injected
     /// faults (`fault: delay 300ms`).

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use sandbox::manifest::{
-    HeaderMatch, LoadBalancer, PathMatch, RetryOn, RouteTarget, TrafficPolicy, WeightedService,
+    GrpcStatus, GrpcWeb, HeaderMatch, LoadBalancer, PathMatch, RetryOn, RouteTarget, TrafficPolicy,
+    WeightedService,
 };
 
 use crate::util::load_valid;
@@ -28,7 +29,7 @@ fn gateway_routes_in_every_form() {
     let gateway = &manifest.gateway;
     assert_eq!(gateway.port, 0);
     assert!(!gateway.allow_fault_headers);
-    assert_eq!(gateway.routes.len(), 3);
+    assert_eq!(gateway.routes.len(), 5);
     let first = &gateway.routes[0];
     assert_eq!(first.matcher.path, PathMatch::Prefix("/api/items".into()));
     assert_eq!(first.matcher.method.as_deref(), Some("GET"));
@@ -70,6 +71,46 @@ fn gateway_routes_in_every_form() {
         ])
     );
     assert_eq!(gateway.routes[2].matcher.path, PathMatch::Exact("/".into()));
+}
+
+#[test]
+fn grpc_routes_retry_on_grpc_statuses_and_translate_grpc_web() {
+    let manifest = load_valid("gateway.yaml");
+    let (items, orders) = (&manifest.gateway.routes[3], &manifest.gateway.routes[4]);
+    assert_eq!(items.grpc_web, Some(GrpcWeb::default()));
+    let abort = items
+        .faults
+        .as_ref()
+        .and_then(|faults| faults.abort.as_ref())
+        .expect("abort");
+    assert_eq!(
+        (abort.status, abort.grpc_status, abort.percent),
+        (503, Some(GrpcStatus::UNAVAILABLE), 10.0)
+    );
+    assert_eq!(
+        items.retries.as_ref().expect("retries").on,
+        vec![
+            RetryOn::Unavailable,
+            RetryOn::ResourceExhausted,
+            RetryOn::Cancelled,
+            RetryOn::DeadlineExceeded
+        ]
+    );
+    assert_eq!(
+        orders.grpc_web.as_ref().expect("grpc_web").allow_origins,
+        vec!["http://localhost:3000".to_string(), "*".to_string()]
+    );
+    let retries = orders.retries.as_ref().expect("retries");
+    assert_eq!(retries.retriable_status, vec![503]);
+    assert_eq!(
+        retries.retriable_grpc_status,
+        vec![GrpcStatus::UNAVAILABLE, GrpcStatus::RESOURCE_EXHAUSTED]
+    );
+    assert_eq!(
+        retries.on,
+        vec![RetryOn::GatewayError, RetryOn::RetriableStatus]
+    );
+    assert_eq!(manifest.gateway.routes[0].grpc_web, None);
 }
 
 #[test]

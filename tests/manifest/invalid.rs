@@ -38,6 +38,7 @@ macro_rules! invalid_fixtures {
 invalid_fixtures!(
     bad_grpc_health_service,
     bad_max_request_body,
+    bad_grpc_policy,
     bad_port_range,
     bad_mount_type,
     tmpfs_options_on_bind,

@@ -34,6 +34,9 @@ pub use network::{
 
 pub use secret::{format_mode, FileGrant, FileObject, FileSource, SecretText};
 
+mod grpc;
+pub use grpc::{GrpcStatus, GrpcWeb};
+
 /// A whole sandbox, as `sandbox.yaml` describes it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Manifest {
@@ -377,6 +380,9 @@ pub struct Route {
     /// Replaces `gateway.max_request_body` for requests on this route (bytes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_request_body: Option<u64>,
+    /// gRPC-Web calls from browsers translated to gRPC, with CORS (`grpc_web: true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_web: Option<GrpcWeb>,
 }
 
 /// What a request must look like for a route to apply; every condition given must hold.
@@ -457,6 +463,9 @@ pub struct RetryPolicy {
     /// Statuses that `retriable-status` retries.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub retriable_status: Vec<u16>,
+    /// gRPC statuses that `retriable-status` retries (given by name in `retriable_status`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retriable_grpc_status: Vec<GrpcStatus>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "duration_text::serialize_option"
@@ -478,6 +487,15 @@ pub enum RetryOn {
     Reset,
     /// A status listed in `retriable_status`.
     RetriableStatus,
+    /// gRPC `UNAVAILABLE` (the next four: a gRPC status in the response headers, as servers send
+    /// an immediate failure; one in trailers comes after the response started and is final).
+    Unavailable,
+    /// gRPC `RESOURCE_EXHAUSTED`.
+    ResourceExhausted,
+    /// gRPC `CANCELLED`.
+    Cancelled,
+    /// gRPC `DEADLINE_EXCEEDED`.
+    DeadlineExceeded,
 }
 
 /// Exponential back-off between tries, with jitter.
@@ -523,7 +541,11 @@ pub struct DelayFault {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AbortFault {
+    /// The HTTP status (503 when only `grpc_status` is given).
     pub status: u16,
+    /// The status gRPC calls get; `None`: mapped from `status` as Envoy maps HTTP to gRPC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_status: Option<GrpcStatus>,
     /// 0 to 100 (default 100).
     pub percent: f64,
 }

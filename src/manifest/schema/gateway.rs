@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use super::super::model::{
-    Gateway, HeaderEdits, HeaderMatch, PathMatch, Route, RouteMatch, RouteTarget, WeightedService,
+    Gateway, GrpcWeb, HeaderEdits, HeaderMatch, PathMatch, Route, RouteMatch, RouteTarget,
+    WeightedService,
 };
 use super::super::node::{Node, Value};
 use super::super::suggest;
@@ -29,7 +30,9 @@ const ROUTE_KEYS: &[&str] = &[
     "retries",
     "faults",
     "max_request_body",
+    "grpc_web",
 ];
+const GRPC_WEB_KEYS: &[&str] = &["allow_origins"];
 const MATCH_KEYS: &[&str] = &[
     "prefix", "exact", "regex", "method", "headers", "query", "host",
 ];
@@ -173,7 +176,38 @@ fn read_route(
         max_request_body: fields
             .get("max_request_body")
             .and_then(|node| read_body_limit(checker, node, &key("max_request_body"))),
+        grpc_web: fields
+            .get("grpc_web")
+            .and_then(|node| read_grpc_web(checker, node, &key("grpc_web"))),
     })
+}
+
+/// `grpc_web: true` (pages from this machine may call), or `grpc_web: {allow_origins: [...]}`.
+fn read_grpc_web(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<GrpcWeb> {
+    if !matches!(node.value, Value::Mapping(_)) {
+        return checker.boolean(node, field)?.then(GrpcWeb::default);
+    }
+    let fields = checker.fields(node, field, "`grpc_web`", GRPC_WEB_KEYS)?;
+    let mut web = GrpcWeb::default();
+    if let Some(node) = fields.get("allow_origins") {
+        let origins_field = join(field, "allow_origins");
+        let origins = checker
+            .strings(node, &origins_field, true)
+            .unwrap_or_default();
+        for origin in origins {
+            if origin == "*" || origin.contains("://") {
+                web.allow_origins.push(origin);
+            } else {
+                checker.error_with_hint(
+                    node,
+                    &origins_field,
+                    format!("`{origin}` is not an origin"),
+                    "write an origin as a browser sends it, like `http://localhost:3000`, or `*` for any",
+                );
+            }
+        }
+    }
+    Some(web)
 }
 
 /// A request body limit: a size (`10m`, `1g`, bytes) of at least one byte.

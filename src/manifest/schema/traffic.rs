@@ -5,15 +5,15 @@ use std::time::Duration;
 
 use super::super::duration::{parse_duration, DURATION_FORMS};
 use super::super::model::{
-    AbortFault, Backoff, CircuitBreaker, DelayFault, Faults, LoadBalancer, OutlierDetection,
-    RetryOn, RetryPolicy, TrafficPolicy,
+    AbortFault, Backoff, CircuitBreaker, DelayFault, Faults, GrpcStatus, LoadBalancer,
+    OutlierDetection, RetryOn, RetryPolicy, TrafficPolicy,
 };
 use super::super::node::{Node, Value};
 use super::check::{describe, join, Checker, Fields, Kind};
 
 const FAULT_KEYS: &[&str] = &["delay", "abort"];
 const DELAY_KEYS: &[&str] = &["fixed", "percent"];
-const ABORT_KEYS: &[&str] = &["status", "percent"];
+const ABORT_KEYS: &[&str] = &["status", "grpc_status", "percent"];
 const RETRY_KEYS: &[&str] = &[
     "attempts",
     "on",
@@ -30,6 +30,10 @@ const RETRY_ON: &[&str] = &[
     "connect-failure",
     "reset",
     "retriable-status",
+    "unavailable",
+    "resource-exhausted",
+    "cancelled",
+    "deadline-exceeded",
 ];
 
 /// The traffic keys of a service map, read into one policy (defaults for what is left out).
@@ -142,22 +146,29 @@ pub fn read_faults(checker: &mut Checker<'_>, node: &Node, field: &str) -> Optio
             let percent = abort
                 .get("percent")
                 .and_then(|node| read_percent(checker, node, &join(&field, "percent")));
-            match abort.get("status") {
-                Some(status) => {
-                    faults.abort = checker
-                        .integer_in(status, &join(&field, "status"), 200..=599)
-                        .map(|status| AbortFault {
-                            status: status as u16,
-                            percent: percent.unwrap_or(100.0),
-                        })
+            let grpc_node = abort.get("grpc_status");
+            let grpc_status = grpc_node
+                .and_then(|node| read_grpc_status(checker, node, &join(&field, "grpc_status")));
+            let status = match (abort.get("status"), grpc_node) {
+                (Some(status), _) => checker
+                    .integer_in(status, &join(&field, "status"), 200..=599)
+                    .map(|status| status as u16),
+                (None, Some(_)) => grpc_status.map(|_| 503),
+                (None, None) => {
+                    checker.error_with_hint(
+                        node,
+                        &field,
+                        "missing field `status`",
+                        "write `abort: {status: 503, percent: 5}` (gRPC calls: `grpc_status: UNAVAILABLE`)",
+                    );
+                    None
                 }
-                None => checker.error_with_hint(
-                    node,
-                    &field,
-                    "missing field `status`",
-                    "write `abort: {status: 503, percent: 5}`",
-                ),
-            }
+            };
+            faults.abort = status.map(|status| AbortFault {
+                status,
+                grpc_status,
+                percent: percent.unwrap_or(100.0),
+            });
         }
     }
     Some(faults)
@@ -171,6 +182,7 @@ pub fn read_retries(checker: &mut Checker<'_>, node: &Node, field: &str) -> Opti
         attempts: 2,
         on: vec![RetryOn::GatewayError],
         retriable_status: Vec::new(),
+        retriable_grpc_status: Vec::new(),
         per_try_timeout: None,
         backoff: Backoff::default(),
     };
@@ -183,7 +195,8 @@ pub fn read_retries(checker: &mut Checker<'_>, node: &Node, field: &str) -> Opti
         policy.on = read_retry_on(checker, node, &key("on"));
     }
     if let Some(node) = fields.get("retriable_status") {
-        policy.retriable_status = read_statuses(checker, node, &key("retriable_status"));
+        (policy.retriable_status, policy.retriable_grpc_status) =
+            read_statuses(checker, node, &key("retriable_status"));
         if fields.get("on").is_none() {
             policy.on.push(RetryOn::RetriableStatus);
         }
@@ -227,8 +240,16 @@ fn read_retry_on(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<Ret
             "connect-failure" => RetryOn::ConnectFailure,
             "reset" => RetryOn::Reset,
             "retriable-status" | "retriable-status-codes" => RetryOn::RetriableStatus,
+            "unavailable" => RetryOn::Unavailable,
+            "resource-exhausted" => RetryOn::ResourceExhausted,
+            "cancelled" => RetryOn::Cancelled,
+            "deadline-exceeded" => RetryOn::DeadlineExceeded,
             other => {
-                let hint = format!("use {}", super::super::suggest::list(RETRY_ON));
+                let hint =
+                    match super::super::suggest::did_you_mean(other, RETRY_ON.iter().copied()) {
+                        Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                        None => format!("use {}", super::super::suggest::list(RETRY_ON)),
+                    };
                 checker.error_with_hint(
                     item,
                     &item_field,
@@ -243,7 +264,43 @@ fn read_retry_on(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<Ret
     conditions
 }
 
-fn read_statuses(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<u16> {
+/// A gRPC status name, like `UNAVAILABLE`.
+fn read_grpc_status(checker: &mut Checker<'_>, node: &Node, field: &str) -> Option<GrpcStatus> {
+    let text = checker.string(node, field)?;
+    let status = GrpcStatus::from_name(&text);
+    if status.is_none() {
+        unknown_grpc_status(checker, node, field, &text);
+    }
+    status
+}
+
+fn unknown_grpc_status(checker: &mut Checker<'_>, node: &Node, field: &str, text: &str) {
+    let hint = did_you_mean_grpc(text)
+        .unwrap_or_else(|| "use a gRPC status name like `UNAVAILABLE`".to_string());
+    checker.error_with_hint(node, field, format!("unknown gRPC status `{text}`"), hint);
+}
+
+/// `did you mean `UNAVAILABLE`?` for a misspelt gRPC status name.
+fn did_you_mean_grpc(text: &str) -> Option<String> {
+    // Suggestions compare in lower case.
+    let names: Vec<String> = GrpcStatus::NAMES
+        .iter()
+        .map(|name| name.to_ascii_lowercase())
+        .collect();
+    let suggestion = super::super::suggest::did_you_mean(text, names.iter().map(String::as_str))?;
+    Some(format!(
+        "did you mean `{}`?",
+        suggestion.to_ascii_uppercase()
+    ))
+}
+
+/// HTTP statuses (`503`) and gRPC status names (`UNAVAILABLE`), in one list.
+fn read_statuses(
+    checker: &mut Checker<'_>,
+    node: &Node,
+    field: &str,
+) -> (Vec<u16>, Vec<GrpcStatus>) {
+    let (mut http, mut grpc) = (Vec::new(), Vec::new());
     let Value::Sequence(items) = &node.value else {
         let found = describe(node);
         checker.error(
@@ -251,17 +308,32 @@ fn read_statuses(checker: &mut Checker<'_>, node: &Node, field: &str) -> Vec<u16
             field,
             format!("expected a list of statuses, found {found}"),
         );
-        return Vec::new();
+        return (http, grpc);
     };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(index, item)| {
-            checker
-                .integer_in(item, &format!("{field}[{index}]"), 100..=599)
-                .map(|status| status as u16)
-        })
-        .collect()
+    for (index, item) in items.iter().enumerate() {
+        let item_field = format!("{field}[{index}]");
+        let Some(scalar) = checker.scalar(item, &item_field, "a status") else {
+            continue;
+        };
+        if matches!(scalar.kind, Kind::Integer(_)) || scalar.text.trim().parse::<i64>().is_ok() {
+            if let Some(status) = checker.integer_in(item, &item_field, 100..=599) {
+                http.push(status as u16);
+            }
+            continue;
+        }
+        match GrpcStatus::from_name(&scalar.text) {
+            Some(status) => grpc.push(status),
+            None => {
+                let hint = did_you_mean_grpc(&scalar.text).unwrap_or_else(|| {
+                    "use an HTTP status like `503` or a gRPC status name like `UNAVAILABLE`"
+                        .to_string()
+                });
+                let message = format!("unknown status `{}`", scalar.text);
+                checker.error_with_hint(item, &item_field, message, hint);
+            }
+        }
+    }
+    (http, grpc)
 }
 
 fn read_breaker(checker: &mut Checker<'_>, node: &Node, field: &str) -> CircuitBreaker {
