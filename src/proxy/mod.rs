@@ -55,8 +55,9 @@
 //! in the bytes it read, the hyper path peeks at them), and each stream runs through the same
 //! request phases (`phases`) as an HTTP/1.1 request. Bodies pass frame by frame, trailers
 //! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. The proxy's own
-//! errors become gRPC statuses for `application/grpc*` requests (`error`). Not yet: HTTP/2 over
-//! TLS, h2c upgrades from HTTP/1.1, gRPC-aware retries, spans and `grpc-timeout`.
+//! errors become gRPC statuses for `application/grpc*` requests (`error`). HTTPS (HTTP/2 by
+//! ALPN, or HTTP/1.1) is served on the gateway's port beside cleartext when the control plane
+//! gives a TLS configuration ([`Proxy::set_tls`], `tls`). Not yet: h2c upgrades from HTTP/1.1, gRPC-aware retries, spans and `grpc-timeout`.
 //!
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
@@ -71,6 +72,7 @@
 //!   `client` (the fast upstream client) and `pool` (upstream connections; hyper's client for
 //!   bodies and upgrades): the two transports above.
 //! - `line_ends`: bare-LF line ends in request heads refused, for both transports.
+//! - `tls`: HTTPS on the gateway (rustls, ALPN, certificates by SNI), handed to hyper.
 
 mod admin;
 mod body;
@@ -94,6 +96,7 @@ mod route;
 mod serve;
 mod span;
 mod status;
+mod tls;
 mod upstream;
 mod wire;
 
@@ -116,6 +119,7 @@ pub use metrics::Metrics;
 pub use route::CompiledRoute;
 pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
+pub use tls::{tls_config, Issue, TlsError};
 pub use upstream::{Endpoint, NoReplica};
 
 /// The proxy: cheap to clone (one `Arc` inside); every clone serves the same tables.
@@ -133,6 +137,8 @@ pub(crate) struct Shared {
     recorder: Option<Arc<dyn SpanRecorder>>,
     metrics: Metrics,
     clients: Clients,
+    /// The gateway's TLS configuration, when it serves HTTPS ([`Proxy::set_tls`]).
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
@@ -198,6 +204,13 @@ impl Shared {
             .clone()
     }
 
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
     fn caller(&self, address: IpAddr) -> Option<Caller> {
         self.callers
             .read()
@@ -231,6 +244,7 @@ impl Proxy {
                 status,
                 recorder,
                 metrics: Metrics::default(),
+                tls: RwLock::new(None),
             }),
         };
         proxy.swap_config(config);
@@ -271,6 +285,16 @@ impl Proxy {
             .callers
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(callers);
+    }
+
+    /// Serves HTTPS on the gateway with `config` (from [`tls_config`]) beside cleartext HTTP on
+    /// the same port, or cleartext only with `None`; new connections see the change.
+    pub fn set_tls(&self, config: Option<Arc<rustls::ServerConfig>>) {
+        *self
+            .shared
+            .tls
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = config;
     }
 
     /// The metrics (also served at `/__sandbox/metrics`).

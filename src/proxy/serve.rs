@@ -75,6 +75,10 @@ pub async fn serve(
             Listener::Gateway => None,
             Listener::Mesh => shared.caller(peer.ip()),
         };
+        let tls = match kind {
+            Listener::Gateway => shared.tls(),
+            Listener::Mesh => None,
+        };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -83,6 +87,20 @@ pub async fn serve(
                 Listener::Mesh => &shared.metrics.open_mesh,
             };
             let _open = OpenConnection::new(open);
+            // HTTPS on the gateway: served here when the first byte opens a TLS handshake.
+            let stream = match tls {
+                Some(config) => {
+                    let (shared, caller) = (shared.clone(), caller.clone());
+                    let served = super::tls::serve_if_tls(
+                        config, shared, stream, peer, kind, caller, &limits, &shutdown,
+                    );
+                    match served.await {
+                        Some(cleartext) => cleartext,
+                        None => return,
+                    }
+                }
+                None => stream,
+            };
             if limits.fast_path {
                 // The fast path reads the first bytes itself and hands HTTP/2 to hyper.
                 serve_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown)
