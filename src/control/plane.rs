@@ -188,7 +188,8 @@ impl ControlPlane {
             Some(recorder),
         );
         if manifest.gateway.tls {
-            proxy.set_tls(Some(gateway_tls()?));
+            let (ca, _) = crate::ca::LocalCa::open()?;
+            proxy.set_tls(Some(gateway_tls(ca)?));
         }
         tasks.spawn(log_failure(
             "gateway",
@@ -304,11 +305,10 @@ impl ControlPlane {
     }
 }
 
-/// The gateway's TLS configuration: the user's local CA (created on first use) issues a
-/// certificate for `localhost`, `127.0.0.1` and `::1` now, and one per `*.localhost` name that
-/// clients ask for.
-pub fn gateway_tls() -> Result<Arc<rustls::ServerConfig>, ControlPlaneError> {
-    let (ca, _) = crate::ca::LocalCa::open()?;
+/// The gateway's TLS configuration: `ca` (the user's local CA, [`crate::ca::LocalCa::open`])
+/// issues a certificate for `localhost`, `127.0.0.1` and `::1` now, and one per `*.localhost`
+/// name that clients ask for.
+pub fn gateway_tls(ca: crate::ca::LocalCa) -> Result<Arc<rustls::ServerConfig>, ControlPlaneError> {
     let leaf = ca.issue_localhost()?;
     let ca = Arc::new(ca);
     let issue = move |name: &str| {
