@@ -4,7 +4,9 @@
 //! path ([`super::downstream`]) and move to hyper at the first request it does not serve; with
 //! [`super::Limits::fast_path`] off they are hyper's from the start. A connection that opens with
 //! the HTTP/2 preface (cleartext prior knowledge, h2c: what gRPC clients send) is served by hyper's
-//! HTTP/2 server ([`http2_connection`]) through the same request pipeline, on either path.
+//! HTTP/2 server ([`http2_connection`]) through the same request pipeline, on either path. On a
+//! gateway with TLS configured, a connection that opens with a TLS handshake goes to
+//! [`super::tls`] (and from there to hyper) before any of this.
 
 use std::io;
 use std::net::SocketAddr;

@@ -110,5 +110,8 @@ fn gateway_round_trips_through_json() {
     assert!(json.contains("\"max_request_body\": 1073741824"), "{json}");
     assert!(json.contains("\"tls\": true"), "{json}");
     let minimal = sandbox::manifest::to_json(&load_valid("minimal.yaml"));
-    assert!(!minimal.contains("\"tls\""), "shown only when on: {minimal}");
+    assert!(
+        !minimal.contains("\"tls\""),
+        "shown only when on: {minimal}"
+    );
 }
