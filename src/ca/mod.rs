@@ -6,19 +6,19 @@
 //! certificates. It must not print, nor know about the proxy: the control plane hands the proxy
 //! what [`LocalCa::issue_localhost`] returns, and `sandbox ca` renders [`CaInfo`].
 //!
-//! The CA carries name constraints (RFC 5280 §4.2.1.10): it can only vouch for `localhost` and
-//! its subdomains, `127.0.0.0/8` and `::1`, so trusting it does not let its key (should it leak)
-//! impersonate any other site to clients that check constraints (OpenSSL, NSS, rustls, Apple's and
-//! Windows' verifiers).
+//! The CA carries a name constraint (RFC 5280 §4.2.1.10): it can only vouch for `localhost` and
+//! names under it, so trusting it does not let its key (should it leak) impersonate any other
+//! site by name to clients that check constraints (OpenSSL, BoringSSL, NSS, rustls, Apple's and
+//! Windows' verifiers). IP addresses are left unconstrained: BoringSSL (gRPC's C core, Android)
+//! refuses every certificate under an IP address constraint ("unsupported name constraint type").
 
 pub mod folder;
 
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    NameConstraints, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
@@ -220,8 +220,8 @@ impl LocalCa {
     }
 
     /// A certificate for `names` (DNS names or IP addresses), valid 30 days from now, with a new
-    /// key. Names outside `localhost`, `127.0.0.0/8` and `::1` are issued but no client accepts
-    /// them (the CA's name constraints).
+    /// key. DNS names outside `localhost` are issued but clients refuse them (the CA's name
+    /// constraint).
     pub fn issue(&self, names: &[&str]) -> Result<Leaf, CaError> {
         let mut params = CertificateParams::default();
         params.subject_alt_names = names
@@ -278,14 +278,8 @@ fn generate_ca() -> Result<(String, String), CaError> {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.name_constraints = Some(NameConstraints {
-        permitted_subtrees: vec![
-            GeneralSubtree::DnsName("localhost".into()),
-            GeneralSubtree::IpAddress(CidrSubnet::V4([127, 0, 0, 0], [255, 0, 0, 0])),
-            GeneralSubtree::IpAddress(CidrSubnet::V6(
-                std::net::Ipv6Addr::LOCALHOST.octets(),
-                [0xff; 16],
-            )),
-        ],
+        // DNS only: see the module doc for why not `127.0.0.0/8` and `::1`.
+        permitted_subtrees: vec![GeneralSubtree::DnsName("localhost".into())],
         excluded_subtrees: Vec::new(),
     });
     let now = OffsetDateTime::now_utc();

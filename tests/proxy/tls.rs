@@ -1,8 +1,9 @@
 //! HTTPS at the gateway: a temp-dir local CA issues the certificates, real clients verify them
-//! (curl with `--cacert`, Python's `ssl` with the CA file, a rustls client), HTTP/2 is negotiated
-//! by ALPN, HTTP/1.1 too, cleartext HTTP and h2c stay served on the same port, host routes work
-//! with `*.localhost` names (a certificate per name, by SNI), gRPC trailers pass over TLS, and a
-//! failed handshake closes only its own connection. curl and python3 must be installed.
+//! (curl with `--cacert`, Python's `ssl` with the CA file, grpcio's secure channel, a rustls
+//! client), HTTP/2 is negotiated by ALPN, HTTP/1.1 too, cleartext HTTP and h2c stay served on the
+//! same port, host routes work with `*.localhost` names (a certificate per name, by SNI), gRPC
+//! trailers pass over TLS, and a failed handshake closes only its own connection. curl, python3
+//! and the gRPC peers (`tests/peers/grpc/setup.sh`) must be installed.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -234,7 +235,8 @@ async fn an_untrusting_client_fails_the_handshake_and_the_listener_carries_on() 
     assert_eq!(get(&secure.running.url("/"), &[]).await.status, 200);
 }
 
-/// An h2c upstream answering every call with its request's body and `grpc-status: 0` trailers.
+/// An h2c upstream answering every call with its request's body and trailers (`grpc-status: 0`,
+/// `grpc-message`, `x-trailer`).
 async fn grpc_upstream() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -246,6 +248,7 @@ async fn grpc_upstream() -> SocketAddr {
                     let mut trailers = HeaderMap::new();
                     trailers.insert("grpc-status", HeaderValue::from_static("0"));
                     trailers.insert("grpc-message", HeaderValue::from_static("over tls"));
+                    trailers.insert("x-trailer", HeaderValue::from_static("kept"));
                     let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
                         Ok(Frame::data(body.unwrap_or_default())),
                         Ok(Frame::trailers(trailers)),
@@ -327,6 +330,55 @@ async fn grpc_over_tls_carries_trailers() {
         let trailers = collected.trailers().cloned().expect("trailers over TLS");
         assert_eq!(trailers["grpc-status"], "0");
         assert_eq!(trailers["grpc-message"], "over tls");
+        assert_eq!(trailers["x-trailer"], "kept");
         assert_eq!(collected.to_bytes(), message);
     }
+}
+
+/// Python's grpcio (BoringSSL inside), from the virtualenv `tests/peers/grpc/setup.sh` makes.
+fn grpc_python() -> PathBuf {
+    let python =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/grpc/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "the gRPC peers are missing: run `sh tests/peers/grpc/setup.sh` (CI: .ci/setup)"
+    );
+    python
+}
+
+both_paths!(grpcio_secure_channel_calls_through_the_gateway);
+async fn grpcio_secure_channel_calls_through_the_gateway() {
+    let upstream = grpc_upstream().await;
+    let secure = start_secure(&format!(
+        "services:\n  grpc:\n    external: http://{upstream}\n    http2: true\n\
+         gateway:\n  routes:\n    - match: {{prefix: /demo.Echo/}}\n      service: grpc\n"
+    ))
+    .await;
+    const SCRIPT: &str = r#"
+import sys, grpc
+port, cafile = sys.argv[1], sys.argv[2]
+credentials = grpc.ssl_channel_credentials(root_certificates=open(cafile, "rb").read())
+with grpc.secure_channel(f"localhost:{port}", credentials) as channel:
+    unary = channel.unary_unary("/demo.Echo/Unary", request_serializer=None, response_deserializer=None)
+    response, call = unary.with_call(b"hello over tls", timeout=10)
+    print(response.decode())
+    print(call.code().name)
+    print(dict(call.trailing_metadata()).get("x-trailer"))
+"#;
+    let output = tokio::process::Command::new(grpc_python())
+        .args(["-c", SCRIPT, &secure.port().to_string()])
+        .arg(&secure.ca_file)
+        .output()
+        .await
+        .expect("run the gRPC peers' python");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "grpcio failed: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        ["hello over tls", "OK", "kept"]
+    );
 }

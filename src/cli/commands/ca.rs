@@ -35,7 +35,7 @@ fn describe(info: &CaInfo) -> String {
   name         {}
   sha-256      {}
   valid        {} to {}
-  vouches for  localhost and *.localhost, 127.0.0.0/8, ::1 (name constraints: nothing else)
+  vouches for  localhost and names under it (a name constraint: no other domain), and IP addresses
 
 Trust it once per machine, then `gateway: {{tls: true}}` URLs open without warnings:
   Debian, Ubuntu  sudo cp {certificate} /usr/local/share/ca-certificates/sandbox-local-ca.crt && sudo update-ca-certificates
