@@ -1,7 +1,8 @@
 //! HTTPS at a real gateway: `sandbox up` with `gateway: {tls: true}` creates the local CA in the
 //! data folder (`SANDBOX_DATA_DIR`, a temp dir here), `ps --json` names the `https://` URL,
 //! `sandbox ca --path` prints the certificate to trust, and curl verifies the gateway with it
-//! (HTTP/2 by ALPN, `*.localhost` names by SNI) while plain HTTP stays served on the same port.
+//! (HTTP/2 by ALPN, `*.localhost` names by SNI) while plain HTTP stays served on the same port;
+//! turning TLS off again is announced as `http://`.
 
 use super::*;
 use crate::util::httpd_service;
@@ -77,6 +78,32 @@ fn a_tls_gateway_is_verified_by_curl_with_the_local_ca() {
     );
     // Plain HTTP on the same port.
     let plain = sandbox.get("/web/health");
+    assert_eq!(
+        (plain.status, plain.body.as_str()),
+        (200, "ok\n"),
+        "{plain:?}"
+    );
+
+    // Turning TLS off starts a control plane that announces `http://` again.
+    sandbox
+        .project
+        .manifest(&manifest.replace("  tls: true\n", ""));
+    let mut up = sandbox
+        .project
+        .command(&["up", "--wait", "--timeout", "30"]);
+    up.env("SANDBOX_DATA_DIR", &data_dir);
+    sandbox.project.run_with(up).success();
+    let url = crate::util::ps_json(&sandbox.project)["gateway"]
+        .as_str()
+        .expect("gateway URL")
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("port");
+    let plain = send(port, "GET", "/web/health", &[]);
     assert_eq!(
         (plain.status, plain.body.as_str()),
         (200, "ok\n"),
