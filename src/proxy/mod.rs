@@ -57,7 +57,8 @@
 //! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. The proxy's own
 //! errors become gRPC statuses for `application/grpc*` requests (`error`). HTTPS (HTTP/2 by
 //! ALPN, or HTTP/1.1) is served on the gateway's port beside cleartext when the control plane
-//! gives a TLS configuration ([`Proxy::set_tls`], `tls`). Not yet: h2c upgrades from HTTP/1.1, gRPC-aware retries, spans and `grpc-timeout`.
+//! gives a TLS configuration ([`Proxy::set_tls`], `tls`). Not yet: h2c upgrades from HTTP/1.1,
+//! gRPC-aware retries, spans and `grpc-timeout`.
 //!
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
