@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`manifest`]: reads `sandbox.yaml` (spanned YAML → interpolation → validation) into a [`manifest::Manifest`].
+//! - [`ca`]: the local certificate authority (in the user's data folder) and the gateway's certificate.
 //! - [`engine`]: the Docker side: connection, plan (desired vs. observed), apply, health, logs.
 //! - [`trace`]: the in-memory Zipkin: model, codecs, bounded store, query, HTTP API.
 //! - [`proxy`]: the gateway and mesh L7 proxy.
@@ -14,6 +15,7 @@
 //! - [`control`]: where a running control plane is (state file), and detaching it.
 //! - [`cli`]: argument parsing and one file per command; the only layer that prints.
 
+pub mod ca;
 pub mod cli;
 pub mod control;
 pub mod engine;

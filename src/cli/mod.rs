@@ -79,6 +79,8 @@ pub enum Command {
     Run(commands::run::RunArgs),
     /// Run the Zipkin-compatible trace server alone (no Docker needed).
     Zipkin(commands::zipkin::ZipkinArgs),
+    /// Show the local CA behind `gateway: {tls: true}` (created if needed) and how to trust it.
+    Ca(commands::ca::CaArgs),
     /// Remove every sandbox resource on this engine (`down --all`), listing what was removed.
     Prune(commands::down::PruneArgs),
     /// Internal: the reaper that cleans up after a sandbox whose owner died.

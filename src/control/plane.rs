@@ -37,6 +37,10 @@ pub enum ControlPlaneError {
     },
     #[error("the trace server could not start: {0}")]
     Trace(#[from] trace::TraceError),
+    #[error("the gateway cannot serve HTTPS: {0}")]
+    Ca(#[from] crate::ca::CaError),
+    #[error(transparent)]
+    Tls(#[from] crate::proxy::TlsError),
 }
 
 /// A running control plane's services.
@@ -127,7 +131,7 @@ impl ControlPlane {
         let gateway_listener = bind_fallback(
             "gateway",
             SocketAddr::new(gateway_host, manifest.gateway.port),
-            manifest.gateway.is_default(),
+            manifest.gateway.address_is_default(),
             "set another `gateway: {port: N}` (0 picks a free one), or stop what uses the port",
         )
         .await?;
@@ -183,6 +187,10 @@ impl ControlPlane {
             monitor.clone(),
             Some(recorder),
         );
+        if manifest.gateway.tls {
+            let (ca, _) = crate::ca::LocalCa::open()?;
+            proxy.set_tls(Some(gateway_tls(ca)?));
+        }
         tasks.spawn(log_failure(
             "gateway",
             proxy
@@ -206,7 +214,8 @@ impl ControlPlane {
             monitor,
             zipkin_url: format!("http://127.0.0.1:{zipkin_port}"),
             gateway_url: format!(
-                "http://{}",
+                "{}://{}",
+                manifest.gateway.scheme(),
                 SocketAddr::new(display_host, gateway_address.port())
             ),
             wiring: wiring::wiring(manifest, &side),
@@ -294,6 +303,25 @@ impl ControlPlane {
             while tasks.join_next().await.is_some() {}
         }
     }
+}
+
+/// The gateway's TLS configuration: `ca` (the user's local CA, [`crate::ca::LocalCa::open`])
+/// issues a certificate for `localhost`, `127.0.0.1` and `::1` now, and one per `*.localhost`
+/// name that clients ask for.
+pub fn gateway_tls(ca: crate::ca::LocalCa) -> Result<Arc<rustls::ServerConfig>, ControlPlaneError> {
+    let leaf = ca.issue_localhost()?;
+    let ca = Arc::new(ca);
+    let issue = move |name: &str| {
+        ca.issue(&[name])
+            .inspect_err(|error| tracing::warn!(%error, "cannot issue a certificate for {name}"))
+            .ok()
+            .map(|leaf| (leaf.chain, leaf.key))
+    };
+    Ok(crate::proxy::tls_config(
+        leaf.chain,
+        leaf.key,
+        Some(Box::new(issue)),
+    )?)
 }
 
 async fn log_failure(

@@ -103,11 +103,13 @@ impl ControlPlaneState {
             .tracing
             .port
             .map_or_else(|| "default".to_string(), |port| port.to_string());
-        if manifest.gateway.is_default() {
-            format!("gateway default, tracing {tracing}")
+        // The scheme is part of it: turning TLS on or off starts a new control plane.
+        let scheme = manifest.gateway.scheme();
+        if manifest.gateway.address_is_default() {
+            format!("gateway {scheme} default, tracing {tracing}")
         } else {
             format!(
-                "gateway {}:{}, tracing {tracing}",
+                "gateway {scheme} {}:{}, tracing {tracing}",
                 manifest.gateway.host, manifest.gateway.port
             )
         }

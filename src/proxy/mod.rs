@@ -58,8 +58,9 @@
 //! their own semantics (`grpc`): all four call kinds stream both ways, `grpc-timeout` is the
 //! call's deadline, retries on gRPC status, spans and logs by method and status, and the proxy's
 //! own errors as gRPC statuses (`error`). Routes with `grpc_web` translate browsers' gRPC-Web,
-//! over HTTP/1.1 or HTTP/2, with CORS (`grpc_web`). Not yet: HTTP/2 over TLS, h2c upgrades from
-//! HTTP/1.1.
+//! over HTTP/1.1 or HTTP/2, with CORS (`grpc_web`). HTTPS (HTTP/2 by ALPN, or HTTP/1.1) is served
+//! on the gateway's port beside cleartext when the control plane gives a TLS configuration
+//! ([`Proxy::set_tls`], `tls`). Not yet: h2c upgrades from HTTP/1.1.
 //!
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
@@ -75,6 +76,7 @@
 //!   `client` (the fast upstream client) and `pool` (upstream connections; hyper's client for
 //!   bodies and upgrades): the two transports above.
 //! - `line_ends`: bare-LF line ends in request heads refused, for both transports.
+//! - `tls`: HTTPS on the gateway (rustls, ALPN, certificates by SNI), handed to hyper.
 
 mod admin;
 mod body;
@@ -100,6 +102,7 @@ mod route;
 mod serve;
 mod span;
 mod status;
+mod tls;
 mod upstream;
 mod wire;
 
@@ -122,6 +125,7 @@ pub use metrics::Metrics;
 pub use route::CompiledRoute;
 pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
+pub use tls::{tls_config, Issue, TlsError};
 pub use upstream::{Endpoint, NoReplica};
 
 /// The proxy: cheap to clone (one `Arc` inside); every clone serves the same tables.
@@ -139,6 +143,8 @@ pub(crate) struct Shared {
     recorder: Option<Arc<dyn SpanRecorder>>,
     metrics: Metrics,
     clients: Clients,
+    /// The gateway's TLS configuration, when it serves HTTPS ([`Proxy::set_tls`]).
+    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
 }
 
 /// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
@@ -204,6 +210,13 @@ impl Shared {
             .clone()
     }
 
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
     fn caller(&self, address: IpAddr) -> Option<Caller> {
         self.callers
             .read()
@@ -237,6 +250,7 @@ impl Proxy {
                 status,
                 recorder,
                 metrics: Metrics::default(),
+                tls: RwLock::new(None),
             }),
         };
         proxy.swap_config(config);
@@ -277,6 +291,16 @@ impl Proxy {
             .callers
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = Arc::new(callers);
+    }
+
+    /// Serves HTTPS on the gateway with `config` (from [`tls_config`]) beside cleartext HTTP on
+    /// the same port, or cleartext only with `None`; new connections see the change.
+    pub fn set_tls(&self, config: Option<Arc<rustls::ServerConfig>>) {
+        *self
+            .shared
+            .tls
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = config;
     }
 
     /// The metrics (also served at `/__sandbox/metrics`).

@@ -4,7 +4,9 @@
 //! path ([`super::downstream`]) and move to hyper at the first request it does not serve; with
 //! [`super::Limits::fast_path`] off they are hyper's from the start. A connection that opens with
 //! the HTTP/2 preface (cleartext prior knowledge, h2c: what gRPC clients send) is served by hyper's
-//! HTTP/2 server ([`http2_connection`]) through the same request pipeline, on either path.
+//! HTTP/2 server ([`http2_connection`]) through the same request pipeline, on either path. On a
+//! gateway with TLS configured, a connection that opens with a TLS handshake goes to
+//! [`super::tls`] (and from there to hyper) before any of this.
 
 use std::io;
 use std::net::SocketAddr;
@@ -75,6 +77,10 @@ pub async fn serve(
             Listener::Gateway => None,
             Listener::Mesh => shared.caller(peer.ip()),
         };
+        let tls = match kind {
+            Listener::Gateway => shared.tls(),
+            Listener::Mesh => None,
+        };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
@@ -83,6 +89,20 @@ pub async fn serve(
                 Listener::Mesh => &shared.metrics.open_mesh,
             };
             let _open = OpenConnection::new(open);
+            // HTTPS on the gateway: served here when the first byte opens a TLS handshake.
+            let stream = match tls {
+                Some(config) => {
+                    let (shared, caller) = (shared.clone(), caller.clone());
+                    let served = super::tls::serve_if_tls(
+                        config, shared, stream, peer, kind, caller, &limits, &shutdown,
+                    );
+                    match served.await {
+                        Some(cleartext) => cleartext,
+                        None => return,
+                    }
+                }
+                None => stream,
+            };
             if limits.fast_path {
                 // The fast path reads the first bytes itself and hands HTTP/2 to hyper.
                 serve_connection(shared.clone(), stream, peer, kind, caller, limits, shutdown)

@@ -20,7 +20,7 @@ pub const TRACE_ID_HEADER: &str = "x-sandbox-trace-id";
 /// Where a running sandbox answers.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoints {
-    /// The gateway's base URL (`http://127.0.0.1:8080`).
+    /// The gateway's base URL (`http://127.0.0.1:8080`, `https://…` with `gateway: {tls: true}`).
     pub gateway: Option<String>,
     /// Each service's published HTTP address (`http://127.0.0.1:32768`).
     pub services: BTreeMap<String, String>,
@@ -84,9 +84,14 @@ async fn run_check(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
 
 async fn attempt(check: &Check, endpoints: &Endpoints) -> CheckOutcome {
     let base = match &check.target {
+        // A gateway with TLS answers cleartext HTTP on the same port too; checks use that.
         Target::Gateway => endpoints
             .gateway
-            .clone()
+            .as_deref()
+            .map(|url| match url.strip_prefix("https://") {
+                Some(authority) => format!("http://{authority}"),
+                None => url.to_string(),
+            })
             .ok_or_else(|| "the sandbox has no gateway running".to_string()),
         Target::Service(service) => endpoints.services.get(service).cloned().ok_or_else(|| {
             format!(

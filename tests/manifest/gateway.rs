@@ -17,6 +17,8 @@ fn gateway_defaults_when_left_out() {
     assert!(manifest.gateway.routes.is_empty());
     assert!(manifest.gateway.allow_fault_headers);
     assert_eq!(manifest.gateway.max_request_body, 64 * 1024 * 1024);
+    assert!(!manifest.gateway.tls);
+    assert_eq!(manifest.gateway.scheme(), "http");
     for service in manifest.services.values() {
         assert_eq!(service.traffic, TrafficPolicy::default());
         assert_eq!(service.external, None);
@@ -29,6 +31,10 @@ fn gateway_routes_in_every_form() {
     let gateway = &manifest.gateway;
     assert_eq!(gateway.port, 0);
     assert!(!gateway.allow_fault_headers);
+    assert!(gateway.tls);
+    assert_eq!(gateway.scheme(), "https");
+    assert!(!gateway.is_default());
+    assert!(!gateway.address_is_default(), "port 0 is chosen");
     assert_eq!(gateway.routes.len(), 5);
     let first = &gateway.routes[0];
     assert_eq!(first.matcher.path, PathMatch::Prefix("/api/items".into()));
@@ -143,4 +149,10 @@ fn gateway_round_trips_through_json() {
     // `sandbox config` shows the body limits (the gateway's only when not the default).
     assert!(json.contains("\"max_request_body\": 104857600"), "{json}");
     assert!(json.contains("\"max_request_body\": 1073741824"), "{json}");
+    assert!(json.contains("\"tls\": true"), "{json}");
+    let minimal = sandbox::manifest::to_json(&load_valid("minimal.yaml"));
+    assert!(
+        !minimal.contains("\"tls\""),
+        "shown only when on: {minimal}"
+    );
 }

@@ -38,5 +38,6 @@ mod passthrough;
 mod resilience;
 mod routing;
 mod swap;
+mod tls;
 mod tracing;
 mod util;

@@ -1,5 +1,6 @@
 //! One file per command; each reads like a table of contents of what the command does.
 
+pub mod ca;
 pub mod config;
 pub mod down;
 pub mod init;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
         Command::Test(args) => test::run(&global, args, printer).await,
         Command::Run(args) => run::run(&global, args, printer).await,
         Command::Zipkin(args) => zipkin::run(args, printer).await,
+        Command::Ca(args) => ca::run(args, global.json, printer),
         Command::Reap => reap::run(&global).await,
     }
 }

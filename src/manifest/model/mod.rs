@@ -325,6 +325,10 @@ pub struct Gateway {
     /// mesh; a gateway route may set its own.
     #[serde(skip_serializing_if = "Gateway::is_default_body_limit")]
     pub max_request_body: u64,
+    /// Whether the gateway serves HTTPS (and HTTP/2 by ALPN) with a certificate from the user's
+    /// local CA (`sandbox ca`), beside plain HTTP on the same port.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 impl Default for Gateway {
@@ -335,6 +339,7 @@ impl Default for Gateway {
             routes: Vec::new(),
             allow_fault_headers: true,
             max_request_body: Gateway::DEFAULT_MAX_REQUEST_BODY,
+            tls: false,
         }
     }
 }
@@ -345,6 +350,22 @@ impl Gateway {
 
     pub fn is_default(&self) -> bool {
         *self == Gateway::default()
+    }
+
+    /// Whether the address (host and port) is left as the default, which may move to a free port
+    /// when taken; the other keys do not matter for that.
+    pub fn address_is_default(&self) -> bool {
+        let default = Gateway::default();
+        self.host == default.host && self.port == default.port
+    }
+
+    /// The scheme the gateway is announced with: `https` when it serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     fn is_default_body_limit(limit: &u64) -> bool {

@@ -1,4 +1,4 @@
-//! `gateway:`: the front door's address and its routes. Route targets are checked against the
+//! `gateway:`: the front door's address, whether it serves HTTPS (`tls`), and its routes. Route targets are checked against the
 //! services of the manifest here (with a did-you-mean), regexes are compiled once to report errors.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "routes",
     "allow_fault_headers",
     "max_request_body",
+    "tls",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "match",
@@ -73,6 +74,9 @@ pub fn read(checker: &mut Checker<'_>, node: &Node, services: &[&str]) -> Gatewa
     if let Some(node) = fields.get("max_request_body") {
         gateway.max_request_body = read_body_limit(checker, node, "gateway.max_request_body")
             .unwrap_or(gateway.max_request_body);
+    }
+    if let Some(node) = fields.get("tls") {
+        gateway.tls = checker.boolean(node, "gateway.tls").unwrap_or(false);
     }
     if let Some(node) = fields.get("routes") {
         let Value::Sequence(items) = &node.value else {
