@@ -96,6 +96,7 @@ mod span;
 mod status;
 mod upstream;
 mod wire;
+mod workers;
 
 use std::collections::HashMap;
 use std::io;
@@ -117,6 +118,7 @@ pub use route::CompiledRoute;
 pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
 pub use upstream::{Endpoint, NoReplica};
+pub use workers::{WorkerError, Workers};
 
 /// The proxy: cheap to clone (one `Arc` inside); every clone serves the same tables.
 #[derive(Clone)]
@@ -124,15 +126,19 @@ pub struct Proxy {
     shared: Arc<Shared>,
 }
 
-/// State shared by every listener and request.
+/// State shared by every listener and request. Each data-plane worker serves with its own copy
+/// ([`Shared::for_worker`]): the `Arc`s are the same tables, `clients` are its own.
 pub(crate) struct Shared {
-    config: RwLock<Arc<ProxyConfig>>,
-    upstreams: upstream::Upstreams,
-    callers: RwLock<Arc<HashMap<IpAddr, Caller>>>,
+    config: Arc<RwLock<Arc<ProxyConfig>>>,
+    upstreams: Arc<upstream::Upstreams>,
+    callers: Arc<RwLock<Arc<HashMap<IpAddr, Caller>>>>,
     status: Arc<dyn ServiceStatus>,
     recorder: Option<Arc<dyn SpanRecorder>>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    /// Upstream connections, usable only on the runtime that opened them.
     clients: Clients,
+    /// The connections accepted by the worker serving with this copy, if it is a worker's.
+    worker: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
@@ -191,6 +197,21 @@ impl Clients {
 }
 
 impl Shared {
+    /// A copy for a data-plane worker: the same tables and metrics, its own upstream clients
+    /// (a pooled connection belongs to the runtime that opened it), counted as a worker.
+    fn for_worker(&self) -> Shared {
+        Shared {
+            config: self.config.clone(),
+            upstreams: self.upstreams.clone(),
+            callers: self.callers.clone(),
+            status: self.status.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            clients: Clients::new(&self.config().limits),
+            worker: Some(self.metrics.add_worker()),
+        }
+    }
+
     fn config(&self) -> Arc<ProxyConfig> {
         self.config
             .read()
@@ -219,18 +240,19 @@ impl Proxy {
         let proxy = Proxy {
             shared: Arc::new(Shared {
                 clients: Clients::new(&config.limits),
-                config: RwLock::new(Arc::new(ProxyConfig {
+                config: Arc::new(RwLock::new(Arc::new(ProxyConfig {
                     routes: Vec::new(),
                     services: fasthash::FastMap::default(),
                     allow_fault_headers: false,
                     sample_rate: 0.0,
                     limits: config.limits.clone(),
-                })),
-                upstreams: upstream::Upstreams::default(),
-                callers: RwLock::new(Arc::new(HashMap::new())),
+                }))),
+                upstreams: Arc::default(),
+                callers: Arc::new(RwLock::new(Arc::new(HashMap::new()))),
                 status,
                 recorder,
-                metrics: Metrics::default(),
+                metrics: Arc::default(),
+                worker: None,
             }),
         };
         proxy.swap_config(config);

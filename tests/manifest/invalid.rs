@@ -37,6 +37,7 @@ macro_rules! invalid_fixtures {
 
 invalid_fixtures!(
     bad_max_request_body,
+    gateway_workers_out_of_range,
     bad_port_range,
     bad_mount_type,
     tmpfs_options_on_bind,

@@ -37,3 +37,4 @@ mod routing;
 mod swap;
 mod tracing;
 mod util;
+mod workers;

@@ -319,6 +319,11 @@ pub struct Gateway {
     /// mesh; a gateway route may set its own.
     #[serde(skip_serializing_if = "Gateway::is_default_body_limit")]
     pub max_request_body: u64,
+    /// Data-plane workers serving the gateway and the mesh (threads, each with its own listening
+    /// socket on the shared port); 0 means one per core available to the control plane. Read
+    /// when the control plane starts.
+    #[serde(skip_serializing_if = "Gateway::is_auto_workers")]
+    pub workers: u16,
 }
 
 impl Default for Gateway {
@@ -329,6 +334,7 @@ impl Default for Gateway {
             routes: Vec::new(),
             allow_fault_headers: true,
             max_request_body: Gateway::DEFAULT_MAX_REQUEST_BODY,
+            workers: 0,
         }
     }
 }
@@ -343,6 +349,10 @@ impl Gateway {
 
     fn is_default_body_limit(limit: &u64) -> bool {
         *limit == Gateway::DEFAULT_MAX_REQUEST_BODY
+    }
+
+    fn is_auto_workers(workers: &u16) -> bool {
+        *workers == 0
     }
 }
 
