@@ -31,6 +31,37 @@
 //! host entries and the `<SERVICE>_URL` variables). [`Proxy::swap_config`] replaces routes and
 //! policies atomically when the manifest changes; requests in flight finish on the old table.
 //!
+//! # Data-plane workers
+//! `sandbox up` does not serve the listeners on the control plane's runtime (tokio's
+//! multi-thread one, shared with Docker calls, health probes and the trace store). It starts N
+//! data-plane workers ([`Proxy::start_workers`], `workers`): N threads, each running a
+//! single-threaded tokio runtime, each serving every proxy listener (the gateway, the mesh on each
+//! network) with a listening socket of its own on the shared address. N is `gateway: {workers: N}`,
+//! or, when it is 0 or absent, the cores this process may run on
+//! (`std::thread::available_parallelism`, which follows `taskset`). A connection stays on the
+//! worker that accepted it: no work stealing, no cross-thread wake-ups, as in nginx and Envoy.
+//! - Sockets: on Linux, one socket per worker bound with `SO_REUSEPORT`, and the kernel spreads
+//!   new connections over them. A probe bound first without it fails where anything listens
+//!   already (so a second sandbox on the port still gets "address in use" and falls back, instead
+//!   of joining the first one's group) and, for port 0, picks the port every worker then binds.
+//!   Elsewhere (macOS and the BSDs balance `SO_REUSEPORT` differently or not at all, Windows has
+//!   none), and for one worker, the workers share one socket and each accepts from it.
+//! - State: a tokio `TcpStream` belongs to the reactor of the runtime that opened it, so each
+//!   worker has its own upstream clients and idle pool (`Shared::for_worker`); pooled
+//!   connections never cross runtimes. Everything else (config, upstreams and their counters,
+//!   callers, status, metrics, the span recorder) is the same `Arc`s for every worker.
+//! - Shutdown: the one `CancellationToken` stops every worker's listeners; each lets its requests
+//!   finish within the grace period, and [`Workers::stopped`] waits for all of them.
+//! - Failures: a listener's task that panics or fails is logged at once (`error`) with the
+//!   worker's number, the other workers keep serving (the kernel stops sending to a closed
+//!   socket), and [`Workers::stopped`] returns the failure.
+//! - Metrics: `sandbox_proxy_worker_accepted_connections_total{worker="i"}` at
+//!   `/__sandbox/metrics`.
+//!
+//! [`Proxy::serve_gateway`] and [`Proxy::serve_mesh`] still serve one listener on the caller's
+//! runtime (tests, embedding); [`Proxy::serve_gateway_workers`] is the short form of the above
+//! for the gateway alone.
+//!
 //! # Two HTTP/1.1 transports: hyper, and the fast path beside it
 //! hyper (server in `serve`, client in `pool`) is the reference implementation and handles every
 //! request. The fast path (`downstream` reads heads and writes responses, `client` and `wire`
@@ -71,6 +102,7 @@
 //!   `client` (the fast upstream client) and `pool` (upstream connections; hyper's client for
 //!   bodies and upgrades): the two transports above.
 //! - `line_ends`: bare-LF line ends in request heads refused, for both transports.
+//! - `workers`: the data-plane workers and their listening sockets ([`Workers`]).
 
 mod admin;
 mod body;

@@ -2,7 +2,7 @@
 //! proxy listener it is given (gateway and mesh) with a listening socket of its own on the shared
 //! address (`SO_REUSEPORT`, so the kernel spreads new connections over the workers). A connection
 //! lives and dies on the worker that accepted it, with that worker's upstream connections
-//! ([`Shared::for_worker`]). Why and how: `proxy/mod.rs`, "Data-plane workers".
+//! (`Shared::for_worker`). Why and how: `proxy/mod.rs`, "Data-plane workers".
 
 use std::io;
 use std::net::SocketAddr;
@@ -341,6 +341,21 @@ mod tests {
         let group = bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
         // Another group on a group's port (another sandbox of the same user) is refused too.
         assert!(bind(group[0].local_addr().unwrap(), 2).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_listener_that_panics_is_reported_with_its_message() {
+        let ended = tokio::spawn(async { panic!("boom") }).await;
+        let Some(WorkerError::Panicked { worker, message }) = failure(1, ended.map(Ok)) else {
+            panic!("a panic is a failure");
+        };
+        assert_eq!((worker, message.as_str()), (1, "boom"));
+        let error = failure(0, Ok(Err(io::Error::other("gone")))).expect("an error is a failure");
+        assert_eq!(
+            error.to_string(),
+            "data-plane worker 0 stopped serving a listener: gone"
+        );
+        assert!(failure(0, Ok(Ok(()))).is_none(), "shutdown is no failure");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod mesh;
 mod reload;
 mod resilience;
 mod routing;
+mod workers;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
