@@ -97,19 +97,21 @@ fn state_path(dir: &Path, project: &str) -> PathBuf {
 }
 
 impl ControlPlaneState {
-    /// The `listeners` text for a manifest.
+    /// The `listeners` text for a manifest (with the data-plane workers when set: they start with
+    /// the control plane, so another count needs another control plane).
     pub fn listeners_of(manifest: &crate::manifest::Manifest) -> String {
         let tracing = manifest
             .tracing
             .port
             .map_or_else(|| "default".to_string(), |port| port.to_string());
-        if manifest.gateway.is_default() {
-            format!("gateway default, tracing {tracing}")
+        let gateway = if manifest.gateway.is_default() {
+            "default".to_string()
         } else {
-            format!(
-                "gateway {}:{}, tracing {tracing}",
-                manifest.gateway.host, manifest.gateway.port
-            )
+            format!("{}:{}", manifest.gateway.host, manifest.gateway.port)
+        };
+        match manifest.gateway.workers {
+            0 => format!("gateway {gateway}, tracing {tracing}"),
+            workers => format!("gateway {gateway}, tracing {tracing}, workers {workers}"),
         }
     }
 

@@ -320,8 +320,8 @@ pub struct Gateway {
     #[serde(skip_serializing_if = "Gateway::is_default_body_limit")]
     pub max_request_body: u64,
     /// Data-plane workers serving the gateway and the mesh (threads, each with its own listening
-    /// socket on the shared port); 0 means one per core available to the control plane. Read
-    /// when the control plane starts.
+    /// socket on the shared port); 0 means one per core available to the control plane. They
+    /// start with the control plane: an `up -d` that changes the count replaces it.
     #[serde(skip_serializing_if = "Gateway::is_auto_workers")]
     pub workers: u16,
 }
