@@ -238,11 +238,11 @@ wrk_measure() {
 # a warm-up; p99 from its per-request log.
 h2_measure() {
     local part=$1 name=$2 url=$3 pid=$4; shift 4
-    local load=(taskset -c 0 h2load -c"$H2_CONNECTIONS" -m"$H2_STREAMS" "$@")
-    "${load[@]}" -D 2s "$url" >/dev/null
+    local generator=(taskset -c 0 h2load -c"$H2_CONNECTIONS" -m"$H2_STREAMS" "$@")
+    "${generator[@]}" -D 2s "$url" >/dev/null
     local before out after
     before=$(cpu_ticks "$pid")
-    out=$("${load[@]}" -D "$DURATION" --log-file="$WORK/h2.log" "$url")
+    out=$("${generator[@]}" -D "$DURATION" --log-file="$WORK/h2.log" "$url")
     after=$(cpu_ticks "$pid")
     local done_ok; done_ok=$(awk '/^requests:/ { print $8 }' <<<"$out")
     if ! grep -qE '^requests:.* 0 failed, 0 errored' <<<"$out" || ! grep -qE '^status codes: [0-9]+ 2xx, 0 3xx, 0 4xx, 0 5xx' <<<"$out"; then

@@ -14,8 +14,10 @@
 //! # async fn example(manifest: sandbox::manifest::Manifest) -> std::io::Result<()> {
 //! let proxy = Proxy::new(ProxyConfig::from_manifest(&manifest), Arc::new(NoStatus), None);
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! let gateway = tokio::net::TcpListener::bind(("127.0.0.1", manifest.gateway.port)).await?;
-//! let mesh = tokio::net::TcpListener::bind("172.18.0.1:15001").await?; // the network's gateway
+//! // The data plane: `gateway.workers` threads (0: one per core), each serving every listener.
+//! let workers = proxy.start_workers(manifest.gateway.workers.into(), shutdown.clone())?;
+//! let gateway = workers.listen_gateway(([127, 0, 0, 1], manifest.gateway.port).into()).await?;
+//! workers.listen_mesh("172.18.0.1:15001".parse().unwrap()).await?; // the network's gateway
 //! proxy.set_endpoints("item", vec![Endpoint {
 //!     name: "item-1".into(), address: "172.18.0.5:8080".parse().unwrap(), healthy: true,
 //! }]);
@@ -23,8 +25,8 @@
 //!     "172.18.0.6".parse().unwrap(),
 //!     Caller { service: "user".into(), replica: "user-1".into() },
 //! )]));
-//! tokio::spawn(proxy.clone().serve_mesh(mesh, shutdown.clone()));
-//! proxy.serve_gateway(gateway, shutdown).await
+//! // … until `shutdown` fires; then every worker drains within its grace period.
+//! workers.stopped().await.map_err(std::io::Error::other)
 //! # }
 //! ```
 //! Containers reach the mesh as `http://<service>.sandbox:<mesh port>` (the control plane adds the
