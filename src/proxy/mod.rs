@@ -42,6 +42,8 @@
 //! or, when it is 0 or absent, the cores this process may run on
 //! (`std::thread::available_parallelism`, which follows `taskset`). A connection stays on the
 //! worker that accepted it: no work stealing, no cross-thread wake-ups, as in nginx and Envoy.
+//! Balance is per connection, so one long-lived client connection (an HTTP/2 or gRPC channel) is
+//! served by one worker, however many streams it carries.
 //! - Sockets: on Linux, one socket per worker bound with `SO_REUSEPORT`, and the kernel spreads
 //!   new connections over them. A probe bound first without it fails where anything listens
 //!   already (so a second sandbox on the port still gets "address in use" and falls back, instead
