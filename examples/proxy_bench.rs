@@ -1,5 +1,6 @@
-//! Starts the proxy's gateway from a manifest, on one thread, for `bench/proxy.sh` (the real CLI
-//! wires the proxy into `sandbox up`).
+//! Starts the proxy's gateway from a manifest, on one thread: a profiling aid (run it under
+//! `perf record` without Docker or the control plane). It is not what `bench/proxy.sh` measures:
+//! that is the product, started by `sandbox up -d` (the proxy on its data-plane workers).
 //!
 //! `proxy_bench MANIFEST [--trace]` — `--trace` adds a span recorder (a bounded in-memory buffer)
 //! with sampling rate 1.0. Prints `listening on ADDRESS`, serves until SIGINT/SIGTERM.

@@ -18,7 +18,7 @@ use super::wiring::{self, ContainerSide, MESH_PORT, ZIPKIN_PORT};
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
-use crate::proxy::{Proxy, ProxyConfig};
+use crate::proxy::{Proxy, ProxyConfig, Workers};
 use crate::trace::{self, Store, TraceConfig};
 
 /// When a gateway address is taken: the project's own control plane, or another project's on a
@@ -41,6 +41,8 @@ pub enum ControlPlaneError {
     Ca(#[from] crate::ca::CaError),
     #[error(transparent)]
     Tls(#[from] crate::proxy::TlsError),
+    #[error("the proxy's data-plane workers could not start: {0}")]
+    Workers(std::io::Error),
 }
 
 /// A running control plane's services.
@@ -56,6 +58,8 @@ pub struct ControlPlane {
     /// What containers get.
     pub wiring: Wiring,
     tasks: JoinSet<()>,
+    /// The data plane: threads serving the gateway and the mesh listeners.
+    workers: Workers,
     /// What a reload needs to listen on networks a re-up added.
     late: LateListeners,
 }
@@ -81,6 +85,28 @@ impl ControlPlane {
         shutdown: &CancellationToken,
     ) -> Result<ControlPlane, ControlPlaneError> {
         let mut tasks = JoinSet::new();
+        let store = Store::new(manifest.tracing.max_spans);
+        let monitor = Monitor::new(docker.clone(), manifest);
+        let recorder = Arc::new(StoreRecorder {
+            store: store.clone(),
+        });
+        let proxy = Proxy::new(
+            ProxyConfig::from_manifest(manifest),
+            monitor.clone(),
+            Some(recorder),
+        );
+        if manifest.gateway.tls {
+            let (ca, _) = crate::ca::LocalCa::open()?;
+            proxy.set_tls(Some(gateway_tls(ca)?));
+        }
+        // The data plane: its own threads, so the control plane's work (Docker, health, the
+        // trace store) and the requests never wait for each other. Stopped if starting fails.
+        let data_plane = shutdown.child_token();
+        let stop_on_failure = data_plane.clone().drop_guard();
+        let workers = proxy
+            .start_workers(usize::from(manifest.gateway.workers), data_plane)
+            .map_err(ControlPlaneError::Workers)?;
+        tracing::info!(workers = workers.count(), "data-plane workers started");
         let zipkin_local = bind_fallback(
             "trace server",
             SocketAddr::new(
@@ -97,7 +123,6 @@ impl ControlPlane {
             .unwrap_or(ZIPKIN_PORT);
         let side = ContainerSide::detect(networks, zipkin_port);
         let mut zipkin_listeners = vec![zipkin_local];
-        let mut mesh_listeners = Vec::new();
         let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
         for (ip, shared) in side.listen_addresses() {
             let listeners = async {
@@ -107,14 +132,12 @@ impl ControlPlane {
                     BUSY_GATEWAY_HINT,
                 )
                 .await?;
-                let mesh = bind("mesh", SocketAddr::new(ip, MESH_PORT), BUSY_GATEWAY_HINT).await?;
-                Ok::<_, ControlPlaneError>((zipkin, mesh))
+                // Last: the workers serve it from here on.
+                listen_mesh(&workers, ip).await?;
+                Ok::<_, ControlPlaneError>(zipkin)
             };
             match listeners.await {
-                Ok((zipkin, mesh)) => {
-                    zipkin_listeners.push(zipkin);
-                    mesh_listeners.push(mesh);
-                }
+                Ok(zipkin) => zipkin_listeners.push(zipkin),
                 // A network other projects use too: another control plane may hold its ports, and
                 // the project's services reach this one on their own networks first.
                 Err(error) if shared => {
@@ -128,24 +151,13 @@ impl ControlPlane {
             .host
             .parse()
             .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-        let gateway_listener = bind_fallback(
-            "gateway",
+        let gateway_address = listen_gateway(
+            &workers,
             SocketAddr::new(gateway_host, manifest.gateway.port),
             manifest.gateway.address_is_default(),
-            "set another `gateway: {port: N}` (0 picks a free one), or stop what uses the port",
         )
         .await?;
-        let gateway_address =
-            gateway_listener
-                .local_addr()
-                .map_err(|source| ControlPlaneError::Bind {
-                    what: "gateway",
-                    address: SocketAddr::new(gateway_host, manifest.gateway.port),
-                    source,
-                    hint: "check the gateway address",
-                })?;
 
-        let store = Store::new(manifest.tracing.max_spans);
         let config = TraceConfig {
             max_spans: manifest.tracing.max_spans,
             forward: manifest.tracing.forward.clone(),
@@ -177,32 +189,7 @@ impl ControlPlane {
                 tracing::error!(%error, "trace server stopped");
             }
         });
-
-        let monitor = Monitor::new(docker.clone(), manifest);
-        let recorder = Arc::new(StoreRecorder {
-            store: store.clone(),
-        });
-        let proxy = Proxy::new(
-            ProxyConfig::from_manifest(manifest),
-            monitor.clone(),
-            Some(recorder),
-        );
-        if manifest.gateway.tls {
-            let (ca, _) = crate::ca::LocalCa::open()?;
-            proxy.set_tls(Some(gateway_tls(ca)?));
-        }
-        tasks.spawn(log_failure(
-            "gateway",
-            proxy
-                .clone()
-                .serve_gateway(gateway_listener, shutdown.clone()),
-        ));
-        for listener in mesh_listeners {
-            tasks.spawn(log_failure(
-                "mesh",
-                proxy.clone().serve_mesh(listener, shutdown.clone()),
-            ));
-        }
+        stop_on_failure.disarm();
         let display_host = if gateway_host.is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         } else {
@@ -220,6 +207,7 @@ impl ControlPlane {
             ),
             wiring: wiring::wiring(manifest, &side),
             tasks,
+            workers,
             late,
         })
     }
@@ -267,10 +255,15 @@ impl ControlPlane {
                 BUSY_GATEWAY_HINT,
             )
             .await;
-            let mesh = bind("mesh", SocketAddr::new(ip, MESH_PORT), BUSY_GATEWAY_HINT).await;
-            let (zipkin, mesh) = match (zipkin, mesh) {
-                (Ok(zipkin), Ok(mesh)) => (zipkin, mesh),
-                (Err(error), _) | (_, Err(error)) => {
+            let zipkin = match zipkin {
+                Ok(zipkin) => match listen_mesh(&self.workers, ip).await {
+                    Ok(()) => zipkin,
+                    Err(error) => {
+                        tracing::warn!(%error, "not listening on the gateway {ip} of a new network");
+                        continue;
+                    }
+                },
+                Err(error) => {
                     tracing::warn!(%error, "not listening on the gateway {ip} of a new network");
                     continue;
                 }
@@ -287,10 +280,6 @@ impl ControlPlane {
                         tracing::error!(%error, "trace server stopped");
                     }
                 });
-                tasks.spawn(log_failure(
-                    "mesh",
-                    self.proxy.clone().serve_mesh(mesh, late.shutdown.clone()),
-                ));
             }
         }
     }
@@ -302,6 +291,47 @@ impl ControlPlane {
         if let Ok(mut tasks) = late {
             while tasks.join_next().await.is_some() {}
         }
+        if let Err(error) = self.workers.stopped().await {
+            tracing::error!(%error, "the proxy's data plane stopped with a failure");
+        }
+    }
+}
+
+/// The mesh on the gateway address `ip` of a network, served by the workers.
+async fn listen_mesh(workers: &Workers, ip: IpAddr) -> Result<(), ControlPlaneError> {
+    let address = SocketAddr::new(ip, MESH_PORT);
+    match workers.listen_mesh(address).await {
+        Ok(_) => Ok(()),
+        Err(source) => Err(ControlPlaneError::Bind {
+            what: "mesh",
+            address,
+            source,
+            hint: BUSY_GATEWAY_HINT,
+        }),
+    }
+}
+
+/// The gateway on `address`, served by the workers; when the address is taken and `may_move`, a
+/// free port on the same host instead (so sandboxes on default ports run side by side). The
+/// address listened on.
+async fn listen_gateway(
+    workers: &Workers,
+    address: SocketAddr,
+    may_move: bool,
+) -> Result<SocketAddr, ControlPlaneError> {
+    let error = |source| ControlPlaneError::Bind {
+        what: "gateway",
+        address,
+        source,
+        hint: "set another `gateway: {port: N}` (0 picks a free one), or stop what uses the port",
+    };
+    match workers.listen_gateway(address).await {
+        Ok(listening) => Ok(listening),
+        Err(_) if may_move => workers
+            .listen_gateway(SocketAddr::new(address.ip(), 0))
+            .await
+            .map_err(error),
+        Err(source) => Err(error(source)),
     }
 }
 
@@ -322,15 +352,6 @@ pub fn gateway_tls(ca: crate::ca::LocalCa) -> Result<Arc<rustls::ServerConfig>, 
         leaf.key,
         Some(Box::new(issue)),
     )?)
-}
-
-async fn log_failure(
-    what: &'static str,
-    serving: impl std::future::Future<Output = std::io::Result<()>>,
-) {
-    if let Err(error) = serving.await {
-        tracing::error!(%error, "{what} stopped");
-    }
 }
 
 async fn bind(

@@ -97,21 +97,24 @@ fn state_path(dir: &Path, project: &str) -> PathBuf {
 }
 
 impl ControlPlaneState {
-    /// The `listeners` text for a manifest.
+    /// The `listeners` text for a manifest (with the data-plane workers when set: they start with
+    /// the control plane, so another count needs another control plane).
     pub fn listeners_of(manifest: &crate::manifest::Manifest) -> String {
         let tracing = manifest
             .tracing
             .port
             .map_or_else(|| "default".to_string(), |port| port.to_string());
-        // The scheme is part of it: turning TLS on or off starts a new control plane.
+        // The scheme is part of it: turning TLS on or off starts a new control plane; so is the
+        // number of workers.
         let scheme = manifest.gateway.scheme();
-        if manifest.gateway.address_is_default() {
-            format!("gateway {scheme} default, tracing {tracing}")
+        let gateway = if manifest.gateway.address_is_default() {
+            "default".to_string()
         } else {
-            format!(
-                "gateway {scheme} {}:{}, tracing {tracing}",
-                manifest.gateway.host, manifest.gateway.port
-            )
+            format!("{}:{}", manifest.gateway.host, manifest.gateway.port)
+        };
+        match manifest.gateway.workers {
+            0 => format!("gateway {scheme} {gateway}, tracing {tracing}"),
+            workers => format!("gateway {scheme} {gateway}, tracing {tracing}, workers {workers}"),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::fasthash::FastMap;
@@ -35,6 +35,8 @@ pub struct Metrics {
     pub(crate) open_gateway: AtomicI64,
     pub(crate) open_mesh: AtomicI64,
     pub(crate) refused_connections: AtomicU64,
+    /// Connections accepted by each data-plane worker, in the order the workers started.
+    workers: Mutex<Vec<Arc<AtomicU64>>>,
 }
 
 impl Metrics {
@@ -90,6 +92,27 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         *ejections.entry(service.to_string()).or_default() += 1;
+    }
+
+    /// A counter of accepted connections for one more data-plane worker.
+    pub(crate) fn add_worker(&self) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(0));
+        self.workers
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .push(counter.clone());
+        counter
+    }
+
+    /// Connections accepted so far by each data-plane worker (empty when the listeners are not
+    /// served by workers).
+    pub fn accepted_by_worker(&self) -> Vec<u64> {
+        self.workers
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|counter| counter.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Retries counted so far for `route` (all services), for tests and the admin page.
@@ -205,6 +228,13 @@ impl Metrics {
             "sandbox_proxy_refused_connections_total {}",
             self.refused_connections.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP sandbox_proxy_worker_accepted_connections_total Client connections accepted, by data-plane worker.\n# TYPE sandbox_proxy_worker_accepted_connections_total counter\n");
+        for (worker, accepted) in self.accepted_by_worker().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_worker_accepted_connections_total{{worker=\"{worker}\"}} {accepted}"
+            );
+        }
         out
     }
 }

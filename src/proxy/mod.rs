@@ -14,8 +14,10 @@
 //! # async fn example(manifest: sandbox::manifest::Manifest) -> std::io::Result<()> {
 //! let proxy = Proxy::new(ProxyConfig::from_manifest(&manifest), Arc::new(NoStatus), None);
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! let gateway = tokio::net::TcpListener::bind(("127.0.0.1", manifest.gateway.port)).await?;
-//! let mesh = tokio::net::TcpListener::bind("172.18.0.1:15001").await?; // the network's gateway
+//! // The data plane: `gateway.workers` threads (0: one per core), each serving every listener.
+//! let workers = proxy.start_workers(manifest.gateway.workers.into(), shutdown.clone())?;
+//! let gateway = workers.listen_gateway(([127, 0, 0, 1], manifest.gateway.port).into()).await?;
+//! workers.listen_mesh("172.18.0.1:15001".parse().unwrap()).await?; // the network's gateway
 //! proxy.set_endpoints("item", vec![Endpoint {
 //!     name: "item-1".into(), address: "172.18.0.5:8080".parse().unwrap(), healthy: true,
 //! }]);
@@ -23,13 +25,46 @@
 //!     "172.18.0.6".parse().unwrap(),
 //!     Caller { service: "user".into(), replica: "user-1".into() },
 //! )]));
-//! tokio::spawn(proxy.clone().serve_mesh(mesh, shutdown.clone()));
-//! proxy.serve_gateway(gateway, shutdown).await
+//! // … until `shutdown` fires; then every worker drains within its grace period.
+//! workers.stopped().await.map_err(std::io::Error::other)
 //! # }
 //! ```
 //! Containers reach the mesh as `http://<service>.sandbox:<mesh port>` (the control plane adds the
 //! host entries and the `<SERVICE>_URL` variables). [`Proxy::swap_config`] replaces routes and
 //! policies atomically when the manifest changes; requests in flight finish on the old table.
+//!
+//! # Data-plane workers
+//! `sandbox up` does not serve the listeners on the control plane's runtime (tokio's
+//! multi-thread one, shared with Docker calls, health probes and the trace store). It starts N
+//! data-plane workers ([`Proxy::start_workers`], `workers`): N threads, each running a
+//! single-threaded tokio runtime, each serving every proxy listener (the gateway, the mesh on each
+//! network) with a listening socket of its own on the shared address. N is `gateway: {workers: N}`,
+//! or, when it is 0 or absent, the cores this process may run on
+//! (`std::thread::available_parallelism`, which follows `taskset`). A connection stays on the
+//! worker that accepted it: no work stealing, no cross-thread wake-ups, as in nginx and Envoy.
+//! Balance is per connection, so one long-lived client connection (an HTTP/2 or gRPC channel) is
+//! served by one worker, however many streams it carries.
+//! - Sockets: on Linux, one socket per worker bound with `SO_REUSEPORT`, and the kernel spreads
+//!   new connections over them. A probe bound first without it fails where anything listens
+//!   already (so a second sandbox on the port still gets "address in use" and falls back, instead
+//!   of joining the first one's group) and, for port 0, picks the port every worker then binds.
+//!   Elsewhere (macOS and the BSDs balance `SO_REUSEPORT` differently or not at all, Windows has
+//!   none), and for one worker, the workers share one socket and each accepts from it.
+//! - State: a tokio `TcpStream` belongs to the reactor of the runtime that opened it, so each
+//!   worker has its own upstream clients and idle pool (`Shared::for_worker`); pooled
+//!   connections never cross runtimes. Everything else (config, upstreams and their counters,
+//!   callers, status, metrics, the span recorder) is the same `Arc`s for every worker.
+//! - Shutdown: the one `CancellationToken` stops every worker's listeners; each lets its requests
+//!   finish within the grace period, and [`Workers::stopped`] waits for all of them.
+//! - Failures: a listener's task that panics or fails is logged at once (`error`) with the
+//!   worker's number, the other workers keep serving (the kernel stops sending to a closed
+//!   socket), and [`Workers::stopped`] returns the failure.
+//! - Metrics: `sandbox_proxy_worker_accepted_connections_total{worker="i"}` at
+//!   `/__sandbox/metrics`.
+//!
+//! [`Proxy::serve_gateway`] and [`Proxy::serve_mesh`] still serve one listener on the caller's
+//! runtime (tests, embedding); [`Proxy::serve_gateway_workers`] is the short form of the above
+//! for the gateway alone.
 //!
 //! # Two HTTP/1.1 transports: hyper, and the fast path beside it
 //! hyper (server in `serve`, client in `pool`) is the reference implementation and handles every
@@ -77,6 +112,7 @@
 //!   bodies and upgrades): the two transports above.
 //! - `line_ends`: bare-LF line ends in request heads refused, for both transports.
 //! - `tls`: HTTPS on the gateway (rustls, ALPN, certificates by SNI), handed to hyper.
+//! - `workers`: the data-plane workers and their listening sockets ([`Workers`]).
 
 mod admin;
 mod body;
@@ -105,6 +141,7 @@ mod status;
 mod tls;
 mod upstream;
 mod wire;
+mod workers;
 
 use std::collections::HashMap;
 use std::io;
@@ -127,6 +164,7 @@ pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
 pub use tls::{tls_config, Issue, TlsError};
 pub use upstream::{Endpoint, NoReplica};
+pub use workers::{WorkerError, Workers};
 
 /// The proxy: cheap to clone (one `Arc` inside); every clone serves the same tables.
 #[derive(Clone)]
@@ -134,17 +172,21 @@ pub struct Proxy {
     shared: Arc<Shared>,
 }
 
-/// State shared by every listener and request.
+/// State shared by every listener and request. Each data-plane worker serves with its own copy
+/// ([`Shared::for_worker`]): the `Arc`s are the same tables, `clients` are its own.
 pub(crate) struct Shared {
-    config: RwLock<Arc<ProxyConfig>>,
-    upstreams: upstream::Upstreams,
-    callers: RwLock<Arc<HashMap<IpAddr, Caller>>>,
+    config: Arc<RwLock<Arc<ProxyConfig>>>,
+    upstreams: Arc<upstream::Upstreams>,
+    callers: Arc<RwLock<Arc<HashMap<IpAddr, Caller>>>>,
     status: Arc<dyn ServiceStatus>,
     recorder: Option<Arc<dyn SpanRecorder>>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    /// Upstream connections, usable only on the runtime that opened them.
     clients: Clients,
     /// The gateway's TLS configuration, when it serves HTTPS ([`Proxy::set_tls`]).
-    tls: RwLock<Option<Arc<rustls::ServerConfig>>>,
+    tls: Arc<RwLock<Option<Arc<rustls::ServerConfig>>>>,
+    /// The connections accepted by the worker serving with this copy, if it is a worker's.
+    worker: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
@@ -203,6 +245,22 @@ impl Clients {
 }
 
 impl Shared {
+    /// A copy for a data-plane worker: the same tables and metrics, its own upstream clients
+    /// (a pooled connection belongs to the runtime that opened it), counted as a worker.
+    fn for_worker(&self) -> Shared {
+        Shared {
+            config: self.config.clone(),
+            upstreams: self.upstreams.clone(),
+            callers: self.callers.clone(),
+            status: self.status.clone(),
+            recorder: self.recorder.clone(),
+            metrics: self.metrics.clone(),
+            clients: Clients::new(&self.config().limits),
+            tls: self.tls.clone(),
+            worker: Some(self.metrics.add_worker()),
+        }
+    }
+
     fn config(&self) -> Arc<ProxyConfig> {
         self.config
             .read()
@@ -238,19 +296,20 @@ impl Proxy {
         let proxy = Proxy {
             shared: Arc::new(Shared {
                 clients: Clients::new(&config.limits),
-                config: RwLock::new(Arc::new(ProxyConfig {
+                config: Arc::new(RwLock::new(Arc::new(ProxyConfig {
                     routes: Vec::new(),
                     services: fasthash::FastMap::default(),
                     allow_fault_headers: false,
                     sample_rate: 0.0,
                     limits: config.limits.clone(),
-                })),
-                upstreams: upstream::Upstreams::default(),
-                callers: RwLock::new(Arc::new(HashMap::new())),
+                }))),
+                upstreams: Arc::default(),
+                callers: Arc::new(RwLock::new(Arc::new(HashMap::new()))),
                 status,
                 recorder,
-                metrics: Metrics::default(),
-                tls: RwLock::new(None),
+                metrics: Arc::default(),
+                tls: Arc::default(),
+                worker: None,
             }),
         };
         proxy.swap_config(config);

@@ -63,6 +63,9 @@ pub async fn serve(
                 }
             },
         };
+        if let Some(accepted) = &shared.worker {
+            accepted.fetch_add(1, Ordering::Relaxed);
+        }
         let limits = shared.config().limits.clone();
         if open.load(Ordering::Relaxed) >= limits.max_connections as i64 {
             shared

@@ -73,6 +73,13 @@ fn two_projects_of_the_same_manifest_run_side_by_side() {
             .unwrap()
     };
     assert_ne!(port(&left), port(&right), "each gets its own host port");
+    // Both asked for the default gateway port: the second moves to a free one rather than joining
+    // the first one's data-plane workers on a shared (`SO_REUSEPORT`) port.
+    assert_ne!(
+        ps_json(&left)["gateway"],
+        ps_json(&right)["gateway"],
+        "each gets its own gateway"
+    );
     left.run(&["down", "-t", "0"]).success();
     assert!(left.leftovers().is_empty());
     let status = ps_json(&right);

@@ -19,6 +19,7 @@ fn gateway_defaults_when_left_out() {
     assert_eq!(manifest.gateway.max_request_body, 64 * 1024 * 1024);
     assert!(!manifest.gateway.tls);
     assert_eq!(manifest.gateway.scheme(), "http");
+    assert_eq!(manifest.gateway.workers, 0, "one worker per core");
     for service in manifest.services.values() {
         assert_eq!(service.traffic, TrafficPolicy::default());
         assert_eq!(service.external, None);
@@ -52,6 +53,7 @@ fn gateway_routes_in_every_form() {
     assert_eq!(first.request_headers.remove, vec!["cookie".to_string()]);
     assert_eq!(first.timeout, Some(Duration::from_secs(5)));
     assert_eq!(gateway.max_request_body, 100 * 1024 * 1024);
+    assert_eq!(gateway.workers, 2);
     assert_eq!(first.max_request_body, Some(1024 * 1024 * 1024));
     assert_eq!(gateway.routes[1].max_request_body, None);
     let retries = first.retries.as_ref().expect("retries");
@@ -155,4 +157,8 @@ fn gateway_round_trips_through_json() {
         !minimal.contains("\"tls\""),
         "shown only when on: {minimal}"
     );
+    // and the workers when set (0, one per core, is left out).
+    assert!(json.contains("\"workers\": 2"), "{json}");
+    let defaults = sandbox::manifest::to_json(&load_valid("minimal.yaml"));
+    assert!(!defaults.contains("\"workers\""), "{defaults}");
 }

@@ -39,6 +39,7 @@ invalid_fixtures!(
     bad_grpc_health_service,
     bad_max_request_body,
     bad_grpc_policy,
+    gateway_workers_out_of_range,
     bad_port_range,
     bad_mount_type,
     tmpfs_options_on_bind,

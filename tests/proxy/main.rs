@@ -41,3 +41,4 @@ mod swap;
 mod tls;
 mod tracing;
 mod util;
+mod workers;

@@ -329,6 +329,11 @@ pub struct Gateway {
     /// local CA (`sandbox ca`), beside plain HTTP on the same port.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tls: bool,
+    /// Data-plane workers serving the gateway and the mesh (threads, each with its own listening
+    /// socket on the shared port); 0 means one per core available to the control plane. They
+    /// start with the control plane: an `up -d` that changes the count replaces it.
+    #[serde(skip_serializing_if = "Gateway::is_auto_workers")]
+    pub workers: u16,
 }
 
 impl Default for Gateway {
@@ -340,6 +345,7 @@ impl Default for Gateway {
             allow_fault_headers: true,
             max_request_body: Gateway::DEFAULT_MAX_REQUEST_BODY,
             tls: false,
+            workers: 0,
         }
     }
 }
@@ -370,6 +376,10 @@ impl Gateway {
 
     fn is_default_body_limit(limit: &u64) -> bool {
         *limit == Gateway::DEFAULT_MAX_REQUEST_BODY
+    }
+
+    fn is_auto_workers(workers: &u16) -> bool {
+        *workers == 0
     }
 }
 

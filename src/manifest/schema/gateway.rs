@@ -19,6 +19,7 @@ const KEYS: &[&str] = &[
     "allow_fault_headers",
     "max_request_body",
     "tls",
+    "workers",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "match",
@@ -37,6 +38,8 @@ const GRPC_WEB_KEYS: &[&str] = &["allow_origins"];
 const MATCH_KEYS: &[&str] = &[
     "prefix", "exact", "regex", "method", "headers", "query", "host",
 ];
+/// More data-plane workers than this is a typo (one per core is the most that helps).
+const MAX_WORKERS: u16 = 1024;
 const HEADER_MATCH_KEYS: &[&str] = &["exact", "regex", "present", "absent"];
 const EDIT_KEYS: &[&str] = &["add", "remove"];
 const SPLIT_KEYS: &[&str] = &["service", "weight"];
@@ -77,6 +80,19 @@ pub fn read(checker: &mut Checker<'_>, node: &Node, services: &[&str]) -> Gatewa
     }
     if let Some(node) = fields.get("tls") {
         gateway.tls = checker.boolean(node, "gateway.tls").unwrap_or(false);
+    }
+    if let Some(node) = fields.get("workers") {
+        if let Some(workers) = checker.integer(node, "gateway.workers") {
+            match u16::try_from(workers) {
+                Ok(workers) if workers <= MAX_WORKERS => gateway.workers = workers,
+                _ => checker.error_with_hint(
+                    node,
+                    "gateway.workers",
+                    format!("{workers} is out of range: expected 0 to {MAX_WORKERS}"),
+                    "leave it out or write 0 for one worker per core available",
+                ),
+            }
+        }
     }
     if let Some(node) = fields.get("routes") {
         let Value::Sequence(items) = &node.value else {

@@ -12,6 +12,7 @@ mod reload;
 mod resilience;
 mod routing;
 mod tls;
+mod workers;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
