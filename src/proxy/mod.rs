@@ -74,45 +74,43 @@
 
 mod admin;
 mod body;
-mod client;
+mod clients;
 mod config;
-mod context;
 mod deadline;
-mod downstream;
 mod error;
 mod fasthash;
 mod faults;
 mod forward;
+mod h1;
 mod headers;
+mod hyper_client;
+mod hyper_server;
+mod idle_pool;
 mod ids;
-mod line_ends;
 mod logging;
+mod message;
 mod metrics;
 mod phases;
-mod pool;
+mod propagation;
 mod route;
 mod serve;
 mod span;
 mod status;
 mod upstream;
-mod wire;
 
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use body::ProxyBody;
 pub use config::{Limits, ProxyConfig, ServiceConfig};
-pub use context::TraceContext;
 pub use error::{ErrorSource, ProxyError};
 pub use metrics::Metrics;
+pub use propagation::TraceContext;
 pub use route::CompiledRoute;
 pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
@@ -132,62 +130,7 @@ pub(crate) struct Shared {
     status: Arc<dyn ServiceStatus>,
     recorder: Option<Arc<dyn SpanRecorder>>,
     metrics: Metrics,
-    clients: Clients,
-}
-
-/// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
-/// `http2: true`; one multiplexed connection per replica).
-pub(crate) struct Clients {
-    http1: Arc<pool::Pool>,
-    http2: Client<HttpConnector, ProxyBody>,
-}
-
-/// A failed exchange, by client.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    #[error(transparent)]
-    Http1(#[from] pool::SendError),
-    #[error(transparent)]
-    Http2(#[from] hyper_util::client::legacy::Error),
-}
-
-impl Clients {
-    fn new(limits: &Limits) -> Clients {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        Clients {
-            http1: pool::Pool::new(limits.connect_timeout),
-            http2: Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(std::time::Duration::from_secs(60))
-                .http2_only(true)
-                .build(connector),
-        }
-    }
-
-    /// One exchange with a replica; `fast_path` lets the fast HTTP/1.1 client take the requests it
-    /// can ([`Limits::fast_path`]).
-    async fn send(
-        &self,
-        http2: bool,
-        fast_path: bool,
-        address: std::net::SocketAddr,
-        mut request: http::Request<ProxyBody>,
-        appended: &headers::Appended,
-    ) -> Result<http::Response<ProxyBody>, UpstreamError> {
-        use http_body_util::BodyExt;
-        if http2 {
-            appended.merge_into(request.headers_mut());
-            let response = self.http2.request(request).await?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
-        } else {
-            Ok(self
-                .http1
-                .send(address, request, appended, fast_path)
-                .await?)
-        }
-    }
+    clients: clients::Clients,
 }
 
 impl Shared {
@@ -218,7 +161,7 @@ impl Proxy {
     ) -> Proxy {
         let proxy = Proxy {
             shared: Arc::new(Shared {
-                clients: Clients::new(&config.limits),
+                clients: clients::Clients::new(&config.limits),
                 config: RwLock::new(Arc::new(ProxyConfig {
                     routes: Vec::new(),
                     services: fasthash::FastMap::default(),

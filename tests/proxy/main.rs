@@ -34,6 +34,7 @@ mod mesh;
 mod passthrough;
 mod resilience;
 mod routing;
+mod stale;
 mod swap;
 mod tracing;
 mod util;
