@@ -556,25 +556,25 @@ impl RequestNames {
 fn upstream_request_filter(
     config: &ProxyConfig,
     session: &Session,
-    mut map: HeaderMap,
+    mut headers: HeaderMap,
     upgrade: bool,
 ) -> Headers {
-    let mut names = RequestNames::of(&map);
+    let mut names = RequestNames::of(&headers);
     if names.hop_by_hop || upgrade {
         // `te: trailers` is how gRPC clients say they accept trailers; an h2c upstream needs it,
         // and it asks nothing of an HTTP/1.1 one.
-        let trailers = map
+        let trailers = headers
             .get_all(header::TE)
             .iter()
             .any(|value| value.as_bytes().eq_ignore_ascii_case(b"trailers"));
-        strip_hop_by_hop(&mut map, upgrade);
+        strip_hop_by_hop(&mut headers, upgrade);
         if trailers {
-            map.insert(header::TE, HeaderValue::from_static("trailers"));
+            headers.insert(header::TE, HeaderValue::from_static("trailers"));
         }
         // `Connection` may have named any header.
-        names = RequestNames::of(&map);
+        names = RequestNames::of(&headers);
     }
-    let mut headers = Headers::from_map(map);
+    let mut headers = Headers::from_map(headers);
     add_forwarded(&mut headers, names.forwarded, session.peer.ip());
     if let Some(value) = &session.request_id_header {
         if names.request_id {

@@ -258,3 +258,87 @@ impl AsyncWrite for Rewind {
         Pin::new(&mut self.stream).poll_shutdown(context)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderName, HeaderValue, StatusCode};
+    use http_body_util::StreamBody;
+
+    use super::*;
+    use crate::proxy::body::{empty, full};
+
+    /// What the fast writer sends for `response` with `headers`, and whether it keeps the
+    /// connection.
+    async fn written(
+        status: StatusCode,
+        body: ProxyBody,
+        headers: Headers,
+        head_request: bool,
+    ) -> (String, bool) {
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let (mut wire, mut out) = (Vec::new(), Vec::new());
+        let keep_alive = write_response(&mut wire, &mut out, response, headers, head_request).await;
+        (String::from_utf8_lossy(&wire).into_owned(), keep_alive)
+    }
+
+    fn with(name: &'static str, value: &'static str) -> Headers {
+        let mut headers = Headers::default();
+        headers.append(
+            &HeaderName::from_static(name),
+            &HeaderValue::from_static(value),
+        );
+        headers
+    }
+
+    #[tokio::test]
+    async fn bodiless_responses_send_no_body() {
+        let (wire, keep_alive) = written(
+            StatusCode::OK,
+            full("hello"),
+            with("content-length", "5"),
+            true,
+        )
+        .await;
+        assert!(wire.starts_with("HTTP/1.1 200 OK\r\n"), "{wire}");
+        assert!(wire.contains("content-length: 5\r\n") && wire.ends_with("\r\n\r\n"));
+        assert!(keep_alive);
+        for status in [StatusCode::NO_CONTENT, StatusCode::NOT_MODIFIED] {
+            let (wire, _) = written(status, full("x"), Headers::default(), false).await;
+            assert!(wire.ends_with("\r\n\r\n"), "{wire}");
+            assert!(!wire.contains("content-length") && !wire.contains("transfer-encoding"));
+        }
+    }
+
+    #[tokio::test]
+    async fn lengths_are_given_or_the_body_is_chunked() {
+        let (wire, _) = written(StatusCode::OK, empty(), Headers::default(), false).await;
+        assert!(wire.contains("content-length: 0\r\n"), "{wire}");
+        assert!(wire.contains("date: "), "a Date when none was given");
+        let (wire, _) = written(StatusCode::OK, full("hello"), Headers::default(), false).await;
+        assert!(wire.ends_with("content-length: 5\r\n\r\nhello"), "{wire}");
+        let pieces = futures_util::stream::iter(["ab", "cde"].map(|piece| {
+            Ok::<_, crate::proxy::body::BoxError>(hyper::body::Frame::data(Bytes::from(piece)))
+        }));
+        let (wire, keep_alive) = written(
+            StatusCode::OK,
+            StreamBody::new(pieces).boxed_unsync(),
+            Headers::default(),
+            false,
+        )
+        .await;
+        assert!(
+            wire.ends_with("transfer-encoding: chunked\r\n\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"),
+            "{wire}"
+        );
+        assert!(keep_alive);
+    }
+
+    #[tokio::test]
+    async fn connection_close_ends_the_connection() {
+        let (wire, keep_alive) =
+            written(StatusCode::OK, empty(), with("connection", "close"), false).await;
+        assert!(wire.contains("connection: close\r\n"), "{wire}");
+        assert!(!keep_alive);
+    }
+}
