@@ -28,7 +28,8 @@ use super::headers::{is_hop_by_hop_name, strip_hop_by_hop};
 #[derive(Debug, Default, Clone)]
 pub struct Headers {
     map: HeaderMap,
-    raw: Option<RawLines>,
+    /// Boxed: most messages have none, and the type is moved through several futures.
+    raw: Option<Box<RawLines>>,
     added: Added,
 }
 
@@ -45,7 +46,7 @@ impl Headers {
     /// its extensions. The response is left with an empty map.
     pub fn take_from<B>(response: &mut http::Response<B>) -> Headers {
         Headers {
-            raw: response.extensions_mut().remove::<RawLines>(),
+            raw: response.extensions_mut().remove::<Box<RawLines>>(),
             map: std::mem::take(response.headers_mut()),
             added: Added::default(),
         }
@@ -71,7 +72,7 @@ impl Headers {
 
     /// Adds a value of `name`, after those it has (no lookup: the line is added as text).
     pub fn append(&mut self, name: &HeaderName, value: &HeaderValue) {
-        self.added.push(name, &[value.as_bytes()]);
+        self.added.push_valid(name, &[value.as_bytes()]);
     }
 
     /// [`Headers::append`] with the value made of `parts`; a value `http` would refuse (a control
@@ -89,7 +90,7 @@ impl Headers {
         if self.map.contains_key(&name) {
             self.map.insert(name, value);
         } else {
-            self.added.push(&name, &[value.as_bytes()]);
+            self.added.push_valid(&name, &[value.as_bytes()]);
         }
     }
 
@@ -178,13 +179,22 @@ struct Added {
 }
 
 impl Added {
+    /// Adds a line, unless a part holds a byte `http` refuses in a value.
     fn push(&mut self, name: &HeaderName, parts: &[&[u8]]) {
-        if !parts
-            .iter()
-            .all(|part| part.iter().all(|byte| is_value_byte(*byte)))
-        {
-            return;
+        // Without early exits, so that the check runs over whole words.
+        let valid = parts.iter().fold(true, |valid, part| {
+            valid
+                & part
+                    .iter()
+                    .fold(true, |valid, byte| valid & is_value_byte(*byte))
+        });
+        if valid {
+            self.push_valid(name, parts);
         }
+    }
+
+    /// Adds a line whose parts are known to be valid (a `HeaderValue`'s bytes, another line's).
+    fn push_valid(&mut self, name: &HeaderName, parts: &[&[u8]]) {
         if self.text.capacity() == 0 {
             // Enough for every line the proxy adds to a request (trace headers included).
             self.text.reserve(640);
@@ -221,7 +231,7 @@ impl Added {
         let old = std::mem::take(self);
         for (name, start, end) in &old.lines {
             if keep(name) {
-                self.push(name, &[&old.text[*start as usize..*end as usize]]);
+                self.push_valid(name, &[&old.text[*start as usize..*end as usize]]);
             }
         }
     }
@@ -340,13 +350,13 @@ impl RawLinesBuilder {
         self.content_length
     }
 
-    pub fn finish(self) -> RawLines {
-        RawLines {
+    pub fn finish(self) -> Box<RawLines> {
+        Box::new(RawLines {
             text: self.text.freeze(),
             lines: self.lines,
             count: self.count,
             content_length: self.content_length,
-        }
+        })
     }
 }
 
@@ -382,7 +392,7 @@ pub fn recycle(mut map: HeaderMap) {
 mod tests {
     use super::*;
 
-    fn raw(lines: &[&str]) -> RawLines {
+    fn raw(lines: &[&str]) -> Box<RawLines> {
         let mut builder = RawLinesBuilder::with_capacity(256);
         for line in lines {
             let colon = line.find(':').expect("a colon");

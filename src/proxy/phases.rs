@@ -632,14 +632,14 @@ fn response_filter(
         }
     }
     let upstream = match &session.replica {
-        Some(replica) => replica.name_header.clone(),
-        None => Some(HeaderValue::from_static("none")),
+        Some(replica) => replica.name_header.as_ref().map(HeaderValue::as_bytes),
+        None => Some(b"none".as_slice()),
     };
     if let Some(value) = upstream {
-        headers.insert(X_SANDBOX_UPSTREAM, value);
+        headers.insert_text(X_SANDBOX_UPSTREAM, &[value]);
     }
     if let Some(value) = &session.request_id_header {
-        headers.insert(X_REQUEST_ID, value.clone());
+        headers.insert_text(X_REQUEST_ID, &[value.as_bytes()]);
     }
     if shared.recorder.is_some() {
         if let Some(context) = &session.trace {

@@ -194,7 +194,7 @@ pub struct ResponseHead {
     pub status: StatusCode,
     /// Empty when the headers are kept as `raw` lines.
     pub headers: HeaderMap,
-    pub raw: Option<RawLines>,
+    pub raw: Option<Box<RawLines>>,
     /// The connection may carry another request once the body is read.
     pub keep_alive: bool,
 }
@@ -288,7 +288,11 @@ fn parse_response_with<const N: usize>(
 /// The header lines of `head` as [`RawLines`] with the keep-alive verdict, unless a header
 /// needs the proxy's attention (hop-by-hop headers other than a `Connection` about the hop,
 /// `Connection` naming others, an unreadable or conflicting `Content-Length`) or there are many.
-fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(RawLines, bool)> {
+fn raw_lines(
+    head: &Bytes,
+    ranges: &[Ranges],
+    version: Option<u8>,
+) -> Option<(Box<RawLines>, bool)> {
     if ranges.len() > RAW_LINES {
         return None;
     }
