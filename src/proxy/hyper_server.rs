@@ -129,6 +129,9 @@ impl Downstream {
 /// The accelerator's view of a connection: requests go through the phases, and the connection
 /// comes back here when the fast path declines one.
 impl Service for Downstream {
+    // Inlined into the fast server's loop, so that the large request future is built where it is
+    // awaited instead of being returned and copied (measured: ~1.5k instructions per request).
+    #[inline(always)]
     fn respond(
         &self,
         request: Request<Empty<Bytes>>,

@@ -256,6 +256,8 @@ pub struct RawLines {
     /// Per line: where its name starts and ends, where its value starts and ends, in `text`.
     lines: [(u32, u32, u32, u32); RAW_LINES],
     count: usize,
+    /// Bit `n % 64` set for every name `n` bytes long: most lookups end here, without a scan.
+    lengths: u64,
     content_length: Option<u64>,
 }
 
@@ -277,6 +279,9 @@ impl RawLines {
 
     fn get(&self, name: &HeaderName) -> Option<&[u8]> {
         let name = name.as_str().as_bytes();
+        if self.lengths & length_bit(name.len()) == 0 {
+            return None;
+        }
         self.lines()
             .find(|(line_name, _)| {
                 line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name)
@@ -305,12 +310,17 @@ impl RawLines {
     }
 }
 
+fn length_bit(length: usize) -> u64 {
+    1 << (length % 64)
+}
+
 /// Builds [`RawLines`] from lines the codec has checked (names and values as `httparse` read
 /// them, no hop-by-hop header).
 pub struct RawLinesBuilder {
     text: BytesMut,
     lines: [(u32, u32, u32, u32); RAW_LINES],
     count: usize,
+    lengths: u64,
     content_length: Option<u64>,
 }
 
@@ -321,6 +331,7 @@ impl RawLinesBuilder {
             text: BytesMut::with_capacity(capacity),
             lines: [(0, 0, 0, 0); RAW_LINES],
             count: 0,
+            lengths: 0,
             content_length: None,
         }
     }
@@ -337,6 +348,7 @@ impl RawLinesBuilder {
         let at = |offset: usize| u32::try_from(start + offset).unwrap_or(u32::MAX);
         self.lines[self.count] = (at(0), at(name_end), at(value_at), at(line.len()));
         self.count += 1;
+        self.lengths |= length_bit(name_end);
         true
     }
 
@@ -355,6 +367,7 @@ impl RawLinesBuilder {
             text: self.text.freeze(),
             lines: self.lines,
             count: self.count,
+            lengths: self.lengths,
             content_length: self.content_length,
         })
     }
