@@ -282,11 +282,19 @@ impl RawLines {
         if self.lengths & length_bit(name.len()) == 0 {
             return None;
         }
-        self.lines()
-            .find(|(line_name, _)| {
-                line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name)
+        // Lengths first: only a line whose name is as long is sliced and compared.
+        self.lines[..self.count]
+            .iter()
+            .find(|&&(name_at, name_end, _, _)| {
+                (name_end - name_at) as usize == name.len()
+                    && self
+                        .text
+                        .get(name_at as usize..name_end as usize)
+                        .is_some_and(|line_name| line_name.eq_ignore_ascii_case(name))
             })
-            .map(|(_, value)| value)
+            .and_then(|&(_, _, value_at, value_end)| {
+                self.text.get(value_at as usize..value_end as usize)
+            })
     }
 
     fn contains(&self, name: &HeaderName) -> bool {
@@ -508,6 +516,28 @@ mod tests {
             assert_eq!(values, ["new"], "{name}");
             assert_eq!(headers.into_header_map(), written);
         }
+    }
+
+    #[test]
+    fn many_added_lines_keep_their_order_through_removals() {
+        let mut headers = Headers::default();
+        let names: Vec<HeaderName> = (0..7)
+            .map(|index| HeaderName::from_bytes(format!("x-{index}").as_bytes()).expect("name"))
+            .collect();
+        for (index, name) in names.iter().enumerate() {
+            headers.append_text(name, &[index.to_string().as_bytes()]);
+        }
+        headers.remove(&names[1]);
+        headers.remove(&names[5]);
+        let mut out = Vec::new();
+        headers.write_h1(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "x-0: 0\r\nx-2: 2\r\nx-3: 3\r\nx-4: 4\r\nx-6: 6\r\n"
+        );
+        assert_eq!(headers.get(&names[6]), Some(&b"6"[..]));
+        let written = read_back(&headers);
+        assert_eq!(headers.into_header_map(), written);
     }
 
     #[test]
