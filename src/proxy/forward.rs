@@ -2,27 +2,24 @@
 //! per-try timeouts, retries with jittered exponential back-off, outlier feedback, and the
 //! byte tunnel after a protocol switch (WebSocket).
 
-use std::error::Error as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::HeaderMap;
-use http::{Method, Request, Response};
+use http::{Method, Response};
 use hyper_util::rt::TokioIo;
 
 use crate::manifest::{RetryOn, RetryPolicy};
 
 use super::body::{empty, full, ProxyBody};
+use super::clients::{UpstreamError, UpstreamRequest};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::grpc::{self, GrpcStatus};
-use super::headers::Appended;
+use super::message::Headers;
 use super::phases::{Session, Target};
-use super::pool::SendError;
 use super::span::now_micros;
 use super::upstream::Replica;
 use super::Shared;
-use super::UpstreamError;
 
 /// The request body for the tries: in memory (every try gets a copy), a stream (one try only),
 /// or a gRPC call's stream with a copy kept while it fits the retry buffer ([`grpc::Replay`]).
@@ -55,9 +52,7 @@ impl RequestBody {
 pub struct Outgoing {
     pub method: Method,
     pub path_and_query: http::uri::PathAndQuery,
-    pub headers: HeaderMap,
-    /// Lines added for names `headers` does not hold (see [`Appended`]).
-    pub appended: Appended,
+    pub headers: Headers,
     pub body: RequestBody,
 }
 
@@ -101,7 +96,8 @@ pub async fn send(
         _ => 0,
     };
     // gRPC is HTTP/2 only: calls go over h2c whatever the service says.
-    let http2 = traffic.http2 || grpc::needs_http2(&outgoing.headers);
+    let http2 =
+        traffic.http2 || grpc::needs_http2(outgoing.headers.get(&http::header::CONTENT_TYPE));
     let mut last_failed: Option<std::sync::Arc<Replica>> = None;
     let mut last_error: Option<ProxyError> = None;
     let mut attempt = 0;
@@ -119,13 +115,10 @@ pub async fn send(
         session.replica = Some(replica.clone());
         let guard = replica.start();
         let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
-        let exchange = shared.clients.send(
-            http2,
-            config.limits.fast_path,
-            replica.address,
-            request,
-            &outgoing.appended,
-        );
+        let exchange =
+            shared
+                .clients
+                .send(http2, config.limits.fast_path, replica.address, request);
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => classify(result, service, &replica),
@@ -197,21 +190,19 @@ fn build_request(
     outgoing: &mut Outgoing,
     last: bool,
     http2: bool,
-) -> Request<ProxyBody> {
-    let mut request = Request::new(outgoing.body.for_try());
-    *request.method_mut() = outgoing.method.clone();
-    *request.headers_mut() = if last {
+) -> UpstreamRequest {
+    let mut headers = if last {
         std::mem::take(&mut outgoing.headers)
     } else {
         outgoing.headers.clone()
     };
-    if !request.headers().contains_key(http::header::HOST) {
+    if !headers.contains(&http::header::HOST) {
         if let Some(Ok(host)) = replica
             .authority
             .as_ref()
             .map(|authority| http::HeaderValue::from_str(authority.as_str()))
         {
-            request.headers_mut().insert(http::header::HOST, host);
+            headers.append(&http::header::HOST, &host);
         }
     }
     let mut parts = http::uri::Parts::default();
@@ -220,10 +211,12 @@ fn build_request(
         parts.authority = replica.authority.clone();
     }
     parts.path_and_query = Some(outgoing.path_and_query.clone());
-    if let Ok(uri) = http::Uri::from_parts(parts) {
-        *request.uri_mut() = uri;
+    UpstreamRequest {
+        method: outgoing.method.clone(),
+        uri: http::Uri::from_parts(parts).unwrap_or_default(),
+        headers,
+        body: outgoing.body.for_try(),
     }
-    request
 }
 
 /// Whether `result` meets one of the policy's conditions. A gRPC status counts only in the
@@ -282,89 +275,37 @@ fn classify(
         Ok(response) => return Try::Answered(response),
         Err(error) => error,
     };
-    if let Some(detail) = client_body_failure(&error) {
-        return Try::ClientFault(ProxyError::BadRequest {
-            detail: format!("cannot read the request body: {detail}"),
-        });
-    }
     let (service, replica) = (service.to_string(), replica.name.clone());
-    let (failure, detail) = match &error {
-        UpstreamError::Http1(SendError::Connect(_) | SendError::ConnectTimeout(_)) => {
-            (Failure::Connect, error.to_string())
-        }
-        UpstreamError::Http2(legacy) if legacy.is_connect() => {
-            (Failure::Connect, innermost(legacy))
-        }
-        UpstreamError::Http1(SendError::Http(hyper_error)) => {
-            (Failure::Reset, hyper_detail(hyper_error))
-        }
-        UpstreamError::Http1(SendError::Io(_) | SendError::Closed | SendError::Invalid(_)) => {
-            (Failure::Reset, error.to_string())
-        }
-        UpstreamError::Http2(legacy) => (Failure::Reset, innermost(legacy)),
-    };
-    let hyper_error = match &error {
-        UpstreamError::Http1(SendError::Http(hyper_error)) => Some(hyper_error),
-        UpstreamError::Http2(legacy) => legacy
-            .source()
-            .and_then(|source| source.downcast_ref::<hyper::Error>()),
-        UpstreamError::Http1(_) => None,
-    };
-    // Bytes an upstream sends before it was asked anything reach hyper as an "unexpected message"
-    // (reported as a cancel, with no predicate of its own): that is garbage too, not a reset.
-    let invalid = hyper_error.is_some_and(|error| error.is_parse() || error.is_parse_status())
-        || matches!(error, UpstreamError::Http1(SendError::Invalid(_)))
-        || detail.contains("unexpected message");
-    let error = match (failure, invalid) {
-        (Failure::Connect, _) => ProxyError::ConnectFailed {
-            service,
-            replica,
-            detail,
-        },
-        (_, true) => ProxyError::InvalidResponse {
-            service,
-            replica,
-            detail,
-        },
-        _ => ProxyError::Reset {
-            service,
-            replica,
-            detail,
-        },
-    };
-    Try::Failed(failure, error)
-}
-
-/// The downstream error when the request body hyper's client was sending failed to read: hyper
-/// reports it as a "user" error (`error from user's Body stream`) caused by the server side's
-/// body error (also a `hyper::Error`, e.g. `Invalid chunk size line`).
-fn client_body_failure(error: &UpstreamError) -> Option<String> {
-    let client_error = match error {
-        UpstreamError::Http1(SendError::Http(hyper_error)) => hyper_error,
-        UpstreamError::Http2(legacy) => legacy.source()?.downcast_ref::<hyper::Error>()?,
-        UpstreamError::Http1(_) => return None,
-    };
-    let cause = client_error.source()?;
-    (client_error.is_user() && cause.downcast_ref::<hyper::Error>().is_some())
-        .then(|| cause.to_string())
-}
-
-/// hyper's message with its cause: `invalid HTTP version parsed`, `connection closed before
-/// message completed`.
-fn hyper_detail(error: &hyper::Error) -> String {
-    match error.source() {
-        Some(source) => format!("{error}: {}", innermost(source)),
-        None => error.to_string(),
+    let detail = error.to_string();
+    match error {
+        UpstreamError::RequestBody(detail) => Try::ClientFault(ProxyError::BadRequest {
+            detail: format!("cannot read the request body: {detail}"),
+        }),
+        UpstreamError::Connect(_) | UpstreamError::ConnectTimeout(_) => Try::Failed(
+            Failure::Connect,
+            ProxyError::ConnectFailed {
+                service,
+                replica,
+                detail,
+            },
+        ),
+        UpstreamError::Malformed(_) => Try::Failed(
+            Failure::Reset,
+            ProxyError::InvalidResponse {
+                service,
+                replica,
+                detail,
+            },
+        ),
+        UpstreamError::ClosedBeforeResponse(_) | UpstreamError::Reset(_) => Try::Failed(
+            Failure::Reset,
+            ProxyError::Reset {
+                service,
+                replica,
+                detail,
+            },
+        ),
     }
-}
-
-/// The most specific message in an error chain, like `Connection refused (os error 111)`.
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
 }
 
 /// After `101 Switching Protocols`: copies bytes both ways until either side closes.

@@ -47,9 +47,8 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 
 /// Whether a request with `headers` must go upstream over HTTP/2: gRPC proper (not gRPC-Web,
 /// which a route without `grpc_web` passes as it is, to a service that may speak HTTP/1.1).
-pub fn needs_http2(headers: &HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).is_some_and(|value| {
-        let value = value.as_bytes();
+pub fn needs_http2(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|value| {
         value.starts_with(b"application/grpc") && !value.starts_with(b"application/grpc-web")
     })
 }
@@ -153,9 +152,9 @@ pub fn format_timeout(remaining: Duration) -> String {
 }
 
 /// Sets the `grpc-timeout` sent upstream to what is left of the caller's deadline.
-pub fn pass_timeout(headers: &mut HeaderMap, remaining: Duration) {
+pub fn pass_timeout(headers: &mut super::message::Headers, remaining: Duration) {
     if let Ok(value) = HeaderValue::from_str(&format_timeout(remaining)) {
-        headers.insert(GRPC_TIMEOUT, value);
+        headers.insert(header::HeaderName::from_static(GRPC_TIMEOUT), value);
     }
 }
 
@@ -461,8 +460,16 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             headers
         };
-        assert!(needs_http2(&with("application/grpc+proto")));
-        assert!(!needs_http2(&with("application/grpc-web+proto")));
+        assert!(needs_http2(
+            with("application/grpc+proto")
+                .get(header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes)
+        ));
+        assert!(!needs_http2(
+            with("application/grpc-web+proto")
+                .get(header::CONTENT_TYPE)
+                .map(HeaderValue::as_bytes)
+        ));
         assert!(is_grpc(&with("application/grpc-web-text")));
         assert!(!is_grpc(&with("application/json")));
     }

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
+use super::message::Headers;
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -96,48 +98,6 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Header lines the proxy adds to a message whose map does not hold those names, kept as the
-/// text they are sent as. The fast paths write them after the map's headers (no hashing, no map
-/// growth, nothing allocated per header); hyper's paths merge them into the map first.
-#[derive(Debug, Default, Clone)]
-pub struct Appended(Vec<u8>);
-
-impl Appended {
-    /// Adds `name: value`, the value made of `parts` (header-value text: no CR or LF).
-    pub fn push(&mut self, name: &HeaderName, parts: &[&[u8]]) {
-        if self.0.capacity() == 0 {
-            // Enough for every line the proxy adds to a request (trace headers included).
-            self.0.reserve(640);
-        }
-        self.0.extend_from_slice(name.as_str().as_bytes());
-        self.0.extend_from_slice(b": ");
-        for part in parts {
-            self.0.extend_from_slice(part);
-        }
-        self.0.extend_from_slice(b"\r\n");
-    }
-
-    /// The `name: value\r\n` lines.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Adds every line to `headers` (for hyper, which writes the map only).
-    pub fn merge_into(&self, headers: &mut HeaderMap) {
-        for line in self.0.split(|byte| *byte == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let Some(colon) = line.iter().position(|byte| *byte == b':') else {
-                continue;
-            };
-            let name = HeaderName::from_bytes(&line[..colon]);
-            let value = HeaderValue::from_bytes(line[colon + 1..].trim_ascii());
-            if let (Ok(name), Ok(value)) = (name, value) {
-                headers.append(name, value);
-            }
-        }
-    }
-}
-
 /// Which `X-Forwarded-*` headers a request already has.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Forwarded {
@@ -160,31 +120,26 @@ impl Forwarded {
 }
 
 /// Appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and `X-Forwarded-Host` when
-/// absent. `present` says which of them `headers` has; the absent ones go to `appended`.
-pub fn add_forwarded(
-    headers: &mut HeaderMap,
-    appended: &mut Appended,
-    present: Forwarded,
-    client: IpAddr,
-) {
+/// absent. `present` says which of them `headers` has (the absent ones are added without a lookup).
+pub fn add_forwarded(headers: &mut Headers, present: Forwarded, client: IpAddr) {
     if present.for_ {
         let previous = headers
             .get(&X_FORWARDED_FOR)
-            .and_then(|value| value.to_str().ok());
+            .and_then(|value| std::str::from_utf8(value).ok());
         if let Some(Ok(value)) = previous.map(|previous| {
             HeaderValue::from_maybe_shared(bytes::Bytes::from(format!("{previous}, {client}")))
         }) {
             headers.insert(X_FORWARDED_FOR, value);
         }
     } else {
-        appended.push(&X_FORWARDED_FOR, &[address_value(client).as_bytes()]);
+        headers.append(&X_FORWARDED_FOR, &address_value(client));
     }
     if !present.proto {
-        appended.push(&X_FORWARDED_PROTO, &[b"http"]);
+        headers.append_text(&X_FORWARDED_PROTO, &[b"http"]);
     }
     if !present.host {
-        if let Some(host) = headers.get(header::HOST) {
-            appended.push(&X_FORWARDED_HOST, &[host.as_bytes()]);
+        if let Some(host) = headers.get(&header::HOST).map(<[u8]>::to_vec) {
+            headers.append_text(&X_FORWARDED_HOST, &[&host]);
         }
     }
 }
@@ -286,26 +241,17 @@ mod tests {
 
     #[test]
     fn forwarded_for_appends() {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
-        headers.insert("host", HeaderValue::from_static("shop.local"));
+        let mut map = HeaderMap::new();
+        map.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        map.insert("host", HeaderValue::from_static("shop.local"));
         let mut present = Forwarded::default();
-        for name in headers.keys() {
+        for name in map.keys() {
             present.note(name.as_str());
         }
-        let mut appended = Appended::default();
-        add_forwarded(
-            &mut headers,
-            &mut appended,
-            present,
-            IpAddr::from([127, 0, 0, 1]),
-        );
+        let mut headers = Headers::from_map(map);
+        add_forwarded(&mut headers, present, IpAddr::from([127, 0, 0, 1]));
+        let headers = headers.into_header_map();
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
-        assert_eq!(
-            appended.as_bytes(),
-            b"x-forwarded-proto: http\r\nx-forwarded-host: shop.local\r\n"
-        );
-        appended.merge_into(&mut headers);
         assert_eq!(headers["x-forwarded-host"], "shop.local");
         assert_eq!(headers["x-forwarded-proto"], "http");
         assert_eq!(headers.get_all("x-forwarded-proto").iter().count(), 1);

@@ -67,27 +67,42 @@
 //! for the gateway alone.
 //!
 //! # Two HTTP/1.1 transports: hyper, and the fast path beside it
-//! hyper (server in `serve`, client in `pool`) is the reference implementation and handles every
-//! request. The fast path (`downstream` reads heads and writes responses, `client` and `wire`
-//! talk to replicas, `pool` keeps their connections) is an accelerator beside it, as a SIMD
-//! routine beside its scalar version: it serves only the common case (bodiless HTTP/1.1 requests
-//! without connection-level headers) and hands everything else to hyper. It is kept for the
-//! figures in `bench/proxy-results.txt` and its history (same VM, medians of 5 rounds): hyper
-//! alone (2851b18, before f5cf4d3) reached 27.5–29.3k req/s at 23.5–25.3 µs CPU per request,
-//! 0.80× nginx; with the fast path, 35.2–36.9k req/s at 17.7–18.6 µs, 1.02× nginx. That is about
-//! +30% req/s and 6–7 µs less CPU per request, and it is what meets the "≥ nginx" goal; deleting
-//! it costs that.
+//! hyper (`hyper_server` downstream, `hyper_client` upstream) is the reference implementation and
+//! handles every request. The fast path (`h1/`: `h1::codec` reads and writes heads and frames
+//! upstream bodies, `h1::server` serves client connections, `h1::client` talks to replicas) is
+//! an accelerator beside it, as a SIMD routine beside its scalar version: it serves only the
+//! common case (bodiless HTTP/1.1 requests without connection-level headers) and hands everything
+//! else to hyper. It is kept for the figures in `bench/proxy-results.txt` and its history (same
+//! VM, medians of 5 rounds): hyper alone (2851b18, before f5cf4d3) reached 27.5–29.3k req/s at
+//! 23.5–25.3 µs CPU per request, 0.80× nginx; with the fast path, 35.2–36.9k req/s at
+//! 17.7–18.6 µs, 1.02× nginx. That is about +30% req/s and 6–7 µs less CPU per request, and it
+//! is what meets the "≥ nginx" goal; deleting it costs that.
+//!
+//! # The seam between them
+//! The two transports meet the rest of the proxy at four places, each one type:
+//! - downstream, `h1::server` takes its handler as a parameter (`h1::server::Service`, as hyper's
+//!   `service_fn`): `hyper_server::Downstream` answers with the request phases
+//!   (`phases::respond`) and takes the connection over when the fast path declines a request;
+//! - headers, `message::Headers`: the map, an upstream's raw lines kept as sent, and the lines
+//!   the proxy adds, consistent inside, leaving by `write_h1` (fast writers) or
+//!   `into_header_map` (hyper, HTTP/1.1 and HTTP/2);
+//! - upstream, `clients::Clients` dispatches each request to one of three clients (fast h1 |
+//!   hyper h1 | h2, linkerd's shape) and returns one failure vocabulary
+//!   (`clients::UpstreamError`), which `forward::classify` matches on;
+//! - connections, `idle_pool::IdlePool` keeps both HTTP/1.1 clients' idle connections, and one
+//!   rule (`clients::may_resend`) says when a request that failed on a stale pooled connection
+//!   is sent again.
 //!
 //! It is a switch, [`Limits::fast_path`] (default on); off, every request goes through hyper,
 //! server and client. Every test in `tests/proxy/` runs both ways (`both_paths!`: `<test>::fast`
 //! and `<test>::hyper`), so a divergence fails a test: when the two disagree, hyper's behaviour
 //! is the reference unless it is clearly wrong (hyper accepts bare-LF line ends; both refuse them,
-//! see `line_ends`). A change to one transport is done when both runs pass.
+//! see `h1::line_ends`). A change to one transport is done when both runs pass.
 //!
 //! # HTTP/2 from clients
 //! A connection that opens with the HTTP/2 preface (h2c, prior knowledge: gRPC's way) goes to
-//! hyper's HTTP/2 server on either path (`serve::http2_connection`: the fast path sees the preface
-//! in the bytes it read, the hyper path peeks at them), and each stream runs through the same
+//! hyper's HTTP/2 server on either path (`hyper_server::Downstream::http2`: the fast path sees the
+//! preface in the bytes it read, the hyper path peeks at them), and each stream runs through the same
 //! request phases (`phases`) as an HTTP/1.1 request. Bodies pass frame by frame, trailers
 //! included, and `te: trailers` survives the hop-by-hop strip for h2c upstreams. gRPC calls get
 //! their own semantics (`grpc`): all four call kinds stream both ways, `grpc-timeout` is the
@@ -103,44 +118,50 @@
 //! - `phases`: one request in pingora's phases (`request_filter` … `fail_to_proxy`).
 //! - `forward`: circuit breaker, `upstream_peer`, tries, retries, back-off, upgrade tunnels.
 //! - `upstream`: replicas, load balancing, outlier ejection, circuit-breaker slots.
-//! - `faults`, `headers`, `context` (B3/W3C propagation), `span` (the recorder hook).
-//! - `grpc` (gRPC calls: deadline, status, replayable bodies) and `grpc_web` (its translation).
+//! - `faults`, `headers` (hop-by-hop, `X-Forwarded-*`, request ids), `propagation` (B3/W3C),
+//!   `span` (the recorder hook).
 //! - `error`: [`ProxyError`] with its source, and the developer-facing error pages.
-//! - `logging`, `metrics`, `admin`, `serve` (listeners), `body`.
-//! - `wire` (HTTP/1.1 heads with `httparse`), `downstream` (the fast path's client connections),
-//!   `client` (the fast upstream client) and `pool` (upstream connections; hyper's client for
-//!   bodies and upgrades): the two transports above.
-//! - `line_ends`: bare-LF line ends in request heads refused, for both transports.
+//! - `logging`, `metrics`, `admin`, `body`.
+//! - `serve`: the listeners' accept loop (connection cap, grace on shutdown).
+//! - `message`: one message's headers (`Headers`), the seam's header type.
+//! - `clients`: the one upstream dispatch and its failure vocabulary; `idle_pool`: idle
+//!   connections per replica.
+//! - `hyper_server`, `hyper_client`: the reference transport (hyper HTTP/1.1 and h2c downstream,
+//!   hyper HTTP/1.1 upstream; h2c upstream is hyper-util's client, in `clients`).
+//! - `h1/`: the accelerator (`codec`, `server`, `client`) and `line_ends` (bare-LF line ends in
+//!   request heads refused, for both transports).
+//! - `grpc` (gRPC calls: deadline, status, replayable bodies) and `grpc_web` (its translation).
 //! - `tls`: HTTPS on the gateway (rustls, ALPN, certificates by SNI), handed to hyper.
 //! - `workers`: the data-plane workers and their listening sockets ([`Workers`]).
 
 mod admin;
 mod body;
-mod client;
+mod clients;
 mod config;
-mod context;
 mod deadline;
-mod downstream;
 mod error;
 mod fasthash;
 mod faults;
 mod forward;
 mod grpc;
 mod grpc_web;
+mod h1;
 mod headers;
+mod hyper_client;
+mod hyper_server;
+mod idle_pool;
 mod ids;
-mod line_ends;
 mod logging;
+mod message;
 mod metrics;
 mod phases;
-mod pool;
+mod propagation;
 mod route;
 mod serve;
 mod span;
 mod status;
 mod tls;
 mod upstream;
-mod wire;
 mod workers;
 
 use std::collections::HashMap;
@@ -148,17 +169,14 @@ use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use body::ProxyBody;
 pub use config::{Limits, ProxyConfig, ServiceConfig};
-pub use context::TraceContext;
 pub use error::{ErrorSource, ProxyError};
 pub use metrics::Metrics;
+pub use propagation::TraceContext;
 pub use route::CompiledRoute;
 pub use span::{ProxySpan, SpanKind, SpanRecorder};
 pub use status::{Caller, NoStatus, ServiceStatus};
@@ -182,66 +200,11 @@ pub(crate) struct Shared {
     recorder: Option<Arc<dyn SpanRecorder>>,
     metrics: Arc<Metrics>,
     /// Upstream connections, usable only on the runtime that opened them.
-    clients: Clients,
+    clients: clients::Clients,
     /// The gateway's TLS configuration, when it serves HTTPS ([`Proxy::set_tls`]).
     tls: Arc<RwLock<Option<Arc<rustls::ServerConfig>>>>,
     /// The connections accepted by the worker serving with this copy, if it is a worker's.
     worker: Option<Arc<std::sync::atomic::AtomicU64>>,
-}
-
-/// Upstream clients: our HTTP/1.1 pool, and hyper-util's pooled client for h2c (services with
-/// `http2: true`; one multiplexed connection per replica).
-pub(crate) struct Clients {
-    http1: Arc<pool::Pool>,
-    http2: Client<HttpConnector, ProxyBody>,
-}
-
-/// A failed exchange, by client.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    #[error(transparent)]
-    Http1(#[from] pool::SendError),
-    #[error(transparent)]
-    Http2(#[from] hyper_util::client::legacy::Error),
-}
-
-impl Clients {
-    fn new(limits: &Limits) -> Clients {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.connect_timeout));
-        Clients {
-            http1: pool::Pool::new(limits.connect_timeout),
-            http2: Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(std::time::Duration::from_secs(60))
-                .http2_only(true)
-                .build(connector),
-        }
-    }
-
-    /// One exchange with a replica; `fast_path` lets the fast HTTP/1.1 client take the requests it
-    /// can ([`Limits::fast_path`]).
-    async fn send(
-        &self,
-        http2: bool,
-        fast_path: bool,
-        address: std::net::SocketAddr,
-        mut request: http::Request<ProxyBody>,
-        appended: &headers::Appended,
-    ) -> Result<http::Response<ProxyBody>, UpstreamError> {
-        use http_body_util::BodyExt;
-        if http2 {
-            appended.merge_into(request.headers_mut());
-            let response = self.http2.request(request).await?;
-            Ok(response.map(|body| body.map_err(Into::into).boxed_unsync()))
-        } else {
-            Ok(self
-                .http1
-                .send(address, request, appended, fast_path)
-                .await?)
-        }
-    }
 }
 
 impl Shared {
@@ -255,7 +218,7 @@ impl Shared {
             status: self.status.clone(),
             recorder: self.recorder.clone(),
             metrics: self.metrics.clone(),
-            clients: Clients::new(&self.config().limits),
+            clients: clients::Clients::new(&self.config().limits),
             tls: self.tls.clone(),
             worker: Some(self.metrics.add_worker()),
         }
@@ -295,7 +258,7 @@ impl Proxy {
     ) -> Proxy {
         let proxy = Proxy {
             shared: Arc::new(Shared {
-                clients: Clients::new(&config.limits),
+                clients: clients::Clients::new(&config.limits),
                 config: Arc::new(RwLock::new(Arc::new(ProxyConfig {
                     routes: Vec::new(),
                     services: fasthash::FastMap::default(),

@@ -34,23 +34,22 @@ const X_SANDBOX_TRACE_ID: header::HeaderName =
 
 use super::body::{empty, full, BoxError, ProxyBody, Tracked};
 use super::config::ProxyConfig;
-use super::context::is_trace_header;
-use super::context::TraceContext;
 use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
 use super::faults::{self, ABORT, DELAY};
 use super::grpc;
 use super::grpc_web::{self, Decoded};
 use super::headers::{
-    add_forwarded, is_hop_by_hop_name, is_upgrade, new_request_id, strip_hop_by_hop, Appended,
-    Forwarded,
+    add_forwarded, is_hop_by_hop_name, is_upgrade, new_request_id, strip_hop_by_hop, Forwarded,
 };
 use super::logging::Finish;
+use super::message::Headers;
+use super::propagation::is_trace_header;
+use super::propagation::TraceContext;
 use super::route::{strip_port, RequestView};
 use super::span::now_micros;
 use super::status::Caller;
 use super::upstream::{AdmitGuard, Replica, ReplicaGuard};
-use super::wire::RawHeaders;
 use super::{admin, forward, Shared};
 
 /// Which listener a request came in on.
@@ -124,7 +123,7 @@ impl Target<'_> {
 }
 
 /// The whole request: every phase, errors turned into pages, the body wrapped for logging. For
-/// hyper's server, which writes what the map holds: [`respond`]'s added lines are merged in.
+/// hyper's servers, which write what the map holds: [`respond`]'s headers become the map.
 pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
@@ -132,15 +131,13 @@ pub async fn handle<B: RequestBody>(
     caller: Option<Caller>,
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let (mut response, appended) = respond(shared, listener, peer, caller, request, None).await;
-    if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
-        raw.into_map(response.headers_mut());
-    }
-    appended.merge_into(response.headers_mut());
+    let (mut response, headers) = respond(shared, listener, peer, caller, request, None).await;
+    *response.headers_mut() = headers.into_header_map();
     Ok(response)
 }
 
-/// [`handle`] for a writer that sends the returned header lines after the response's own.
+/// [`handle`] for a writer of [`Headers`]: the response comes with its map empty and its headers
+/// beside it.
 /// `timer`, the connection's, times the route timeout (else a timer is made for it).
 pub async fn respond<B: RequestBody>(
     shared: Arc<Shared>,
@@ -149,7 +146,7 @@ pub async fn respond<B: RequestBody>(
     caller: Option<Caller>,
     request: Request<B>,
     timer: Option<&mut Deadline>,
-) -> (Response<ProxyBody>, Appended) {
+) -> (Response<ProxyBody>, Headers) {
     let config = shared.config();
     let incoming_id = request
         .headers()
@@ -199,10 +196,9 @@ pub async fn respond<B: RequestBody>(
         web: None,
     };
     if listener == Listener::Gateway && session.path.starts_with("/__sandbox/") {
-        return (
-            admin::answer(&shared, &config, &session.path),
-            Appended::default(),
-        );
+        let mut response = admin::answer(&shared, &config, &session.path);
+        let headers = Headers::take_from(&mut response);
+        return (response, headers);
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
     let grpc = request
@@ -230,15 +226,13 @@ pub async fn respond<B: RequestBody>(
             fail_to_proxy(&shared, &mut session, &error, accept.as_ref(), grpc).await
         }
     };
-    let appended = response_filter(&shared, &config, &session, &mut response);
     if let Some(call) = &mut session.grpc {
         call.note(response.headers());
     }
+    let mut headers = response_filter(&shared, &config, &session, &mut response);
     if close {
         // Do not read what else such a client sends on this connection.
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     session.status = response.status().as_u16();
     let web = session.web.take();
@@ -251,8 +245,15 @@ pub async fn respond<B: RequestBody>(
         Tracked::new(body, finish).boxed_unsync()
     });
     match web {
-        Some(web) => (web.response(response), appended),
-        None => (response, appended),
+        // gRPC-Web's translation edits the map: the headers go back in for it.
+        Some(web) => {
+            let mut response = response;
+            *response.headers_mut() = headers.into_header_map();
+            let mut response = web.response(response);
+            let headers = Headers::take_from(&mut response);
+            (response, headers)
+        }
+        None => (response, headers),
     }
 }
 
@@ -337,7 +338,7 @@ async fn proxy<B: RequestBody>(
     )
     .await?;
     let path_and_query = upstream_path(config, session, &parts.uri)?;
-    let (mut headers, appended) = upstream_request_filter(config, session, parts.headers, upgrade);
+    let mut headers = upstream_request_filter(config, session, parts.headers, upgrade);
     // What is left of the caller's deadline: the timeout if it is the nearer one, and the
     // `grpc-timeout` the service gets.
     let remaining = deadline.map(|deadline| deadline.saturating_sub(session.started.elapsed()));
@@ -348,7 +349,6 @@ async fn proxy<B: RequestBody>(
         method: parts.method,
         path_and_query,
         headers,
-        appended,
         body,
     };
     let (timeout, caller_deadline) = match (remaining, deadline) {
@@ -608,13 +608,13 @@ impl RequestNames {
     }
 }
 
-/// The headers sent upstream: the map, and the lines added for names it does not hold.
+/// The headers sent upstream. Names the request does not have are added without a lookup.
 fn upstream_request_filter(
     config: &ProxyConfig,
     session: &Session,
     mut headers: HeaderMap,
     upgrade: bool,
-) -> (HeaderMap, Appended) {
+) -> Headers {
     let mut names = RequestNames::of(&headers);
     if names.hop_by_hop || upgrade {
         // `te: trailers` is how gRPC clients say they accept trailers; an h2c upstream needs it,
@@ -630,31 +630,24 @@ fn upstream_request_filter(
         // `Connection` may have named any header.
         names = RequestNames::of(&headers);
     }
-    let mut appended = Appended::default();
-    add_forwarded(
-        &mut headers,
-        &mut appended,
-        names.forwarded,
-        session.peer.ip(),
-    );
+    let mut headers = Headers::from_map(headers);
+    add_forwarded(&mut headers, names.forwarded, session.peer.ip());
     if let Some(value) = &session.request_id_header {
         if names.request_id {
             headers.insert(X_REQUEST_ID, value.clone());
         } else {
-            appended.push(&X_REQUEST_ID, &[value.as_bytes()]);
+            headers.append(&X_REQUEST_ID, value);
         }
     }
     if names.faults {
-        headers.remove(DELAY);
-        headers.remove(ABORT);
+        headers.remove(&DELAY);
+        headers.remove(&ABORT);
     }
     let route = session
         .route_index
         .and_then(|index| config.routes.get(index))
         .filter(|route| !route.request_remove.is_empty() || !route.request_add.is_empty());
     if let Some(route) = route {
-        // Route edits may name any header: from here on the map holds them all.
-        std::mem::take(&mut appended).merge_into(&mut headers);
         for name in &route.request_remove {
             headers.remove(name);
         }
@@ -666,40 +659,26 @@ fn upstream_request_filter(
         if names.trace || route.is_some() {
             context.inject(&mut headers);
         } else {
-            context.append_to(&mut appended);
+            context.append_to(&mut headers);
         }
     }
-    (headers, appended)
+    headers
 }
 
-/// The response headers the proxy sets.
-const PROXY_SET: [header::HeaderName; 3] = [X_SANDBOX_UPSTREAM, X_REQUEST_ID, X_SANDBOX_TRACE_ID];
-
-/// The headers sent back to the client: the map, and the lines added for names it does not hold.
+/// The headers sent back to the client, taken out of `response` (its map is left empty).
 fn response_filter(
     shared: &Shared,
     config: &ProxyConfig,
     session: &Session,
     response: &mut Response<ProxyBody>,
-) -> Appended {
+) -> Headers {
     let upgrade = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let route = session
         .route_index
         .and_then(|index| config.routes.get(index))
         .filter(|route| !route.response_remove.is_empty() || !route.response_add.is_empty());
-    // Raw upstream lines stay so (and the map empty) unless the route edits headers or a line is
-    // one the proxy sets.
-    let needs_map = response
-        .extensions()
-        .get::<RawHeaders>()
-        .is_some_and(|raw| route.is_some() || raw.contains_any(&PROXY_SET));
-    if needs_map {
-        if let Some(raw) = response.extensions_mut().remove::<RawHeaders>() {
-            raw.into_map(response.headers_mut());
-        }
-    }
-    let headers = response.headers_mut();
-    strip_hop_by_hop(headers, upgrade);
+    let mut headers = Headers::take_from(response);
+    headers.strip_hop_by_hop(upgrade);
     if let Some(route) = route {
         for name in &route.response_remove {
             headers.remove(name);
@@ -708,30 +687,22 @@ fn response_filter(
             headers.insert(name.clone(), value.clone());
         }
     }
-    let mut appended = Appended::default();
-    let mut set = |name: &header::HeaderName, value: &[u8]| {
-        if !headers.contains_key(name) {
-            appended.push(name, &[value]);
-        } else if let Ok(value) = HeaderValue::from_bytes(value) {
-            headers.insert(name.clone(), value);
-        }
-    };
     let upstream = match &session.replica {
         Some(replica) => replica.name_header.as_ref().map(HeaderValue::as_bytes),
         None => Some(b"none".as_slice()),
     };
     if let Some(value) = upstream {
-        set(&X_SANDBOX_UPSTREAM, value);
+        headers.insert_text(X_SANDBOX_UPSTREAM, &[value]);
     }
     if let Some(value) = &session.request_id_header {
-        set(&X_REQUEST_ID, value.as_bytes());
+        headers.insert_text(X_REQUEST_ID, &[value.as_bytes()]);
     }
     if shared.recorder.is_some() {
         if let Some(context) = &session.trace {
-            set(&X_SANDBOX_TRACE_ID, context.trace_id.as_bytes());
+            headers.insert_text(X_SANDBOX_TRACE_ID, &[context.trace_id.as_bytes()]);
         }
     }
-    appended
+    headers
 }
 
 /// An error becomes a page naming the service, its state, its logs and what to run next (a gRPC

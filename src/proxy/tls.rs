@@ -1,7 +1,7 @@
 //! HTTPS at the gateway (`gateway: {tls: true}`): rustls (ring, no OpenSSL) terminates TLS, ALPN
 //! offers `h2` and `http/1.1`, and the decrypted stream goes to hyper: `h2` to the HTTP/2 server
-//! ([`super::serve::http2_connection`]), anything else to the HTTP/1.1 server
-//! ([`super::serve::hyper_connection`]). The fast path stays on cleartext connections.
+//! ([`Downstream::http2`]), anything else to the HTTP/1.1 server
+//! ([`Downstream::http1`]). The fast path stays on cleartext connections.
 //!
 //! One port, both schemes: a gateway connection whose first byte is `0x16` (a TLS handshake
 //! record; no HTTP/1.1 method nor the HTTP/2 preface starts so) is TLS, any other is served as
@@ -16,19 +16,14 @@
 //! know where the CA is.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-use super::phases::Listener;
-use super::serve::{http2_connection, hyper_connection};
-use super::status::Caller;
-use super::{Limits, Shared};
+use super::hyper_server::Downstream;
 
 /// The first byte of a TLS handshake record (RFC 8446 §5.1, `ContentType.handshake`).
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -119,33 +114,28 @@ impl ResolvesServerCert for LocalNames {
 /// Serves `stream` as HTTPS when its first byte opens a TLS handshake; otherwise gives it back,
 /// unread, for the cleartext path. `None`: done with it (served, or closed because the client
 /// sent nothing within the header read timeout, failed the handshake, or shutdown was asked for).
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn serve_if_tls(
     config: Arc<rustls::ServerConfig>,
-    shared: Arc<Shared>,
+    downstream: Downstream,
     stream: TcpStream,
-    peer: SocketAddr,
-    kind: Listener,
-    caller: Option<Caller>,
-    limits: &Limits,
-    shutdown: &CancellationToken,
-) -> Option<TcpStream> {
-    let deadline = tokio::time::Instant::now() + limits.header_read_timeout;
+) -> Option<(Downstream, TcpStream)> {
+    let deadline = tokio::time::Instant::now() + downstream.limits.header_read_timeout;
+    let peer = downstream.peer;
     let mut first = [0u8; 1];
     let peeked = tokio::select! {
         peeked = stream.peek(&mut first) => peeked,
         () = tokio::time::sleep_until(deadline) => return None,
-        () = shutdown.cancelled() => return None,
+        () = downstream.shutdown.cancelled() => return None,
     };
     match peeked {
         Ok(0) | Err(_) => return None,
-        Ok(_) if first[0] != TLS_HANDSHAKE => return Some(stream),
+        Ok(_) if first[0] != TLS_HANDSHAKE => return Some((downstream, stream)),
         Ok(_) => {}
     }
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let handshake = tokio::select! {
         handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream)) => handshake,
-        () = shutdown.cancelled() => return None,
+        () = downstream.shutdown.cancelled() => return None,
     };
     let stream = match handshake {
         Ok(Ok(stream)) => stream,
@@ -158,12 +148,10 @@ pub(super) async fn serve_if_tls(
             return None;
         }
     };
-    let http2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let shutdown = shutdown.clone();
-    if http2 {
-        http2_connection(shared, stream, peer, kind, caller, shutdown).await;
+    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+        downstream.http2(stream).await;
     } else {
-        hyper_connection(shared, stream, peer, kind, caller, limits.clone(), shutdown).await;
+        downstream.http1(stream).await;
     }
     None
 }

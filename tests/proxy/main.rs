@@ -37,6 +37,7 @@ mod mesh;
 mod passthrough;
 mod resilience;
 mod routing;
+mod stale;
 mod swap;
 mod tls;
 mod tracing;

@@ -95,7 +95,7 @@ impl<I> StrictLineEnds<I> {
 /// What follows a whole head: its body (by `Content-Length`), the next head, or — for anything
 /// this reader does not follow — nothing more to inspect.
 fn next_state(head: &[u8]) -> State {
-    let mut slots = [httparse::EMPTY_HEADER; super::wire::MAX_HEADERS];
+    let mut slots = [httparse::EMPTY_HEADER; super::codec::MAX_HEADERS];
     let mut request = httparse::Request::new(&mut slots);
     if !matches!(request.parse(head), Ok(httparse::Status::Complete(_)))
         || request.method == Some("CONNECT")

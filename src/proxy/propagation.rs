@@ -5,7 +5,7 @@
 
 use http::{HeaderMap, HeaderName};
 
-use super::headers::Appended;
+use super::message::Headers;
 
 /// A trace context as the proxy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,42 +62,38 @@ impl TraceContext {
     }
 
     /// Replaces any trace headers with this context in all three forms.
-    pub fn inject(&self, headers: &mut HeaderMap) {
-        if has_trace_headers(headers) {
-            for name in &NAMES {
-                headers.remove(name);
-            }
+    pub fn inject(&self, headers: &mut Headers) {
+        for name in &NAMES {
+            headers.remove(name);
         }
-        let mut appended = Appended::default();
-        self.append_to(&mut appended);
-        appended.merge_into(headers);
+        self.append_to(headers);
     }
 
-    /// This context in all three forms, for a message that has no trace headers.
-    pub fn append_to(&self, appended: &mut Appended) {
+    /// This context in all three forms, added to a message that has no trace headers.
+    pub fn append_to(&self, appended: &mut Headers) {
         let sampled = self.sampled.unwrap_or(true);
         let flag: &[u8] = if sampled { b"1" } else { b"0" };
         let trace_id = self.trace_id.as_bytes();
         let span_id = self.span_id.as_bytes();
-        appended.push(&NAMES[0], &[trace_id]);
-        appended.push(&NAMES[1], &[span_id]);
+        appended.append_text(&NAMES[0], &[trace_id]);
+        appended.append_text(&NAMES[1], &[span_id]);
         match &self.parent_id {
             Some(parent) => {
-                appended.push(&NAMES[2], &[parent.as_bytes()]);
+                appended.append_text(&NAMES[2], &[parent.as_bytes()]);
                 let single = [trace_id, b"-", span_id, b"-", flag, b"-", parent.as_bytes()];
-                appended.push(&NAMES[5], &single);
+                appended.append_text(&NAMES[5], &single);
             }
-            None => appended.push(&NAMES[5], &[trace_id, b"-", span_id, b"-", flag]),
+            None => appended.append_text(&NAMES[5], &[trace_id, b"-", span_id, b"-", flag]),
         }
-        appended.push(&NAMES[3], &[flag]);
+        appended.append_text(&NAMES[3], &[flag]);
         let padding = &b"00000000000000000000000000000000"[self.trace_id.len().min(32)..];
         let flags: &[u8] = if sampled { b"-01" } else { b"-00" };
-        appended.push(
+        appended.append_text(
             &NAMES[6],
             &[b"00-", padding, trace_id, b"-", span_id, flags],
         );
         if let Some(state) = &self.tracestate {
-            appended.push(&NAMES[7], &[state.as_bytes()]);
+            appended.append_text(&NAMES[7], &[state.as_bytes()]);
         }
     }
 }
@@ -270,8 +266,11 @@ mod tests {
             sampled: Some(true),
             tracestate: Some("a=b".into()),
         };
-        let mut headers = HeaderMap::new();
+        let mut headers = Headers::default();
+        headers.append_text(&NAMES[0], &[b"stale"]);
         context.inject(&mut headers);
+        let headers = headers.into_header_map();
+        assert_eq!(headers.get_all("x-b3-traceid").iter().count(), 1);
         assert_eq!(headers["x-b3-traceid"], "80f198ee56343ba8");
         assert_eq!(headers["x-b3-parentspanid"], "e457b5a2e4d86bd1");
         assert_eq!(

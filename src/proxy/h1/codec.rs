@@ -1,4 +1,4 @@
-//! HTTP/1.1 on the wire for the fast path: request heads parsed with `httparse` into `http` types
+//! HTTP/1.1 on the wire for the fast path (the accelerator's codec): request heads parsed with `httparse` into `http` types
 //! (header values share the read buffer), response and request heads written into one buffer, and
 //! the framing of upstream response bodies (length, chunked, until close). Pure; tested beside
 //! itself. Anything unusual is not handled here: the caller falls back to hyper.
@@ -11,8 +11,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 
-use super::headers::is_hop_by_hop_name;
 use super::line_ends::has_bare_lf;
+use crate::proxy::headers::is_hop_by_hop_name;
+use crate::proxy::message::{recycle, take_map, Headers, RawLines, RawLinesBuilder, RAW_LINES};
 
 /// Headers a head may have on the fast path (hyper's default limit too).
 pub const MAX_HEADERS: usize = 100;
@@ -32,6 +33,15 @@ pub enum Parsed<B> {
     /// Anything else (malformed, a body, `Connection`, `Upgrade`, `Expect`, HTTP/1.0, …): hyper's.
     /// The buffer is left as it was.
     Other,
+}
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4); `PRI` is no HTTP/1.1 method a
+/// client sends, so its request line alone tells the protocols apart.
+pub const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the bytes read so far open an HTTP/2 connection (the request line is enough).
+pub fn is_http2_preface(bytes: &[u8]) -> bool {
+    bytes.starts_with(&HTTP2_PREFACE[..12])
 }
 
 /// Byte ranges of a header's name and value in the buffer.
@@ -131,67 +141,23 @@ fn simple_header(header: &httparse::Header<'_>) -> bool {
         || name.eq_ignore_ascii_case("te"))
 }
 
-/// Header maps kept per thread: a map of a request's size is a large allocation, and the fast path
-/// needs two per request.
-const KEPT_MAPS: usize = 64;
-
-thread_local! {
-    static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
-}
-
-/// An empty header map, recycled when one is kept.
-pub fn take_map() -> HeaderMap {
-    MAPS.with(|maps| maps.borrow_mut().pop())
-        .unwrap_or_else(|| HeaderMap::with_capacity(32))
-}
-
-/// Keeps `map` (emptied) for [`take_map`].
-pub fn recycle(mut map: HeaderMap) {
-    if map.capacity() > 256 {
-        return;
-    }
-    map.clear();
-    MAPS.with(|maps| {
-        let mut maps = maps.borrow_mut();
-        if maps.len() < KEPT_MAPS {
-            maps.push(map);
-        }
-    });
-}
-
-/// Writes the status line, `headers`, then the `raw` lines; a `Date` when neither has one.
-pub fn write_response_head(
-    out: &mut Vec<u8>,
-    status: StatusCode,
-    headers: &HeaderMap,
-    raw: Option<&RawHeaders>,
-) {
+/// Writes the status line and the header lines; a `Date` when the headers have none.
+pub fn write_response_head(out: &mut Vec<u8>, status: StatusCode, headers: &Headers) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    write_headers(out, headers);
-    if let Some(raw) = raw {
-        out.extend_from_slice(raw.as_bytes());
-    }
-    if !headers.contains_key(header::DATE)
-        && !raw.is_some_and(|raw| raw.contains_any(&[header::DATE]))
-    {
+    headers.write_h1(out);
+    if !headers.contains(&header::DATE) {
         out.extend_from_slice(b"date: ");
         with_date(|date| out.extend_from_slice(date));
         out.extend_from_slice(b"\r\n");
     }
 }
 
-/// Writes a bodiless request head, with the `appended` header lines and the final empty line.
-pub fn write_request_head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    appended: &[u8],
-) {
+/// Writes a bodiless request head: request line, header lines, the final empty line.
+pub fn write_request_head(out: &mut Vec<u8>, method: &Method, uri: &Uri, headers: &Headers) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(
@@ -200,18 +166,8 @@ pub fn write_request_head(
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_headers(out, headers);
-    out.extend_from_slice(appended);
+    headers.write_h1(out);
     out.extend_from_slice(b"\r\n");
-}
-
-fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 /// Calls `write` with the current `Date` value, formatted at most once a second.
@@ -238,68 +194,9 @@ pub struct ResponseHead {
     pub status: StatusCode,
     /// Empty when the headers are kept as `raw` lines.
     pub headers: HeaderMap,
-    pub raw: Option<RawHeaders>,
+    pub raw: Option<Box<RawLines>>,
     /// The connection may carry another request once the body is read.
     pub keep_alive: bool,
-}
-
-/// Most header lines kept raw; a response with more gets a map.
-const RAW_LINES: usize = 16;
-
-/// The header lines of an upstream response as it sent them (`name: value\r\n`, the names in any
-/// case), less a `Connection` header about the hop. Kept so for a response with no other
-/// hop-by-hop header: the fast writer copies the lines as they are, and the map is only built
-/// ([`RawHeaders::into_map`]) when something must edit them or hyper writes the response.
-#[derive(Debug, Clone)]
-pub struct RawHeaders {
-    text: Bytes,
-    /// Per line: where its name starts and ends, where its value starts and ends, in `text`.
-    lines: [(u32, u32, u32, u32); RAW_LINES],
-    count: usize,
-    content_length: Option<u64>,
-}
-
-impl RawHeaders {
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.text
-    }
-
-    fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.lines[..self.count]
-            .iter()
-            .map(|&(name_at, name_end, value_at, value_end)| {
-                (
-                    &self.text[name_at as usize..name_end as usize],
-                    &self.text[value_at as usize..value_end as usize],
-                )
-            })
-    }
-
-    /// Whether a line has one of `names`, in one pass over the lines.
-    pub fn contains_any(&self, names: &[HeaderName]) -> bool {
-        self.lines().any(|(line_name, _)| {
-            names.iter().any(|name| {
-                let name = name.as_str().as_bytes();
-                line_name.len() == name.len() && line_name.eq_ignore_ascii_case(name)
-            })
-        })
-    }
-
-    /// The `Content-Length`, when there is one.
-    pub fn content_length(&self) -> Option<u64> {
-        self.content_length
-    }
-
-    /// Adds every line to `headers`.
-    pub fn into_map(self, headers: &mut HeaderMap) {
-        for (name, value) in self.lines() {
-            let name = HeaderName::from_bytes(name);
-            let value = HeaderValue::from_maybe_shared(self.text.slice_ref(value));
-            if let (Ok(name), Ok(value)) = (name, value) {
-                headers.append(name, value);
-            }
-        }
-    }
 }
 
 /// Why an upstream response could not be read.
@@ -388,21 +285,19 @@ fn parse_response_with<const N: usize>(
     }
 }
 
-/// The header lines of `head` as [`RawHeaders`] with the keep-alive verdict, unless a header
+/// The header lines of `head` as [`RawLines`] with the keep-alive verdict, unless a header
 /// needs the proxy's attention (hop-by-hop headers other than a `Connection` about the hop,
 /// `Connection` naming others, an unreadable or conflicting `Content-Length`) or there are many.
-fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(RawHeaders, bool)> {
+fn raw_lines(
+    head: &Bytes,
+    ranges: &[Ranges],
+    version: Option<u8>,
+) -> Option<(Box<RawLines>, bool)> {
     if ranges.len() > RAW_LINES {
         return None;
     }
     let mut keep_alive = version == Some(1);
-    let mut text = BytesMut::with_capacity(head.len());
-    let mut raw = RawHeaders {
-        text: Bytes::new(),
-        lines: [(0, 0, 0, 0); RAW_LINES],
-        count: 0,
-        content_length: None,
-    };
+    let mut raw = RawLinesBuilder::with_capacity(head.len());
     for &(name_at, name_length, value_at, value_length) in ranges {
         let name = &head[name_at..name_at + name_length];
         let value = &head[value_at..value_at + value_length];
@@ -419,27 +314,19 @@ fn raw_lines(head: &Bytes, ranges: &[Ranges], version: Option<u8>) -> Option<(Ra
         if name.eq_ignore_ascii_case(b"content-length") {
             let length: u64 = std::str::from_utf8(value).ok()?.trim().parse().ok()?;
             if raw
-                .content_length
+                .recorded_length()
                 .is_some_and(|previous| previous != length)
             {
                 return None;
             }
-            raw.content_length = Some(length);
+            raw.content_length(length);
         }
-        let start = text.len();
-        text.extend_from_slice(&head[name_at..value_at + value_length]);
-        text.extend_from_slice(b"\r\n");
-        let at = |offset: usize| u32::try_from(start + offset).unwrap_or(u32::MAX);
-        raw.lines[raw.count] = (
-            at(0),
-            at(name_length),
-            at(value_at - name_at),
-            at(value_at - name_at + value_length),
-        );
-        raw.count += 1;
+        let line = &head[name_at..value_at + value_length];
+        if !raw.push(line, name_length, value_at - name_at) {
+            return None;
+        }
     }
-    raw.text = text.freeze();
-    Some((raw, keep_alive))
+    Some((raw.finish(), keep_alive))
 }
 
 /// Whether a `Connection` value only says whether to keep the connection (names no header).
@@ -605,6 +492,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_request_line_of_the_preface_is_enough() {
+        assert!(is_http2_preface(HTTP2_PREFACE));
+        assert!(is_http2_preface(b"PRI * HTTP/2.0\r\n"));
+        assert!(!is_http2_preface(b"POST / HTTP/1.1\r\n"));
+        assert!(!is_http2_preface(b"PRI * HTTP/1.1\r\n"));
+    }
+
+    #[test]
     fn simple_heads_only() {
         let mut buffer = BytesMut::from(
             &b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 0\r\n\r\nGET"
@@ -674,14 +569,16 @@ mod tests {
             b"Server: up\r\ncontent-length:3\r\nX-Id:  7\r\n",
             "Connection about the hop dropped, the rest as sent"
         );
-        let has = |name: &'static str| raw.contains_any(&[HeaderName::from_static(name)]);
-        assert!(has("x-id") && has("server") && !has("connection"));
         assert_eq!(
             Framing::of(&Method::GET, &head).expect("framing"),
             Framing::Length(3)
         );
-        let mut map = HeaderMap::new();
-        raw.into_map(&mut map);
+        let mut response = http::Response::new(());
+        response.extensions_mut().insert(raw);
+        let headers = Headers::take_from(&mut response);
+        let has = |name: &'static str| headers.contains(&HeaderName::from_static(name));
+        assert!(has("x-id") && has("server") && !has("connection"));
+        let map = headers.into_header_map();
         assert_eq!(
             (map.len(), &map["x-id"]),
             (3, &HeaderValue::from_static("7"))
