@@ -120,8 +120,9 @@ impl Forwarded {
 }
 
 /// Appends the client to `X-Forwarded-For`, sets `X-Forwarded-Proto` and `X-Forwarded-Host` when
-/// absent. `present` says which of them `headers` has (the absent ones are added without a lookup).
-pub fn add_forwarded(headers: &mut Headers, present: Forwarded, client: IpAddr) {
+/// absent. `present` says which of them `headers` has (the absent ones are added without a lookup);
+/// `scheme` is how the client reached the proxy (`http` or `https`).
+pub fn add_forwarded(headers: &mut Headers, present: Forwarded, client: IpAddr, scheme: &[u8]) {
     if present.for_ {
         let previous = headers
             .get(&X_FORWARDED_FOR)
@@ -135,7 +136,7 @@ pub fn add_forwarded(headers: &mut Headers, present: Forwarded, client: IpAddr) 
         headers.append(&X_FORWARDED_FOR, &address_value(client));
     }
     if !present.proto {
-        headers.append_text(&X_FORWARDED_PROTO, &[b"http"]);
+        headers.append_text(&X_FORWARDED_PROTO, &[scheme]);
     }
     if !present.host {
         if let Some(host) = headers.get(&header::HOST).map(<[u8]>::to_vec) {
@@ -249,7 +250,7 @@ mod tests {
             present.note(name.as_str());
         }
         let mut headers = Headers::from_map(map);
-        add_forwarded(&mut headers, present, IpAddr::from([127, 0, 0, 1]));
+        add_forwarded(&mut headers, present, IpAddr::from([127, 0, 0, 1]), b"http");
         let headers = headers.into_header_map();
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(headers["x-forwarded-host"], "shop.local");

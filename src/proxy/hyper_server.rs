@@ -29,6 +29,14 @@ use super::phases::{self, handle, Listener};
 use super::status::Caller;
 use super::{Limits, Shared};
 
+/// `request`, marked ([`phases::OverTls`]) when its connection came over TLS.
+fn over_tls<B>(mut request: http::Request<B>, tls: bool) -> http::Request<B> {
+    if tls {
+        request.extensions_mut().insert(phases::OverTls);
+    }
+    request
+}
+
 /// One accepted client connection: who it is and what it is served with.
 pub(super) struct Downstream {
     pub shared: Arc<Shared>,
@@ -37,6 +45,8 @@ pub(super) struct Downstream {
     pub caller: Option<Caller>,
     pub limits: Limits,
     pub shutdown: CancellationToken,
+    /// Whether the connection came over TLS (its requests say so: `X-Forwarded-Proto: https`).
+    pub tls: bool,
 }
 
 impl Downstream {
@@ -62,9 +72,17 @@ impl Downstream {
             caller,
             limits,
             shutdown,
+            tls,
         } = self;
-        let service =
-            service_fn(move |request| handle(shared.clone(), kind, peer, caller.clone(), request));
+        let service = service_fn(move |request| {
+            handle(
+                shared.clone(),
+                kind,
+                peer,
+                caller.clone(),
+                over_tls(request, tls),
+            )
+        });
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -103,10 +121,18 @@ impl Downstream {
             peer,
             caller,
             shutdown,
+            tls,
             ..
         } = self;
-        let service =
-            service_fn(move |request| handle(shared.clone(), kind, peer, caller.clone(), request));
+        let service = service_fn(move |request| {
+            handle(
+                shared.clone(),
+                kind,
+                peer,
+                caller.clone(),
+                over_tls(request, tls),
+            )
+        });
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
         let connection = builder.serve_connection(TokioIo::new(io), service);

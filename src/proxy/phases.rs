@@ -65,6 +65,10 @@ pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin 
 impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
 {}
 
+/// A request extension: the request came over TLS (`X-Forwarded-Proto: https` upstream).
+#[derive(Debug, Clone, Copy)]
+pub struct OverTls;
+
 /// Per-request state (pingora's `CTX`).
 pub struct Session {
     pub listener: Listener,
@@ -72,6 +76,8 @@ pub struct Session {
     pub caller: Cow<'static, str>,
     pub caller_replica: Option<String>,
     pub peer: SocketAddr,
+    /// The request came over TLS.
+    pub tls: bool,
     pub request_id: String,
     /// `request_id` as a header value, made once for both directions.
     pub request_id_header: Option<HeaderValue>,
@@ -174,6 +180,7 @@ pub async fn respond<B: RequestBody>(
         },
         caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
         peer,
+        tls: request.extensions().get::<OverTls>().is_some(),
         request_id,
         request_id_header,
         started: Instant::now(),
@@ -631,7 +638,8 @@ fn upstream_request_filter(
         names = RequestNames::of(&headers);
     }
     let mut headers = Headers::from_map(headers);
-    add_forwarded(&mut headers, names.forwarded, session.peer.ip());
+    let scheme: &[u8] = if session.tls { b"https" } else { b"http" };
+    add_forwarded(&mut headers, names.forwarded, session.peer.ip(), scheme);
     if let Some(value) = &session.request_id_header {
         if names.request_id {
             headers.insert(X_REQUEST_ID, value.clone());

@@ -86,6 +86,7 @@ pub async fn serve(
                 caller,
                 limits: limits.clone(),
                 shutdown: shutdown.clone(),
+                tls: false,
             };
             // HTTPS on the gateway: served here when the first byte opens a TLS handshake.
             let (downstream, stream) = match tls {

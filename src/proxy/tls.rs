@@ -148,6 +148,10 @@ pub(super) async fn serve_if_tls(
             return None;
         }
     };
+    let downstream = Downstream {
+        tls: true,
+        ..downstream
+    };
     if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
         downstream.http2(stream).await;
     } else {

@@ -125,6 +125,14 @@ async fn curl_over_tls_with_http1() {
     assert_eq!(version, "1.1");
     assert_eq!(json["upstream"], "web");
     assert_eq!(json["query"], "x=1");
+    assert_eq!(json["headers"]["x-forwarded-proto"], "https", "{json}");
+    let (_, json) = curl_trusting(&secure, &["--http2"], &url).await;
+    assert_eq!(json["headers"]["x-forwarded-proto"], "https", "{json}");
+    let (_, json) = curl_trusting(&secure, &[], &secure.running.url("/plain")).await;
+    assert_eq!(
+        json["headers"]["x-forwarded-proto"], "http",
+        "cleartext: {json}"
+    );
 }
 
 both_paths!(host_routes_work_with_localhost_names_over_tls);
