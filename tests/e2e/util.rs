@@ -191,7 +191,8 @@ impl Drop for Project {
                 .args(["volume", "rm", "-f", &id])
                 .output();
         }
-        // Images tagged with this project's name are its own; shared test images stay. The untagged
+        // Images tagged with this project's name, or named after it (`<project>-web:1`), are its
+        // own; shared test images stay. The untagged
         // parents (the build cache of steps other tests share) stay too: pruning them while another
         // test builds on them fails that build ("failed to get digest").
         let images = ids(&[
@@ -202,7 +203,9 @@ impl Drop for Project {
             &label,
         ]);
         for image in images {
-            if image.ends_with(&format!(":{}", self.name)) {
+            let own = image.ends_with(&format!(":{}", self.name))
+                || image.starts_with(&format!("{}-", self.name));
+            if own {
                 let _ = Command::new("docker")
                     .args(["rmi", "--no-prune", &image])
                     .output();
