@@ -45,28 +45,9 @@ pub fn serving_status_name(status: i32) -> String {
 
 /// gRPC's status codes by number.
 pub fn status_name(code: u32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
     usize::try_from(code)
         .ok()
-        .and_then(|code| NAMES.get(code))
+        .and_then(|code| crate::manifest::GrpcStatus::NAMES.get(code))
         .copied()
         .unwrap_or("an unknown status")
 }

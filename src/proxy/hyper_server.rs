@@ -49,7 +49,54 @@ pub(super) struct Downstream {
     pub tls: bool,
 }
 
+/// What serves a connection's requests: the request phases, with the connection's facts.
+struct Requests {
+    shared: Arc<Shared>,
+    kind: Listener,
+    peer: SocketAddr,
+    caller: Option<Caller>,
+    tls: bool,
+}
+
+impl Requests {
+    fn handle(
+        &self,
+        request: http::Request<hyper::body::Incoming>,
+    ) -> impl std::future::Future<
+        Output = Result<http::Response<super::ProxyBody>, std::convert::Infallible>,
+    > {
+        handle(
+            self.shared.clone(),
+            self.kind,
+            self.peer,
+            self.caller.clone(),
+            over_tls(request, self.tls),
+        )
+    }
+}
+
 impl Downstream {
+    /// The requests' side, and the connection's limits and shutdown.
+    fn split(self) -> (Requests, Limits, CancellationToken) {
+        let Downstream {
+            shared,
+            kind,
+            peer,
+            caller,
+            limits,
+            shutdown,
+            tls,
+        } = self;
+        let requests = Requests {
+            shared,
+            kind,
+            peer,
+            caller,
+            tls,
+        };
+        (requests, limits, shutdown)
+    }
+
     /// Serves `stream` with hyper from its first byte: HTTP/2 when it opens with the preface,
     /// else HTTP/1.1.
     pub async fn serve(self, stream: TcpStream) {
@@ -65,24 +112,9 @@ impl Downstream {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Downstream {
-            shared,
-            kind,
-            peer,
-            caller,
-            limits,
-            shutdown,
-            tls,
-        } = self;
-        let service = service_fn(move |request| {
-            handle(
-                shared.clone(),
-                kind,
-                peer,
-                caller.clone(),
-                over_tls(request, tls),
-            )
-        });
+        let (requests, limits, shutdown) = self.split();
+        let peer = requests.peer;
+        let service = service_fn(move |request| requests.handle(request));
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -115,24 +147,9 @@ impl Downstream {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Downstream {
-            shared,
-            kind,
-            peer,
-            caller,
-            shutdown,
-            tls,
-            ..
-        } = self;
-        let service = service_fn(move |request| {
-            handle(
-                shared.clone(),
-                kind,
-                peer,
-                caller.clone(),
-                over_tls(request, tls),
-            )
-        });
+        let (requests, _, shutdown) = self.split();
+        let peer = requests.peer;
+        let service = service_fn(move |request| requests.handle(request));
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder.timer(TokioTimer::new());
         let connection = builder.serve_connection(TokioIo::new(io), service);

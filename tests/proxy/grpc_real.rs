@@ -13,7 +13,7 @@ use sandbox::proxy::{Caller, Endpoint, SpanKind};
 use serde_json::Value;
 
 use crate::grpc_peers::{grpc_call, message, texts, GrpcServer};
-use crate::util::{start, start_recorded, Running};
+use crate::util::{start, start_recorded, AccessLog, Running};
 
 /// The gateway routes `/test.Echo/` to `echo`, the grpcio server (h2c).
 fn echo_manifest(server: &GrpcServer, route_extra: &str) -> String {
@@ -332,31 +332,9 @@ async fn proxy_failures_are_grpc_statuses() {
     assert_eq!(code(&slow.await.expect("slow call")), "OK");
 }
 
-/// Collects the access log.
-#[derive(Clone, Default)]
-struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 both_paths!(grpc_spans_name_the_method_and_carry_its_status);
 async fn grpc_spans_name_the_method_and_carry_its_status() {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("sandbox::access=info")
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let log = AccessLog::capture();
     let server = GrpcServer::start("echo", false);
     let (running, spans) = start_recorded(&echo_manifest(&server, "")).await;
     let outcome = grpc_call(running.gateway, "unary", &[]).await;
@@ -379,7 +357,7 @@ async fn grpc_spans_name_the_method_and_carry_its_status() {
     let failed = span("/test.Echo/Fail");
     assert_eq!(failed.tags["rpc.grpc.status_code"], "5");
     assert_eq!(failed.tags["error"], "NOT_FOUND: gone");
-    let text = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+    let text = log.text();
     let failed_line = text
         .lines()
         .find(|line| line.contains("/test.Echo/Fail"))

@@ -373,3 +373,45 @@ pub fn manifest(upstreams: &[&TestUpstream], gateway: &str) -> String {
     yaml.push_str(gateway);
     yaml
 }
+
+/// The access log (`sandbox::access`) written while it lives, for tests that read its lines.
+pub struct AccessLog {
+    lines: LogBuffer,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AccessLog {
+    /// Starts collecting on this thread (the test's runtime must be current-thread).
+    pub fn capture() -> AccessLog {
+        let lines = LogBuffer::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter("sandbox::access=info")
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        AccessLog {
+            lines,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// What was written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.lines.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
