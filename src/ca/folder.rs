@@ -49,13 +49,13 @@ pub fn ca_folder() -> Result<PathBuf, CaError> {
 /// when this call's CA is the one in place.
 pub(super) fn install(folder: &Path, cert_pem: &str, key_pem: &str) -> Result<bool, CaError> {
     let parent = folder.parent().unwrap_or(Path::new("."));
-    create_private_dir_all(parent)?;
+    create_private_dir(parent, true)?;
     let staging = parent.join(format!(
         ".ca-new-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
     ));
-    create_private_dir(&staging)?;
+    create_private_dir(&staging, false)?;
     let written = write_file(&staging.join(KEY_FILE), key_pem.as_bytes(), 0o600)
         .and_then(|()| write_file(&staging.join(CERT_FILE), cert_pem.as_bytes(), 0o644));
     if let Err(error) = written {
@@ -106,22 +106,10 @@ fn is_empty_dir(path: &Path) -> bool {
     std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
 }
 
-/// Creates `path` and its missing parents; the ones created get mode 0700.
-fn create_private_dir_all(path: &Path) -> Result<(), CaError> {
+/// Creates `path` with mode 0700; with `parents`, its missing parents too (also 0700).
+fn create_private_dir(path: &Path, parents: bool) -> Result<(), CaError> {
     let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(path)
-        .map_err(|source| CaError::CreateFolder {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-fn create_private_dir(path: &Path) -> Result<(), CaError> {
-    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(parents);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder
