@@ -113,7 +113,8 @@ async fn head_then_next(gateway: SocketAddr, first: &[u8]) -> String {
     head
 }
 
-both_paths!(head_keeps_content_length_and_sends_no_body);
+// HTTP/1.1 only: HTTP/1.1 framing: no bytes after a HEAD answer on a kept-alive connection.
+h1_only!(head_keeps_content_length_and_sends_no_body);
 async fn head_keeps_content_length_and_sends_no_body() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -122,7 +123,8 @@ async fn head_keeps_content_length_and_sends_no_body() {
     assert!(length(&head).is_some_and(|length| length > 0), "{head}");
 }
 
-both_paths!(no_content_and_not_modified_have_no_body);
+// HTTP/1.1 only: HTTP/1.1 framing: no body bytes after 204/304 on a kept-alive connection.
+h1_only!(no_content_and_not_modified_have_no_body);
 async fn no_content_and_not_modified_have_no_body() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -163,7 +165,8 @@ async fn upstream_connection_close_is_not_reused() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 3);
 }
 
-both_paths!(client_connection_close_is_honoured);
+// HTTP/1.1 only: `Connection: close` is HTTP/1.1 only (illegal in HTTP/2).
+h1_only!(client_connection_close_is_honoured);
 async fn client_connection_close_is_honoured() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -184,7 +187,8 @@ async fn client_connection_close_is_honoured() {
     );
 }
 
-both_paths!(keep_alive_reuses_both_connections);
+// HTTP/1.1 only: HTTP/1.1 keep-alive on a raw connection.
+h1_only!(keep_alive_reuses_both_connections);
 async fn keep_alive_reuses_both_connections() {
     let upstream = CannedUpstream::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
     let running = start(&upstream.manifest()).await;
@@ -209,7 +213,8 @@ async fn keep_alive_reuses_both_connections() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
 }
 
-both_paths!(malformed_chunk_size_is_400);
+// HTTP/1.1 only: chunked framing is HTTP/1.1 only.
+h1_only!(malformed_chunk_size_is_400);
 async fn malformed_chunk_size_is_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -225,7 +230,8 @@ async fn malformed_chunk_size_is_400() {
     );
 }
 
-both_paths!(bare_line_feeds_are_400);
+// HTTP/1.1 only: line ends are HTTP/1.1 text framing; HTTP/2 heads are binary.
+h1_only!(bare_line_feeds_are_400);
 async fn bare_line_feeds_are_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
