@@ -31,7 +31,7 @@ async fn one_line_per_request_with_the_essentials() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
-    get(&running.url("/a/x"), &[("x-request-id", "req-1")]).await;
+    let answer = get(&running.url("/a/x"), &[("x-request-id", "req-1")]).await;
     get(&running.url("/nowhere"), &[]).await;
     let text = String::from_utf8(buffer.0.lock().expect("lock").clone()).expect("utf-8");
     let lines: Vec<&str> = text.lines().collect();
@@ -45,7 +45,8 @@ async fn one_line_per_request_with_the_essentials() {
         "status=200",
         "retries=0",
         "request_id=req-1",
-        "bytes=",
+        &format!("bytes={}", answer.body.len()),
+        "completed=true",
         "duration_ms=",
     ] {
         assert!(

@@ -24,7 +24,7 @@ async fn malformed_request_line_is_400() {
     assert_eq!(a.hits(), 0);
 }
 
-// HTTP/1.1 only: HTTP/1.1 head-size limit, raw bytes (HTTP/2 bounds header lists in hyper's h2 server).
+// HTTP/1.1 only: a raw HTTP/1.1 head (the same limit for every protocol: the next test).
 h1_only!(headers_over_64_kib_are_431);
 async fn headers_over_64_kib_are_431() {
     let a = TestUpstream::start("a").await;
@@ -40,6 +40,24 @@ async fn headers_over_64_kib_are_431() {
         "{}",
         &answer[..answer.len().min(200)]
     );
+}
+
+// The same limit for a client's request, in HTTP/2 a header list: the proxy's 431, not a
+// connection error.
+both_paths!(header_lists_over_64_kib_are_431);
+async fn header_lists_over_64_kib_are_431() {
+    let a = TestUpstream::start("a").await;
+    let running = start(&manifest(&[&a], "")).await;
+    let names: Vec<String> = (0..80).map(|index| format!("x-filler-{index}")).collect();
+    let value = "y".repeat(1000);
+    let headers: Vec<(&str, &str)> = names
+        .iter()
+        .map(|name| (name.as_str(), value.as_str()))
+        .collect();
+    let answer = get(&running.url("/a/x"), &headers).await;
+    assert_eq!(answer.status, 431, "{}", answer.body);
+    assert_eq!(answer.header("x-sandbox-error-source"), "downstream");
+    assert_eq!(a.hits(), 0);
 }
 
 // HTTP/1.1 only: a half-written HTTP/1.1 head, raw bytes.
