@@ -1,6 +1,7 @@
 //! HTTP/1.1 framing through the gateway, the same on the fast path and on hyper: responses that
 //! carry no body (HEAD, 204, 304), a chunked upstream response, `Connection: close` from either
-//! side, keep-alive reuse, and client framing errors answered 400 (the client's fault).
+//! side, keep-alive reuse, and client framing errors answered 400 (the client's fault). HEAD, 204
+//! and 304 also go through a client, so an HTTP/2 client gets them right too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{get, manifest, raw, start, TestUpstream};
+use crate::util::{get, manifest, raw, send, start, TestUpstream};
 
 /// An upstream that answers every request head with `response`, counting connections; it closes
 /// the connection after answering when `response` says `connection: close`.
@@ -134,6 +135,24 @@ async fn no_content_and_not_modified_have_no_body() {
         assert!(head.starts_with(&format!("http/1.1 {status}")), "{head}");
         assert!(!head.contains("transfer-encoding"), "{head}");
     }
+}
+
+// The same answers through a client, in every protocol: HEAD keeps the length and has no body,
+// 204 and 304 have neither.
+both_paths!(bodiless_answers_through_a_client);
+async fn bodiless_answers_through_a_client() {
+    let a = TestUpstream::start("a").await;
+    let running = start(&manifest(&[&a], "")).await;
+    let head = send("HEAD", &running.url("/a/x"), &[], "").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    let length: usize = head.header("content-length").parse().unwrap_or(0);
+    assert!(length > 0, "{:?}", head.headers);
+    for status in [204, 304] {
+        let answer = get(&running.url(&format!("/a/status/{status}")), &[]).await;
+        assert_eq!((answer.status, answer.body.as_str()), (status, ""));
+        assert_eq!(answer.header("transfer-encoding"), "");
+    }
+    assert_eq!(get(&running.url("/a/next"), &[]).await.status, 200);
 }
 
 both_paths!(chunked_upstream_response_arrives_whole);
