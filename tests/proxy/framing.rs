@@ -114,7 +114,7 @@ async fn head_then_next(gateway: SocketAddr, first: &[u8]) -> String {
     head
 }
 
-// HTTP/1.1 only: HTTP/1.1 framing: no bytes after a HEAD answer on a kept-alive connection.
+// HTTP/1.1 only: no bytes after a HEAD answer on a raw kept-alive connection.
 h1_only!(head_keeps_content_length_and_sends_no_body);
 async fn head_keeps_content_length_and_sends_no_body() {
     let a = TestUpstream::start("a").await;
@@ -124,7 +124,7 @@ async fn head_keeps_content_length_and_sends_no_body() {
     assert!(length(&head).is_some_and(|length| length > 0), "{head}");
 }
 
-// HTTP/1.1 only: HTTP/1.1 framing: no body bytes after 204/304 on a kept-alive connection.
+// HTTP/1.1 only: no body bytes after 204/304 on a raw kept-alive connection.
 h1_only!(no_content_and_not_modified_have_no_body);
 async fn no_content_and_not_modified_have_no_body() {
     let a = TestUpstream::start("a").await;
@@ -184,7 +184,7 @@ async fn upstream_connection_close_is_not_reused() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 3);
 }
 
-// HTTP/1.1 only: `Connection: close` is HTTP/1.1 only (illegal in HTTP/2).
+// HTTP/1.1 only: `Connection: close` (connection headers are illegal in HTTP/2).
 h1_only!(client_connection_close_is_honoured);
 async fn client_connection_close_is_honoured() {
     let a = TestUpstream::start("a").await;
@@ -232,7 +232,7 @@ async fn keep_alive_reuses_both_connections() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
 }
 
-// HTTP/1.1 only: chunked framing is HTTP/1.1 only.
+// HTTP/1.1 only: a malformed chunk size (HTTP/2 has no chunked framing).
 h1_only!(malformed_chunk_size_is_400);
 async fn malformed_chunk_size_is_400() {
     let a = TestUpstream::start("a").await;
