@@ -147,11 +147,16 @@ impl Downstream {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let (requests, _, shutdown) = self.split();
+        let (requests, limits, shutdown) = self.split();
         let peer = requests.peer;
         let service = service_fn(move |request| requests.handle(request));
         let mut builder = http2::Builder::new(TokioExecutor::new());
-        builder.timer(TokioTimer::new());
+        // As for HTTP/1.1: room for a header list over the limit, so the request phases answer
+        // it with the proxy's 431 (hyper's default, 16 KiB, ends the connection with an error).
+        let header_list = (limits.max_header_bytes * 2).max(8192);
+        builder
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX));
         let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         let result = tokio::select! {

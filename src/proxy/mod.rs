@@ -97,7 +97,9 @@
 //! server and client. Every test in `tests/proxy/` runs both ways (`both_paths!`: `<test>::fast`
 //! and `<test>::hyper`), so a divergence fails a test: when the two disagree, hyper's behaviour
 //! is the reference unless it is clearly wrong (hyper accepts bare-LF line ends; both refuse them,
-//! see `h1::line_ends`). A change to one transport is done when both runs pass.
+//! see `h1::line_ends`). A change to one transport is done when both runs pass. A third run,
+//! `<test>::h2`, sends the same requests from an HTTP/2 client, so every feature must work the same
+//! for HTTP/2 requests (tests of HTTP/1.1 framing opt out with `h1_only!`).
 //!
 //! # HTTP/2 from clients
 //! A connection that opens with the HTTP/2 preface (h2c, prior knowledge: gRPC's way) goes to

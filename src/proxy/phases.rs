@@ -333,7 +333,18 @@ async fn proxy<B: RequestBody>(
     }
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // An HTTP/2 request names its host in `:authority`: upstream it is the `Host` an HTTP/1.1
+    // request carries (and the source of `X-Forwarded-Host`), not the replica's address.
+    if let Some(authority) = parts
+        .uri
+        .authority()
+        .filter(|_| !parts.headers.contains_key(header::HOST))
+    {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
     let retries_wanted = target.retries.is_some_and(|policy| policy.attempts > 0);
     let over_limit = Arc::new(AtomicBool::new(false));
     let body = read_body(

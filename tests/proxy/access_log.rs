@@ -7,7 +7,7 @@ async fn one_line_per_request_with_the_essentials() {
     let log = AccessLog::capture();
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
-    get(&running.url("/a/x"), &[("x-request-id", "req-1")]).await;
+    let answer = get(&running.url("/a/x"), &[("x-request-id", "req-1")]).await;
     get(&running.url("/nowhere"), &[]).await;
     let text = log.text();
     let lines: Vec<&str> = text.lines().collect();
@@ -21,7 +21,8 @@ async fn one_line_per_request_with_the_essentials() {
         "status=200",
         "retries=0",
         "request_id=req-1",
-        "bytes=",
+        &format!("bytes={}", answer.body.len()),
+        "completed=true",
         "duration_ms=",
     ] {
         assert!(

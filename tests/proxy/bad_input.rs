@@ -8,7 +8,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::util::{get, manifest, raw, send, start, start_with, Setup, TestUpstream};
 
-both_paths!(malformed_request_line_is_400);
+// HTTP/1.1 only: a malformed HTTP/1.1 request line, sent as raw bytes.
+h1_only!(malformed_request_line_is_400);
 async fn malformed_request_line_is_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -23,7 +24,8 @@ async fn malformed_request_line_is_400() {
     assert_eq!(a.hits(), 0);
 }
 
-both_paths!(headers_over_64_kib_are_431);
+// HTTP/1.1 only: a raw HTTP/1.1 head (the same limit for every protocol: the next test).
+h1_only!(headers_over_64_kib_are_431);
 async fn headers_over_64_kib_are_431() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -40,7 +42,26 @@ async fn headers_over_64_kib_are_431() {
     );
 }
 
-both_paths!(slow_headers_are_cut_off);
+// The same limit for a client's request, in HTTP/2 a header list: the proxy's 431, not a
+// connection error.
+both_paths!(header_lists_over_64_kib_are_431);
+async fn header_lists_over_64_kib_are_431() {
+    let a = TestUpstream::start("a").await;
+    let running = start(&manifest(&[&a], "")).await;
+    let names: Vec<String> = (0..80).map(|index| format!("x-filler-{index}")).collect();
+    let value = "y".repeat(1000);
+    let headers: Vec<(&str, &str)> = names
+        .iter()
+        .map(|name| (name.as_str(), value.as_str()))
+        .collect();
+    let answer = get(&running.url("/a/x"), &headers).await;
+    assert_eq!(answer.status, 431, "{}", answer.body);
+    assert_eq!(answer.header("x-sandbox-error-source"), "downstream");
+    assert_eq!(a.hits(), 0);
+}
+
+// HTTP/1.1 only: a half-written HTTP/1.1 head, raw bytes.
+h1_only!(slow_headers_are_cut_off);
 async fn slow_headers_are_cut_off() {
     let a = TestUpstream::start("a").await;
     let setup = Setup {
@@ -106,7 +127,8 @@ async fn oversized_body_is_413() {
     );
 }
 
-both_paths!(connection_cap_closes_extra_connections);
+// HTTP/1.1 only: the extra connection speaks raw HTTP/1.1 bytes.
+h1_only!(connection_cap_closes_extra_connections);
 async fn connection_cap_closes_extra_connections() {
     let a = TestUpstream::start("a").await;
     let setup = Setup {

@@ -1,6 +1,7 @@
 //! HTTP/1.1 framing through the gateway, the same on the fast path and on hyper: responses that
 //! carry no body (HEAD, 204, 304), a chunked upstream response, `Connection: close` from either
-//! side, keep-alive reuse, and client framing errors answered 400 (the client's fault).
+//! side, keep-alive reuse, and client framing errors answered 400 (the client's fault). HEAD, 204
+//! and 304 also go through a client, so an HTTP/2 client gets them right too.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::util::{get, manifest, raw, start, TestUpstream};
+use crate::util::{get, manifest, raw, send, start, TestUpstream};
 
 /// An upstream that answers every request head with `response`, counting connections; it closes
 /// the connection after answering when `response` says `connection: close`.
@@ -113,7 +114,8 @@ async fn head_then_next(gateway: SocketAddr, first: &[u8]) -> String {
     head
 }
 
-both_paths!(head_keeps_content_length_and_sends_no_body);
+// HTTP/1.1 only: no bytes after a HEAD answer on a raw kept-alive connection.
+h1_only!(head_keeps_content_length_and_sends_no_body);
 async fn head_keeps_content_length_and_sends_no_body() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -122,7 +124,8 @@ async fn head_keeps_content_length_and_sends_no_body() {
     assert!(length(&head).is_some_and(|length| length > 0), "{head}");
 }
 
-both_paths!(no_content_and_not_modified_have_no_body);
+// HTTP/1.1 only: no body bytes after 204/304 on a raw kept-alive connection.
+h1_only!(no_content_and_not_modified_have_no_body);
 async fn no_content_and_not_modified_have_no_body() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -132,6 +135,24 @@ async fn no_content_and_not_modified_have_no_body() {
         assert!(head.starts_with(&format!("http/1.1 {status}")), "{head}");
         assert!(!head.contains("transfer-encoding"), "{head}");
     }
+}
+
+// The same answers through a client, in every protocol: HEAD keeps the length and has no body,
+// 204 and 304 have neither.
+both_paths!(bodiless_answers_through_a_client);
+async fn bodiless_answers_through_a_client() {
+    let a = TestUpstream::start("a").await;
+    let running = start(&manifest(&[&a], "")).await;
+    let head = send("HEAD", &running.url("/a/x"), &[], "").await;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    let length: usize = head.header("content-length").parse().unwrap_or(0);
+    assert!(length > 0, "{:?}", head.headers);
+    for status in [204, 304] {
+        let answer = get(&running.url(&format!("/a/status/{status}")), &[]).await;
+        assert_eq!((answer.status, answer.body.as_str()), (status, ""));
+        assert_eq!(answer.header("transfer-encoding"), "");
+    }
+    assert_eq!(get(&running.url("/a/next"), &[]).await.status, 200);
 }
 
 both_paths!(chunked_upstream_response_arrives_whole);
@@ -163,7 +184,8 @@ async fn upstream_connection_close_is_not_reused() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 3);
 }
 
-both_paths!(client_connection_close_is_honoured);
+// HTTP/1.1 only: `Connection: close` (connection headers are illegal in HTTP/2).
+h1_only!(client_connection_close_is_honoured);
 async fn client_connection_close_is_honoured() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -184,7 +206,8 @@ async fn client_connection_close_is_honoured() {
     );
 }
 
-both_paths!(keep_alive_reuses_both_connections);
+// HTTP/1.1 only: HTTP/1.1 keep-alive on a raw connection.
+h1_only!(keep_alive_reuses_both_connections);
 async fn keep_alive_reuses_both_connections() {
     let upstream = CannedUpstream::start(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
     let running = start(&upstream.manifest()).await;
@@ -209,7 +232,8 @@ async fn keep_alive_reuses_both_connections() {
     assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
 }
 
-both_paths!(malformed_chunk_size_is_400);
+// HTTP/1.1 only: a malformed chunk size (HTTP/2 has no chunked framing).
+h1_only!(malformed_chunk_size_is_400);
 async fn malformed_chunk_size_is_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;
@@ -225,7 +249,8 @@ async fn malformed_chunk_size_is_400() {
     );
 }
 
-both_paths!(bare_line_feeds_are_400);
+// HTTP/1.1 only: line ends are HTTP/1.1 text framing; HTTP/2 heads are binary.
+h1_only!(bare_line_feeds_are_400);
 async fn bare_line_feeds_are_400() {
     let a = TestUpstream::start("a").await;
     let running = start(&manifest(&[&a], "")).await;

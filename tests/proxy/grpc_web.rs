@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::grpc_peers::{frames, message, GrpcServer};
-use crate::util::{start, Running};
+use crate::util::{http2, start, Running};
 
 const PAGE: &str = "http://localhost:3000";
 
@@ -128,7 +128,7 @@ async fn grpc_web_text_calls_are_base64_both_ways() {
     let body = Bytes::from(STANDARD.encode(message(b"3")));
     let answer = send(
         call(&running, "ServerStream", "application/grpc-web-text", body),
-        false,
+        http2(),
     )
     .await;
     assert_eq!(answer.status, 200);
@@ -150,7 +150,7 @@ async fn grpc_web_text_calls_are_base64_both_ways() {
     let body = Bytes::from(STANDARD.encode(message(b"NOT_FOUND gone away")));
     let answer = send(
         call(&running, "Fail", "application/grpc-web-text+proto", body),
-        false,
+        http2(),
     )
     .await;
     let received = frames(&decode_text(&answer.body));
@@ -180,7 +180,7 @@ async fn grpc_web_preflights_and_origins() {
             .body(Full::new(Bytes::new()))
             .expect("request")
     };
-    let answer = send(preflight(PAGE), false).await;
+    let answer = send(preflight(PAGE), http2()).await;
     assert_eq!(answer.status, 204);
     assert_eq!(answer.header("access-control-allow-origin"), PAGE);
     assert!(answer
@@ -194,7 +194,7 @@ async fn grpc_web_preflights_and_origins() {
         .header("access-control-expose-headers")
         .contains("grpc-status"));
     // Another site's page: refused, and told which key allows it.
-    let answer = send(preflight("http://shop.example"), false).await;
+    let answer = send(preflight("http://shop.example"), http2()).await;
     assert_eq!(answer.status, 403);
     assert!(answer.header("access-control-allow-origin").is_empty());
     let mut refused = call(
@@ -206,7 +206,7 @@ async fn grpc_web_preflights_and_origins() {
     refused
         .headers_mut()
         .insert("origin", "http://shop.example".parse().expect("value"));
-    let answer = send(refused, false).await;
+    let answer = send(refused, http2()).await;
     assert_eq!(answer.header("grpc-status"), "7", "PERMISSION_DENIED");
     assert!(answer.header("grpc-message").contains("allow_origins"));
 
@@ -219,8 +219,8 @@ async fn grpc_web_preflights_and_origins() {
             .body(Full::new(Bytes::new()))
             .expect("request")
     };
-    assert_eq!(send(ask("http://shop.example"), false).await.status, 204);
-    assert_eq!(send(ask(PAGE), false).await.status, 403);
+    assert_eq!(send(ask("http://shop.example"), http2()).await.status, 204);
+    assert_eq!(send(ask(PAGE), http2()).await.status, 403);
 }
 
 both_paths!(grpc_web_failures_are_readable_statuses);
@@ -232,7 +232,7 @@ async fn grpc_web_failures_are_readable_statuses() {
         .header("origin", PAGE)
         .body(Full::new(message(b"x")))
         .expect("request");
-    let answer = send(request, false).await;
+    let answer = send(request, http2()).await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.header("content-type"), "application/grpc-web+proto");
     assert_eq!(answer.header("grpc-status"), "14", "UNAVAILABLE");

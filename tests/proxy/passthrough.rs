@@ -3,13 +3,14 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::util::{get, send, start, start_demo};
+use crate::util::{get, respond, send, start, start_demo};
 
 async fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
@@ -26,7 +27,8 @@ async fn read_head(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&head).into_owned()
 }
 
-both_paths!(websocket_upgrade_passes_through);
+// HTTP/1.1 only: an HTTP/1.1 `Upgrade: websocket` (HTTP/2 has no upgrade).
+h1_only!(websocket_upgrade_passes_through);
 async fn websocket_upgrade_passes_through() {
     let demo = start_demo().await;
     let running = start(&format!(
@@ -72,18 +74,13 @@ async fn streamed_response_arrives_chunk_by_chunk() {
         demo.address
     ))
     .await;
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
     let started = Instant::now();
-    let response = client
-        .get(
-            running
-                .url("/demo/stream?chunks=4&interval_ms=250")
-                .parse()
-                .expect("uri"),
-        )
-        .await
-        .expect("response");
+    let response = respond(
+        Request::get(running.url("/demo/stream?chunks=4&interval_ms=250"))
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let mut body: Incoming = response.into_body();
     let first = body.frame().await.expect("a frame").expect("data");

@@ -230,7 +230,7 @@ async fn circuit_breaker_answers_503_with_overflow_header() {
         a.url()
     );
     let running = start(&yaml).await;
-    let slow = tokio::spawn({
+    let slow = crate::util::spawn({
         let url = running.url("/a/delay/500");
         async move { get(&url, &[]).await.status }
     });

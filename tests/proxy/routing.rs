@@ -152,7 +152,10 @@ async fn forwarding_headers_and_request_ids() {
         answer.sent("x-forwarded-host"),
         Some(running.gateway.to_string())
     );
+    // Over HTTP/2 `connection` is illegal: the client drops it and the headers it names.
     assert_eq!(answer.sent("x-hop"), None);
+    // An HTTP/2 client's `:authority` arrives as the `Host` an HTTP/1.1 client sends.
+    assert_eq!(answer.sent("host"), Some(running.gateway.to_string()));
     let generated = answer.sent("x-request-id").expect("generated request id");
     assert_eq!(generated.len(), 36);
     assert_eq!(answer.header("x-request-id"), generated);

@@ -25,7 +25,7 @@ async fn hot_swap_under_load_fails_nothing() {
     let mut workers = Vec::new();
     for _ in 0..8 {
         let (url, failures, done) = (running.url("/delay/2"), failures.clone(), done.clone());
-        workers.push(tokio::spawn(async move {
+        workers.push(crate::util::spawn(async move {
             for _ in 0..60 {
                 if get(&url, &[]).await.status != 200 {
                     failures.fetch_add(1, Ordering::SeqCst);

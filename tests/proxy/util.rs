@@ -1,8 +1,10 @@
 //! Helpers: in-process upstreams on port 0, a proxy started from manifest text, a small HTTP
-//! client, raw TCP exchanges and the demo service binary.
+//! client (HTTP/1.1 or HTTP/2 prior knowledge, by the test's variant), raw TCP exchanges and the
+//! demo service binary.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -135,8 +137,25 @@ async fn answer(
 
 tokio::task_local! {
     /// Whether the proxy under test serves HTTP/1.1 on its fast path (`Limits::fast_path`); set
-    /// by `both_paths!` for each of a test's two runs.
+    /// by `both_paths!` for each of a test's runs.
     pub static FAST_PATH: bool;
+    /// Whether [`send`] and [`get`] speak HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1;
+    /// set by `both_paths!` (on in a test's `h2` run).
+    pub static HTTP2: bool;
+}
+
+/// Runs `test` as one variant of a proxy test (what `both_paths!` expands to).
+pub async fn variant(fast_path: bool, http2: bool, test: impl Future<Output = ()>) {
+    FAST_PATH.scope(fast_path, HTTP2.scope(http2, test)).await
+}
+
+/// `tokio::spawn` that keeps the test's variant: a task that calls [`get`] or [`send`] speaks the
+/// same protocol as the test that spawned it.
+pub fn spawn<T: Send + 'static>(
+    task: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let (fast_path, http2) = (FAST_PATH.get(), HTTP2.get());
+    tokio::spawn(FAST_PATH.scope(fast_path, HTTP2.scope(http2, task)))
 }
 
 /// A running proxy with its gateway (and mesh) address.
@@ -262,6 +281,36 @@ fn client() -> &'static Client<hyper_util::client::legacy::connect::HttpConnecto
     CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
 }
 
+/// Whether this run's client speaks HTTP/2 (the `h2` variant of `both_paths!`).
+pub fn http2() -> bool {
+    HTTP2
+        .try_with(|http2| *http2)
+        .expect("a request helper runs inside `both_paths!` (or `util::spawn`)")
+}
+
+/// Sends `request` (an absolute URL) in this run's protocol: HTTP/1.1 on a pooled client, or over
+/// a fresh HTTP/2 prior-knowledge connection, where a `Host` header becomes the `:authority`, as
+/// HTTP/2 clients send it. The response as it arrives.
+pub async fn respond(mut request: Request<Full<Bytes>>) -> Response<Incoming> {
+    if !http2() {
+        return client().request(request).await.expect("response");
+    }
+    let address = request.uri().authority().expect("an absolute URL").clone();
+    if let Some(host) = request.headers_mut().remove(http::header::HOST) {
+        let mut parts = request.uri().clone().into_parts();
+        parts.authority = Some(host.to_str().expect("host").parse().expect("authority"));
+        *request.uri_mut() = http::Uri::from_parts(parts).expect("URL");
+    }
+    let stream = TcpStream::connect(address.as_str()).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    sender.send_request(request).await.expect("response")
+}
+
+/// Sends one request ([`respond`]) and reads the answer whole.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
@@ -270,8 +319,7 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str)
     let request = request
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("request");
-    let response = client().request(request).await.expect("response");
-    let (parts, body) = response.into_parts();
+    let (parts, body) = respond(request).await.into_parts();
     let body = body.collect().await.expect("body").to_bytes();
     Answer {
         status: parts.status.as_u16(),

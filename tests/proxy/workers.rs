@@ -10,12 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use sandbox::proxy::{Caller, NoStatus, Proxy};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::util::{config_from, get, manifest, TestUpstream, FAST_PATH};
+use crate::util::{config_from, get, http2, manifest, TestUpstream, FAST_PATH};
 
 /// Connections opened at once, and requests sent on each (keep-alive).
 const CONNECTIONS: usize = 64;
@@ -29,22 +29,39 @@ fn proxy(yaml: &str) -> (Proxy, tempfile::TempDir) {
     (Proxy::new(config, Arc::new(NoStatus), None), directory)
 }
 
-/// `REQUESTS` requests for `path` on one new connection; their statuses.
-async fn on_one_connection(address: SocketAddr, path: &str) -> Vec<u16> {
-    let stream = TcpStream::connect(address).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("handshake");
-    tokio::spawn(connection);
+/// `REQUESTS` requests for `path` on one new connection (HTTP/2 when `http2`); their statuses.
+async fn on_one_connection(address: SocketAddr, path: &str, http2: bool) -> Vec<u16> {
+    let io = TokioIo::new(TcpStream::connect(address).await.expect("connect"));
+    // HTTP/2 names the host in the URI (`:authority`), HTTP/1.1 in `Host`.
+    let request = || {
+        let request = match http2 {
+            true => Request::get(format!("http://{address}{path}")),
+            false => Request::get(path).header("host", "gateway"),
+        };
+        request.body(Empty::<Bytes>::new()).expect("request")
+    };
     let mut statuses = Vec::new();
-    for _ in 0..REQUESTS {
-        let request = Request::get(path)
-            .header("host", "gateway")
-            .body(Empty::<Bytes>::new())
-            .expect("request");
-        let response = sender.send_request(request).await.expect("response");
-        statuses.push(response.status().as_u16());
-        response.into_body().collect().await.expect("body");
+    if http2 {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .expect("handshake");
+        tokio::spawn(connection);
+        for _ in 0..REQUESTS {
+            let response = sender.send_request(request()).await.expect("response");
+            statuses.push(response.status().as_u16());
+            response.into_body().collect().await.expect("body");
+        }
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        for _ in 0..REQUESTS {
+            let response = sender.send_request(request()).await.expect("response");
+            statuses.push(response.status().as_u16());
+            response.into_body().collect().await.expect("body");
+        }
     }
     statuses
 }
@@ -62,7 +79,7 @@ async fn two_workers_share_a_port_and_both_accept() {
     assert_eq!(workers.count(), 2);
 
     let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|_| tokio::spawn(on_one_connection(address, "/a/items")))
+        .map(|_| tokio::spawn(on_one_connection(address, "/a/items", http2())))
         .collect();
     for client in clients {
         assert_eq!(client.await.expect("client"), vec![200; REQUESTS]);
