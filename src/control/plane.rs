@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::monitor::Monitor;
-use super::spans::StoreRecorder;
+use super::spans::{SpanDrain, StoreRecorder, QUEUE_SPANS};
 use super::wiring::{self, ContainerSide, MESH_PORT, ZIPKIN_PORT};
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
@@ -60,6 +60,8 @@ pub struct ControlPlane {
     tasks: JoinSet<()>,
     /// The data plane: threads serving the gateway and the mesh listeners.
     workers: Workers,
+    /// Ingests the proxy's spans; finished after the data plane.
+    spans: SpanDrain,
     /// What a reload needs to listen on networks a re-up added.
     late: LateListeners,
 }
@@ -87,13 +89,12 @@ impl ControlPlane {
         let mut tasks = JoinSet::new();
         let store = Store::new(manifest.tracing.max_spans);
         let monitor = Monitor::new(docker.clone(), manifest);
-        let recorder = Arc::new(StoreRecorder {
-            store: store.clone(),
-        });
+        // The data plane only queues spans; a task here ingests them (`control::spans`).
+        let (recorder, spans) = StoreRecorder::start(store.clone(), QUEUE_SPANS);
         let proxy = Proxy::new(
             ProxyConfig::from_manifest(manifest),
             monitor.clone(),
-            Some(recorder),
+            Some(Arc::new(recorder)),
         );
         if manifest.gateway.tls {
             let (ca, _) = crate::ca::LocalCa::open()?;
@@ -208,6 +209,7 @@ impl ControlPlane {
             wiring: wiring::wiring(manifest, &side),
             tasks,
             workers,
+            spans,
             late,
         })
     }
@@ -294,6 +296,7 @@ impl ControlPlane {
         if let Err(error) = self.workers.stopped().await {
             tracing::error!(%error, "the proxy's data plane stopped with a failure");
         }
+        self.spans.finish().await;
     }
 }
 

@@ -1,23 +1,131 @@
-//! The proxy's spans into the trace store: [`ProxySpan`] → Zipkin [`Span`], stored at once so a
-//! trace is queryable as soon as its response has been sent.
+//! The proxy's spans into the trace store, off the data plane: [`StoreRecorder::record`] (on a
+//! data-plane worker thread) only queues the [`ProxySpan`]; one task on the control plane's runtime
+//! ([`SpanDrain`]) converts spans to Zipkin [`Span`]s and ingests them in batches.
+//!
+//! - **Never blocking**: a record is a `try_send`. When the queue is full the span is dropped and
+//!   counted: `zipkin_collector_spans_dropped_total{transport="proxy"}` at the trace server's
+//!   `/prometheus`, beside `zipkin_collector_spans_total` and `zipkin_collector_messages_total`
+//!   (batches) with the same label.
+//! - **Bounded**: at most [`QUEUE_SPANS`] spans wait (a proxy span with its strings and tags is
+//!   about 1 KiB, so about 16 MiB at most); a batch is at most [`BATCH_SPANS`].
+//! - **Prompt**: the task sleeps on the queue while it is empty and ingests whatever is there as
+//!   soon as a span wakes it, so at a developer's pace (a few requests at a time) a span is
+//!   queryable right after its record. Under load, after a batch of at least [`BUSY_SPANS`] (but
+//!   fewer than [`BATCH_SPANS`]) it rests for [`REST`] before looking again: meanwhile spans queue
+//!   up without waking it, so a busy data plane wakes the control plane about once per [`REST`]
+//!   rather than once per request, and a span waits at most about 2 × [`REST`] (the timer's
+//!   granularity is 1 ms).
+//! - **Shutdown**: [`SpanDrain::finish`] (after the data plane has stopped) ingests what is queued;
+//!   spans recorded after it are dropped and counted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::proxy::{ProxySpan, SpanKind, SpanRecorder};
 use crate::trace::{Annotation, Endpoint, Kind, Span, SpanId, Store, TraceId};
 
-/// Records into a [`Store`].
+/// Spans the queue holds at most.
+pub const QUEUE_SPANS: usize = 16 * 1024;
+/// Spans ingested at most at once (a batch costs about 1–2 µs per span, so about 1 ms of the
+/// control plane's time).
+pub const BATCH_SPANS: usize = 512;
+/// A batch at least this large means a busy data plane: the drain task rests after it.
+pub const BUSY_SPANS: usize = 64;
+/// How long the drain task rests after a busy batch that emptied the queue.
+pub const REST: Duration = Duration::from_millis(1);
+
+/// Queues the proxy's spans for the store; what the data plane calls.
 pub struct StoreRecorder {
-    pub store: Store,
+    sender: mpsc::Sender<ProxySpan>,
+    store: Store,
+}
+
+/// The task that ingests queued spans into the store.
+pub struct SpanDrain {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl StoreRecorder {
+    /// A recorder into `store` with a queue of `capacity` spans (at least 1) and its drain task,
+    /// spawned on the current Tokio runtime (the control plane's).
+    pub fn start(store: Store, capacity: usize) -> (StoreRecorder, SpanDrain) {
+        let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(drain(receiver, store.clone(), stop.clone()));
+        (StoreRecorder { sender, store }, SpanDrain { stop, task })
+    }
 }
 
 impl SpanRecorder for StoreRecorder {
     fn record(&self, span: ProxySpan) {
-        if let Some(span) = convert(span) {
-            self.store.ingest(vec![span]);
+        match self.sender.try_send(span) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
+                add(&self.store.in_process().spans_dropped, 1);
+            }
         }
     }
 }
 
+impl SpanDrain {
+    /// Ingests what is queued, then ends the task. Call it once the data plane has stopped.
+    pub async fn finish(self) {
+        self.stop.cancel();
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "the span drain task failed");
+        }
+    }
+}
+
+/// Ingests batches until `stop`, then what is left.
+async fn drain(mut receiver: mpsc::Receiver<ProxySpan>, store: Store, stop: CancellationToken) {
+    let mut batch = Vec::with_capacity(BATCH_SPANS);
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, BATCH_SPANS) => received,
+            () = stop.cancelled() => break,
+        };
+        if received == 0 {
+            return; // every sender is gone and the queue is empty
+        }
+        ingest(&store, &mut batch);
+        if (BUSY_SPANS..BATCH_SPANS).contains(&received) {
+            tokio::select! {
+                () = tokio::time::sleep(REST) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+    }
+    receiver.close();
+    while receiver.recv_many(&mut batch, BATCH_SPANS).await > 0 {
+        ingest(&store, &mut batch);
+    }
+}
+
+/// Converts and ingests `batch`, leaving it empty (its capacity kept).
+fn ingest(store: &Store, batch: &mut Vec<ProxySpan>) {
+    let received = batch.len();
+    let spans: Vec<Span> = batch.drain(..).filter_map(convert).collect();
+    let counters = store.in_process();
+    add(&counters.spans_dropped, (received - spans.len()) as u64);
+    add(&counters.spans, spans.len() as u64);
+    add(&counters.messages, 1);
+    store.ingest(spans);
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// `None` when the ids are not valid hex (the proxy makes valid ones; a caller's may not be).
+/// Names are lower-cased and annotations sorted by [`Store::ingest`], as every span's.
 pub fn convert(span: ProxySpan) -> Option<Span> {
     let mut converted = Span::new(
         TraceId::parse(&span.trace_id).ok()?,
@@ -32,15 +140,15 @@ pub fn convert(span: ProxySpan) -> Option<Span> {
         SpanKind::Server => Kind::Server,
     });
     converted.shared = span.shared;
-    converted.name = Some(span.name.to_lowercase());
+    converted.name = Some(span.name);
     converted.timestamp = Some(span.start_micros);
     converted.duration = Some(span.duration_micros.max(1));
     converted.local_endpoint = Some(Endpoint {
-        service_name: Some(span.local_service.to_lowercase()),
+        service_name: Some(span.local_service),
         ..Endpoint::default()
     });
     let mut remote = Endpoint {
-        service_name: Some(span.remote_service.to_lowercase()),
+        service_name: Some(span.remote_service),
         ..Endpoint::default()
     };
     if let Some(address) = span.remote_address {
@@ -54,88 +162,18 @@ pub fn convert(span: ProxySpan) -> Option<Span> {
     converted.tags = span
         .tags
         .into_iter()
-        .map(|(key, value)| (key.to_string(), value))
+        .map(|(key, value)| (key.to_owned(), value))
         .collect();
     if let Some(replica) = span.remote_replica {
-        converted
-            .tags
-            .insert("sandbox.replica".to_string(), replica);
+        converted.tags.insert("sandbox.replica".to_owned(), replica);
     }
     converted.annotations = span
         .annotations
         .into_iter()
         .map(|(timestamp, value)| Annotation { timestamp, value })
         .collect();
-    converted
-        .annotations
-        .sort_by(|a, b| (a.timestamp, &a.value).cmp(&(b.timestamp, &b.value)));
     Some(converted)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeMap;
-
-    #[test]
-    fn a_proxy_span_becomes_a_zipkin_span() {
-        let span = ProxySpan {
-            trace_id: "463ac35c9f6413ad48485a3953bb6124".into(),
-            id: "a2fb4a1d1a96d312".into(),
-            parent_id: Some("0020000000000001".into()),
-            kind: SpanKind::Server,
-            shared: true,
-            name: "GET".into(),
-            local_service: "item".into(),
-            remote_service: "user".into(),
-            remote_replica: Some("item-1".into()),
-            remote_address: Some("172.18.0.5:8080".parse().unwrap()),
-            start_micros: 1_700_000_000_000_000,
-            duration_micros: 1500,
-            tags: BTreeMap::from([
-                ("http.status_code", "503".to_string()),
-                ("error", "503".to_string()),
-            ]),
-            annotations: vec![(1_700_000_000_000_100, "retry 1: 503 from item-1".into())],
-        };
-        let converted = convert(span).unwrap();
-        assert_eq!(
-            converted.trace_id.to_string(),
-            "463ac35c9f6413ad48485a3953bb6124"
-        );
-        assert_eq!(converted.kind, Some(Kind::Server));
-        assert!(converted.shared);
-        assert_eq!(converted.name.as_deref(), Some("get"));
-        assert_eq!(
-            converted.local_endpoint.unwrap().service_name.as_deref(),
-            Some("item")
-        );
-        let remote = converted.remote_endpoint.unwrap();
-        assert_eq!(remote.ipv4, Some("172.18.0.5".parse().unwrap()));
-        assert_eq!(remote.port, Some(8080));
-        assert_eq!(converted.tags["error"], "503");
-        assert_eq!(converted.tags["sandbox.replica"], "item-1");
-        assert_eq!(converted.annotations[0].value, "retry 1: 503 from item-1");
-    }
-
-    #[test]
-    fn bad_ids_are_dropped_not_stored() {
-        let span = ProxySpan {
-            trace_id: "not-hex".into(),
-            id: "a2fb4a1d1a96d312".into(),
-            parent_id: None,
-            kind: SpanKind::Client,
-            shared: false,
-            name: "get".into(),
-            local_service: "gateway".into(),
-            remote_service: "user".into(),
-            remote_replica: None,
-            remote_address: None,
-            start_micros: 1,
-            duration_micros: 1,
-            tags: BTreeMap::new(),
-            annotations: Vec::new(),
-        };
-        assert!(convert(span).is_none());
-    }
-}
+mod tests;

@@ -155,7 +155,7 @@ fn query_route(path: &str, params: &Params, state: &State) -> Reply {
             return json_reply(info.into_bytes());
         }
         "/prometheus" => {
-            let text = state.metrics.render(state.store.span_count(), state.store.evicted_span_count());
+            let text = state.metrics.render(&state.store);
             return reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text);
         }
         "/api/v2/services" => Ok(json::encode_strings(&state.store.service_names())),

@@ -1,8 +1,11 @@
 //! Collector counters, named as the Zipkin server names them, plus the forwarder's, rendered in the
-//! Prometheus text format at `/prometheus`.
+//! Prometheus text format at `/prometheus`. The HTTP collector's are `transport="http"`; the proxy's
+//! spans, handed to the store in process, are `transport="proxy"` ([`InProcess`]).
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::trace::Store;
 
 /// Counters shared by the HTTP collector and the forwarder.
 #[derive(Debug, Default)]
@@ -25,49 +28,77 @@ pub struct Metrics {
     pub forward_failed_spans: AtomicU64,
 }
 
+/// Counters of spans handed to the store in process (the proxy's, queued by
+/// `control::spans` and ingested in batches). The [`Store`] keeps them, so every trace server
+/// reading that store reports the same numbers.
+#[derive(Debug, Default)]
+pub struct InProcess {
+    /// Batches ingested.
+    pub messages: AtomicU64,
+    /// Spans ingested.
+    pub spans: AtomicU64,
+    /// Spans lost before ingest: the queue was full (or closed, after shutdown), or their ids were
+    /// not valid hex.
+    pub spans_dropped: AtomicU64,
+}
+
 /// Adds `n` to a counter.
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
 impl Metrics {
-    /// The Prometheus exposition text; `stored` and `evicted` are gauges from the store.
-    pub fn render(&self, stored: usize, evicted: u64) -> String {
+    /// The Prometheus exposition text: these counters, `store`'s in-process ones, and its gauges
+    /// (spans stored, spans evicted).
+    pub fn render(&self, store: &Store) -> String {
         let mut out = String::with_capacity(2048);
+        let proxy = store.in_process();
         let counters = [
             (
                 "zipkin_collector_messages_total",
                 "Messages received",
                 &self.messages,
+                Some(&proxy.messages),
             ),
             (
                 "zipkin_collector_messages_dropped_total",
                 "Messages dropped",
                 &self.messages_dropped,
+                None,
             ),
             (
                 "zipkin_collector_bytes_total",
                 "Bytes received",
                 &self.bytes,
+                None,
             ),
             (
                 "zipkin_collector_spans_total",
                 "Spans received",
                 &self.spans,
+                Some(&proxy.spans),
             ),
             (
                 "zipkin_collector_spans_dropped_total",
                 "Spans dropped",
                 &self.spans_dropped,
+                Some(&proxy.spans_dropped),
             ),
         ];
-        for (name, help, counter) in counters {
+        for (name, help, http, in_process) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(
                 out,
                 "{name}{{transport=\"http\"}} {}",
-                counter.load(Ordering::Relaxed)
+                http.load(Ordering::Relaxed)
             );
+            if let Some(counter) = in_process {
+                let _ = writeln!(
+                    out,
+                    "{name}{{transport=\"proxy\"}} {}",
+                    counter.load(Ordering::Relaxed)
+                );
+            }
         }
         let forward = [
             (
@@ -90,8 +121,8 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
         }
-        let _ = writeln!(out, "# HELP zipkin_storage_spans Spans held in memory\n# TYPE zipkin_storage_spans gauge\nzipkin_storage_spans {stored}");
-        let _ = writeln!(out, "# HELP zipkin_storage_spans_evicted_total Spans evicted to stay within max-spans\n# TYPE zipkin_storage_spans_evicted_total counter\nzipkin_storage_spans_evicted_total {evicted}");
+        let _ = writeln!(out, "# HELP zipkin_storage_spans Spans held in memory\n# TYPE zipkin_storage_spans gauge\nzipkin_storage_spans {}", store.span_count());
+        let _ = writeln!(out, "# HELP zipkin_storage_spans_evicted_total Spans evicted to stay within max-spans\n# TYPE zipkin_storage_spans_evicted_total counter\nzipkin_storage_spans_evicted_total {}", store.evicted_span_count());
         out
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! An in-memory Zipkin: unmodified Zipkin and OpenTelemetry clients report to it (v2 JSON, proto3,
 //! v1 JSON, optionally gzipped) and its API answers as the Zipkin server's does; a small web UI
-//! reads that API. The proxy writes its own spans straight into the [`Store`].
+//! reads that API. The proxy's spans reach the [`Store`] in process (queued off the request path and
+//! ingested in batches by `control::spans`).
 //!
 //! Owns everything under `src/trace/`; touches no other module's state.
 //!

@@ -21,10 +21,12 @@ impl Table {
         self.names.get(index as usize).map(|name| &**name)
     }
 
-    /// The symbol of an optional name that is already interned; 0 for `None` (or, defensively, an
-    /// unknown name).
-    pub(crate) fn lookup(&self, name: Option<&str>) -> Symbol {
-        name.and_then(|name| self.get(name)).unwrap_or(0)
+    /// The symbol of an optional name: 0 for `None`; `None` when the name is not interned.
+    pub(crate) fn lookup(&self, name: Option<&str>) -> Option<Symbol> {
+        match name {
+            Some(name) => self.get(name),
+            None => Some(0),
+        }
     }
 
     /// The symbol of an already interned string.
@@ -85,8 +87,9 @@ mod tests {
         assert_ne!(symbols.intern("backend"), a);
         assert_eq!(symbols.read().name(a), Some("frontend"));
         assert_eq!(symbols.read().name(0), None);
-        assert_eq!(symbols.read().lookup(None), 0);
+        assert_eq!(symbols.read().lookup(None), Some(0));
+        assert_eq!(symbols.read().lookup(Some("x")), None);
         symbols.intern_all(["x", "frontend"].into_iter());
-        assert_eq!(symbols.read().lookup(Some("x")), symbols.intern("x"));
+        assert_eq!(symbols.read().lookup(Some("x")), Some(symbols.intern("x")));
     }
 }

@@ -63,17 +63,18 @@ fn kind_from(code: u8) -> Option<Kind> {
 }
 
 impl StoredEndpoint {
-    fn from(endpoint: Option<&Endpoint>, symbols: &Table) -> Self {
+    /// `None` when the service name is not interned.
+    fn from(endpoint: Option<&Endpoint>, symbols: &Table) -> Option<Self> {
         let Some(endpoint) = endpoint else {
-            return StoredEndpoint::default();
+            return Some(StoredEndpoint::default());
         };
-        StoredEndpoint {
-            service: symbols.lookup(endpoint.service_name.as_deref()),
+        Some(StoredEndpoint {
+            service: symbols.lookup(endpoint.service_name.as_deref())?,
             ipv4: endpoint.ipv4.map_or(0, u32::from),
             port: endpoint.port.unwrap_or(0),
             flags: PRESENT | if endpoint.ipv4.is_some() { HAS_IPV4 } else { 0 },
             ipv6: endpoint.ipv6.map(|ip| Box::new(ip.octets())),
-        }
+        })
     }
 
     fn to_endpoint(&self, table: &Table) -> Option<Endpoint> {
@@ -104,8 +105,12 @@ impl StoredSpan {
             .chain(span.tags.keys().map(String::as_str))
     }
 
-    /// Compacts a normalised span whose [`Self::names`] are already interned in `symbols`.
-    pub(crate) fn from_span(span: &Span, symbols: &Table) -> Self {
+    /// Compacts a normalised span; `None` when one of its [`Self::names`] is not interned in
+    /// `symbols` yet (each name is looked up once: interning first would look each up twice).
+    pub(crate) fn from_span(span: &Span, symbols: &Table) -> Option<Self> {
+        let name = symbols.lookup(span.name.as_deref())?;
+        let local = StoredEndpoint::from(span.local_endpoint.as_ref(), symbols)?;
+        let remote = StoredEndpoint::from(span.remote_endpoint.as_ref(), symbols)?;
         let size = span.tags.values().map(String::len).sum::<usize>()
             + span
                 .annotations
@@ -118,9 +123,9 @@ impl StoredSpan {
             .iter()
             .map(|(key, value)| {
                 text.push_str(value);
-                (symbols.lookup(Some(key)), text.len() as u32)
+                Some((symbols.get(key)?, text.len() as u32))
             })
-            .collect();
+            .collect::<Option<_>>()?;
         let annotations = span
             .annotations
             .iter()
@@ -129,20 +134,20 @@ impl StoredSpan {
                 (a.timestamp, text.len() as u32)
             })
             .collect();
-        StoredSpan {
+        Some(StoredSpan {
             id: span.id.0,
             parent: span.parent_id.map_or(0, |p| p.0),
             timestamp: span.timestamp.unwrap_or(0),
             duration: span.duration.unwrap_or(0),
-            name: symbols.lookup(span.name.as_deref()),
+            name,
             kind: kind_code(span.kind),
             flags: if span.debug { DEBUG } else { 0 } | if span.shared { SHARED } else { 0 },
-            local: StoredEndpoint::from(span.local_endpoint.as_ref(), symbols),
-            remote: StoredEndpoint::from(span.remote_endpoint.as_ref(), symbols),
+            local,
+            remote,
             tags,
             annotations,
             text: text.into_boxed_str(),
-        }
+        })
     }
 
     /// Tag keys (as symbols) and values.
@@ -225,10 +230,11 @@ mod tests {
             value: "ws".into(),
         });
         span.shared = true;
+        assert!(StoredSpan::from_span(&span, &symbols.read()).is_none());
         StoredSpan::names(&span).for_each(|name| {
             symbols.intern(name);
         });
-        let stored = StoredSpan::from_span(&span, &symbols.read());
+        let stored = StoredSpan::from_span(&span, &symbols.read()).unwrap();
         assert_eq!(stored.to_span(TraceId(77), &symbols.read()), span);
     }
 

@@ -15,6 +15,7 @@
 mod compact;
 mod search;
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -24,6 +25,7 @@ use compact::{kind_code, StoredSpan};
 use crate::trace::dependencies::{DependencyLink, Linker};
 use crate::trace::forward::Forwarder;
 use crate::trace::merge::merge;
+use crate::trace::metrics::InProcess;
 use crate::trace::model::{Kind, Span, TraceId};
 use crate::trace::query::{window_micros, QueryRequest};
 use crate::trace::symbols::{Symbol, Symbols};
@@ -77,23 +79,40 @@ struct Shard {
 }
 
 impl Shard {
-    fn count(&mut self, span: &StoredSpan, delta: i64) {
+    /// Counts a span in (`added`) or out of the indexes; a key whose count reaches 0 goes.
+    fn count(&mut self, span: &StoredSpan, added: bool) {
         if span.local.service == 0 {
             return;
         }
-        let bump = |count: &mut u32| *count = (i64::from(*count) + delta).max(0) as u32;
-        let key = (span.local.service, span.name, span.kind);
-        bump(self.names.entry(key).or_default());
-        if self.names.get(&key) == Some(&0) {
-            self.names.remove(&key);
-        }
+        bump(
+            &mut self.names,
+            (span.local.service, span.name, span.kind),
+            added,
+        );
         if span.remote.service != 0 {
-            let key = (span.local.service, span.remote.service);
-            bump(self.remotes.entry(key).or_default());
-            if self.remotes.get(&key) == Some(&0) {
-                self.remotes.remove(&key);
+            bump(
+                &mut self.remotes,
+                (span.local.service, span.remote.service),
+                added,
+            );
+        }
+    }
+}
+
+/// One lookup per count in the common case; a removal only when a count reaches 0.
+fn bump<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, u32>, key: K, added: bool) {
+    match counts.entry(key) {
+        Entry::Occupied(mut entry) if !added => {
+            *entry.get_mut() -= 1;
+            if *entry.get() == 0 {
+                entry.remove();
             }
         }
+        Entry::Occupied(mut entry) => *entry.get_mut() += 1,
+        Entry::Vacant(entry) if added => {
+            entry.insert(1);
+        }
+        Entry::Vacant(_) => {}
     }
 }
 
@@ -106,6 +125,7 @@ struct Inner {
     span_count: AtomicUsize,
     next_sequence: AtomicU64,
     evicted_spans: AtomicU64,
+    in_process: InProcess,
     forwarder: OnceLock<Forwarder>,
 }
 
@@ -147,6 +167,7 @@ impl Store {
                 span_count: AtomicUsize::new(0),
                 next_sequence: AtomicU64::new(0),
                 evicted_spans: AtomicU64::new(0),
+                in_process: InProcess::default(),
                 forwarder: OnceLock::new(),
             }),
         }
@@ -176,13 +197,35 @@ impl Store {
         if let Some(forwarder) = self.inner.forwarder.get() {
             forwarder.offer(&spans);
         }
+        // Compacted under the symbols' read lock; only spans with names new to the table are
+        // compacted again, once those are interned.
         let symbols = &self.inner.symbols;
-        symbols.intern_all(spans.iter().flat_map(StoredSpan::names));
-        let mut by_shard: Vec<Vec<(u128, StoredSpan)>> = (0..SHARDS).map(|_| Vec::new()).collect();
-        {
+        let mut compacted: Vec<Option<StoredSpan>> = {
             let table = symbols.read();
-            for span in &spans {
-                let stored = StoredSpan::from_span(span, &table);
+            spans
+                .iter()
+                .map(|span| StoredSpan::from_span(span, &table))
+                .collect()
+        };
+        if compacted.iter().any(Option::is_none) {
+            symbols.intern_all(
+                spans
+                    .iter()
+                    .zip(&compacted)
+                    .filter(|(_, stored)| stored.is_none())
+                    .flat_map(|(span, _)| StoredSpan::names(span)),
+            );
+            let table = symbols.read();
+            for (span, stored) in spans.iter().zip(&mut compacted) {
+                if stored.is_none() {
+                    // Always `Some` now: the table only grows.
+                    *stored = StoredSpan::from_span(span, &table);
+                }
+            }
+        }
+        let mut by_shard: Vec<Vec<(u128, StoredSpan)>> = (0..SHARDS).map(|_| Vec::new()).collect();
+        for (span, stored) in spans.iter().zip(compacted) {
+            if let Some(stored) = stored {
                 by_shard[shard_of(span.trace_id.0)].push((span.trace_id.0, stored));
             }
         }
@@ -194,7 +237,7 @@ impl Store {
             let added = batch.len();
             let mut shard = self.write(index);
             for (trace_id, span) in batch {
-                shard.count(&span, 1);
+                shard.count(&span, true);
                 let trace = shard.traces.entry(trace_id).or_insert_with(|| {
                     let sequence = self.inner.next_sequence.fetch_add(1, Ordering::Relaxed);
                     new_traces.push((trace_id, sequence));
@@ -240,7 +283,7 @@ impl Store {
                     continue;
                 };
                 for span in &trace.spans {
-                    shard.count(span, -1);
+                    shard.count(span, false);
                 }
                 trace
             };
@@ -251,6 +294,11 @@ impl Store {
                 .fetch_add(spans as u64, Ordering::Relaxed);
             drop(evicted); // freed outside the shard lock
         }
+    }
+
+    /// The counters of spans handed over in process (the proxy's), for `/prometheus`.
+    pub fn in_process(&self) -> &InProcess {
+        &self.inner.in_process
     }
 
     /// Spans currently stored.

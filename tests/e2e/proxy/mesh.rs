@@ -30,7 +30,10 @@ fn mesh_calls_are_attributed_to_the_calling_service() {
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.json()["item"]["id"], "5", "{answer:?}");
     let trace_id = answer.header("x-sandbox-trace-id").expect("a trace id");
-    let spans = sandbox.trace(trace_id, |spans| has_span(spans, "CLIENT", "user", "item"));
+    // The proxy's spans are ingested off the request path: wait for both hops.
+    let spans = sandbox.trace(trace_id, |spans| {
+        has_span(spans, "CLIENT", "user", "item") && has_span(spans, "CLIENT", "gateway", "user")
+    });
     let trace = serde_json::to_string(&spans).unwrap();
     let mesh = spans
         .iter()
