@@ -29,7 +29,7 @@ pub struct Limits {
     pub default_timeout: Duration,
     /// TCP connect timeout to replicas.
     pub connect_timeout: Duration,
-    /// Whether the HTTP/1.1 fast path (`downstream`, `client`, `wire`) serves the requests it
+    /// Whether the HTTP/1.1 fast path (`h1::server`, `h1::client`, `h1::codec`) serves the requests it
     /// can; off, every request goes through hyper, the reference implementation (server and
     /// client). Read per connection and per request.
     pub fast_path: bool,
@@ -47,6 +47,17 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(5),
             fast_path: true,
         }
+    }
+}
+
+impl Limits {
+    /// How much of a request head the transports read before they stop: room for a head
+    /// somewhat over [`Limits::max_header_bytes`], so the request phases answer it with the
+    /// proxy's own 431 page (which names the limit); beyond this bound hyper's bare 431 (HTTP/1.1)
+    /// or a stream reset (HTTP/2) ends the read, which keeps every buffer bounded. The fast path
+    /// hands a head of `max_header_bytes` or more to hyper, which then applies this bound.
+    pub fn head_read_bound(&self) -> usize {
+        (self.max_header_bytes * 2).max(8192)
     }
 }
 

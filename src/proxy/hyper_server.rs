@@ -119,12 +119,9 @@ impl Downstream {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            // Room for a head somewhat over the limit, so the request phases answer it with the
-            // proxy's own 431 page (and its headers); beyond twice the limit hyper's bare 431
-            // stops the read, which keeps the buffer bounded.
-            .max_buf_size((limits.max_header_bytes * 2).max(8192))
+            .max_buf_size(limits.head_read_bound())
             .keep_alive(true);
-        let io = StrictLineEnds::new(io, limits.max_header_bytes * 2);
+        let io = StrictLineEnds::new(io, limits.head_read_bound());
         let connection = builder
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
@@ -153,7 +150,7 @@ impl Downstream {
         let mut builder = http2::Builder::new(TokioExecutor::new());
         // As for HTTP/1.1: room for a header list over the limit, so the request phases answer
         // it with the proxy's 431 (hyper's default, 16 KiB, ends the connection with an error).
-        let header_list = (limits.max_header_bytes * 2).max(8192);
+        let header_list = limits.head_read_bound();
         builder
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(header_list).unwrap_or(u32::MAX));

@@ -61,6 +61,7 @@ pub async fn serve_connection<S: Service>(
     let mut timer = Deadline::default();
     let cancelled = shutdown.clone().cancelled_owned();
     tokio::pin!(cancelled);
+    // A head this large goes to hyper, whose read bound and the phases' 431 apply to it.
     let max_head = limits.max_header_bytes.max(8192);
     // The HTTP/2 preface can only open a connection.
     let mut first = true;
