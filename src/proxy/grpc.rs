@@ -9,7 +9,9 @@
 //! - `grpc-timeout` (`100m`, `5S`, `1H`: at most 8 digits and a unit, gRPC's HTTP/2 spec) bounds
 //!   the call: the smaller of it and the route's (or service's) timeout applies to the response
 //!   head, its expiry is `DEADLINE_EXCEEDED`, and the header goes upstream reduced by the time
-//!   already spent (so the service, and the client, end a stream that outlives it).
+//!   already spent. A response still streaming when the deadline passes is ended by the proxy
+//!   ([`Bounded`]): the stream to the service is dropped (reset) and the client gets trailers
+//!   with `DEADLINE_EXCEEDED`.
 //! - Retries: a gRPC status can be retried only when it arrives in the response headers (the
 //!   trailers-only answer, as Envoy does: a status in trailers comes after messages were passed
 //!   on), and only while the request body still fits the retry buffer: [`Replay`] streams the
@@ -21,6 +23,7 @@
 //! It must not know about listeners or transports: `phases`, `forward`, `logging` and `body` call
 //! in.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -394,6 +397,65 @@ impl Body for TryBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+/// A gRPC response body bounded by the call's deadline: when it passes before the body ends, the
+/// service's stream is dropped (reset) and the client gets trailers with `DEADLINE_EXCEEDED` and
+/// `message` instead of the rest.
+pub struct Bounded {
+    inner: Option<ProxyBody>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    message: String,
+}
+
+impl Bounded {
+    pub fn new(inner: ProxyBody, deadline: tokio::time::Instant, message: String) -> Bounded {
+        Bounded {
+            inner: Some(inner),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            message,
+        }
+    }
+}
+
+impl Body for Bounded {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = Pin::new(inner).poll_frame(context) {
+            if !matches!(frame, Some(Ok(ref frame)) if frame.is_data()) {
+                self.inner = None;
+            }
+            return Poll::Ready(frame);
+        }
+        if self.deadline.as_mut().poll(context).is_pending() {
+            return Poll::Pending;
+        }
+        self.inner = None;
+        let mut trailers = HeaderMap::new();
+        trailers.insert(GRPC_STATUS, HeaderValue::from_static("4"));
+        if let Ok(value) = HeaderValue::from_str(&percent_encode(&self.message)) {
+            trailers.insert(GRPC_MESSAGE, value);
+        }
+        Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

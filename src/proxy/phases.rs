@@ -415,6 +415,19 @@ async fn proxy<B: RequestBody>(
         let (parts, _) = response.into_parts();
         return Ok(Response::from_parts(parts, empty()));
     }
+    // The caller's deadline also bounds a response that is still streaming.
+    if let Some(after) = deadline {
+        let error = ProxyError::Deadline {
+            service: target.service.to_string(),
+            after,
+        };
+        let ends = tokio::time::Instant::from_std(session.started + after);
+        let response = response.map(|body| {
+            use http_body_util::BodyExt;
+            grpc::Bounded::new(body, ends, error.to_string()).boxed_unsync()
+        });
+        return Ok(response);
+    }
     Ok(response)
 }
 

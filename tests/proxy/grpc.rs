@@ -197,6 +197,36 @@ async fn grpc_server_streaming_is_streamed() {
     assert_eq!(trailers["grpc-status"], "0");
 }
 
+both_paths!(a_stream_past_its_grpc_timeout_is_ended_by_the_proxy);
+async fn a_stream_past_its_grpc_timeout_is_ended_by_the_proxy() {
+    // The upstream sends `one` and then waits (it never looks at `grpc-timeout`): the proxy ends
+    // the call at the caller's deadline, with DEADLINE_EXCEEDED in the trailers.
+    let running = grpc_gateway(Arc::new(Notify::new())).await;
+    let mut client = h2_client(&running).await;
+    let mut request = call(&running, "Stream", b"");
+    request
+        .headers_mut()
+        .insert("grpc-timeout", http::HeaderValue::from_static("300m"));
+    let started = std::time::Instant::now();
+    let response = client.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = next_frame(&mut body).await.into_data().expect("data");
+    assert_eq!(first, message(b"one"));
+    let trailers = next_frame(&mut body)
+        .await
+        .into_trailers()
+        .expect("trailers at the deadline");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_millis(250) && elapsed < Duration::from_secs(3),
+        "ended at the deadline: {elapsed:?}"
+    );
+    assert_eq!(trailers["grpc-status"], "4", "DEADLINE_EXCEEDED");
+    let text = trailers["grpc-message"].to_str().expect("text");
+    assert!(text.contains("grpc-timeout"), "{text}");
+}
+
 /// Frames from a channel, so the upstream sends data and trailers when it likes.
 mod frames {
     use std::pin::Pin;

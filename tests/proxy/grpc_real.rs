@@ -259,8 +259,8 @@ async fn grpc_timeout_is_the_calls_deadline() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["grpc-status"], "4", "DEADLINE_EXCEEDED");
-    let message = response.headers()["grpc-message"].to_str().expect("text");
-    assert!(message.contains("grpc-timeout"), "{message}");
+    let text = response.headers()["grpc-message"].to_str().expect("text");
+    assert!(text.contains("grpc-timeout"), "{text}");
     let body = response.into_body().collect().await.expect("body");
     assert!(body.to_bytes().is_empty());
 }
