@@ -35,6 +35,8 @@ pub struct Metrics {
     pub(crate) open_gateway: AtomicI64,
     pub(crate) open_mesh: AtomicI64,
     pub(crate) refused_connections: AtomicU64,
+    /// TLS handshakes on the gateway that failed or timed out.
+    pub(crate) failed_handshakes: AtomicU64,
     /// Connections accepted by each data-plane worker, in the order the workers started.
     workers: Mutex<Vec<Arc<AtomicU64>>>,
 }
@@ -227,6 +229,12 @@ impl Metrics {
             out,
             "sandbox_proxy_refused_connections_total {}",
             self.refused_connections.load(Ordering::Relaxed)
+        );
+        out.push_str("# HELP sandbox_proxy_tls_handshake_failures_total TLS handshakes on the gateway that failed or timed out.\n# TYPE sandbox_proxy_tls_handshake_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_tls_handshake_failures_total {}",
+            self.failed_handshakes.load(Ordering::Relaxed)
         );
         out.push_str("# HELP sandbox_proxy_worker_accepted_connections_total Client connections accepted, by data-plane worker.\n# TYPE sandbox_proxy_worker_accepted_connections_total counter\n");
         for (worker, accepted) in self.accepted_by_worker().iter().enumerate() {

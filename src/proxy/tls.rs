@@ -16,6 +16,7 @@
 //! know where the CA is.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -141,10 +142,20 @@ pub(super) async fn serve_if_tls(
         Ok(Ok(stream)) => stream,
         Ok(Err(error)) => {
             tracing::debug!(target: "sandbox::proxy", %peer, %error, "TLS handshake failed");
+            downstream
+                .shared
+                .metrics
+                .failed_handshakes
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
         Err(_) => {
             tracing::debug!(target: "sandbox::proxy", %peer, "TLS handshake timed out");
+            downstream
+                .shared
+                .metrics
+                .failed_handshakes
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
     };

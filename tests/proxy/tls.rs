@@ -241,6 +241,15 @@ async fn an_untrusting_client_fails_the_handshake_and_the_listener_carries_on() 
         ("2", Some("web"))
     );
     assert_eq!(get(&secure.running.url("/"), &[]).await.status, 200);
+    // Both failed handshakes (curl's and the garbage) are counted.
+    let metrics = get(&secure.running.url("/__sandbox/metrics"), &[])
+        .await
+        .body;
+    let failed = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sandbox_proxy_tls_handshake_failures_total "))
+        .unwrap_or_else(|| panic!("the counter: {metrics}"));
+    assert_eq!(failed, "2", "{metrics}");
 }
 
 /// An h2c upstream answering every call with its request's body and trailers (`grpc-status: 0`,
