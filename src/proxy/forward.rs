@@ -16,7 +16,7 @@ use super::config::ProxyConfig;
 use super::error::ProxyError;
 use super::grpc::{self, GrpcStatus};
 use super::message::Headers;
-use super::phases::{Session, Target};
+use super::session::{Session, Target};
 use super::span::now_micros;
 use super::upstream::Replica;
 use super::Shared;

@@ -35,7 +35,7 @@ use crate::manifest::GrpcWeb;
 use super::body::{empty, BoxError, ProxyBody};
 use super::config::ProxyConfig;
 use super::error::ProxyError;
-use super::phases::Session;
+use super::session::Session;
 
 /// Headers a browser may read from an answer.
 const EXPOSE: &str = "grpc-status, grpc-message, grpc-status-details-bin, x-request-id, \

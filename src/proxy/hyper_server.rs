@@ -25,14 +25,15 @@ use super::h1::codec::{is_http2_preface, HTTP2_PREFACE};
 use super::h1::line_ends::StrictLineEnds;
 use super::h1::server::{Rewind, Service};
 use super::message::Headers;
-use super::phases::{self, handle, Listener};
+use super::phases::{self, handle};
+use super::session::{Listener, OverTls};
 use super::status::Caller;
 use super::{Limits, Shared};
 
-/// `request`, marked ([`phases::OverTls`]) when its connection came over TLS.
+/// `request`, marked ([`OverTls`]) when its connection came over TLS.
 fn over_tls<B>(mut request: http::Request<B>, tls: bool) -> http::Request<B> {
     if tls {
-        request.extensions_mut().insert(phases::OverTls);
+        request.extensions_mut().insert(OverTls);
     }
     request
 }

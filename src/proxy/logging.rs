@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::body::OnFinish;
-use super::phases::Session;
+use super::session::Session;
 use super::span::{ProxySpan, SpanKind};
 use super::Shared;
 

@@ -117,7 +117,8 @@
 //! # Layout
 //! - `config`: [`ProxyConfig`] (from the manifest) and [`Limits`].
 //! - `route`: the compiled routing table and first-match lookup (pure).
-//! - `phases`: one request in pingora's phases (`request_filter` … `fail_to_proxy`).
+//! - `phases`: one request in pingora's phases (`request_filter` … `fail_to_proxy`); `session`:
+//!   the per-request state they share (`Session`, `Target`, the listener), for every protocol.
 //! - `forward`: circuit breaker, `upstream_peer`, tries, retries, back-off, upgrade tunnels.
 //! - `upstream`: replicas, load balancing, outlier ejection, circuit-breaker slots.
 //! - `faults`, `headers` (hop-by-hop, `X-Forwarded-*`, request ids), `propagation` (B3/W3C),
@@ -160,6 +161,7 @@ mod phases;
 mod propagation;
 mod route;
 mod serve;
+mod session;
 mod span;
 mod status;
 mod tls;
@@ -339,7 +341,7 @@ impl Proxy {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> io::Result<()> {
-        serve::serve(self.shared, listener, shutdown, phases::Listener::Gateway).await
+        serve::serve(self.shared, listener, shutdown, session::Listener::Gateway).await
     }
 
     /// Serves the mesh on `listener` until `shutdown`. Callers are identified by source address
@@ -349,6 +351,6 @@ impl Proxy {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> io::Result<()> {
-        serve::serve(self.shared, listener, shutdown, phases::Listener::Mesh).await
+        serve::serve(self.shared, listener, shutdown, session::Listener::Mesh).await
     }
 }

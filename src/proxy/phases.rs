@@ -9,6 +9,8 @@
 //! 4. `response_filter`: hop-by-hop headers out, route header edits, `x-sandbox-*` headers;
 //! 5. `logging` (in [`super::logging`]): when the response body ends — access log, metrics, spans;
 //! 6. `fail_to_proxy`: an error becomes the page a developer can act on.
+//!
+//! The state the phases share is a [`Session`] (in `session`), one per request on every protocol.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -16,15 +18,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Body;
-
-use crate::manifest::{Faults, RetryPolicy};
 
 const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
 const X_SANDBOX_UPSTREAM: header::HeaderName =
@@ -32,7 +31,7 @@ const X_SANDBOX_UPSTREAM: header::HeaderName =
 const X_SANDBOX_TRACE_ID: header::HeaderName =
     header::HeaderName::from_static("x-sandbox-trace-id");
 
-use super::body::{empty, full, BoxError, ProxyBody, Tracked};
+use super::body::{empty, full, ProxyBody, Tracked};
 use super::config::ProxyConfig;
 use super::deadline::Deadline;
 use super::error::{ErrorReport, ProxyError};
@@ -47,86 +46,10 @@ use super::message::Headers;
 use super::propagation::is_trace_header;
 use super::propagation::TraceContext;
 use super::route::{strip_port, RequestView};
+use super::session::{Listener, OverTls, RequestBody, Session, Target};
 use super::span::now_micros;
 use super::status::Caller;
-use super::upstream::{AdmitGuard, Replica, ReplicaGuard};
 use super::{admin, forward, Shared};
-
-/// Which listener a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listener {
-    Gateway,
-    Mesh,
-}
-
-/// A request body as a listener delivers it: hyper's `Incoming`, or the fast path's `Empty`.
-pub trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static {}
-
-impl<B> RequestBody for B where B: Body<Data = Bytes, Error: Into<BoxError>> + Send + Unpin + 'static
-{}
-
-/// A request extension: the request came over TLS (`X-Forwarded-Proto: https` upstream).
-#[derive(Debug, Clone, Copy)]
-pub struct OverTls;
-
-/// Per-request state (pingora's `CTX`).
-pub struct Session {
-    pub listener: Listener,
-    /// `gateway` at the front door, else the calling service.
-    pub caller: Cow<'static, str>,
-    pub caller_replica: Option<String>,
-    pub peer: SocketAddr,
-    /// The request came over TLS.
-    pub tls: bool,
-    pub request_id: String,
-    /// `request_id` as a header value, made once for both directions.
-    pub request_id_header: Option<HeaderValue>,
-    pub started: Instant,
-    pub start_micros: u64,
-    pub method: Method,
-    pub path: String,
-    /// Route name (`prefix:/items`; `mesh` on the mesh; `-` when none matched).
-    pub route: Cow<'static, str>,
-    pub route_index: Option<usize>,
-    pub service: Option<String>,
-    pub replica: Option<Arc<Replica>>,
-    pub retries: u32,
-    pub annotations: Vec<(u64, String)>,
-    /// The context of the proxy's own span (what is forwarded).
-    pub trace: Option<TraceContext>,
-    pub sampled: bool,
-    pub status: u16,
-    pub error: Option<String>,
-    pub admit: Option<AdmitGuard>,
-    pub replica_guard: Option<ReplicaGuard>,
-    /// A gRPC call's method and status (`None`: not gRPC).
-    pub grpc: Option<grpc::Call>,
-    /// A gRPC-Web call's translation back (`None`: not gRPC-Web).
-    pub web: Option<grpc_web::Web>,
-}
-
-/// Where a request goes, and with which policies.
-pub struct Target<'c> {
-    /// Borrowed from the route table at the gateway.
-    pub service: Cow<'c, str>,
-    pub timeout: Duration,
-    pub retries: Option<&'c RetryPolicy>,
-    pub faults: Option<&'c Faults>,
-    /// Request bodies larger than this are refused (413).
-    pub max_request_body: u64,
-    /// The route whose own `max_request_body` applies (`None`: the gateway's).
-    pub body_limit_route: Option<&'c str>,
-}
-
-impl Target<'_> {
-    /// The 413 for a body over this target's limit, naming the limit that applies.
-    fn body_too_large(&self) -> ProxyError {
-        ProxyError::BodyTooLarge {
-            limit: self.max_request_body,
-            route: self.body_limit_route.map(str::to_string),
-        }
-    }
-}
 
 /// The whole request: every phase, errors turned into pages, the body wrapped for logging. For
 /// hyper's servers, which write what the map holds: [`respond`]'s headers become the map.

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::h1::server::serve_connection;
 use super::hyper_server::Downstream;
-use super::phases::Listener;
+use super::session::Listener;
 use super::Shared;
 
 /// How long in-flight requests get to finish after shutdown is asked for.

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use super::phases::Listener;
+use super::session::Listener;
 use super::{serve, Proxy, Shared};
 
 /// Listen backlog of each worker's socket (tokio's `TcpListener::bind` uses the same).
