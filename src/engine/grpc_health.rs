@@ -58,10 +58,15 @@ pub fn encode_request(service: &str) -> Bytes {
         service: service.to_string(),
     }
     .encode_to_vec();
+    frame(&message)
+}
+
+/// `message` as one uncompressed gRPC message: flag 0, big-endian length, the bytes.
+fn frame(message: &[u8]) -> Bytes {
     let mut framed = BytesMut::with_capacity(5 + message.len());
     framed.put_u8(0);
     framed.put_u32(message.len() as u32);
-    framed.put_slice(&message);
+    framed.put_slice(message);
     framed.freeze()
 }
 
@@ -210,13 +215,6 @@ mod tests {
         headers
     }
 
-    fn framed(message: &[u8]) -> Bytes {
-        let mut out = vec![0];
-        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
-        out.extend_from_slice(message);
-        Bytes::from(out)
-    }
-
     /// What the test server does with a `Health/Check` for `service`, like grpc's own health
     /// servers: `""` serves, `starting` does not, anything else is unknown; with `health: false`
     /// it has no health service at all.
@@ -242,7 +240,7 @@ mod tests {
             match status {
                 Some(status) => {
                     let message = HealthCheckResponse { status }.encode_to_vec();
-                    frames.push(Ok(Frame::data(framed(&message))));
+                    frames.push(Ok(Frame::data(frame(&message))));
                     frames.push(Ok(Frame::trailers(grpc_status(0, ""))));
                 }
                 None => frames.push(Ok(Frame::trailers(grpc_status(5, "unknown service")))),
@@ -274,14 +272,14 @@ mod tests {
     fn requests_encode_and_responses_decode() {
         assert_eq!(&encode_request("")[..], [0, 0, 0, 0, 0]);
         assert_eq!(&encode_request("a.B")[..], b"\0\0\0\0\x05\x0a\x03a.B");
-        assert_eq!(decode_response(&framed(&[0x08, 0x01])), Ok(SERVING));
+        assert_eq!(decode_response(&frame(&[0x08, 0x01])), Ok(SERVING));
         assert_eq!(
-            decode_response(&framed(&[])),
+            decode_response(&frame(&[])),
             Ok(0),
             "proto3 leaves UNKNOWN out"
         );
         assert!(decode_response(&[0, 0, 0, 0, 9, 1]).is_err());
-        assert!(decode_response(&framed(&[0x08])).is_err());
+        assert!(decode_response(&frame(&[0x08])).is_err());
         assert_eq!(serving_status_name(2), "NOT_SERVING");
         assert_eq!(status_name(14), "UNAVAILABLE");
         assert_eq!(status_name(99), "an unknown status");

@@ -182,11 +182,7 @@ impl Web {
     /// the body's last frame, base64 for text.
     pub fn response(&self, response: Response<ProxyBody>) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
-        let grpc = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
-        if grpc {
+        if super::grpc::is_grpc(&parts.headers) {
             parts
                 .headers
                 .insert(header::CONTENT_TYPE, self.content_type.clone());

@@ -131,10 +131,7 @@ pub async fn respond<B: RequestBody>(
         return (response, headers);
     }
     let accept = request.headers().get(header::ACCEPT).cloned();
-    let grpc = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/grpc"));
+    let grpc = grpc::is_grpc(request.headers());
     if grpc {
         session.grpc = Some(grpc::Call::of(&session.path));
     }

@@ -15,17 +15,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::grpc_peers::message;
 use crate::util::{get, manifest, start, Running, TestUpstream};
 
 type Frames = StreamBody<frames::Receiver>;
-
-/// A gRPC message: uncompressed flag, big-endian length, payload.
-fn message(payload: &[u8]) -> Bytes {
-    let mut framed = vec![0u8];
-    framed.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    framed.extend_from_slice(payload);
-    Bytes::from(framed)
-}
 
 fn ok_trailers() -> HeaderMap {
     let mut trailers = HeaderMap::new();
