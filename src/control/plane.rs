@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::monitor::Monitor;
 use super::spans::{SpanDrain, StoreRecorder, QUEUE_SPANS};
-use super::wiring::{self, ContainerSide, MESH_PORT, ZIPKIN_PORT};
+use super::wiring::{self, ContainerSide, MESH_INTAKE_PORT, MESH_PORT, ZIPKIN_PORT};
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
@@ -122,7 +122,7 @@ impl ControlPlane {
             .local_addr()
             .map(|address| address.port())
             .unwrap_or(ZIPKIN_PORT);
-        let side = ContainerSide::detect(networks, zipkin_port);
+        let side = ContainerSide::detect(networks, zipkin_port, MESH_INTAKE_PORT);
         let mut zipkin_listeners = vec![zipkin_local];
         let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
         for (ip, shared) in side.listen_addresses() {
@@ -241,7 +241,7 @@ impl ControlPlane {
                 return;
             }
         };
-        let side = ContainerSide::detect(&networks, late.zipkin_port);
+        let side = ContainerSide::detect(&networks, late.zipkin_port, MESH_INTAKE_PORT);
         for (ip, _) in side.listen_addresses() {
             let new = late
                 .listening

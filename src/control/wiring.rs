@@ -18,6 +18,9 @@ use crate::manifest::{by_priority, Manifest, NetworkMode, Service};
 
 /// The port the mesh listens on, on each network's gateway address.
 pub const MESH_PORT: u16 = 15001;
+/// The port the mesh's forwarders hand connections to, on each network's gateway address (a
+/// PROXY protocol v2 header first; see `sandbox_forwarder::wire`).
+pub const MESH_INTAKE_PORT: u16 = 15002;
 /// The standard Zipkin port, where containers reach the trace server.
 pub const ZIPKIN_PORT: u16 = crate::trace::DEFAULT_PORT;
 /// The host name containers use for the control plane where the gateway address cannot be bound
@@ -39,11 +42,14 @@ pub struct ContainerSide {
     /// The trace server's loopback port: for `network_mode: host` containers, and through the
     /// engine's host-gateway name for containers on no network with a bound gateway.
     pub zipkin_port: u16,
+    /// The mesh intake's loopback port: forwarders on no network with a bound gateway reach it
+    /// through the engine's host-gateway name.
+    pub intake_port: u16,
 }
 
 impl ContainerSide {
     /// The networks whose gateway address this process can listen on.
-    pub fn detect(networks: &[NetworkInfo], zipkin_port: u16) -> ContainerSide {
+    pub fn detect(networks: &[NetworkInfo], zipkin_port: u16, intake_port: u16) -> ContainerSide {
         let gateways = networks
             .iter()
             .filter_map(|network| {
@@ -62,6 +68,7 @@ impl ContainerSide {
             gateways,
             shared,
             zipkin_port,
+            intake_port,
         }
     }
 
@@ -232,6 +239,7 @@ mod tests {
                 .collect(),
             shared: ["bridge".to_string(), "corporate".to_string()].into(),
             zipkin_port: 41000,
+            intake_port: 41001,
         }
     }
 
