@@ -362,8 +362,9 @@ async fn bind(
     address: SocketAddr,
     hint: &'static str,
 ) -> Result<TcpListener, ControlPlaneError> {
-    TcpListener::bind(address)
-        .await
+    // A gateway address may come up only with the network's first container (Podman).
+    crate::engine::podman::gateway_listener(address)
+        .and_then(TcpListener::from_std)
         .map_err(|source| ControlPlaneError::Bind {
             what,
             address,

@@ -52,12 +52,7 @@ impl ContainerSide {
     pub fn detect(networks: &[NetworkInfo], zipkin_port: u16, intake_port: u16) -> ContainerSide {
         let gateways = networks
             .iter()
-            .filter_map(|network| {
-                let ip: IpAddr = network.gateway.as_deref()?.parse().ok()?;
-                std::net::TcpListener::bind(SocketAddr::new(ip, 0))
-                    .is_ok()
-                    .then(|| (network.name.clone(), ip))
-            })
+            .filter_map(|network| Some((network.name.clone(), network.listenable_gateway()?)))
             .collect();
         let shared = networks
             .iter()

@@ -24,6 +24,7 @@ use bollard::models::{EndpointIpamConfig, Ipam, IpamConfig, NetworkConnectReques
 
 use super::error::EngineError;
 use super::labels;
+use super::podman::{self, EngineKind};
 use super::spec::ContainerSpec;
 use crate::manifest::{Build, RestartPolicy, VolumeMount, VolumeSpec};
 use crate::manifest::{ContainerOptions, Device};
@@ -38,6 +39,8 @@ pub struct Docker {
     /// The host can open connections to container IPs on a bridge network (a Linux engine on this
     /// machine). Docker Desktop and remote engines cannot: there, published ports are used.
     host_reaches_containers: bool,
+    /// Docker or Podman (see `engine::podman` for what differs).
+    kind: EngineKind,
 }
 
 /// A container of the project as the engine reports it.
@@ -112,6 +115,19 @@ pub struct NetworkInfo {
     /// Not the project's own (an external network, the engine's `bridge`): other projects may use
     /// it too.
     pub shared: bool,
+    /// The engine puts `gateway` on the host only when the network's first container joins
+    /// (rootful Podman): listen there before it exists (`podman::gateway_listener`).
+    pub gateway_appears_on_attach: bool,
+}
+
+impl NetworkInfo {
+    /// The gateway address this process can listen on for the containers: one on this machine
+    /// now, or one the engine brings up with the network's first container.
+    pub fn listenable_gateway(&self) -> Option<std::net::IpAddr> {
+        let ip: std::net::IpAddr = self.gateway.as_deref()?.parse().ok()?;
+        let bindable = || std::net::TcpListener::bind(std::net::SocketAddr::new(ip, 0)).is_ok();
+        (self.gateway_appears_on_attach || bindable()).then_some(ip)
+    }
 }
 
 /// One line of container output.
@@ -162,14 +178,22 @@ impl Docker {
             .negotiate_version()
             .await
             .map_err(|error| unreachable(error.to_string()))?;
+        let kind = engine_kind(&client).await;
         let host_reaches_containers = endpoint.starts_with("unix://")
             && cfg!(target_os = "linux")
-            && !endpoint.contains("/.docker/");
+            && !endpoint.contains("/.docker/")
+            && !kind.rootless();
         Ok(Docker {
             client,
             endpoint,
             host_reaches_containers,
+            kind,
         })
+    }
+
+    /// Docker or Podman, rootless or not.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
     }
 
     /// Where the engine was found (for messages).
@@ -296,7 +320,7 @@ impl Docker {
                     ),
                 });
             }
-            let info = network_info_of(key, name, &existing);
+            let info = network_info_of(key, name, &existing, self.gateway_appears_on_attach());
             return Ok((
                 NetworkInfo {
                     shared: spec.external,
@@ -344,7 +368,13 @@ impl Docker {
         Ok(self
             .inspect_network(name)
             .await?
-            .map(|network| network_info_of(key, name, &network)))
+            .map(|network| network_info_of(key, name, &network, self.gateway_appears_on_attach())))
+    }
+
+    /// Whether bridge gateways show up on this machine only with their first container (rootful
+    /// Podman on this machine; see `engine::podman`).
+    fn gateway_appears_on_attach(&self) -> bool {
+        self.kind.gateway_appears_on_attach() && self.host_reaches_containers
     }
 
     async fn inspect_network(
@@ -706,6 +736,7 @@ impl Docker {
         self.check_endpoints(spec)?;
         let mut body = with_container_options(container_body(spec), &spec.container);
         inherit_volumes(&mut body, inherited);
+        self.resolve_host_gateway(&mut body, spec).await?;
         let later = apply_networking(&mut body, spec, self.api_at_least(1, 44));
         let id = match self
             .client
@@ -745,6 +776,38 @@ impl Docker {
             }
         }
         Ok(id)
+    }
+
+    /// On engines that do not know `host-gateway` (Podman before 5), such `extra_hosts` entries
+    /// get the gateway address of the container's first network: the host as the container sees
+    /// it, as Docker's `host-gateway` is on Linux.
+    async fn resolve_host_gateway(
+        &self,
+        body: &mut ContainerCreateBody,
+        spec: &ContainerSpec,
+    ) -> Result<(), EngineError> {
+        let Some(hosts) = body
+            .host_config
+            .as_mut()
+            .and_then(|host| host.extra_hosts.as_mut())
+        else {
+            return Ok(());
+        };
+        let asks = hosts.iter().any(|entry| entry.ends_with(":host-gateway"));
+        if !asks || !self.kind.rewrites_host_gateway() {
+            return Ok(());
+        }
+        let network = spec
+            .networks
+            .first()
+            .map(|endpoint| endpoint.network.as_str())
+            .unwrap_or(spec.network_mode.as_str());
+        let gateway = match self.network_info(network, network).await? {
+            Some(info) => info.gateway,
+            None => None,
+        };
+        *hosts = podman::without_host_gateway(hosts, gateway.as_deref());
+        Ok(())
     }
 
     /// Whether the engine speaks at least API `major.minor` (negotiated at connect).
@@ -1071,6 +1134,33 @@ impl Docker {
 }
 
 /// A list filter for resources labelled with `project`, or with any project when `None`.
+/// Which engine answers (`/version`, and `/info` on Podman); Docker when it does not say.
+async fn engine_kind(client: &bollard::Docker) -> EngineKind {
+    let Ok(version) = client.version().await else {
+        return EngineKind::Docker;
+    };
+    let components: Vec<&str> = version
+        .components
+        .iter()
+        .flatten()
+        .map(|component| component.name.as_str())
+        .collect();
+    let kind = EngineKind::detect(&components, version.version.as_deref().unwrap_or(""), &[]);
+    if !kind.is_podman() {
+        return kind;
+    }
+    let security_options = match client.info().await {
+        Ok(info) => info.security_options.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let options: Vec<&str> = security_options.iter().map(String::as_str).collect();
+    EngineKind::detect(
+        &components,
+        version.version.as_deref().unwrap_or(""),
+        &options,
+    )
+}
+
 fn project_filter(project: Option<&str>) -> HashMap<String, Vec<String>> {
     let filter = match project {
         Some(project) => format!("{}={project}", labels::PROJECT),
@@ -1382,6 +1472,7 @@ fn network_info_of(
     key: &str,
     name: &str,
     network: &bollard::models::NetworkInspect,
+    gateway_appears_on_attach: bool,
 ) -> NetworkInfo {
     let gateway = network
         .ipam
@@ -1397,6 +1488,8 @@ fn network_info_of(
         gateway,
         internal: network.internal.unwrap_or(false),
         shared: false,
+        gateway_appears_on_attach: gateway_appears_on_attach
+            && network.driver.as_deref().unwrap_or("bridge") == "bridge",
     }
 }
 

@@ -1,8 +1,8 @@
 //! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
 //! should be ([`spec`]; its secrets and configs in [`files`]), what to change ([`plan`], pure),
 //! doing it ([`apply`]), images ([`image`]; the probes they bring in [`image_health`]), health
-//! probes ([`health`]; gRPC's in [`grpc_health`]) and the labels that find
-//! everything again ([`labels`]).
+//! probes ([`health`]; gRPC's in [`grpc_health`]), the labels that find everything again
+//! ([`labels`]) and what differs on Podman's Docker-compatible API ([`podman`]).
 //!
 //! Only `docker.rs` talks to bollard; everything else works with this module's own types.
 
@@ -17,6 +17,7 @@ pub mod image_health;
 pub mod labels;
 pub mod logs;
 pub mod plan;
+pub mod podman;
 pub mod spec;
 pub mod status;
 

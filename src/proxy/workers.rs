@@ -103,7 +103,11 @@ impl Workers {
     }
 
     async fn listen(&self, address: SocketAddr, kind: Listener) -> io::Result<SocketAddr> {
-        let listeners = bind(address, self.count())?;
+        let listeners = match kind {
+            // On a network's gateway, which may come up only with its first container (Podman).
+            Listener::Mesh => bind_gateway(address, self.count())?,
+            Listener::Gateway => bind(address, self.count())?,
+        };
         let address = listeners[0].local_addr()?;
         let mut replies = Vec::with_capacity(listeners.len());
         for (worker, (listener, assign)) in listeners.into_iter().zip(&self.assign).enumerate() {
@@ -263,6 +267,15 @@ fn bind(address: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListen
     bind_shared(address, count)
 }
 
+/// [`bind`] on a network gateway address that may not exist yet
+/// (`engine::podman::listen_before_address_exists`).
+fn bind_gateway(address: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return bind_reuse_port_with(address, count, true);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    bind(address, count)
+}
+
 fn bind_shared(address: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
     let listener = std::net::TcpListener::bind(address)?;
     listener.set_nonblocking(true)?;
@@ -279,6 +292,15 @@ fn bind_shared(address: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
 /// fails as a plain bind does when anything listens there, and picks the port for port 0.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn bind_reuse_port(address: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    bind_reuse_port_with(address, count, false)
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn bind_reuse_port_with(
+    address: SocketAddr,
+    count: usize,
+    gateway: bool,
+) -> io::Result<Vec<std::net::TcpListener>> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = |reuse_port: bool| -> io::Result<Socket> {
         let socket = Socket::new(
@@ -289,6 +311,9 @@ fn bind_reuse_port(address: SocketAddr, count: usize) -> io::Result<Vec<std::net
         // As tokio and std do on Unix: a port in TIME_WAIT can be listened on again.
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(reuse_port)?;
+        if gateway {
+            crate::engine::podman::listen_before_address_exists(&socket, address)?;
+        }
         socket.set_nonblocking(true)?;
         Ok(socket)
     };
