@@ -77,9 +77,7 @@ impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
             EngineKind::Docker => "Docker",
-            EngineKind::Podman {
-                rootless: true, ..
-            } => "Podman (rootless)",
+            EngineKind::Podman { rootless: true, .. } => "Podman (rootless)",
             EngineKind::Podman { .. } => "Podman",
         }
     }
@@ -157,7 +155,10 @@ mod tests {
         assert!(rootful.gateway_appears_on_attach() && rootful.rewrites_host_gateway());
         let rootless = EngineKind::detect(&["Podman Engine"], "5.2.0", &["name=rootless"]);
         assert!(rootless.rootless() && !rootless.gateway_appears_on_attach());
-        assert!(!rootless.rewrites_host_gateway(), "Podman 5 knows host-gateway");
+        assert!(
+            !rootless.rewrites_host_gateway(),
+            "Podman 5 knows host-gateway"
+        );
         assert!(!EngineKind::Docker.gateway_appears_on_attach());
     }
 

@@ -29,7 +29,7 @@ pub fn port_of(status: &serde_json::Value, key: &str) -> u16 {
 }
 
 /// The example manifest as this test's own project (its own image tag, a free gateway port).
-fn example_manifest(project: &Project) -> String {
+pub fn example_manifest(project: &Project) -> String {
     demo_context(project);
     let example =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("sandbox.yaml.example"))

@@ -8,6 +8,7 @@ mod errors;
 pub mod example;
 mod grpc;
 mod lifecycle;
+mod podman;
 mod proxy;
 mod signals;
 mod util;

@@ -29,6 +29,9 @@ pub struct Project {
     pub name: String,
     pub dir: tempfile::TempDir,
     pub state: tempfile::TempDir,
+    /// The engine's `DOCKER_HOST` for sandbox and the docker CLI, when not the default one
+    /// (Podman's API in `podman.rs`).
+    pub docker_host: Option<String>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -51,7 +54,32 @@ impl Project {
             name,
             dir: tempfile::tempdir().expect("temp dir"),
             state: tempfile::tempdir().expect("temp dir"),
+            docker_host: None,
         }
+    }
+
+    /// A fresh project on the engine at `docker_host` (the caller checked that it answers).
+    pub fn on_engine(tag: &str, docker_host: &str) -> Project {
+        Project {
+            name: format!(
+                "t{}-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::SeqCst),
+                tag.replace('_', "-")
+            ),
+            dir: tempfile::tempdir().expect("temp dir"),
+            state: tempfile::tempdir().expect("temp dir"),
+            docker_host: Some(docker_host.to_string()),
+        }
+    }
+
+    /// The docker CLI, on this project's engine.
+    pub fn docker(&self) -> Command {
+        let mut command = Command::new("docker");
+        if let Some(host) = &self.docker_host {
+            command.env("DOCKER_HOST", host);
+        }
+        command
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -83,6 +111,9 @@ impl Project {
             .env("CI", "true")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
+        if let Some(host) = &self.docker_host {
+            command.env("DOCKER_HOST", host);
+        }
         command
     }
 
@@ -110,7 +141,8 @@ impl Project {
 
     /// Container ids by name for this project (via the docker CLI, independent of sandbox).
     pub fn containers(&self) -> Vec<(String, String)> {
-        let output = Command::new("docker")
+        let output = self
+            .docker()
             .args([
                 "ps",
                 "-a",
@@ -150,7 +182,7 @@ impl Project {
                 vec!["volume", "ls", "-q", "--filter", label.as_str()],
             ),
         ] {
-            let output = Command::new("docker").args(&args).output().expect("docker");
+            let output = self.docker().args(&args).output().expect("docker");
             for id in String::from_utf8_lossy(&output.stdout).lines() {
                 found.push(format!("{kind} {id}"));
             }
@@ -167,7 +199,7 @@ impl Drop for Project {
         // Belt and braces: whatever sandbox did not remove, the docker CLI does.
         let label = format!("label=dev.sandbox.project={}", self.name);
         let ids = |args: &[&str]| -> Vec<String> {
-            Command::new("docker")
+            self.docker()
                 .args(args)
                 .output()
                 .map(|output| {
@@ -179,17 +211,13 @@ impl Drop for Project {
                 .unwrap_or_default()
         };
         for id in ids(&["ps", "-a", "-q", "--filter", &label]) {
-            let _ = Command::new("docker")
-                .args(["rm", "-f", "-v", &id])
-                .output();
+            let _ = self.docker().args(["rm", "-f", "-v", &id]).output();
         }
         for id in ids(&["network", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker").args(["network", "rm", &id]).output();
+            let _ = self.docker().args(["network", "rm", &id]).output();
         }
         for id in ids(&["volume", "ls", "-q", "--filter", &label]) {
-            let _ = Command::new("docker")
-                .args(["volume", "rm", "-f", &id])
-                .output();
+            let _ = self.docker().args(["volume", "rm", "-f", &id]).output();
         }
         // Images tagged with this project's name, or named after it (`<project>-web:1`), are its
         // own; shared test images stay. The untagged
@@ -206,9 +234,7 @@ impl Drop for Project {
             let own = image.ends_with(&format!(":{}", self.name))
                 || image.starts_with(&format!("{}-", self.name));
             if own {
-                let _ = Command::new("docker")
-                    .args(["rmi", "--no-prune", &image])
-                    .output();
+                let _ = self.docker().args(["rmi", "--no-prune", &image]).output();
             }
         }
     }

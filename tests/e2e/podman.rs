@@ -1,0 +1,247 @@
+//! The core scenarios on Podman's Docker-compatible API: each test starts `podman system service`
+//! on a socket of its own (with `podman/containers.conf`), points sandbox and the docker CLI at it
+//! with `DOCKER_HOST`, builds its images into Podman's store through sandbox's `build:`, and stops
+//! the service when it ends. They fail, never skip, when Podman is missing.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::example::{example_manifest, get, port_of};
+use crate::util::{httpd_service, ps_json, wait_until, Project};
+
+/// A `podman system service` of this test, stopped when dropped (after the project, which is
+/// declared later and so dropped first: its cleanup still reaches the engine).
+struct Podman {
+    service: Child,
+    socket: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    /// Starts the service and waits until it answers; panics with the next step when it cannot.
+    fn start() -> Podman {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("podman.sock");
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/podman/containers.conf");
+        let log = std::fs::File::create(dir.path().join("service.log")).expect("service log");
+        let service = Command::new("podman")
+            .args(["system", "service", "--time=0"])
+            .arg(format!("unix://{}", socket.display()))
+            .env("CONTAINERS_CONF", &config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!("these tests need Podman (`podman`: {error}); .ci/setup installs it with apt-get install podman")
+            });
+        let mut podman = Podman {
+            service,
+            socket,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !podman.answers() {
+            if let Ok(Some(status)) = podman.service.try_wait() {
+                panic!(
+                    "`podman system service` exited ({status}): {}",
+                    podman.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`podman system service` did not answer within 30s: {}",
+                podman.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        podman
+    }
+
+    /// `DOCKER_HOST` for this service.
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&self.socket) else {
+            return false;
+        };
+        let mut answer = String::new();
+        stream
+            .write_all(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
+            .and_then(|()| stream.read_to_string(&mut answer))
+            .is_ok()
+            && answer.ends_with("OK")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("service.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // SAFETY: signalling the service this test started.
+        unsafe { libc::kill(self.service.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.service.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+    }
+}
+
+/// The project's running containers, seen through the engine's API (not through sandbox).
+fn running(project: &Project) -> usize {
+    let output = project
+        .docker()
+        .args([
+            "ps",
+            "-q",
+            "--filter",
+            &format!("label=dev.sandbox.project={}", project.name),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout).lines().count()
+}
+
+fn assert_nothing_left(project: &Project) {
+    let leftovers = project.leftovers();
+    assert!(leftovers.is_empty(), "left behind on Podman: {leftovers:?}");
+}
+
+#[test]
+fn on_podman_the_example_is_traced_gateway_user_item_and_its_checks_pass() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-example", &podman.host());
+    project.manifest(&example_manifest(&project));
+    project.run(&["up", "-d", "--wait"]).success();
+    let status = ps_json(&project);
+    let gateway = port_of(&status, "gateway");
+    let zipkin = port_of(&status, "zipkin");
+
+    let answer = get(gateway, "/users/7");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(r#"{"service":"user","id":"7","item":{"id": "7", "name": "item 7"}}"#),
+        "{answer}"
+    );
+    let trace_id = answer
+        .lines()
+        .find_map(|line| {
+            line.to_lowercase()
+                .strip_prefix("x-sandbox-trace-id: ")
+                .map(str::to_string)
+        })
+        .expect("the gateway names the trace");
+    // The mesh's spans (user → item through the gateway address Podman brought up with the first
+    // container) and the demo's own, sent to the trace server on that address.
+    let trace = wait_until(
+        "the trace holds the mesh's and the services' spans",
+        Duration::from_secs(15),
+        || {
+            let answer = get(zipkin, &format!("/api/v2/trace/{trace_id}"));
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+            let spans: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+            let has = |kind: &str, local: &str, remote: &str| {
+                spans.iter().any(|span| {
+                    span["kind"] == kind
+                        && span["localEndpoint"]["serviceName"] == local
+                        && span["remoteEndpoint"]["serviceName"] == remote
+                })
+            };
+            let complete = has("CLIENT", "gateway", "user")
+                && has("CLIENT", "user", "item")
+                && has("SERVER", "item", "user")
+                && spans.iter().any(|span| span["name"] == "get /items/{id}");
+            complete.then_some(body)
+        },
+    );
+    assert!(trace.contains(&trace_id), "{trace}");
+
+    let test = project.run(&["test"]);
+    test.success();
+    assert!(
+        test.stdout.contains("✔ pass  user answers with its item"),
+        "{}",
+        test.stdout
+    );
+    project.run(&["down"]).success();
+    assert_nothing_left(&project);
+}
+
+#[test]
+fn on_podman_run_brings_the_sandbox_up_runs_the_command_and_removes_everything() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-run", &podman.host());
+    project.manifest(&example_manifest(&project));
+    let seen = project.path("seen.env");
+    let script = format!(
+        "env | grep -E '^(USER_URL|ITEM_URL)=' | sort > {}; exit 3",
+        seen.display()
+    );
+    project
+        .run(&["run", "--", "sh", "-c", &script])
+        .expect_code(3);
+    let environment = std::fs::read_to_string(&seen).expect("the command ran");
+    assert!(
+        environment.contains("USER_URL=http://127.0.0.1:"),
+        "{environment}"
+    );
+    assert_nothing_left(&project);
+}
+
+#[test]
+fn on_podman_a_killed_detached_control_plane_strands_nothing_that_down_cannot_find() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-kill9", &podman.host());
+    project.manifest(&format!(
+        "services:\n{}",
+        httpd_service(&project, "web", "")
+    ));
+    project.run(&["up", "-d"]).success();
+    let pid = ps_json(&project)["pid"]
+        .as_u64()
+        .expect("control plane pid") as i32;
+    // SAFETY: killing the control plane this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        running(&project),
+        1,
+        "the container outlives its control plane"
+    );
+    let status = ps_json(&project);
+    assert!(
+        status["pid"].is_null(),
+        "a dead control plane is not reported: {status}"
+    );
+    project.run(&["down", "-t", "0"]).success();
+    assert_nothing_left(&project);
+}
+
+#[test]
+fn on_podman_sigkill_of_a_foreground_up_is_cleaned_up_by_the_reaper() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-reaper", &podman.host());
+    project.manifest(&format!(
+        "services:\n{}",
+        httpd_service(&project, "web", "")
+    ));
+    let mut child = project.spawn_quiet(&["up"]);
+    wait_until("the container runs", Duration::from_secs(60), || {
+        (running(&project) == 1).then_some(())
+    });
+    child.kill().expect("kill -9 the foreground up");
+    child.wait().expect("reap it");
+    wait_until(
+        "the reaper removed the project",
+        Duration::from_secs(20),
+        || project.leftovers().is_empty().then_some(()),
+    );
+}
