@@ -310,37 +310,20 @@ impl ControlPlane {
     }
 }
 
-/// The mesh on the gateway address `ip` of a network, served by the workers.
-async fn listen_mesh(workers: &Workers, ip: IpAddr) -> Result<(), ControlPlaneError> {
-    let address = SocketAddr::new(ip, MESH_PORT);
-    match workers.listen_mesh(address).await {
-        Ok(_) => Ok(()),
-        Err(source) => Err(ControlPlaneError::Bind {
-            what: "mesh",
-            address,
-            source,
-            hint: BUSY_GATEWAY_HINT,
-        }),
-    }
-}
-
-/// The mesh intake on `address`, served by the workers.
-async fn listen_intake(workers: &Workers, address: SocketAddr) -> Result<(), ControlPlaneError> {
-    match workers.listen_intake(address).await {
-        Ok(_) => Ok(()),
-        Err(source) => Err(ControlPlaneError::Bind {
-            what: "mesh intake",
-            address,
-            source,
-            hint: BUSY_GATEWAY_HINT,
-        }),
-    }
-}
-
-/// The mesh and its intake on the gateway address `ip` of a network.
+/// The mesh and its intake on the gateway address `ip` of a network, served by the workers.
 async fn listen_mesh_and_intake(workers: &Workers, ip: IpAddr) -> Result<(), ControlPlaneError> {
-    listen_mesh(workers, ip).await?;
-    listen_intake(workers, SocketAddr::new(ip, MESH_INTAKE_PORT)).await
+    let bound = |what, address, result: std::io::Result<SocketAddr>| {
+        result.map(drop).map_err(|source| ControlPlaneError::Bind {
+            what,
+            address,
+            source,
+            hint: BUSY_GATEWAY_HINT,
+        })
+    };
+    let mesh = SocketAddr::new(ip, MESH_PORT);
+    bound("mesh", mesh, workers.listen_mesh(mesh).await)?;
+    let intake = SocketAddr::new(ip, MESH_INTAKE_PORT);
+    bound("mesh intake", intake, workers.listen_intake(intake).await)
 }
 
 /// The mesh intake on loopback, for forwarders that reach the host through the engine's
