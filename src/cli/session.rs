@@ -41,6 +41,7 @@ pub fn state(manifest: &Manifest, detached: bool) -> ControlPlaneState {
         detached,
         gateway: None,
         zipkin: None,
+        intake_port: None,
         log_file: None,
         listeners: ControlPlaneState::listeners_of(manifest),
         reloads: 0,
@@ -69,6 +70,7 @@ pub async fn bring_up(
     let mut plane = ControlPlane::start(manifest, &network, &docker, &shutdown.graceful).await?;
     state.zipkin = Some(plane.zipkin_url.clone());
     state.gateway = Some(plane.gateway_url.clone());
+    state.intake_port = Some(plane.intake_port);
     let _ = state.write();
     let result = engine::up(
         &docker,

@@ -4,7 +4,7 @@
 //! from here.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -85,19 +85,12 @@ impl Monitor {
                 .iter()
                 .filter(|container| container.state == "running")
                 .map(|container| async move {
-                    let address = service.port.and_then(|port| {
-                        health::reachable_address(
-                            &self.docker,
-                            container.ip.as_deref(),
-                            &container.ports,
-                            port,
-                        )
-                    })?;
+                    let (address, probe_address) = self.replica_address(service, container)?;
                     let verdict = match &service.healthcheck {
                         Some(healthcheck) => {
                             let target = health::ProbeTarget {
                                 container_id: container.id.clone(),
-                                address: Some(address),
+                                address: probe_address,
                                 host: service.name.clone(),
                             };
                             health::probe(&self.docker, healthcheck, &target).await
@@ -127,6 +120,38 @@ impl Monitor {
         proxy.set_callers(callers);
         if let Ok(mut current) = self.states.write() {
             *current = states;
+        }
+    }
+
+    /// Where the proxy reaches a replica, and where its health is probed. With `port:`, the
+    /// service's port (the container's address, or the published port where the host does not
+    /// reach containers). Without, the container's own address at port 0, for the mesh intake,
+    /// which connects at the port each caller dialed (none where the host does not reach
+    /// containers); an address-based health probe there has no port to try.
+    fn replica_address(
+        &self,
+        service: &crate::manifest::Service,
+        container: &ObservedContainer,
+    ) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        match service.port {
+            Some(port) => {
+                let address = health::reachable_address(
+                    &self.docker,
+                    container.ip.as_deref(),
+                    &container.ports,
+                    port,
+                )?;
+                Some((address, Some(address)))
+            }
+            None => {
+                let ip: IpAddr = container
+                    .ip
+                    .as_deref()
+                    .filter(|_| self.docker.host_reaches_containers())?
+                    .parse()
+                    .ok()?;
+                Some((SocketAddr::new(ip, 0), None))
+            }
         }
     }
 

@@ -2,8 +2,11 @@
 //! mesh (the proxy), and the monitor that feeds the proxy with replicas, callers and states.
 //!
 //! Listeners bind the loopback address for the developer and the gateway address of each of the
-//! project's networks for the containers (mesh and trace server on every one, so a service reaches
-//! them on any network it is on); never all interfaces unless the manifest says so (`gateway.host`).
+//! project's networks for the containers (mesh, mesh intake and trace server on every one, so a
+//! service reaches them on any network it is on); never all interfaces unless the manifest says
+//! so (`gateway.host`). The mesh intake also listens on loopback (for forwarders that reach the
+//! host through the engine's host-gateway name); the control plane's owner gives the proxy the
+//! sandbox's mesh token ([`Proxy::set_mesh_token`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -55,6 +58,9 @@ pub struct ControlPlane {
     pub zipkin_url: String,
     /// The gateway as the developer reaches it (`http://127.0.0.1:8080`).
     pub gateway_url: String,
+    /// The mesh intake's loopback port (15002 when it was free): where forwarders that reach the
+    /// host through the engine's host-gateway name hand connections over.
+    pub intake_port: u16,
     /// What containers get.
     pub wiring: Wiring,
     tasks: JoinSet<()>,
@@ -74,6 +80,7 @@ struct LateListeners {
     trace: TraceConfig,
     zipkin_port: u16,
     zipkin_fixed: u16,
+    intake_port: u16,
     listening: std::sync::Mutex<std::collections::BTreeSet<IpAddr>>,
     tasks: std::sync::Mutex<JoinSet<()>>,
 }
@@ -122,7 +129,8 @@ impl ControlPlane {
             .local_addr()
             .map(|address| address.port())
             .unwrap_or(ZIPKIN_PORT);
-        let side = ContainerSide::detect(networks, zipkin_port, MESH_INTAKE_PORT);
+        let intake_port = listen_intake_loopback(&workers).await?;
+        let side = ContainerSide::detect(networks, zipkin_port, intake_port);
         let mut zipkin_listeners = vec![zipkin_local];
         let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
         for (ip, shared) in side.listen_addresses() {
@@ -133,8 +141,8 @@ impl ControlPlane {
                     BUSY_GATEWAY_HINT,
                 )
                 .await?;
-                // Last: the workers serve it from here on.
-                listen_mesh(&workers, ip).await?;
+                // Last: the workers serve them from here on.
+                listen_mesh_and_intake(&workers, ip).await?;
                 Ok::<_, ControlPlaneError>(zipkin)
             };
             match listeners.await {
@@ -181,6 +189,7 @@ impl ControlPlane {
             },
             zipkin_port,
             zipkin_fixed,
+            intake_port,
             listening: std::sync::Mutex::new(listening),
             tasks: std::sync::Mutex::new(JoinSet::new()),
         };
@@ -206,6 +215,7 @@ impl ControlPlane {
                 manifest.gateway.scheme(),
                 SocketAddr::new(display_host, gateway_address.port())
             ),
+            intake_port,
             wiring: wiring::wiring(manifest, &side),
             tasks,
             workers,
@@ -241,7 +251,7 @@ impl ControlPlane {
                 return;
             }
         };
-        let side = ContainerSide::detect(&networks, late.zipkin_port, MESH_INTAKE_PORT);
+        let side = ContainerSide::detect(&networks, late.zipkin_port, late.intake_port);
         for (ip, _) in side.listen_addresses() {
             let new = late
                 .listening
@@ -258,7 +268,7 @@ impl ControlPlane {
             )
             .await;
             let zipkin = match zipkin {
-                Ok(zipkin) => match listen_mesh(&self.workers, ip).await {
+                Ok(zipkin) => match listen_mesh_and_intake(&self.workers, ip).await {
                     Ok(()) => zipkin,
                     Err(error) => {
                         tracing::warn!(%error, "not listening on the gateway {ip} of a new network");
@@ -300,18 +310,40 @@ impl ControlPlane {
     }
 }
 
-/// The mesh on the gateway address `ip` of a network, served by the workers.
-async fn listen_mesh(workers: &Workers, ip: IpAddr) -> Result<(), ControlPlaneError> {
-    let address = SocketAddr::new(ip, MESH_PORT);
-    match workers.listen_mesh(address).await {
-        Ok(_) => Ok(()),
-        Err(source) => Err(ControlPlaneError::Bind {
-            what: "mesh",
+/// The mesh and its intake on the gateway address `ip` of a network, served by the workers.
+async fn listen_mesh_and_intake(workers: &Workers, ip: IpAddr) -> Result<(), ControlPlaneError> {
+    let bound = |what, address, result: std::io::Result<SocketAddr>| {
+        result.map(drop).map_err(|source| ControlPlaneError::Bind {
+            what,
             address,
             source,
             hint: BUSY_GATEWAY_HINT,
-        }),
-    }
+        })
+    };
+    let mesh = SocketAddr::new(ip, MESH_PORT);
+    bound("mesh", mesh, workers.listen_mesh(mesh).await)?;
+    let intake = SocketAddr::new(ip, MESH_INTAKE_PORT);
+    bound("mesh intake", intake, workers.listen_intake(intake).await)
+}
+
+/// The mesh intake on loopback, for forwarders that reach the host through the engine's
+/// host-gateway name: [`MESH_INTAKE_PORT`] when it is free, else one the system picks (another
+/// sandbox holds it). The port listened on.
+async fn listen_intake_loopback(workers: &Workers) -> Result<u16, ControlPlaneError> {
+    let fixed = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), MESH_INTAKE_PORT);
+    let listening = match workers.listen_intake(fixed).await {
+        Ok(listening) => listening,
+        Err(_) => workers
+            .listen_intake(SocketAddr::new(fixed.ip(), 0))
+            .await
+            .map_err(|source| ControlPlaneError::Bind {
+                what: "mesh intake",
+                address: fixed,
+                source,
+                hint: "stop what uses the port",
+            })?,
+    };
+    Ok(listening.port())
 }
 
 /// The gateway on `address`, served by the workers; when the address is taken and `may_move`, a

@@ -19,6 +19,10 @@ pub struct ControlPlaneState {
     pub gateway: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zipkin: Option<String>,
+    /// The mesh intake's loopback port (forwarders that reach the host through the engine's
+    /// host-gateway name use it): a re-up run by another process wires them the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake_port: Option<u16>,
     /// Where a detached control plane writes its own log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,

@@ -103,7 +103,8 @@ pub async fn send(
     let mut attempt = 0;
     loop {
         // upstream_peer
-        let replica = match upstream.pick(traffic.load_balancer, last_failed.as_deref()) {
+        let port = session.called.as_ref().map(|called| called.port);
+        let replica = match upstream.pick(traffic.load_balancer, last_failed.as_deref(), port) {
             Ok(replica) => replica,
             Err(reason) => {
                 return Err(last_error.unwrap_or(ProxyError::NoReplica {
@@ -114,11 +115,11 @@ pub async fn send(
         };
         session.replica = Some(replica.clone());
         let guard = replica.start();
-        let request = build_request(&replica, &mut outgoing, attempt >= max_retries, http2);
-        let exchange =
-            shared
-                .clients
-                .send(http2, config.limits.fast_path, replica.address, request);
+        let address = replica.address_for(port);
+        let request = build_request(&replica, port, &mut outgoing, attempt >= max_retries, http2);
+        let exchange = shared
+            .clients
+            .send(http2, config.limits.fast_path, address, request);
         let result = match policy.and_then(|policy| policy.per_try_timeout) {
             Some(limit) => match tokio::time::timeout(limit, exchange).await {
                 Ok(result) => classify(result, service, &replica),
@@ -187,6 +188,7 @@ pub async fn send(
 /// form; a request without `Host` gets the replica's address.
 fn build_request(
     replica: &Replica,
+    port: Option<u16>,
     outgoing: &mut Outgoing,
     last: bool,
     http2: bool,
@@ -196,11 +198,15 @@ fn build_request(
     } else {
         outgoing.headers.clone()
     };
+    // On the intake, the replica is reached at the port its caller dialed.
+    let authority = match port {
+        Some(port) => replica.address_for(Some(port)).to_string().parse().ok(),
+        None => replica.authority.clone(),
+    };
     if !headers.contains(&http::header::HOST) {
-        if let Some(Ok(host)) = replica
-            .authority
+        if let Some(Ok(host)) = authority
             .as_ref()
-            .map(|authority| http::HeaderValue::from_str(authority.as_str()))
+            .map(|authority: &http::uri::Authority| http::HeaderValue::from_str(authority.as_str()))
         {
             headers.append(&http::header::HOST, &host);
         }
@@ -208,7 +214,7 @@ fn build_request(
     let mut parts = http::uri::Parts::default();
     if http2 {
         parts.scheme = Some(http::uri::Scheme::HTTP);
-        parts.authority = replica.authority.clone();
+        parts.authority = authority;
     }
     parts.path_and_query = Some(outgoing.path_and_query.clone());
     UpstreamRequest {
@@ -252,7 +258,7 @@ fn retriable(policy: &RetryPolicy, result: &Try) -> bool {
 
 /// Full jitter over an exponential cap: `base × 2^(n-1)`, at most `max`, then a random point in
 /// its upper half.
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+pub(super) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exponent = attempt.saturating_sub(1).min(16);
     let cap = policy
         .backoff

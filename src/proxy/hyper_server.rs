@@ -26,7 +26,7 @@ use super::h1::line_ends::StrictLineEnds;
 use super::h1::server::{Rewind, Service};
 use super::message::Headers;
 use super::phases::{self, handle};
-use super::session::{Listener, OverTls};
+use super::session::{Called, Listener, OverTls};
 use super::status::Caller;
 use super::{Limits, Shared};
 
@@ -44,6 +44,8 @@ pub(super) struct Downstream {
     pub kind: Listener,
     pub peer: SocketAddr,
     pub caller: Option<Caller>,
+    /// On the intake: the service and port the caller dialed.
+    pub called: Option<Called>,
     pub limits: Limits,
     pub shutdown: CancellationToken,
     /// Whether the connection came over TLS (its requests say so: `X-Forwarded-Proto: https`).
@@ -56,6 +58,7 @@ struct Requests {
     kind: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
+    called: Option<Called>,
     tls: bool,
 }
 
@@ -71,6 +74,7 @@ impl Requests {
             self.kind,
             self.peer,
             self.caller.clone(),
+            self.called.clone(),
             over_tls(request, self.tls),
         )
     }
@@ -84,6 +88,7 @@ impl Downstream {
             kind,
             peer,
             caller,
+            called,
             limits,
             shutdown,
             tls,
@@ -93,6 +98,7 @@ impl Downstream {
             kind,
             peer,
             caller,
+            called,
             tls,
         };
         (requests, limits, shutdown)
@@ -188,6 +194,7 @@ impl Service for Downstream {
             self.kind,
             self.peer,
             self.caller.clone(),
+            self.called.clone(),
             request,
             Some(timer),
         )

@@ -120,7 +120,8 @@ fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
         local_service: session.caller.to_string(),
         remote_service: service.clone(),
         remote_replica: replica.map(|replica| replica.name.clone()),
-        remote_address: replica.map(|replica| replica.address),
+        remote_address: replica
+            .map(|replica| replica.address_for(session.called.as_ref().map(|called| called.port))),
         start_micros: session.start_micros,
         duration_micros,
         tags,

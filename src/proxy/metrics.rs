@@ -25,6 +25,17 @@ struct Series {
     by_grpc_status: BTreeMap<u8, u64>,
 }
 
+/// One service's L4 connections.
+#[derive(Debug, Default)]
+struct L4Series {
+    /// By how they ended (`client`, `upstream`, `refused`, …).
+    by_close: BTreeMap<&'static str, u64>,
+    /// Bytes from the callers to the service.
+    sent: u64,
+    /// Bytes from the service to the callers.
+    received: u64,
+}
+
 /// The proxy's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -34,6 +45,11 @@ pub struct Metrics {
     pub(crate) faults: AtomicU64,
     pub(crate) open_gateway: AtomicI64,
     pub(crate) open_mesh: AtomicI64,
+    pub(crate) open_intake: AtomicI64,
+    /// Intake connections refused before any byte went upstream, by reason.
+    intake_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// L4 connections through the intake, by service.
+    l4: Mutex<BTreeMap<String, L4Series>>,
     pub(crate) refused_connections: AtomicU64,
     /// TLS handshakes on the gateway that failed or timed out.
     pub(crate) failed_handshakes: AtomicU64,
@@ -86,6 +102,28 @@ impl Metrics {
             .entry(service.to_string())
             .or_default();
         *entry.by_grpc_status.entry(status.0).or_default() += 1;
+    }
+
+    /// Records an intake connection refused before anything went upstream (`reason`:
+    /// `header`, `token`, `timeout`).
+    pub(crate) fn record_intake_refusal(&self, reason: &'static str) {
+        let mut refusals = self
+            .intake_refusals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        *refusals.entry(reason).or_default() += 1;
+    }
+
+    /// Records one finished L4 connection to `service`: how it ended and the bytes each way.
+    pub(crate) fn record_l4(&self, service: &str, close: &'static str, sent: u64, received: u64) {
+        let mut l4 = self.l4.lock().unwrap_or_else(|poison| poison.into_inner());
+        let entry = match l4.get_mut(service) {
+            Some(entry) => entry,
+            None => l4.entry(service.to_string()).or_default(),
+        };
+        *entry.by_close.entry(close).or_default() += 1;
+        entry.sent += sent;
+        entry.received += received;
     }
 
     pub fn record_ejection(&self, service: &str) {
@@ -224,6 +262,12 @@ impl Metrics {
             "sandbox_proxy_open_connections{{listener=\"mesh\"}} {}",
             self.open_mesh.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "sandbox_proxy_open_connections{{listener=\"intake\"}} {}",
+            self.open_intake.load(Ordering::Relaxed)
+        );
+        self.render_intake(&mut out);
         out.push_str("# HELP sandbox_proxy_refused_connections_total Connections closed at once because the cap was reached.\n# TYPE sandbox_proxy_refused_connections_total counter\n");
         let _ = writeln!(
             out,
@@ -244,6 +288,49 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+impl Metrics {
+    /// The intake's refusals and its L4 connections.
+    fn render_intake(&self, out: &mut String) {
+        out.push_str("# HELP sandbox_proxy_intake_refusals_total Mesh intake connections refused (bad PROXY header, wrong token, no header in time).\n# TYPE sandbox_proxy_intake_refusals_total counter\n");
+        for (reason, count) in self
+            .intake_refusals
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_intake_refusals_total{{reason=\"{reason}\"}} {count}"
+            );
+        }
+        let l4 = self.l4.lock().unwrap_or_else(|poison| poison.into_inner());
+        out.push_str("# HELP sandbox_proxy_l4_connections_total L4 (TCP) connections through the mesh, by service and how they ended.\n# TYPE sandbox_proxy_l4_connections_total counter\n");
+        for (service, entry) in l4.iter() {
+            for (close, count) in &entry.by_close {
+                let _ = writeln!(
+                    out,
+                    "sandbox_proxy_l4_connections_total{{service=\"{}\",close=\"{close}\"}} {count}",
+                    escape(service)
+                );
+            }
+        }
+        out.push_str("# HELP sandbox_proxy_l4_bytes_total Bytes through the mesh's L4 connections, by service and direction (sent: caller to service).\n# TYPE sandbox_proxy_l4_bytes_total counter\n");
+        for (service, entry) in l4.iter() {
+            let service = escape(service);
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_l4_bytes_total{{service=\"{service}\",direction=\"sent\"}} {}",
+                entry.sent
+            );
+            let _ = writeln!(
+                out,
+                "sandbox_proxy_l4_bytes_total{{service=\"{service}\",direction=\"received\"}} {}",
+                entry.received
+            );
+        }
     }
 }
 

@@ -30,7 +30,14 @@
 //! # }
 //! ```
 //! Containers reach the mesh as `http://<service>.sandbox:<mesh port>` (the control plane adds the
-//! host entries and the `<SERVICE>_URL` variables). [`Proxy::swap_config`] replaces routes and
+//! host entries and the `<SERVICE>_URL` variables), and transparently through the mesh intake
+//! ([`Proxy::serve_intake`], [`Workers::listen_intake`]): a forwarder that holds a service's
+//! names hands each caller's connection over with a PROXY v2 header (the token of
+//! [`Proxy::set_mesh_token`], the service, the caller's address, the port dialed). The intake
+//! sniffs the first bytes: HTTP/1.x or the HTTP/2 preface go through the same request phases as
+//! the mesh's (target: the header's service; upstream: the replica's IP at the port dialed),
+//! anything else (TLS, databases, server-first protocols) is spliced at L4, one span per
+//! connection (`intake`, `l4`). [`Proxy::swap_config`] replaces routes and
 //! policies atomically when the manifest changes; requests in flight finish on the old table.
 //!
 //! # Data-plane workers
@@ -126,6 +133,8 @@
 //! - `error`: [`ProxyError`] with its source, and the developer-facing error pages.
 //! - `logging`, `metrics`, `admin`, `body`.
 //! - `serve`: the listeners' accept loop (connection cap, grace on shutdown).
+//! - `intake`: the mesh intake (PROXY header, token, protocol sniffing, the TLS SNI); `l4`: TCP
+//!   connections spliced to a replica, with the service's L4 policies and one span each.
 //! - `message`: one message's headers (`Headers`), the seam's header type.
 //! - `clients`: the one upstream dispatch and its failure vocabulary; `idle_pool`: idle
 //!   connections per replica.
@@ -154,6 +163,8 @@ mod hyper_client;
 mod hyper_server;
 mod idle_pool;
 mod ids;
+mod intake;
+mod l4;
 mod logging;
 mod message;
 mod metrics;
@@ -207,6 +218,9 @@ pub(crate) struct Shared {
     clients: clients::Clients,
     /// The gateway's TLS configuration, when it serves HTTPS ([`Proxy::set_tls`]).
     tls: Arc<RwLock<Option<Arc<rustls::ServerConfig>>>>,
+    /// The token the mesh intake's forwarders must present ([`Proxy::set_mesh_token`]); none:
+    /// the intake refuses every connection.
+    mesh_token: Arc<RwLock<Option<Arc<[u8]>>>>,
     /// The connections accepted by the worker serving with this copy, if it is a worker's.
     worker: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
@@ -224,6 +238,7 @@ impl Shared {
             metrics: self.metrics.clone(),
             clients: clients::Clients::new(&self.config().limits),
             tls: self.tls.clone(),
+            mesh_token: self.mesh_token.clone(),
             worker: Some(self.metrics.add_worker()),
         }
     }
@@ -237,6 +252,13 @@ impl Shared {
 
     fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
         self.tls
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+
+    fn mesh_token(&self) -> Option<Arc<[u8]>> {
+        self.mesh_token
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
@@ -276,6 +298,7 @@ impl Proxy {
                 recorder,
                 metrics: Arc::default(),
                 tls: Arc::default(),
+                mesh_token: Arc::default(),
                 worker: None,
             }),
         };
@@ -329,6 +352,16 @@ impl Proxy {
             .unwrap_or_else(|poison| poison.into_inner()) = config;
     }
 
+    /// Sets the sandbox's mesh token: the mesh intake serves only connections whose PROXY header
+    /// carries it (until it is set, none). New connections see the change. Never logged.
+    pub fn set_mesh_token(&self, token: Vec<u8>) {
+        *self
+            .shared
+            .mesh_token
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = Some(token.into());
+    }
+
     /// The metrics (also served at `/__sandbox/metrics`).
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
@@ -352,5 +385,16 @@ impl Proxy {
         shutdown: CancellationToken,
     ) -> io::Result<()> {
         serve::serve(self.shared, listener, shutdown, session::Listener::Mesh).await
+    }
+
+    /// Serves the mesh intake on `listener` until `shutdown`: forwarders' connections, each
+    /// opening with a PROXY v2 header that carries the mesh token ([`Proxy::set_mesh_token`]),
+    /// the service called and the caller's address; then HTTP at L7, anything else at L4.
+    pub async fn serve_intake(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
+        serve::serve(self.shared, listener, shutdown, session::Listener::Intake).await
     }
 }

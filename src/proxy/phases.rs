@@ -46,7 +46,7 @@ use super::message::Headers;
 use super::propagation::is_trace_header;
 use super::propagation::TraceContext;
 use super::route::{strip_port, RequestView};
-use super::session::{Listener, OverTls, RequestBody, Session, Target};
+use super::session::{Called, Listener, OverTls, RequestBody, Session, Target};
 use super::span::now_micros;
 use super::status::Caller;
 use super::{admin, forward, Shared};
@@ -58,21 +58,25 @@ pub async fn handle<B: RequestBody>(
     listener: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
+    called: Option<Called>,
     request: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible> {
-    let (mut response, headers) = respond(shared, listener, peer, caller, request, None).await;
+    let (mut response, headers) =
+        respond(shared, listener, peer, caller, called, request, None).await;
     *response.headers_mut() = headers.into_header_map();
     Ok(response)
 }
 
 /// [`handle`] for a writer of [`Headers`]: the response comes with its map empty and its headers
 /// beside it.
-/// `timer`, the connection's, times the route timeout (else a timer is made for it).
+/// `timer`, the connection's, times the route timeout (else a timer is made for it). `called`:
+/// on the intake, the service and port the caller dialed.
 pub async fn respond<B: RequestBody>(
     shared: Arc<Shared>,
     listener: Listener,
     peer: SocketAddr,
     caller: Option<Caller>,
+    called: Option<Called>,
     request: Request<B>,
     timer: Option<&mut Deadline>,
 ) -> (Response<ProxyBody>, Headers) {
@@ -96,10 +100,11 @@ pub async fn respond<B: RequestBody>(
     };
     let mut session = Session {
         listener,
+        called,
         caller: match (&caller, listener) {
             (Some(caller), _) => Cow::Owned(caller.service.clone()),
             (None, Listener::Gateway) => Cow::Borrowed("gateway"),
-            (None, Listener::Mesh) => Cow::Borrowed("unknown"),
+            (None, Listener::Mesh | Listener::Intake) => Cow::Borrowed("unknown"),
         },
         caller_replica: caller.as_ref().map(|caller| caller.replica.clone()),
         peer,
@@ -135,7 +140,9 @@ pub async fn respond<B: RequestBody>(
     if grpc {
         session.grpc = Some(grpc::Call::of(&session.path));
     }
-    let known_caller = listener == Listener::Gateway || caller.is_some();
+    // The intake's forwarders proved themselves with the token: a caller the monitor does not
+    // know yet (a container that just started, a one-off one) is served as `unknown`.
+    let known_caller = listener != Listener::Mesh || caller.is_some();
     let result = if head_size(&request) > config.limits.max_header_bytes {
         Err(ProxyError::HeadersTooLarge {
             limit: config.limits.max_header_bytes,
@@ -400,12 +407,18 @@ fn request_filter<'c, B>(
                 service,
             }
         }
-        Listener::Mesh => {
-            let host = host.map(strip_port).unwrap_or_default();
-            let service = host
-                .strip_suffix(".sandbox")
-                .unwrap_or(host)
-                .to_ascii_lowercase();
+        Listener::Mesh | Listener::Intake => {
+            // The intake's target is the one its forwarder stands for; the `Host` header is
+            // the caller's and goes upstream unchanged.
+            let service = match &session.called {
+                Some(called) => called.service.to_string(),
+                None => {
+                    let host = host.map(strip_port).unwrap_or_default();
+                    host.strip_suffix(".sandbox")
+                        .unwrap_or(host)
+                        .to_ascii_lowercase()
+                }
+            };
             let Some(service_config) = config.services.get(&service) else {
                 return Err(ProxyError::UnknownService { service });
             };
@@ -449,7 +462,8 @@ fn request_filter<'c, B>(
     Ok(target)
 }
 
-fn sample(rate: f64) -> bool {
+/// Whether a new trace is sampled at `rate`.
+pub(super) fn sample(rate: f64) -> bool {
     rate >= 1.0 || (rate > 0.0 && rand::random::<f64>() < rate)
 }
 

@@ -6,21 +6,23 @@
 //! connection that opens with the HTTP/2 preface (cleartext prior knowledge, h2c: what gRPC
 //! clients send) is served by hyper's HTTP/2 server through the same request pipeline, on either
 //! path. On a gateway with TLS configured, a connection that opens with a TLS handshake goes to
-//! [`super::tls`] (and from there to hyper) before any of this.
+//! [`super::tls`] (and from there to hyper) before any of this. On the mesh intake, a
+//! connection starts with a forwarder's PROXY header and is served by [`super::intake`], which
+//! comes back here ([`serve_http`]) for HTTP and splices other bytes ([`super::l4`]).
 
 use std::io;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::h1::server::serve_connection;
 use super::hyper_server::Downstream;
 use super::session::Listener;
-use super::Shared;
+use super::{Limits, Metrics, Shared};
 
 /// How long in-flight requests get to finish after shutdown is asked for.
 const GRACE: Duration = Duration::from_secs(5);
@@ -32,10 +34,7 @@ pub async fn serve(
     kind: Listener,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
-    let open = match kind {
-        Listener::Gateway => &shared.metrics.open_gateway,
-        Listener::Mesh => &shared.metrics.open_mesh,
-    };
+    let open = open_connections(&shared.metrics, kind);
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -62,28 +61,29 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        // On the intake, the caller is known from the PROXY header (`intake`).
         let caller = match kind {
-            Listener::Gateway => None,
             Listener::Mesh => shared.caller(peer.ip()),
+            Listener::Gateway | Listener::Intake => None,
         };
         let tls = match kind {
             Listener::Gateway => shared.tls(),
-            Listener::Mesh => None,
+            Listener::Mesh | Listener::Intake => None,
         };
         let shared = shared.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
-            let open = match kind {
-                Listener::Gateway => &shared.metrics.open_gateway,
-                Listener::Mesh => &shared.metrics.open_mesh,
-            };
-            let _open = OpenConnection::new(open);
-            let fast_path = limits.fast_path;
+            let metrics = shared.metrics.clone();
+            let _open = OpenConnection::new(open_connections(&metrics, kind));
+            if kind == Listener::Intake {
+                return super::intake::serve_connection(shared, stream, limits, shutdown).await;
+            }
             let downstream = Downstream {
                 shared: shared.clone(),
                 kind,
                 peer,
                 caller,
+                called: None,
                 limits: limits.clone(),
                 shutdown: shutdown.clone(),
                 tls: false,
@@ -96,17 +96,37 @@ pub async fn serve(
                 },
                 None => (downstream, stream),
             };
-            if fast_path {
-                // The fast path reads the first bytes itself and hands HTTP/2 to hyper.
-                serve_connection(stream, downstream, &limits, shutdown).await;
-            } else {
-                downstream.serve(stream).await;
-            }
+            serve_http(stream, downstream, &limits, shutdown).await;
         });
     }
     tracker.close();
     let _ = tokio::time::timeout(GRACE, tracker.wait()).await;
     Ok(())
+}
+
+/// Serves an HTTP connection (HTTP/1.1, or HTTP/2 when it opens with the preface): on the fast
+/// path when it is on, else with hyper.
+pub(super) async fn serve_http(
+    stream: TcpStream,
+    downstream: Downstream,
+    limits: &Limits,
+    shutdown: CancellationToken,
+) {
+    if limits.fast_path {
+        // The fast path reads the first bytes itself and hands HTTP/2 to hyper.
+        serve_connection(stream, downstream, limits, shutdown).await;
+    } else {
+        downstream.serve(stream).await;
+    }
+}
+
+/// The gauge of `kind`'s open connections.
+fn open_connections(metrics: &Metrics, kind: Listener) -> &AtomicI64 {
+    match kind {
+        Listener::Gateway => &metrics.open_gateway,
+        Listener::Mesh => &metrics.open_mesh,
+        Listener::Intake => &metrics.open_intake,
+    }
 }
 
 /// Counts an open connection in the metrics while it lives.

@@ -26,7 +26,19 @@ use super::upstream::{AdmitGuard, Replica, ReplicaGuard};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listener {
     Gateway,
+    /// `<service>.sandbox:15001`: the target is named by the `Host` header.
     Mesh,
+    /// The mesh intake: a forwarder's connection, its target named by the PROXY header
+    /// ([`Called`]), whatever the `Host` header says.
+    Intake,
+}
+
+/// What a caller dialed, as a forwarder reports it on the intake: the service it stands for and
+/// the port the caller connected to (upstream: the chosen replica's address at that port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Called {
+    pub service: Arc<str>,
+    pub port: u16,
 }
 
 /// A request body as a listener delivers it: hyper's `Incoming`, or the fast path's `Empty`.
@@ -42,6 +54,8 @@ pub struct OverTls;
 /// Per-request state (pingora's `CTX`).
 pub struct Session {
     pub listener: Listener,
+    /// On the intake: the service and port the caller dialed.
+    pub called: Option<Called>,
     /// `gateway` at the front door, else the calling service.
     pub caller: Cow<'static, str>,
     pub caller_replica: Option<String>,

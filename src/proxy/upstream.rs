@@ -22,6 +22,9 @@ use super::fasthash::FastMap;
 pub struct Endpoint {
     /// Replica name, like `item-2` (sent back in `x-sandbox-upstream`).
     pub name: String,
+    /// Where the replica serves the service's port (`port:`). Port 0: the service has none, and
+    /// the replica is reached only through the mesh intake, at this IP and the port its caller
+    /// dialed; requests routed by name (the gateway, `<service>.sandbox`) never go there.
     pub address: SocketAddr,
     /// From the control plane's health checks; unhealthy replicas get no new requests.
     pub healthy: bool,
@@ -82,6 +85,21 @@ impl Replica {
 
     fn available(&self) -> bool {
         self.healthy.load(Ordering::Relaxed) && !self.ejected()
+    }
+
+    /// Whether a request for `port` may go here: any replica for the intake (`Some`: the port
+    /// the caller dialed), only those with the service's port for requests routed by name.
+    fn serves(&self, port: Option<u16>) -> bool {
+        port.is_some() || self.address.port() != 0
+    }
+
+    /// Where a request for `port` goes: the replica's IP at the port the caller dialed (the
+    /// intake), else its service address.
+    pub(crate) fn address_for(&self, port: Option<u16>) -> SocketAddr {
+        match port {
+            Some(port) => SocketAddr::new(self.address.ip(), port),
+            None => self.address,
+        }
     }
 
     /// Counts this request against the replica until the guard drops (for least request).
@@ -174,30 +192,33 @@ impl Upstream {
     }
 
     /// Chooses a replica, skipping `avoid` (the one a retry just failed on) when another is free.
+    /// `port`: the port an intake connection's caller dialed (every replica serves it at its
+    /// IP); `None` for requests routed by name, which only replicas with the service's port take.
     pub fn pick(
         &self,
         balancer: LoadBalancer,
         avoid: Option<&Replica>,
+        port: Option<u16>,
     ) -> Result<Arc<Replica>, NoReplica> {
         let replicas = self.replicas();
-        if replicas.is_empty() {
-            return Err(NoReplica::NoneRunning);
-        }
         // Common case: one replica, available.
         if let [only] = replicas.as_slice() {
-            if only.available() {
+            if only.serves(port) && only.available() {
                 return Ok(only.clone());
             }
         }
+        if !replicas.iter().any(|replica| replica.serves(port)) {
+            return Err(NoReplica::NoneRunning);
+        }
         let available: Vec<&Arc<Replica>> = replicas
             .iter()
-            .filter(|replica| replica.available())
+            .filter(|replica| replica.serves(port) && replica.available())
             .collect();
         if available.is_empty() {
             return Err(
                 if replicas
                     .iter()
-                    .any(|replica| replica.healthy.load(Ordering::Relaxed))
+                    .any(|replica| replica.serves(port) && replica.healthy.load(Ordering::Relaxed))
                 {
                     NoReplica::AllEjected
                 } else {
@@ -373,7 +394,7 @@ mod tests {
     fn round_robin_skips_unhealthy() {
         let upstream = Upstream::default();
         assert_eq!(
-            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            upstream.pick(LoadBalancer::RoundRobin, None, None).err(),
             Some(NoReplica::NoneRunning)
         );
         upstream.set_endpoints(&[
@@ -384,7 +405,7 @@ mod tests {
         let names: Vec<String> = (0..4)
             .map(|_| {
                 upstream
-                    .pick(LoadBalancer::RoundRobin, None)
+                    .pick(LoadBalancer::RoundRobin, None, None)
                     .expect("replica")
                     .name
                     .clone()
@@ -393,7 +414,32 @@ mod tests {
         assert_eq!(names, ["a", "c", "a", "c"]);
         upstream.set_endpoints(&[endpoint("b", 2, false)]);
         assert_eq!(
-            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            upstream.pick(LoadBalancer::RoundRobin, None, None).err(),
+            Some(NoReplica::NoneHealthy)
+        );
+    }
+
+    #[test]
+    fn replicas_without_the_service_port_serve_only_the_intake() {
+        let upstream = Upstream::default();
+        upstream.set_endpoints(&[endpoint("a", 0, true)]);
+        assert_eq!(
+            upstream.pick(LoadBalancer::RoundRobin, None, None).err(),
+            Some(NoReplica::NoneRunning),
+            "routed by name: as if the service had no replica"
+        );
+        let replica = upstream
+            .pick(LoadBalancer::RoundRobin, None, Some(6379))
+            .expect("the intake reaches it");
+        assert_eq!(
+            replica.address_for(Some(6379)),
+            SocketAddr::from(([127, 0, 0, 1], 6379))
+        );
+        upstream.set_endpoints(&[endpoint("a", 0, false)]);
+        assert_eq!(
+            upstream
+                .pick(LoadBalancer::RoundRobin, None, Some(6379))
+                .err(),
             Some(NoReplica::NoneHealthy)
         );
     }
@@ -403,7 +449,7 @@ mod tests {
         let upstream = Upstream::default();
         upstream.set_endpoints(&[endpoint("a", 1, true)]);
         let replica = upstream
-            .pick(LoadBalancer::RoundRobin, None)
+            .pick(LoadBalancer::RoundRobin, None, None)
             .expect("replica");
         let policy = OutlierDetection {
             consecutive_errors: 2,
@@ -412,10 +458,10 @@ mod tests {
         assert!(!replica.record(true, &policy));
         assert!(replica.record(true, &policy));
         assert_eq!(
-            upstream.pick(LoadBalancer::RoundRobin, None).err(),
+            upstream.pick(LoadBalancer::RoundRobin, None, None).err(),
             Some(NoReplica::AllEjected)
         );
         std::thread::sleep(Duration::from_millis(40));
-        assert!(upstream.pick(LoadBalancer::RoundRobin, None).is_ok());
+        assert!(upstream.pick(LoadBalancer::RoundRobin, None, None).is_ok());
     }
 }

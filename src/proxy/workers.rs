@@ -102,6 +102,12 @@ impl Workers {
         self.listen(address, Listener::Mesh).await
     }
 
+    /// Serves the mesh intake (forwarders' connections, [`Proxy::serve_intake`]) on `address` on
+    /// every worker, as [`Workers::listen_gateway`] does.
+    pub async fn listen_intake(&self, address: SocketAddr) -> io::Result<SocketAddr> {
+        self.listen(address, Listener::Intake).await
+    }
+
     async fn listen(&self, address: SocketAddr, kind: Listener) -> io::Result<SocketAddr> {
         let listeners = match kind {
             // On a network's gateway, which may come up only with its first container (Podman).

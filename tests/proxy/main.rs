@@ -67,6 +67,7 @@ mod grpc;
 mod grpc_peers;
 mod grpc_real;
 mod grpc_web;
+mod intake;
 mod mesh;
 mod passthrough;
 mod resilience;

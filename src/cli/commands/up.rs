@@ -239,7 +239,8 @@ async fn reload_in_place(
         .as_deref()
         .and_then(|url| url.rsplit(':').next()?.parse().ok())
         .unwrap_or(wiring::ZIPKIN_PORT);
-    let side = ContainerSide::detect(&network, zipkin_port, wiring::MESH_INTAKE_PORT);
+    let intake_port = running.intake_port.unwrap_or(wiring::MESH_INTAKE_PORT);
+    let side = ContainerSide::detect(&network, zipkin_port, intake_port);
     let wiring = wiring::wiring(manifest, &side);
     engine::up(
         &docker,

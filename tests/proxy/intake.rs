@@ -1,0 +1,460 @@
+//! The mesh intake: a forwarder's connection opens with a PROXY v2 header (token, service, the
+//! caller's address, the port dialed). HTTP goes through the mesh's request phases to the
+//! service's replica at the dialed port; anything else is spliced at L4, one span per connection.
+//! The forwarder here is faked: it writes the header, then speaks as the caller.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use sandbox::proxy::{Caller, Endpoint, ProxySpan, SpanKind};
+use sandbox_forwarder::wire::Header;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::util::{self, start_recorded, AccessLog, Answer, Running, Spans, TestUpstream};
+
+/// `l4_only!(name)`: one run, for a test of L4 connections (the HTTP transports and the
+/// client's protocol play no part in them).
+macro_rules! l4_only {
+    ($name:ident) => {
+        variants!($name, tokio::test, l4(true, false));
+    };
+}
+
+const TOKEN: &[u8] = b"0123456789abcdef";
+/// The caller's address as the forwarder saw it.
+const CALLER: &str = "127.0.0.1:40000";
+
+/// A proxy from `yaml` with its intake listening, the token set, `127.0.0.1` known as
+/// `user-1`, and `item`'s replicas at these IPs (port 0: reached at the port dialed).
+async fn start_intake(
+    yaml: &str,
+    replicas: &[(&str, [u8; 4])],
+) -> (Running, std::sync::Arc<Spans>, SocketAddr) {
+    let (running, spans) = start_recorded(yaml).await;
+    running.proxy.set_mesh_token(TOKEN.to_vec());
+    running.proxy.set_callers(HashMap::from([(
+        "127.0.0.1".parse().expect("ip"),
+        Caller {
+            service: "user".into(),
+            replica: "user-1".into(),
+        },
+    )]));
+    set_replicas(&running, replicas);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind intake");
+    let intake = listener.local_addr().expect("address");
+    tokio::spawn(
+        running
+            .proxy
+            .clone()
+            .serve_intake(listener, running.shutdown.clone()),
+    );
+    (running, spans, intake)
+}
+
+fn set_replicas(running: &Running, replicas: &[(&str, [u8; 4])]) {
+    let endpoints = replicas
+        .iter()
+        .map(|(name, ip)| Endpoint {
+            name: (*name).into(),
+            address: SocketAddr::from((*ip, 0)),
+            healthy: true,
+        })
+        .collect();
+    running.proxy.set_endpoints("item", endpoints);
+}
+
+const ITEM: &str = "services:\n  item:\n    image: demo:1\n";
+
+/// What a forwarder does: connects to the intake and writes the header for a caller that
+/// dialed `service` on `port`.
+async fn forward(intake: SocketAddr, service: &str, port: u16, token: &[u8]) -> TcpStream {
+    let mut stream = TcpStream::connect(intake).await.expect("connect intake");
+    let header = Header {
+        source: CALLER.parse().expect("address"),
+        destination: SocketAddr::from(([127, 0, 0, 1], port)),
+        token: token.to_vec(),
+        service: service.into(),
+        dial: false,
+    };
+    stream.write_all(&header.encode()).await.expect("header");
+    stream
+}
+
+/// One request over a forwarded connection, in this run's protocol, with `Host: item:<port>`
+/// as the caller addressed it.
+async fn request(stream: TcpStream, port: u16, path: &str) -> Answer {
+    let host = format!("item:{port}");
+    let response = if util::http2() {
+        let request = Request::builder()
+            .uri(format!("http://{host}{path}"))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await.expect("response")
+    } else {
+        let request = Request::builder()
+            .uri(path)
+            .header("host", &host)
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(connection);
+        sender.send_request(request).await.expect("response")
+    };
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+fn span(spans: &[ProxySpan], kind: SpanKind) -> &ProxySpan {
+    spans
+        .iter()
+        .find(|span| span.kind == kind)
+        .unwrap_or_else(|| panic!("a {kind:?} span in {spans:?}"))
+}
+
+both_paths!(http_reaches_the_replica_at_the_dialed_port_with_the_caller_known);
+async fn http_reaches_the_replica_at_the_dialed_port_with_the_caller_known() {
+    let log = AccessLog::capture();
+    let one = TestUpstream::start("one").await;
+    let (_running, spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let port = one.address.port();
+    let stream = forward(intake, "item", port, TOKEN).await;
+    let answer = request(stream, port, "/items/7").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["upstream"], "one");
+    assert_eq!(answer.json()["path"], "/items/7");
+    let host = format!("item:{port}");
+    assert_eq!(answer.sent("host").as_deref(), Some(host.as_str()));
+    assert_eq!(answer.header("x-sandbox-upstream"), "item-1");
+    let recorded = spans.take();
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(
+        (
+            client.local_service.as_str(),
+            client.remote_service.as_str()
+        ),
+        ("user", "item")
+    );
+    assert_eq!(client.remote_address, Some(one.address));
+    let server = span(&recorded, SpanKind::Server);
+    assert_eq!(server.remote_replica.as_deref(), Some("user-1"));
+    assert_eq!(
+        server.remote_address,
+        Some(CALLER.parse().expect("address"))
+    );
+    let text = log.text();
+    for expected in ["caller=user", "service=\"item\"", "status=200"] {
+        assert!(text.contains(expected), "missing {expected}: {text}");
+    }
+}
+
+both_paths!(the_services_fault_applies);
+async fn the_services_fault_applies() {
+    let one = TestUpstream::start("one").await;
+    let yaml = format!("{ITEM}    faults:\n      abort: {{status: 418, percent: 100}}\n");
+    let (_running, _spans, intake) = start_intake(&yaml, &[("item-1", [127, 0, 0, 1])]).await;
+    let port = one.address.port();
+    let answer = request(forward(intake, "item", port, TOKEN).await, port, "/").await;
+    assert_eq!(answer.status, 418);
+    assert!(answer.body.contains("`item`"), "{}", answer.body);
+    assert_eq!(one.hits(), 0);
+}
+
+both_paths!(retries_go_to_another_replica);
+async fn retries_go_to_another_replica() {
+    let one = TestUpstream::start("one").await;
+    let yaml = format!(
+        "{ITEM}    retries: {{attempts: 2, on: [connect-failure], backoff: {{base: 1ms, max: 2ms}}}}\n"
+    );
+    // `item-2` is on 127.0.0.2, where nothing listens on the port.
+    let replicas = [("item-1", [127, 0, 0, 1]), ("item-2", [127, 0, 0, 2])];
+    let (_running, _spans, intake) = start_intake(&yaml, &replicas).await;
+    let port = one.address.port();
+    for _ in 0..4 {
+        let answer = request(forward(intake, "item", port, TOKEN).await, port, "/").await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.header("x-sandbox-upstream"), "item-1");
+    }
+    assert_eq!(one.hits(), 4);
+}
+
+both_paths!(a_callee_with_no_replica_gets_the_friendly_503);
+async fn a_callee_with_no_replica_gets_the_friendly_503() {
+    let (_running, _spans, intake) = start_intake(ITEM, &[]).await;
+    let answer = request(forward(intake, "item", 8080, TOKEN).await, 8080, "/").await;
+    assert_eq!(answer.status, 503);
+    assert!(answer.body.contains("`item`"), "{}", answer.body);
+}
+
+/// A TCP server on 127.0.0.1: for each connection, `greeting` first, then every byte echoed
+/// back; the end of the input ends the output.
+async fn echo_server(greeting: &'static [u8]) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                if write.write_all(greeting).await.is_ok() {
+                    let _ = tokio::io::copy(&mut read, &mut write).await;
+                    let _ = write.shutdown().await;
+                }
+            });
+        }
+    });
+    address
+}
+
+/// FNV-1a, enough to compare what went with what came back.
+fn checksum(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+l4_only!(ten_mebibytes_each_way_at_l4);
+async fn ten_mebibytes_each_way_at_l4() {
+    let echo = echo_server(b"").await;
+    let (running, spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let stream = forward(intake, "item", echo.port(), TOKEN).await;
+    // Binary from its first byte: neither HTTP nor TLS.
+    let data: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|index| (index.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let expected = (data.len(), checksum(&data));
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        write.write_all(&data).await.expect("write");
+        write.shutdown().await.expect("half-close");
+    });
+    let mut back = Vec::with_capacity(expected.0);
+    tokio::time::timeout(Duration::from_secs(60), read.read_to_end(&mut back))
+        .await
+        .expect("in time")
+        .expect("read");
+    writer.await.expect("writer");
+    assert_eq!((back.len(), checksum(&back)), expected);
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.name, format!("tcp {}", echo.port()));
+    assert_eq!(
+        (
+            client.local_service.as_str(),
+            client.remote_service.as_str()
+        ),
+        ("user", "item")
+    );
+    let size = expected.0.to_string();
+    assert_eq!(client.tags["sandbox.bytes_sent"], size);
+    assert_eq!(client.tags["sandbox.bytes_received"], size);
+    assert_eq!(client.tags["sandbox.close"], "client");
+    assert!(!client.tags.contains_key("error"));
+    let server = span(&recorded, SpanKind::Server);
+    assert_eq!(
+        (server.id.as_str(), server.shared),
+        (client.id.as_str(), true)
+    );
+    assert_eq!(
+        server.remote_address,
+        Some(CALLER.parse().expect("address"))
+    );
+    let metrics = running.proxy.metrics().render();
+    for expected in [
+        "sandbox_proxy_l4_connections_total{service=\"item\",close=\"client\"} 1".to_string(),
+        format!("sandbox_proxy_l4_bytes_total{{service=\"item\",direction=\"sent\"}} {size}"),
+    ] {
+        assert!(metrics.contains(&expected), "missing {expected}: {metrics}");
+    }
+}
+
+/// The spans of a connection, recorded once the proxy has seen both sides end.
+async fn wait_for_spans(spans: &Spans) -> Vec<ProxySpan> {
+    for _ in 0..100 {
+        let recorded = spans.take();
+        if !recorded.is_empty() {
+            return recorded;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no span recorded");
+}
+
+l4_only!(a_server_first_protocol_works_after_the_sniff_window);
+async fn a_server_first_protocol_works_after_the_sniff_window() {
+    let server = echo_server(b"220 ready\r\n").await;
+    let (_running, _spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let started = Instant::now();
+    let mut stream = forward(intake, "item", server.port(), TOKEN).await;
+    let mut greeting = [0u8; 11];
+    tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut greeting))
+        .await
+        .expect("greeted in time")
+        .expect("greeting");
+    assert_eq!(&greeting, b"220 ready\r\n");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    stream.write_all(b"HELO me\r\n").await.expect("write");
+    let mut reply = [0u8; 9];
+    stream.read_exact(&mut reply).await.expect("echo");
+    assert_eq!(&reply, b"HELO me\r\n");
+}
+
+/// A TLS 1.2-style ClientHello record asking for `db.internal` (a cipher suite, no compression,
+/// one extension: `server_name`).
+fn client_hello() -> Vec<u8> {
+    let name = b"db.internal";
+    let server_name = [
+        &[0x00, 0x00][..],                      // extension: server_name
+        &(5 + name.len() as u16).to_be_bytes(), // its length
+        &(3 + name.len() as u16).to_be_bytes(), // the list's length
+        &[0x00],                                // host_name
+        &(name.len() as u16).to_be_bytes(),     // the name's length
+        name,
+    ]
+    .concat();
+    let body = [
+        &[0x03, 0x03][..],
+        &[0x42; 32],
+        &[0x00],                   // no session id
+        &[0x00, 0x02, 0xc0, 0x2f], // one cipher suite
+        &[0x01, 0x00],             // null compression
+        &(server_name.len() as u16).to_be_bytes(),
+        &server_name,
+    ]
+    .concat();
+    let handshake = [&[0x01, 0x00][..], &(body.len() as u16).to_be_bytes(), &body].concat();
+    [
+        &[0x16, 0x03, 0x01][..],
+        &(handshake.len() as u16).to_be_bytes(),
+        &handshake,
+    ]
+    .concat()
+}
+
+l4_only!(tls_passes_untouched_with_its_server_name_on_the_span);
+async fn tls_passes_untouched_with_its_server_name_on_the_span() {
+    let echo = echo_server(b"").await;
+    let (_running, spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let mut stream = forward(intake, "item", echo.port(), TOKEN).await;
+    let hello = client_hello();
+    stream.write_all(&hello).await.expect("write");
+    stream.shutdown().await.expect("half-close");
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut back))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(back, hello, "the bytes pass unchanged");
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.name, "tls db.internal");
+    assert_eq!(client.tags["tls.sni"], "db.internal");
+    assert_eq!(client.tags["sandbox.protocol"], "tls");
+}
+
+/// Reads until the intake closes the connection; how long that took (fails after 2 s).
+async fn closed_within(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the connection was left open");
+    assert!(rest.is_empty(), "nothing comes back: {rest:?}");
+    started.elapsed()
+}
+
+l4_only!(a_wrong_token_is_refused_and_counted);
+async fn a_wrong_token_is_refused_and_counted() {
+    let echo = echo_server(b"hello").await;
+    let (running, spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let stream = forward(intake, "item", echo.port(), b"fedcba9876543210").await;
+    closed_within(stream).await;
+    let mut stream = TcpStream::connect(intake).await.expect("connect");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("write");
+    closed_within(stream).await;
+    let metrics = running.proxy.metrics().render();
+    for reason in ["token", "header"] {
+        let expected = format!("sandbox_proxy_intake_refusals_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&expected), "missing {expected}: {metrics}");
+    }
+    assert!(spans.take().is_empty());
+}
+
+l4_only!(a_callee_down_closes_the_callers_connection_at_once);
+async fn a_callee_down_closes_the_callers_connection_at_once() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("address").port()
+    };
+    let (running, spans, intake) = start_intake(ITEM, &[]).await;
+    // No replica: a server-first client (sending nothing) waits only for the sniff window.
+    let waited = closed_within(forward(intake, "item", closed, TOKEN).await).await;
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    // A replica whose port is closed.
+    set_replicas(&running, &[("item-1", [127, 0, 0, 1])]);
+    let mut stream = forward(intake, "item", closed, TOKEN).await;
+    stream.write_all(b"\x00binary").await.expect("write");
+    let waited = closed_within(stream).await;
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.tags["sandbox.close"], "refused");
+    assert!(client.tags.contains_key("error"));
+}
+
+l4_only!(an_l4_abort_fault_refuses_the_connection);
+async fn an_l4_abort_fault_refuses_the_connection() {
+    let echo = echo_server(b"hello").await;
+    let yaml = format!("{ITEM}    faults:\n      abort: {{status: 503, percent: 100}}\n");
+    let (_running, spans, intake) = start_intake(&yaml, &[("item-1", [127, 0, 0, 1])]).await;
+    let mut stream = forward(intake, "item", echo.port(), TOKEN).await;
+    stream.write_all(b"\x00binary").await.expect("write");
+    closed_within(stream).await;
+    let recorded = wait_for_spans(&spans).await;
+    assert_eq!(
+        span(&recorded, SpanKind::Client).tags["sandbox.close"],
+        "fault"
+    );
+}
+
+l4_only!(half_close_passes_the_end_of_input_on);
+async fn half_close_passes_the_end_of_input_on() {
+    // The service answers once the caller has finished sending: how many bytes came.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut input = Vec::new();
+        stream.read_to_end(&mut input).await.expect("read");
+        let answer = format!("got {} bytes", input.len());
+        stream.write_all(answer.as_bytes()).await.expect("answer");
+    });
+    let (_running, _spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let mut stream = forward(intake, "item", port, TOKEN).await;
+    stream.write_all(b"\x00\x01\x02 five").await.expect("write");
+    stream.shutdown().await.expect("half-close");
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert_eq!(answer, "got 8 bytes");
+}
