@@ -111,7 +111,7 @@ impl Workers {
     async fn listen(&self, address: SocketAddr, kind: Listener) -> io::Result<SocketAddr> {
         let listeners = match kind {
             // On a network's gateway, which may come up only with its first container (Podman).
-            Listener::Mesh => bind_gateway(address, self.count())?,
+            Listener::Mesh | Listener::Intake => bind_gateway(address, self.count())?,
             Listener::Gateway => bind(address, self.count())?,
         };
         let address = listeners[0].local_addr()?;
