@@ -1,5 +1,6 @@
 //! What containers are given to reach the control plane: the Zipkin variables, `<DEP>_URL` for each
-//! dependency (through the mesh), and host entries. A pure function of the manifest and the
+//! dependency (through the mesh), host entries, and where each service's mesh forwarder hands its
+//! connections (the mesh intake). A pure function of the manifest and the
 //! gateway addresses, so an `up` run by another process (a re-up while a control plane runs)
 //! computes the very same container configuration, and nothing is recreated for no reason.
 //!
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::engine::docker::NetworkInfo;
+use crate::engine::mesh::Intake;
 use crate::engine::spec::Wiring;
 use crate::manifest::{by_priority, Manifest, NetworkMode, Service};
 
@@ -141,8 +143,12 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
     let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
     let mut service_environment = BTreeMap::new();
     let mut service_extra_hosts = BTreeMap::new();
+    let mut mesh_intake = BTreeMap::new();
     for service in manifest.services.values() {
         let (reach, own_hosts) = reach(manifest, service, side, 0);
+        if let (Some(intake), true) = (intake(reach, side), own_hosts) {
+            mesh_intake.insert(service.name.clone(), intake);
+        }
         let mut environment =
             BTreeMap::from([("OTEL_SERVICE_NAME".to_string(), service.name.clone())]);
         let mut hosts = Vec::new();
@@ -194,6 +200,24 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
         service_environment,
         extra_hosts: Vec::new(),
         service_extra_hosts,
+        mesh_intake,
+        meshed: BTreeSet::new(),
+    }
+}
+
+/// Where a forwarder on a network reached as `reach` hands its connections: the mesh intake on
+/// the gateway address, else on the host's loopback through the engine's host-gateway name.
+fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
+    match reach {
+        Reach::Gateway(ip) => Some(Intake {
+            address: SocketAddr::new(ip, MESH_INTAKE_PORT).to_string(),
+            extra_hosts: Vec::new(),
+        }),
+        Reach::HostGateway => Some(Intake {
+            address: format!("{HOST_GATEWAY_NAME}:{}", side.intake_port),
+            extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
+        }),
+        Reach::Loopback | Reach::Nothing => None,
     }
 }
 
@@ -407,6 +431,50 @@ services:
             wiring.service_extra_hosts["bridged"],
             ["db.sandbox:172.17.0.1"]
         );
+    }
+
+    #[test]
+    fn forwarders_hand_connections_to_the_intake_on_their_services_network() {
+        let manifest = load(NETWORKS);
+        let wiring = wiring(&manifest, &side(&[("shop_back", "10.2.0.1")]));
+        let intake = |service: &str| wiring.mesh_intake.get(service).cloned();
+        assert_eq!(
+            intake("db"),
+            Some(Intake {
+                address: "10.2.0.1:15002".to_string(),
+                extra_hosts: Vec::new()
+            })
+        );
+        assert_eq!(
+            intake("web"),
+            Some(Intake {
+                address: "host.docker.internal:41001".to_string(),
+                extra_hosts: vec!["host.docker.internal:host-gateway".to_string()]
+            }),
+            "no bound gateway on `front`: through the host gateway"
+        );
+        assert!(wiring.meshed.is_empty(), "decided by `up`, with the images");
+    }
+
+    #[test]
+    fn services_on_another_stack_get_no_intake() {
+        let manifest = load(
+            "name: shop
+services:
+  db: {image: demo, port: 5432}
+  local: {image: demo, network_mode: host}
+  isolated: {image: demo, network_mode: none}
+  sidecar: {image: demo, network_mode: 'service:db'}
+  bridged: {image: demo, network_mode: bridge}
+",
+        );
+        let wiring = wiring(
+            &manifest,
+            &side(&[("shop_default", "10.1.0.1"), ("bridge", "172.17.0.1")]),
+        );
+        let services: Vec<&str> = wiring.mesh_intake.keys().map(String::as_str).collect();
+        assert_eq!(services, ["bridged", "db"]);
+        assert_eq!(wiring.mesh_intake["bridged"].address, "172.17.0.1:15002");
     }
 
     #[test]
