@@ -238,17 +238,7 @@ pub fn dns_names(service: &Service, aliases: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::LoadOptions;
-
-    fn load(text: &str) -> Manifest {
-        let directory = tempfile::tempdir().unwrap();
-        std::fs::write(directory.path().join("sandbox.yaml"), text).unwrap();
-        crate::manifest::load(&LoadOptions {
-            working_dir: directory.path().to_path_buf(),
-            ..LoadOptions::default()
-        })
-        .unwrap()
-    }
+    use crate::manifest::load_text as load;
 
     fn verdict_of(manifest: &Manifest, service: &str, image: Option<&[u16]>) -> Verdict {
         verdict(manifest, &manifest.services[service], image)
@@ -363,16 +353,21 @@ networks:
         }
     }
 
+    /// The forwarder of `service` in the manifest `text`, with the intake above.
+    fn forwarder_of(text: &str, service: &str, ports: &[u16]) -> ContainerSpec {
+        let manifest = load(text);
+        let intake = intake();
+        forwarder_spec(
+            &manifest,
+            &manifest.services[service],
+            ports,
+            inputs(&intake),
+        )
+    }
+
     #[test]
     fn a_forwarder_holds_the_services_names_on_each_of_its_networks() {
-        let manifest = load(NETWORKS);
-        let intake = intake();
-        let spec = forwarder_spec(
-            &manifest,
-            &manifest.services["api"],
-            &[8080],
-            inputs(&intake),
-        );
+        let spec = forwarder_of(NETWORKS, "api", &[8080]);
         assert_eq!(spec.name, "shop-api-mesh");
         assert_eq!(spec.network_mode, "shop_back", "the highest priority first");
         let names: Vec<(&str, Vec<&str>)> = spec
@@ -461,14 +456,7 @@ networks:
 
     #[test]
     fn a_bridged_forwarder_runs_on_the_bridge() {
-        let manifest = load(SHOP);
-        let intake = intake();
-        let spec = forwarder_spec(
-            &manifest,
-            &manifest.services["bridged"],
-            &[83],
-            inputs(&intake),
-        );
+        let spec = forwarder_of(SHOP, "bridged", &[83]);
         assert_eq!(spec.network_mode, "bridge");
         assert!(spec.networks.is_empty());
     }

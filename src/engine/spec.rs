@@ -385,16 +385,7 @@ pub fn inherited_volumes(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn load(text: &str) -> Manifest {
-        let directory = tempfile::tempdir().unwrap();
-        std::fs::write(directory.path().join("sandbox.yaml"), text).unwrap();
-        crate::manifest::load(&crate::manifest::LoadOptions {
-            working_dir: directory.path().to_path_buf(),
-            ..Default::default()
-        })
-        .unwrap()
-    }
+    use crate::manifest::load_text as load;
 
     const MESHED: &str = "name: shop
 services:

@@ -217,6 +217,19 @@ pub fn to_json(manifest: &Manifest) -> String {
         .unwrap_or_else(|error| format!("{{\"error\": {:?}}}", error.to_string()))
 }
 
+/// Loads `text` as the `sandbox.yaml` of a folder of its own, for the tests of modules that consume
+/// a manifest; panics with the errors when it does not load.
+#[cfg(test)]
+pub(crate) fn load_text(text: &str) -> Manifest {
+    let directory = tempfile::tempdir().expect("temporary folder");
+    std::fs::write(directory.path().join("sandbox.yaml"), text).expect("write the manifest");
+    load(&LoadOptions {
+        working_dir: directory.path().to_path_buf(),
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|errors| panic!("the manifest does not load:\n{errors}"))
+}
+
 fn file_error(display: &Path, message: String, hint: Option<&str>) -> ManifestErrors {
     let error = ManifestError {
         file: display.to_path_buf(),

@@ -122,22 +122,18 @@ fn a_meshed_services_names_move_to_its_forwarder_and_down_removes_it() {
     assert_eq!(links, [format!("{forwarder_name}:items")]);
 
     let status = ps_json(&project);
-    let services: Vec<&str> = status["services"]
-        .as_array()
-        .expect("services")
-        .iter()
-        .filter_map(|replica| replica["service"].as_str())
-        .collect();
-    assert_eq!(services, ["item", "user"], "forwarders are no replicas");
-    let mesh: Vec<&str> = status["mesh"]
-        .as_array()
-        .expect("a `mesh` list")
-        .iter()
-        .filter_map(|forwarder| forwarder["name"].as_str())
-        .collect();
+    let listed = |list: &str, key: &str| -> Vec<String> {
+        let items = status[list].as_array().cloned().unwrap_or_default();
+        strings(&items.iter().map(|item| item[key].clone()).collect())
+    };
     assert_eq!(
-        mesh,
-        [forwarder_name.as_str(), &format!("{name}-user-mesh")]
+        listed("services", "service"),
+        ["item", "user"],
+        "forwarders are no replicas"
+    );
+    assert_eq!(
+        listed("mesh", "name"),
+        [forwarder_name.clone(), format!("{name}-user-mesh")]
     );
 
     // A re-up with nothing changed keeps the forwarder (its config hash is stable).

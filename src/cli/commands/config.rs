@@ -131,17 +131,9 @@ pub fn validate(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<u8> {
 mod tests {
     #[test]
     fn each_service_says_whether_it_is_meshed_and_why_not() {
-        let directory = tempfile::tempdir().unwrap();
-        std::fs::write(
-            directory.path().join("sandbox.yaml"),
+        let manifest = crate::manifest::load_text(
             "name: shop\nservices:\n  web: {image: demo, port: 8080, expose: ['9090']}\n  local: {image: demo, port: 80, network_mode: host}\n  private: {image: demo, port: 81, mesh: false}\n  quiet: {image: demo}\n",
-        )
-        .unwrap();
-        let manifest = crate::manifest::load(&crate::manifest::LoadOptions {
-            working_dir: directory.path().to_path_buf(),
-            ..Default::default()
-        })
-        .unwrap();
+        );
         let json = serde_json::to_value(super::shown(&manifest).unwrap()).unwrap();
         let mesh = |service: &str| json["services"][service]["mesh"].clone();
         assert_eq!(
