@@ -107,7 +107,7 @@ fn is_empty_dir(path: &Path) -> bool {
 }
 
 /// Creates `path` with mode 0700; with `parents`, its missing parents too (also 0700).
-fn create_private_dir(path: &Path, parents: bool) -> Result<(), CaError> {
+pub(crate) fn create_private_dir(path: &Path, parents: bool) -> Result<(), CaError> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(parents);
     #[cfg(unix)]
@@ -122,7 +122,7 @@ fn create_private_dir(path: &Path, parents: bool) -> Result<(), CaError> {
 
 /// Writes a new file with `mode` (on Unix) from its creation, so the key is never readable by
 /// others, even for a moment.
-fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), CaError> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

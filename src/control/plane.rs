@@ -40,6 +40,8 @@ pub enum ControlPlaneError {
     },
     #[error("the trace server could not start: {0}")]
     Trace(#[from] trace::TraceError),
+    #[error("the mesh cannot start: {0}")]
+    MeshToken(#[from] super::mesh_token::MeshTokenError),
     #[error("the gateway cannot serve HTTPS: {0}")]
     Ca(#[from] crate::ca::CaError),
     #[error(transparent)]
@@ -103,6 +105,8 @@ impl ControlPlane {
             monitor.clone(),
             Some(Arc::new(recorder)),
         );
+        // The intake takes only connections from this project's forwarders.
+        proxy.set_mesh_token(super::mesh_token::mesh_token(&manifest.project)?.into_bytes());
         if manifest.gateway.tls {
             let (ca, _) = crate::ca::LocalCa::open()?;
             proxy.set_tls(Some(gateway_tls(ca)?));

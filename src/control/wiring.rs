@@ -1,5 +1,6 @@
 //! What containers are given to reach the control plane: the Zipkin variables, `<DEP>_URL` for each
-//! dependency (through the mesh), and host entries. A pure function of the manifest and the
+//! dependency (through the mesh), host entries, and where each service's mesh forwarder hands its
+//! connections (the mesh intake). A pure function of the manifest and the
 //! gateway addresses, so an `up` run by another process (a re-up while a control plane runs)
 //! computes the very same container configuration, and nothing is recreated for no reason.
 //!
@@ -13,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::engine::docker::NetworkInfo;
+use crate::engine::mesh::Intake;
 use crate::engine::spec::Wiring;
 use crate::manifest::{by_priority, Manifest, NetworkMode, Service};
 
@@ -136,8 +138,12 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
     let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
     let mut service_environment = BTreeMap::new();
     let mut service_extra_hosts = BTreeMap::new();
+    let mut mesh_intake = BTreeMap::new();
     for service in manifest.services.values() {
         let (reach, own_hosts) = reach(manifest, service, side, 0);
+        if let (Some(intake), true) = (intake(reach, side), own_hosts) {
+            mesh_intake.insert(service.name.clone(), intake);
+        }
         let mut environment =
             BTreeMap::from([("OTEL_SERVICE_NAME".to_string(), service.name.clone())]);
         let mut hosts = Vec::new();
@@ -189,6 +195,24 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
         service_environment,
         extra_hosts: Vec::new(),
         service_extra_hosts,
+        mesh_intake,
+        meshed: BTreeSet::new(),
+    }
+}
+
+/// Where a forwarder on a network reached as `reach` hands its connections: the mesh intake on
+/// the gateway address, else on the host's loopback through the engine's host-gateway name.
+fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
+    match reach {
+        Reach::Gateway(ip) => Some(Intake {
+            address: SocketAddr::new(ip, MESH_INTAKE_PORT).to_string(),
+            extra_hosts: Vec::new(),
+        }),
+        Reach::HostGateway => Some(Intake {
+            address: format!("{HOST_GATEWAY_NAME}:{}", side.intake_port),
+            extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
+        }),
+        Reach::Loopback | Reach::Nothing => None,
     }
 }
 
@@ -210,17 +234,7 @@ pub fn zipkin_environment(base: &str) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{LoadOptions, Manifest};
-
-    fn load(text: &str) -> Manifest {
-        let directory = tempfile::tempdir().unwrap();
-        std::fs::write(directory.path().join("sandbox.yaml"), text).unwrap();
-        crate::manifest::load(&LoadOptions {
-            working_dir: directory.path().to_path_buf(),
-            ..LoadOptions::default()
-        })
-        .unwrap()
-    }
+    use crate::manifest::{load_text as load, Manifest};
 
     fn manifest() -> Manifest {
         load("name: shop\nservices:\n  user:\n    image: demo\n    port: 8080\n    depends_on: [item-store]\n  item-store:\n    image: demo\n    port: 9090\n")
@@ -402,6 +416,33 @@ services:
             wiring.service_extra_hosts["bridged"],
             ["db.sandbox:172.17.0.1"]
         );
+        // Only services with networks of their own get a forwarder's intake.
+        let with_intake: Vec<&str> = wiring.mesh_intake.keys().map(String::as_str).collect();
+        assert_eq!(with_intake, ["bridged", "db"]);
+        assert_eq!(wiring.mesh_intake["bridged"].address, "172.17.0.1:15002");
+    }
+
+    #[test]
+    fn forwarders_hand_connections_to_the_intake_on_their_services_network() {
+        let manifest = load(NETWORKS);
+        let wiring = wiring(&manifest, &side(&[("shop_back", "10.2.0.1")]));
+        let intake = |service: &str| wiring.mesh_intake.get(service).cloned();
+        assert_eq!(
+            intake("db"),
+            Some(Intake {
+                address: "10.2.0.1:15002".to_string(),
+                extra_hosts: Vec::new()
+            })
+        );
+        assert_eq!(
+            intake("web"),
+            Some(Intake {
+                address: "host.docker.internal:41001".to_string(),
+                extra_hosts: vec!["host.docker.internal:host-gateway".to_string()]
+            }),
+            "no bound gateway on `front`: through the host gateway"
+        );
+        assert!(wiring.meshed.is_empty(), "decided by `up`, with the images");
     }
 
     #[test]

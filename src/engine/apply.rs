@@ -1,5 +1,6 @@
-//! Bringing a sandbox up: network and volumes, images, the plan, then every service started in
-//! parallel along the dependency graph, each waiting only for its own dependencies' conditions.
+//! Bringing a sandbox up: network and volumes, images, the plan, the mesh's forwarders, then every
+//! service started in parallel along the dependency graph, each waiting only for its own
+//! dependencies' conditions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::error::EngineError;
 use super::health::{self, ProbeTarget, StartupVerdict};
 use super::image;
 use super::labels;
+use super::mesh::{self, ForwarderInputs, Verdict};
 use super::plan::{self, ReplicaAction};
 use super::spec::{ContainerSpec, Wiring};
 use crate::events::{EventSink, Step};
@@ -20,6 +22,8 @@ use crate::manifest::{DependencyCondition, Manifest, NetworkMode, Service};
 
 /// How many log lines a failure report carries.
 const FAILURE_LOG_LINES: usize = 20;
+/// How long a mesh forwarder gets to stop (it holds no state; callers reconnect).
+const FORWARDER_GRACE: Duration = Duration::from_secs(1);
 
 /// What `up` was asked to do.
 #[derive(Debug, Clone)]
@@ -197,6 +201,146 @@ pub fn with_dependencies(manifest: &Manifest, selected: &[String]) -> Vec<String
     wanted.into_iter().filter(|name| container(name)).collect()
 }
 
+/// The meshed services among `selected`, with the ports their forwarders listen on (the images'
+/// exposed ports included). Only services whose forwarder can reach the mesh intake are meshed.
+async fn meshed_services(
+    docker: &Docker,
+    manifest: &Manifest,
+    selected: &[String],
+    wiring: &Wiring,
+) -> Result<BTreeMap<String, Vec<u16>>, EngineError> {
+    let mut meshed = BTreeMap::new();
+    for name in selected {
+        let service = &manifest.services[name];
+        let candidate = matches!(
+            mesh::verdict(manifest, service, None),
+            Verdict::Meshed { .. } | Verdict::Off(mesh::Off::NoPort { .. })
+        );
+        if !candidate || !wiring.mesh_intake.contains_key(name) {
+            continue;
+        }
+        let image_ports: Vec<u16> = docker
+            .image_exposed_ports(&service.image)
+            .await?
+            .into_iter()
+            .filter(|(_, protocol)| protocol == "tcp")
+            .map(|(port, _)| port)
+            .collect();
+        if let Verdict::Meshed { ports } = mesh::verdict(manifest, service, Some(&image_ports)) {
+            meshed.insert(name.clone(), ports);
+        }
+    }
+    Ok(meshed)
+}
+
+/// Makes the forwarders match `meshed` before any service starts: created, recreated when their
+/// config changed, started; those of services no longer meshed (or no longer in the manifest)
+/// removed. Forwarders of services this `up` does not touch are left alone. Plumbing: no health
+/// gating; the engine restarts them (`unless-stopped`).
+async fn apply_forwarders(
+    docker: &Docker,
+    manifest: &Manifest,
+    meshed: &BTreeMap<String, Vec<u16>>,
+    wiring: &Wiring,
+    selected: &[String],
+    events: &EventSink,
+) -> Result<(), EngineError> {
+    let observed = docker.mesh_forwarders(&manifest.project).await?;
+    if meshed.is_empty() && observed.is_empty() {
+        return Ok(());
+    }
+    let mut desired: BTreeMap<String, Vec<ContainerSpec>> = BTreeMap::new();
+    if !meshed.is_empty() {
+        let token = crate::control::mesh_token::mesh_token(&manifest.project).map_err(|error| {
+            EngineError::Api {
+                action: "reading the project's mesh token".to_string(),
+                message: error.to_string(),
+            }
+        })?;
+        let image = super::forwarder::ensure_image(docker).await?;
+        for (name, ports) in meshed {
+            let Some(intake) = wiring.mesh_intake.get(name) else {
+                continue;
+            };
+            let inputs = ForwarderInputs {
+                image: &image,
+                intake,
+                token: &token,
+            };
+            let spec = mesh::forwarder_spec(manifest, &manifest.services[name], ports, inputs);
+            desired.insert(name.clone(), vec![spec.with_hash_label()]);
+        }
+    }
+    let untouched = manifest
+        .services
+        .values()
+        .filter(|service| service.external.is_none() && !selected.contains(&service.name))
+        .map(|service| service.name.clone());
+    let plan = plan::forwarders(&desired, &observed, untouched.collect());
+    let stale = plan
+        .orphans
+        .iter()
+        .chain(plan.services.values().flat_map(|service| &service.remove))
+        .map(|container| remove_forwarder(docker, container, None, events));
+    for result in futures_util::future::join_all(stale).await {
+        result?;
+    }
+    let actions = plan
+        .services
+        .values()
+        .flat_map(|service| &service.replicas)
+        .map(|action| start_forwarder(docker, action, events));
+    for result in futures_util::future::join_all(actions).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// Creates, recreates or starts one forwarder as its plan says.
+async fn start_forwarder(
+    docker: &Docker,
+    action: &ReplicaAction,
+    events: &EventSink,
+) -> Result<(), EngineError> {
+    let (spec, id, done) = match action {
+        ReplicaAction::Keep { container, .. } if container.state == "running" => return Ok(()),
+        ReplicaAction::Keep { container, spec } => (spec, container.id.clone(), "started"),
+        ReplicaAction::Create(spec) => (spec, docker.create_container(spec).await?, "created"),
+        ReplicaAction::Recreate { old, spec } => {
+            docker
+                .stop_container(&old.id, Some(FORWARDER_GRACE))
+                .await?;
+            docker.remove_container(&old.id).await?;
+            (spec, docker.create_container(spec).await?, "recreated")
+        }
+    };
+    docker.start_container(&id, &spec.service).await?;
+    events.emit(crate::events::Event::Resource {
+        kind: "mesh forwarder".to_string(),
+        name: spec.name.clone(),
+        action: done.to_string(),
+    });
+    Ok(())
+}
+
+/// Stops (within [`FORWARDER_GRACE`], or `timeout` when shorter) and removes one forwarder.
+async fn remove_forwarder(
+    docker: &Docker,
+    container: &ObservedContainer,
+    timeout: Option<Duration>,
+    events: &EventSink,
+) -> Result<String, EngineError> {
+    let grace = timeout.map_or(FORWARDER_GRACE, |timeout| timeout.min(FORWARDER_GRACE));
+    docker.stop_container(&container.id, Some(grace)).await?;
+    docker.remove_container(&container.id).await?;
+    events.emit(crate::events::Event::Resource {
+        kind: "mesh forwarder".to_string(),
+        name: container.name.clone(),
+        action: "removed".to_string(),
+    });
+    Ok(container.name.clone())
+}
+
 /// The state a service has reached, shared with its dependents.
 #[derive(Debug, Clone, PartialEq)]
 enum Reached {
@@ -222,6 +366,11 @@ pub async fn up(
     // Before anything starts: dependents wait on probes that may come from the images.
     let completed = image::from_images(docker, manifest, &selected).await?;
     let manifest = &completed;
+    let meshed = meshed_services(docker, manifest, &selected, wiring).await?;
+    let wiring = &Wiring {
+        meshed: meshed.keys().cloned().collect(),
+        ..wiring.clone()
+    };
 
     let desired: BTreeMap<String, Vec<ContainerSpec>> = selected
         .iter()
@@ -272,6 +421,8 @@ pub async fn up(
     for result in futures_util::future::join_all(removals).await {
         result?;
     }
+    // Callers may start before the services they call: the names must lead somewhere first.
+    apply_forwarders(docker, manifest, &meshed, wiring, &selected, events).await?;
 
     // Which conditions dependents wait for, per service.
     let mut needed: BTreeMap<&str, BTreeSet<DependencyCondition>> = BTreeMap::new();
@@ -711,8 +862,8 @@ pub struct DownOutcome {
     pub volumes: Vec<String>,
 }
 
-/// Stops and removes everything of `project` found by label, all containers in parallel; named
-/// volumes only with `remove_volumes`.
+/// Stops and removes everything of `project` found by label, all containers (mesh forwarders
+/// too) in parallel; named volumes only with `remove_volumes`. The project's mesh token goes too.
 pub async fn down(
     docker: &Docker,
     project: &str,
@@ -720,12 +871,24 @@ pub async fn down(
     events: &EventSink,
 ) -> Result<DownOutcome, EngineError> {
     let containers = docker.project_containers(project).await?;
+    let forwarders = docker.mesh_forwarders(project).await?;
     let mut outcome = DownOutcome::default();
     let removals = containers
         .iter()
         .map(|container| remove_one(docker, container, options.timeout, events));
-    for result in futures_util::future::join_all(removals).await {
+    let forwarder_removals = forwarders
+        .iter()
+        .map(|container| remove_forwarder(docker, container, options.timeout, events));
+    let (removed, forwarders_removed) = tokio::join!(
+        futures_util::future::join_all(removals),
+        futures_util::future::join_all(forwarder_removals)
+    );
+    for result in removed.into_iter().chain(forwarders_removed) {
         outcome.containers.push(result?);
+    }
+    // No forwarder is left to send it; the next `up` makes a new one.
+    if let Err(error) = crate::control::mesh_token::remove_mesh_token(project) {
+        tracing::warn!(%error, "cannot remove the project's mesh token");
     }
     for network in docker.labelled_networks(Some(project)).await? {
         docker.remove_network(&network).await?;

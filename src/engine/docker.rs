@@ -206,24 +206,42 @@ impl Docker {
         self.host_reaches_containers
     }
 
-    /// Every container (running or not) carrying the project's label.
+    /// The project's service replicas (running or not): containers carrying its label, except its
+    /// mesh forwarders ([`Docker::mesh_forwarders`]), which are no service's replicas.
     pub async fn project_containers(
         &self,
         project: &str,
     ) -> Result<Vec<ObservedContainer>, EngineError> {
-        self.containers_labelled(Some(project)).await
+        let mut containers = self.containers_labelled(Some(project), None).await?;
+        containers.retain(|container| !container.labels.contains_key(labels::ROLE));
+        Ok(containers)
+    }
+
+    /// The project's mesh forwarders (running or not), one per meshed service; `service` is the
+    /// service each stands for.
+    pub async fn mesh_forwarders(
+        &self,
+        project: &str,
+    ) -> Result<Vec<ObservedContainer>, EngineError> {
+        let role = format!("{}={}", labels::ROLE, labels::MESH_FORWARDER);
+        self.containers_labelled(Some(project), Some(role)).await
     }
 
     /// Every container made by any sandbox on this engine.
     pub async fn all_sandbox_containers(&self) -> Result<Vec<ObservedContainer>, EngineError> {
-        self.containers_labelled(None).await
+        self.containers_labelled(None, None).await
     }
 
+    /// Containers with the project label (any project's when `None`), and `label` when given.
     async fn containers_labelled(
         &self,
         project: Option<&str>,
+        label: Option<String>,
     ) -> Result<Vec<ObservedContainer>, EngineError> {
-        let filters = project_filter(project);
+        let mut filters = project_filter(project);
+        if let Some(label) = label {
+            filters.entry("label".to_string()).or_default().push(label);
+        }
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)

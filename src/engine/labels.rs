@@ -13,10 +13,20 @@ pub const CONFIG_HASH: &str = "dev.sandbox.config-hash";
 pub const MANIFEST: &str = "dev.sandbox.manifest";
 /// The key a project network has in the manifest (`default`, `backend`), on networks.
 pub const NETWORK: &str = "dev.sandbox.network";
+/// What a container is when it is not a replica of its service: [`MESH_FORWARDER`].
+pub const ROLE: &str = "dev.sandbox.role";
+/// [`ROLE`] of a mesh forwarder: the container that holds a meshed service's DNS names and hands
+/// every connection to the control plane's mesh intake. Never counted as a replica.
+pub const MESH_FORWARDER: &str = "mesh-forwarder";
 
 /// A replica's container name (compose v2's scheme).
 pub fn container_name(project: &str, service: &str, replica: u32) -> String {
     format!("{project}-{service}-{replica}")
+}
+
+/// The container name of a service's mesh forwarder.
+pub fn forwarder_name(project: &str, service: &str) -> String {
+    format!("{project}-{service}-mesh")
 }
 
 /// A named volume's engine name.

@@ -1,8 +1,9 @@
 //! The Docker side of a sandbox: connection and error translation ([`docker`]), what a container
 //! should be ([`spec`]; its secrets and configs in [`files`]), what to change ([`plan`], pure),
 //! doing it ([`apply`]), images ([`image`]; the probes they bring in [`image_health`]), health
-//! probes ([`health`]; gRPC's in [`grpc_health`]), the labels that find everything again
-//! ([`labels`]) and what differs on Podman's Docker-compatible API ([`podman`]).
+//! probes ([`health`]; gRPC's in [`grpc_health`]), the transparent mesh's forwarders ([`mesh`];
+//! their image in [`forwarder`]), the labels that find everything again ([`labels`]) and what
+//! differs on Podman's Docker-compatible API ([`podman`]).
 //!
 //! Only `docker.rs` talks to bollard; everything else works with this module's own types.
 
@@ -10,12 +11,14 @@ pub mod apply;
 pub mod docker;
 pub mod error;
 pub mod files;
+pub mod forwarder;
 pub mod grpc_health;
 pub mod health;
 pub mod image;
 pub mod image_health;
 pub mod labels;
 pub mod logs;
+pub mod mesh;
 pub mod plan;
 pub mod podman;
 pub mod spec;

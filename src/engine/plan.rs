@@ -119,6 +119,20 @@ pub fn plan(
     result
 }
 
+/// Plans the mesh forwarders like replicas: `desired` holds one spec (replica 0) per meshed
+/// service. A forwarder whose service is neither meshed now nor `untouched` (a service this `up`
+/// leaves alone) is an orphan: its service opted out, lost its port or left the manifest.
+pub fn forwarders(
+    desired: &BTreeMap<String, Vec<ContainerSpec>>,
+    observed: &[ObservedContainer],
+    untouched: BTreeSet<String>,
+) -> Plan {
+    let mut kept = untouched;
+    kept.extend(desired.keys().cloned());
+    // The forwarder image's tag names its binary: a new one is a new spec, hence a new hash.
+    plan(desired, observed, &BTreeMap::new(), &kept)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,6 +293,48 @@ mod tests {
         assert_eq!(plan.orphans.len(), 1);
         assert_eq!(plan.orphans[0].service, "old");
         assert!(!plan.services.contains_key("db"));
+    }
+
+    fn forwarder(service: &str, hash: &str, id: &str) -> ObservedContainer {
+        ObservedContainer {
+            name: labels::forwarder_name("p", service),
+            replica: 0,
+            ..observed(service, 0, hash, id)
+        }
+    }
+
+    #[test]
+    fn forwarders_are_kept_recreated_when_changed_and_removed_when_their_service_leaves_the_mesh() {
+        let mut item = spec("item", 0, "h");
+        item.name = labels::forwarder_name("p", "item");
+        let mut user = spec("user", 0, "new");
+        user.name = labels::forwarder_name("p", "user");
+        let desired = BTreeMap::from([
+            ("item".to_string(), vec![item]),
+            ("user".to_string(), vec![user]),
+        ]);
+        let observed = [
+            forwarder("item", "h", "f1"),
+            forwarder("user", "old", "f2"),
+            forwarder("private", "h", "f3"),
+            forwarder("gone", "h", "f4"),
+            forwarder("later", "h", "f5"),
+        ];
+        let plan = forwarders(&desired, &observed, services(&["later"]));
+        assert!(matches!(
+            plan.services["item"].replicas[..],
+            [ReplicaAction::Keep { .. }]
+        ));
+        assert!(matches!(
+            plan.services["user"].replicas[..],
+            [ReplicaAction::Recreate { .. }]
+        ));
+        let removed: Vec<&str> = plan.orphans.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(
+            removed,
+            ["f3", "f4"],
+            "opted out and removed services lose their forwarders; unselected ones keep them"
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! From a manifest service to the exact container the engine should run, and the hash that says
 //! whether a running container still matches it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -27,6 +27,13 @@ pub struct Wiring {
     pub extra_hosts: Vec<String>,
     /// `/etc/hosts` entries of one service's containers (its dependencies' mesh names).
     pub service_extra_hosts: BTreeMap<String, Vec<String>>,
+    /// Where each service's mesh forwarder hands its connections, for the services on networks
+    /// (or `bridge`) from which the control plane is reached.
+    pub mesh_intake: BTreeMap<String, super::mesh::Intake>,
+    /// The meshed services (set by `engine::up` once the images are known): a forwarder holds
+    /// their DNS names, so their containers keep only their container names, and links to them
+    /// point at the forwarder.
+    pub meshed: BTreeSet<String>,
 }
 
 /// One container, fully resolved.
@@ -104,7 +111,7 @@ impl ContainerSpec {
                 publishes.push(PortPublish::new("127.0.0.1", None, port, "tcp"));
             }
         }
-        let networks = endpoints(manifest, service, &name);
+        let networks = endpoints(manifest, service, &name, wiring);
         let volumes = engine_volumes(manifest, service);
         let (file_mounts, files) = files::resolve(manifest, service);
         let volumes = files::with_file_mounts(volumes, file_mounts);
@@ -137,7 +144,7 @@ impl ContainerSpec {
             volumes,
             network_mode: network_mode(manifest, service),
             networks,
-            links: links(manifest, service),
+            links: links(manifest, service, wiring),
             restart: service.restart,
             working_dir: service.working_dir.clone(),
             user: service.user.clone(),
@@ -283,16 +290,21 @@ fn network_mode(manifest: &Manifest, service: &Service) -> String {
     }
 }
 
-/// The networks of `service` in join order (highest `priority` first), for container `name`.
-fn endpoints(manifest: &Manifest, service: &Service, name: &str) -> Vec<Endpoint> {
+/// The networks of `service` in join order (highest `priority` first), for container `name`. A
+/// meshed service's names are its forwarder's: its containers keep only their own name.
+fn endpoints(manifest: &Manifest, service: &Service, name: &str, wiring: &Wiring) -> Vec<Endpoint> {
+    let meshed = wiring.meshed.contains(&service.name);
     crate::manifest::by_priority(&service.networks)
         .into_iter()
         .filter_map(|(key, settings)| {
             let network = manifest.networks.get(key)?;
-            let mut aliases = vec![service.name.clone(), name.to_string()];
-            for alias in &settings.aliases {
-                if !aliases.contains(alias) {
-                    aliases.push(alias.clone());
+            let mut aliases = vec![name.to_string()];
+            if !meshed {
+                aliases.insert(0, service.name.clone());
+                for alias in &settings.aliases {
+                    if !aliases.contains(alias) {
+                        aliases.push(alias.clone());
+                    }
                 }
             }
             Some(Endpoint {
@@ -313,11 +325,17 @@ fn endpoints(manifest: &Manifest, service: &Service, name: &str) -> Vec<Endpoint
         .collect()
 }
 
-/// `links` (every replica of the linked service answers to the alias) and `external_links`, as
-/// the engine takes them: `container:alias`.
-fn links(manifest: &Manifest, service: &Service) -> Vec<String> {
+/// `links` (every replica of the linked service answers to the alias; a meshed service's
+/// forwarder instead) and `external_links` (one naming a container of a meshed service: its
+/// forwarder), as the engine takes them: `container:alias`.
+fn links(manifest: &Manifest, service: &Service, wiring: &Wiring) -> Vec<String> {
     let mut links = Vec::new();
     for link in &service.links {
+        if wiring.meshed.contains(&link.target) {
+            let forwarder = labels::forwarder_name(&manifest.project, &link.target);
+            links.push(format!("{forwarder}:{}", link.alias));
+            continue;
+        }
         let replicas = manifest
             .services
             .get(&link.target)
@@ -328,9 +346,27 @@ fn links(manifest: &Manifest, service: &Service) -> Vec<String> {
         }
     }
     for link in &service.external_links {
-        links.push(format!("{}:{}", link.target, link.alias));
+        let container = meshed_owner(manifest, &link.target, wiring)
+            .map(|owner| labels::forwarder_name(&manifest.project, owner))
+            .unwrap_or_else(|| link.target.clone());
+        links.push(format!("{container}:{}", link.alias));
     }
     links
+}
+
+/// The meshed service one of whose containers is named `container`, if any.
+fn meshed_owner<'a>(manifest: &Manifest, container: &str, wiring: &'a Wiring) -> Option<&'a str> {
+    wiring
+        .meshed
+        .iter()
+        .find(|name| {
+            let replicas = manifest
+                .services
+                .get(*name)
+                .map_or(0, |service| service.replicas);
+            (1..=replicas).any(|replica| container_name_of(manifest, name, replica) == container)
+        })
+        .map(String::as_str)
 }
 
 /// Which anonymous volumes of a replaced container the new one keeps (as compose does): those at
@@ -349,6 +385,64 @@ pub fn inherited_volumes(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::load_text as load;
+
+    const MESHED: &str = "name: shop
+services:
+  item:
+    image: demo
+    port: 8080
+    replicas: 2
+    networks:
+      default: {aliases: [catalogue]}
+  user:
+    image: demo
+    links: ['item:items']
+    external_links: ['shop-item-2:second', 'legacy-db:db']
+";
+
+    fn spec_of(manifest: &Manifest, service: &str, meshed: &[&str]) -> ContainerSpec {
+        let wiring = Wiring {
+            meshed: meshed.iter().map(|name| name.to_string()).collect(),
+            ..Wiring::default()
+        };
+        ContainerSpec::new(manifest, &manifest.services[service], 1, &wiring)
+    }
+
+    #[test]
+    fn a_meshed_services_containers_keep_only_their_own_name() {
+        let manifest = load(MESHED);
+        let plain = spec_of(&manifest, "item", &[]);
+        assert_eq!(
+            plain.networks[0].aliases,
+            ["item", "shop-item-1", "catalogue"]
+        );
+        let meshed = spec_of(&manifest, "item", &["item"]);
+        assert_eq!(meshed.networks[0].aliases, ["shop-item-1"]);
+        assert_ne!(plain.config_hash(), meshed.config_hash());
+    }
+
+    #[test]
+    fn links_to_a_meshed_service_point_at_its_forwarder() {
+        let manifest = load(MESHED);
+        assert_eq!(
+            spec_of(&manifest, "user", &[]).links,
+            [
+                "shop-item-1:items",
+                "shop-item-2:items",
+                "shop-item-2:second",
+                "legacy-db:db"
+            ]
+        );
+        assert_eq!(
+            spec_of(&manifest, "user", &["item"]).links,
+            [
+                "shop-item-mesh:items",
+                "shop-item-mesh:second",
+                "legacy-db:db"
+            ]
+        );
+    }
 
     #[test]
     fn a_recreate_keeps_anonymous_volumes_unless_the_path_now_has_another_mount() {

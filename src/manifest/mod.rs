@@ -147,6 +147,7 @@ fn validate_assembled(
             networks: draft.networks,
             secrets: draft.secrets,
             configs: draft.configs,
+            mesh: draft.mesh,
             warnings: warnings.into_iter().map(ManifestWarning).collect(),
         }),
         _ => Err(ManifestErrors::new(main_file, checker.errors)),
@@ -175,10 +176,15 @@ pub fn is_secret_name(name: &str) -> bool {
 /// The manifest as YAML, for `sandbox config` (ends with a newline). Enum variants are written as
 /// maps (`probe: {http: {path: /health}}`), as in the JSON, rather than as YAML tags (`!http`).
 pub fn to_yaml(manifest: &Manifest) -> String {
-    serde_yaml_ng::to_value(manifest)
-        .map(untag)
+    to_tree(manifest)
         .and_then(|value| serde_yaml_ng::to_string(&value))
         .unwrap_or_else(|error| format!("# cannot render the manifest: {error}\n"))
+}
+
+/// The manifest as a tree, in field order, enum variants as maps (as [`to_yaml`] writes it): for
+/// output that adds to it before writing it as YAML or JSON.
+pub fn to_tree(manifest: &Manifest) -> Result<serde_yaml_ng::Value, serde_yaml_ng::Error> {
+    serde_yaml_ng::to_value(manifest).map(untag)
 }
 
 /// `!tag value` → `{tag: value}`, everywhere in the tree.
@@ -209,6 +215,19 @@ fn untag(value: serde_yaml_ng::Value) -> serde_yaml_ng::Value {
 pub fn to_json(manifest: &Manifest) -> String {
     serde_json::to_string_pretty(manifest)
         .unwrap_or_else(|error| format!("{{\"error\": {:?}}}", error.to_string()))
+}
+
+/// Loads `text` as the `sandbox.yaml` of a folder of its own, for the tests of modules that consume
+/// a manifest; panics with the errors when it does not load.
+#[cfg(test)]
+pub(crate) fn load_text(text: &str) -> Manifest {
+    let directory = tempfile::tempdir().expect("temporary folder");
+    std::fs::write(directory.path().join("sandbox.yaml"), text).expect("write the manifest");
+    load(&LoadOptions {
+        working_dir: directory.path().to_path_buf(),
+        ..LoadOptions::default()
+    })
+    .unwrap_or_else(|errors| panic!("the manifest does not load:\n{errors}"))
 }
 
 fn file_error(display: &Path, message: String, hint: Option<&str>) -> ManifestErrors {

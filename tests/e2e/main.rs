@@ -8,6 +8,7 @@ mod errors;
 pub mod example;
 mod grpc;
 mod lifecycle;
+mod mesh_wiring;
 mod podman;
 mod proxy;
 mod signals;

@@ -36,6 +36,7 @@ macro_rules! invalid_fixtures {
 }
 
 invalid_fixtures!(
+    mesh_not_a_boolean,
     bad_grpc_health_service,
     bad_max_request_body,
     bad_grpc_policy,

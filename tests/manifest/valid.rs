@@ -23,6 +23,22 @@ fn port(host_ip: &str, host_port: Option<u16>, container_port: u16, protocol: &s
 }
 
 #[test]
+fn the_mesh_is_on_unless_switched_off() {
+    let minimal = load_valid("minimal.yaml");
+    assert!(minimal.mesh, "on by default");
+    assert!(minimal.services["web"].mesh);
+    assert!(
+        !to_json(&minimal).contains("mesh"),
+        "a default is not written"
+    );
+    let manifest = load_valid("mesh.yaml");
+    assert!(!manifest.mesh);
+    assert!(manifest.services["web"].mesh, "the service's own setting");
+    assert!(!manifest.services["db"].mesh);
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
+}
+
+#[test]
 fn minimal_manifest_gets_defaults() {
     let manifest = load_valid("minimal.yaml");
     assert_eq!(manifest.project, "valid", "the folder's name");

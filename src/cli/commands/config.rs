@@ -1,8 +1,11 @@
 //! `sandbox config` and `sandbox validate`.
 
+use serde_yaml_ng::{Mapping, Value as Yaml};
+
 use crate::cli::context;
 use crate::cli::GlobalArgs;
-use crate::manifest::{self, ExportOptions};
+use crate::engine::mesh::{self, Verdict};
+use crate::manifest::{self, ExportOptions, Manifest};
 use crate::output::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +51,37 @@ fn mask_secrets(manifest: &mut crate::manifest::Manifest) {
     }
 }
 
+/// The manifest as `config` shows it: each service's `mesh` is whether it is meshed, with its
+/// ports (those `up` adds from the image are not known here) or why not.
+fn shown(manifest: &Manifest) -> anyhow::Result<Yaml> {
+    let mut tree = manifest::to_tree(manifest)?;
+    let Some(Yaml::Mapping(services)) = tree.get_mut("services") else {
+        return Ok(tree);
+    };
+    for (name, service) in services.iter_mut() {
+        let (Some(name), Yaml::Mapping(fields)) = (name.as_str(), service) else {
+            continue;
+        };
+        let Some(service) = manifest.services.get(name) else {
+            continue;
+        };
+        let mut shown = Mapping::new();
+        match mesh::verdict(manifest, service, None) {
+            Verdict::Meshed { ports } => {
+                shown.insert("meshed".into(), true.into());
+                let ports = ports.into_iter().map(Yaml::from).collect();
+                shown.insert("ports".into(), Yaml::Sequence(ports));
+            }
+            Verdict::Off(off) => {
+                shown.insert("meshed".into(), false.into());
+                shown.insert("reason".into(), off.to_string().into());
+            }
+        }
+        fields.insert("mesh".into(), Yaml::Mapping(shown));
+    }
+    Ok(tree)
+}
+
 /// Prints the resolved manifest (YAML, or JSON with `--json`).
 pub fn run(global: &GlobalArgs, args: ConfigArgs, printer: &Printer) -> anyhow::Result<u8> {
     if args.format == Format::Compose {
@@ -72,9 +106,9 @@ pub fn run(global: &GlobalArgs, args: ConfigArgs, printer: &Printer) -> anyhow::
             printer.stdout_line(name);
         }
     } else if global.json {
-        printer.stdout_line(&manifest::to_json(&manifest));
+        printer.stdout_line(&serde_json::to_string_pretty(&shown(&manifest)?)?);
     } else {
-        printer.stdout_text(&manifest::to_yaml(&manifest));
+        printer.stdout_text(&serde_yaml_ng::to_string(&shown(&manifest)?)?);
     }
     Ok(0)
 }
@@ -95,6 +129,30 @@ pub fn validate(global: &GlobalArgs, printer: &Printer) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_service_says_whether_it_is_meshed_and_why_not() {
+        let manifest = crate::manifest::load_text(
+            "name: shop\nservices:\n  web: {image: demo, port: 8080, expose: ['9090']}\n  local: {image: demo, port: 80, network_mode: host}\n  private: {image: demo, port: 81, mesh: false}\n  quiet: {image: demo}\n",
+        );
+        let json = serde_json::to_value(super::shown(&manifest).unwrap()).unwrap();
+        let mesh = |service: &str| json["services"][service]["mesh"].clone();
+        assert_eq!(
+            mesh("web"),
+            serde_json::json!({"meshed": true, "ports": [8080, 9090]})
+        );
+        assert_eq!(
+            mesh("local"),
+            serde_json::json!({"meshed": false, "reason": "`network_mode: host`"})
+        );
+        assert_eq!(
+            mesh("private"),
+            serde_json::json!({"meshed": false, "reason": "opted out (`mesh: false`)"})
+        );
+        assert_eq!(mesh("quiet")["meshed"], false);
+        let yaml = serde_yaml_ng::to_string(&super::shown(&manifest).unwrap()).unwrap();
+        assert!(yaml.contains("    mesh:\n      meshed: true\n"), "{yaml}");
+    }
+
     #[test]
     fn secret_looking_names_are_recognised() {
         for name in [

@@ -23,7 +23,7 @@ use super::{read_source, LoadOptions};
 /// How deep `include` and `extends` may chain.
 const MAX_DEPTH: usize = 16;
 /// sandbox's top-level keys that `x-sandbox` may hold.
-pub const PROJECT_EXTENSION_KEYS: &[&str] = &["gateway", "tracing", "smoke"];
+pub const PROJECT_EXTENSION_KEYS: &[&str] = &["gateway", "tracing", "smoke", "mesh"];
 /// sandbox's service keys that a service's `x-sandbox` may hold.
 pub const SERVICE_EXTENSION_KEYS: &[&str] = &[
     "port",
@@ -37,6 +37,7 @@ pub const SERVICE_EXTENSION_KEYS: &[&str] = &[
     "http2",
     "replicas",
     "healthcheck",
+    "mesh",
 ];
 /// The extension key that holds sandbox's own keys inside a compose file.
 const EXTENSION: &str = "x-sandbox";

@@ -76,6 +76,10 @@ pub struct Manifest {
     /// Networks by key (top-level `networks:` plus the implicit `default` when a service uses it).
     #[serde(skip_serializing_if = "network::only_implicit_default")]
     pub networks: BTreeMap<String, NetworkSpec>,
+    /// `mesh:` at the top level (default on): `false` leaves every service out of the transparent
+    /// mesh (calls by compose's names go straight to the containers).
+    #[serde(skip_serializing_if = "is_true")]
+    pub mesh: bool,
     /// Keys accepted without effect, with their place and why; the CLI prints them.
     #[serde(skip)]
     pub warnings: Vec<crate::manifest::ManifestWarning>,
@@ -213,6 +217,16 @@ pub struct Service {
     /// Configs mounted in the containers, in manifest order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileGrant>,
+    /// The service's `mesh:` (default on): `false` keeps its DNS names on its own containers, so
+    /// callers reach it directly. Whether it is meshed also depends on the project's `mesh`, its
+    /// `network_mode`, `external` and its ports (see `engine::mesh::verdict`).
+    #[serde(skip_serializing_if = "is_true")]
+    pub mesh: bool,
+}
+
+/// For `skip_serializing_if`: a setting that is on by default is written only when off.
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What a dependency must reach before its dependent starts.

@@ -12,6 +12,7 @@ mod depends_on;
 mod environment;
 mod gateway;
 mod healthcheck;
+mod mesh;
 mod mode;
 mod networks;
 mod ports;
@@ -35,7 +36,7 @@ use super::node::Node;
 /// Keys of the top-level map.
 const TOP_LEVEL: &[&str] = &[
     "name", "services", "volumes", "gateway", "tracing", "smoke", "secrets", "configs", "networks",
-    "version", "models",
+    "version", "models", "mesh",
 ];
 
 /// Everything read from the file, before cross-service checks.
@@ -49,6 +50,8 @@ pub struct Draft {
     pub networks: BTreeMap<String, super::model::NetworkSpec>,
     pub secrets: BTreeMap<String, super::model::FileObject>,
     pub configs: BTreeMap<String, super::model::FileObject>,
+    /// Top-level `mesh:` (default on).
+    pub mesh: bool,
 }
 
 /// Where the project name may come from, strongest first.
@@ -143,6 +146,17 @@ pub fn read(
         Some(node) => smoke::read(checker, node),
         None => Vec::new(),
     };
+    let project_mesh = fields
+        .get("mesh")
+        .and_then(|node| Some((node, mesh::read(checker, node, "mesh")?)));
+    let project_off = match project_mesh {
+        Some((node, false)) => Some(Place {
+            span: node.span,
+            field: "mesh".to_string(),
+        }),
+        _ => None,
+    };
+    mesh::check_services(checker, &services, project_off.as_ref());
     Some(Draft {
         project,
         services,
@@ -153,6 +167,7 @@ pub fn read(
         networks,
         secrets,
         configs,
+        mesh: project_off.is_none(),
     })
 }
 

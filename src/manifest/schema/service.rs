@@ -49,6 +49,7 @@ const KEYS: &[&str] = &[
     "network_mode",
     "links",
     "external_links",
+    "mesh",
     // The container's own configuration: `super::container`.
     "container_name",
     "hostname",
@@ -133,6 +134,8 @@ pub struct ServiceDraft {
     pub grants: super::secrets::GrantPlaces,
     /// Where networks, links and `network_mode` are written.
     pub networking: super::networks::ServicePlaces,
+    /// Where `mesh: true` is written (warned about when it cannot take effect).
+    pub mesh_on: Option<Place>,
 }
 
 /// Where a dependency is named, and where its condition is (if written).
@@ -295,6 +298,10 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
                 condition: None,
             });
     }
+    let (mesh, mesh_on) = fields
+        .get("mesh")
+        .map(|node| super::mesh::explicit_on(checker, node, &key("mesh")))
+        .unwrap_or((true, None));
     let profiles = fields
         .get("profiles")
         .and_then(|node| checker.strings(node, &key("profiles"), false))
@@ -343,6 +350,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         links: networking.links,
         external_links: networking.external_links,
         container: container.options,
+        mesh,
     };
     super::container::check_container_name(checker, &fields, &field, &service);
     Some(ServiceDraft {
@@ -353,6 +361,7 @@ pub fn read(checker: &mut Checker<'_>, entry: &Entry<'_>, project: &str) -> Opti
         optional_dependencies,
         grants,
         networking: networking.places,
+        mesh_on,
     })
 }
 
