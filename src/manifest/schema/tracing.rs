@@ -1,10 +1,19 @@
-//! `tracing:`: the trace server's port, its bound, the proxy's sampling and forwarding.
+//! `tracing:`: the trace server's ports (Zipkin, OTLP/HTTP, OTLP/gRPC), its bounds (spans, logs),
+//! the proxy's sampling and forwarding.
 
 use super::super::model::Tracing;
 use super::super::node::Node;
-use super::check::{Checker, Kind};
+use super::check::{Checker, Fields, Kind};
 
-const KEYS: &[&str] = &["port", "max_spans", "sample_rate", "forward"];
+const KEYS: &[&str] = &[
+    "port",
+    "max_spans",
+    "sample_rate",
+    "forward",
+    "otlp_http_port",
+    "otlp_grpc_port",
+    "max_logs",
+];
 
 pub fn read(checker: &mut Checker<'_>, node: &Node) -> Tracing {
     let mut tracing = Tracing::default();
@@ -15,6 +24,22 @@ pub fn read(checker: &mut Checker<'_>, node: &Node) -> Tracing {
         tracing.port = checker
             .integer_in(node, "tracing.port", 0..=65535)
             .map(|port| port as u16);
+    }
+    for (key, port) in [
+        ("otlp_http_port", &mut tracing.otlp_http_port),
+        ("otlp_grpc_port", &mut tracing.otlp_grpc_port),
+    ] {
+        if let Some(node) = fields.get(key) {
+            *port = checker
+                .integer_in(node, &format!("tracing.{key}"), 0..=65535)
+                .map(|port| port as u16);
+        }
+    }
+    check_distinct_ports(checker, &fields, &tracing);
+    if let Some(node) = fields.get("max_logs") {
+        if let Some(count) = checker.integer_in(node, "tracing.max_logs", 1..=10_000_000) {
+            tracing.max_logs = count as usize;
+        }
     }
     if let Some(node) = fields.get("max_spans") {
         if let Some(count) = checker.integer_in(node, "tracing.max_spans", 1..=50_000_000) {
@@ -53,4 +78,29 @@ pub fn read(checker: &mut Checker<'_>, node: &Node) -> Tracing {
         }
     }
     tracing
+}
+
+/// The three listeners need three ports (0, a free one each, may repeat).
+fn check_distinct_ports(checker: &mut Checker<'_>, fields: &Fields<'_>, tracing: &Tracing) {
+    let ports = [
+        ("port", tracing.port),
+        ("otlp_http_port", tracing.otlp_http_port),
+        ("otlp_grpc_port", tracing.otlp_grpc_port),
+    ];
+    for (index, (key, port)) in ports.iter().enumerate() {
+        let Some(port) = port.filter(|port| *port != 0) else {
+            continue;
+        };
+        let earlier = ports[..index]
+            .iter()
+            .find(|(_, other)| *other == Some(port));
+        if let (Some((other, _)), Some(node)) = (earlier, fields.get(*key)) {
+            checker.error_with_hint(
+                node,
+                &format!("tracing.{key}"),
+                format!("port {port} is also `tracing.{other}`"),
+                "the Zipkin, OTLP/HTTP and OTLP/gRPC listeners each need their own port",
+            );
+        }
+    }
 }
