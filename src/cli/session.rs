@@ -41,6 +41,8 @@ pub fn state(manifest: &Manifest, detached: bool) -> ControlPlaneState {
         detached,
         gateway: None,
         zipkin: None,
+        otlp_http: None,
+        otlp_grpc: None,
         log_file: None,
         listeners: ControlPlaneState::listeners_of(manifest),
         reloads: 0,
@@ -68,6 +70,8 @@ pub async fn bring_up(
     let network = engine::prepare(&docker, manifest, events).await?;
     let mut plane = ControlPlane::start(manifest, &network, &docker, &shutdown.graceful).await?;
     state.zipkin = Some(plane.zipkin_url.clone());
+    state.otlp_http = Some(plane.otlp.http_url());
+    state.otlp_grpc = Some(plane.otlp.grpc_url());
     state.gateway = Some(plane.gateway_url.clone());
     let _ = state.write();
     let result = engine::up(
