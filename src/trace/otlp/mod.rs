@@ -195,3 +195,6 @@ pub(crate) fn export(
         message: message.unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests;
