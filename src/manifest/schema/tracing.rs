@@ -104,3 +104,51 @@ fn check_distinct_ports(checker: &mut Checker<'_>, fields: &Fields<'_>, tracing:
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{load, LoadOptions, Manifest, ManifestErrors};
+
+    fn load_text(text: &str) -> Result<Manifest, ManifestErrors> {
+        let directory = tempfile::tempdir().unwrap();
+        std::fs::write(directory.path().join("sandbox.yaml"), text).unwrap();
+        load(&LoadOptions {
+            working_dir: directory.path().to_path_buf(),
+            ..LoadOptions::default()
+        })
+    }
+
+    const SERVICE: &str = "services:\n  web:\n    image: web\n";
+
+    #[test]
+    fn otlp_ports_and_max_logs_are_read() {
+        let manifest = load_text(&format!(
+            "{SERVICE}tracing:\n  otlp_http_port: 14318\n  otlp_grpc_port: 0\n  max_logs: 500\n"
+        ))
+        .unwrap();
+        assert_eq!(manifest.tracing.otlp_http_port, Some(14318));
+        assert_eq!(manifest.tracing.otlp_grpc_port, Some(0));
+        assert_eq!(manifest.tracing.max_logs, 500);
+        let defaults = load_text(SERVICE).unwrap();
+        assert_eq!(defaults.tracing.otlp_http_port, None);
+        assert_eq!(defaults.tracing.max_logs, 100_000);
+    }
+
+    #[test]
+    fn bad_otlp_keys_are_named() {
+        for (yaml, expected) in [
+            ("otlp_http_port: 70000", "tracing.otlp_http_port"),
+            ("otlp_grpc_port: grpc", "tracing.otlp_grpc_port"),
+            ("max_logs: 0", "tracing.max_logs"),
+            (
+                "port: 4318\n  otlp_http_port: 4318",
+                "is also `tracing.port`",
+            ),
+        ] {
+            let errors = load_text(&format!("{SERVICE}tracing:\n  {yaml}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(errors.contains(expected), "{yaml}: {errors}");
+        }
+    }
+}
