@@ -94,7 +94,7 @@ fn check_distinct_ports(checker: &mut Checker<'_>, fields: &Fields<'_>, tracing:
         let earlier = ports[..index]
             .iter()
             .find(|(_, other)| *other == Some(port));
-        if let (Some((other, _)), Some(node)) = (earlier, fields.get(*key)) {
+        if let (Some((other, _)), Some(node)) = (earlier, fields.get(key)) {
             checker.error_with_hint(
                 node,
                 &format!("tracing.{key}"),
