@@ -62,31 +62,6 @@ async fn run_peer(args: Vec<String>) -> Value {
     })
 }
 
-async fn send(
-    address: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
-) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("http://{address}{path}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = client
-        .request(request.body(Full::new(body.into())).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
 /// A gRPC call over h2c: the response headers (trailers merged in) and the body.
 async fn grpc_call(address: SocketAddr, method: &str, message: &[u8]) -> (http::HeaderMap, Bytes) {
     let client = Client::builder(TokioExecutor::new())
@@ -304,13 +279,15 @@ async fn hand_written_json_bodies_are_taken_with_partial_success() {
          "kind":3,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712660100000000",
          "attributes":[{"key":"http.status_code","value":{"intValue":"200"}}]},
         {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"EEE19B","name":"broken"}]}]}]}"#;
-    let reply = send(
-        otlp,
-        "/v1/traces",
-        &[("content-type", "application/json")],
-        body,
-    )
-    .await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.headers["content-type"], "application/json");
     let answer = reply.json();
@@ -375,7 +352,15 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let (server, otlp) = start_with_otlp(config).await;
     let protobuf = [("content-type", "application/x-protobuf")];
 
-    let reply = send(otlp, "/v1/traces", &protobuf, &b"\x0a\xff\xff\x01"[..]).await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &protobuf,
+            &b"\x0a\xff\xff\x01"[..],
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.headers["content-type"], "application/x-protobuf");
     let message = status_message(&reply.body);
@@ -384,13 +369,15 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         "{message}"
     );
 
-    let reply = send(
-        otlp,
-        "/v1/logs",
-        &[("content-type", "application/json")],
-        "{\"resourceLogs\":7}",
-    )
-    .await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/logs",
+            &[("content-type", "application/json")],
+            "{\"resourceLogs\":7}",
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["code"], 3);
     assert!(reply.json()["message"]
@@ -398,13 +385,15 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         .unwrap()
         .contains("malformed OTLP JSON logs request"));
 
-    let reply = send(
-        otlp,
-        "/v1/traces",
-        &[("content-type", "text/plain")],
-        "hello",
-    )
-    .await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &[("content-type", "text/plain")],
+            "hello",
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
         reply
@@ -415,28 +404,40 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     );
 
     let bomb = gzip(&vec![0u8; 64 << 20]);
-    let reply = send(
-        otlp,
-        "/v1/traces",
-        &[
-            ("content-type", "application/x-protobuf"),
-            ("content-encoding", "gzip"),
-        ],
-        bomb,
-    )
-    .await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "gzip"),
+            ],
+            bomb,
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let reply = send(otlp, "/v1/traces", &protobuf, vec![0u8; 100 * 1024]).await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &protobuf,
+            vec![0u8; 100 * 1024],
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
 
-    let reply = send(
-        otlp,
-        "/api/v2/spans",
-        &[("content-type", "application/json")],
-        "[]",
-    )
-    .await;
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/api/v2/spans",
+            &[("content-type", "application/json")],
+            "[]",
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert!(
         reply.text().contains("this OTLP port takes"),
@@ -461,7 +462,9 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     assert_eq!(headers["grpc-status"], "8");
 
     // Still serving: an empty export succeeds on both transports.
-    let reply = send(otlp, "/v1/traces", &protobuf, Bytes::new()).await;
+    let reply = server
+        .send_to(otlp, Method::POST, "/v1/traces", &protobuf, Bytes::new())
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let (headers, body) = grpc_call(otlp, TRACE_SERVICE, b"").await;
     assert_eq!(headers["grpc-status"], "0");

@@ -93,7 +93,21 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(self.url(path));
+        self.send_to(self.address, method, path, headers, body)
+            .await
+    }
+
+    /// [`TestServer::send`] to another of the server's listeners (an OTLP one).
+    pub async fn send_to(
+        &self,
+        address: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let url = format!("http://{address}{path}");
+        let mut request = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
