@@ -42,6 +42,8 @@ pub fn state(manifest: &Manifest, detached: bool) -> ControlPlaneState {
         gateway: None,
         zipkin: None,
         intake_port: None,
+        otlp_http: None,
+        otlp_grpc: None,
         log_file: None,
         listeners: ControlPlaneState::listeners_of(manifest),
         reloads: 0,
@@ -69,6 +71,8 @@ pub async fn bring_up(
     let network = engine::prepare(&docker, manifest, events).await?;
     let mut plane = ControlPlane::start(manifest, &network, &docker, &shutdown.graceful).await?;
     state.zipkin = Some(plane.zipkin_url.clone());
+    state.otlp_http = Some(plane.otlp.http_url());
+    state.otlp_grpc = Some(plane.otlp.grpc_url());
     state.gateway = Some(plane.gateway_url.clone());
     state.intake_port = Some(plane.intake_port);
     let _ = state.write();

@@ -63,6 +63,8 @@ pub struct ControlPlane {
     /// The mesh intake's loopback port (15002 when it was free): where forwarders that reach the
     /// host through the engine's host-gateway name hand connections over.
     pub intake_port: u16,
+    /// The OTLP receivers' ports.
+    pub otlp: OtlpPorts,
     /// What containers get.
     pub wiring: Wiring,
     tasks: JoinSet<()>,
@@ -83,6 +85,7 @@ struct LateListeners {
     zipkin_port: u16,
     zipkin_fixed: u16,
     intake_port: u16,
+    otlp: OtlpPorts,
     listening: std::sync::Mutex<std::collections::BTreeSet<IpAddr>>,
     tasks: std::sync::Mutex<JoinSet<()>>,
 }
@@ -96,7 +99,7 @@ impl ControlPlane {
         shutdown: &CancellationToken,
     ) -> Result<ControlPlane, ControlPlaneError> {
         let mut tasks = JoinSet::new();
-        let store = Store::new(manifest.tracing.max_spans);
+        let store = Store::with_max_logs(manifest.tracing.max_spans, manifest.tracing.max_logs);
         let monitor = Monitor::new(docker.clone(), manifest);
         // The data plane only queues spans; a task here ingests them (`control::spans`).
         let (recorder, spans) = StoreRecorder::start(store.clone(), QUEUE_SPANS);
@@ -159,6 +162,10 @@ impl ControlPlane {
                 Err(error) => return Err(error),
             }
         }
+        let (otlp, mut otlp_listeners) = bind_otlp_local(manifest).await?;
+        for (ip, _) in side.listen_addresses() {
+            otlp_listeners.extend(bind_otlp_gateway(&otlp, ip).await);
+        }
         let gateway_host: IpAddr = manifest
             .gateway
             .host
@@ -194,10 +201,15 @@ impl ControlPlane {
             zipkin_port,
             zipkin_fixed,
             intake_port,
+            otlp,
             listening: std::sync::Mutex::new(listening),
             tasks: std::sync::Mutex::new(JoinSet::new()),
         };
-        let server = trace::serve(zipkin_listeners, store.clone(), config, shutdown.clone());
+        let listeners = trace::Listeners {
+            zipkin: zipkin_listeners,
+            otlp: otlp_listeners,
+        };
+        let server = trace::serve_listeners(listeners, store.clone(), config, shutdown.clone());
         tasks.spawn(async move {
             if let Err(error) = server.await {
                 tracing::error!(%error, "trace server stopped");
@@ -220,6 +232,7 @@ impl ControlPlane {
                 SocketAddr::new(display_host, gateway_address.port())
             ),
             intake_port,
+            otlp,
             wiring: wiring::wiring(manifest, &side),
             tasks,
             workers,
@@ -284,8 +297,12 @@ impl ControlPlane {
                     continue;
                 }
             };
-            let server = trace::serve(
-                vec![zipkin],
+            let listeners = trace::Listeners {
+                zipkin: vec![zipkin],
+                otlp: bind_otlp_gateway(&late.otlp, ip).await,
+            };
+            let server = trace::serve_listeners(
+                listeners,
                 late.store.clone(),
                 late.trace.clone(),
                 late.shutdown.clone(),
@@ -427,4 +444,94 @@ async fn bind_fallback(
             hint,
         }),
     }
+}
+
+// OTLP receivers ---------------------------------------------------------------------------------
+
+/// Where the OTLP receivers listen: on loopback for the developer (moved to a free port when the
+/// default is taken, as the trace server's), and on each network gateway at the fixed port for the
+/// containers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtlpPorts {
+    /// OTLP/HTTP on loopback.
+    pub http: u16,
+    /// OTLP/gRPC on loopback.
+    pub grpc: u16,
+    /// OTLP/HTTP on the gateways: `tracing.otlp_http_port`, else 4318.
+    pub http_fixed: u16,
+    /// OTLP/gRPC on the gateways: `tracing.otlp_grpc_port`, else 4317.
+    pub grpc_fixed: u16,
+}
+
+impl OtlpPorts {
+    /// OTLP/HTTP as the developer reaches it (`http://127.0.0.1:4318`).
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http)
+    }
+
+    /// OTLP/gRPC as the developer reaches it (`http://127.0.0.1:4317`).
+    pub fn grpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.grpc)
+    }
+}
+
+/// The OTLP listeners on loopback; a port the manifest names is used or fails.
+async fn bind_otlp_local(
+    manifest: &Manifest,
+) -> Result<(OtlpPorts, Vec<TcpListener>), ControlPlaneError> {
+    let tracing = &manifest.tracing;
+    let http_fixed = tracing
+        .otlp_http_port
+        .unwrap_or(trace::otlp::DEFAULT_HTTP_PORT);
+    let grpc_fixed = tracing
+        .otlp_grpc_port
+        .unwrap_or(trace::otlp::DEFAULT_GRPC_PORT);
+    let local = |port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let http = bind_fallback(
+        "OTLP/HTTP receiver",
+        local(http_fixed),
+        tracing.otlp_http_port.is_none(),
+        "set another `tracing: {otlp_http_port: N}` in the manifest, or stop what uses the port",
+    )
+    .await?;
+    let grpc = bind_fallback(
+        "OTLP/gRPC receiver",
+        local(grpc_fixed),
+        tracing.otlp_grpc_port.is_none(),
+        "set another `tracing: {otlp_grpc_port: N}` in the manifest, or stop what uses the port",
+    )
+    .await?;
+    let port = |listener: &TcpListener, fallback| {
+        listener
+            .local_addr()
+            .map_or(fallback, |address| address.port())
+    };
+    let ports = OtlpPorts {
+        http: port(&http, http_fixed),
+        grpc: port(&grpc, grpc_fixed),
+        http_fixed,
+        grpc_fixed,
+    };
+    Ok((ports, vec![http, grpc]))
+}
+
+/// The OTLP listeners on a network's gateway address. A port taken there (often by a collector
+/// the developer runs on all interfaces) is logged, not fatal: the containers then reach whatever
+/// holds it.
+async fn bind_otlp_gateway(ports: &OtlpPorts, ip: IpAddr) -> Vec<TcpListener> {
+    let mut listeners = Vec::new();
+    for (what, port) in [
+        ("OTLP/HTTP receiver", ports.http_fixed),
+        ("OTLP/gRPC receiver", ports.grpc_fixed),
+    ] {
+        // Port 0 in the manifest: loopback only (a gateway port must be known to the containers).
+        if port == 0 {
+            continue;
+        }
+        match bind(what, SocketAddr::new(ip, port), BUSY_GATEWAY_HINT).await {
+            Ok(listener) => listeners.push(listener),
+            Err(error) => tracing::warn!(%error, "not listening on the gateway {ip}"),
+        }
+    }
+    listeners
 }

@@ -23,6 +23,12 @@ pub struct ControlPlaneState {
     /// host-gateway name use it): a re-up run by another process wires them the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intake_port: Option<u16>,
+    /// The OTLP/HTTP receiver (`http://127.0.0.1:4318`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_http: Option<String>,
+    /// The OTLP/gRPC receiver (`http://127.0.0.1:4317`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_grpc: Option<String>,
     /// Where a detached control plane writes its own log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_file: Option<PathBuf>,
@@ -104,10 +110,19 @@ impl ControlPlaneState {
     /// The `listeners` text for a manifest (with the data-plane workers when set: they start with
     /// the control plane, so another count needs another control plane).
     pub fn listeners_of(manifest: &crate::manifest::Manifest) -> String {
-        let tracing = manifest
+        let mut tracing = manifest
             .tracing
             .port
             .map_or_else(|| "default".to_string(), |port| port.to_string());
+        // OTLP ports only when set, so state files written before them still match.
+        let otlp = [
+            manifest.tracing.otlp_http_port,
+            manifest.tracing.otlp_grpc_port,
+        ];
+        if otlp.iter().any(Option::is_some) {
+            let [http, grpc] = otlp.map(|port| port.map_or("default".into(), |p| p.to_string()));
+            tracing = format!("{tracing} otlp {http} {grpc}");
+        }
         // The scheme is part of it: turning TLS on or off starts a new control plane; so is the
         // number of workers.
         let scheme = manifest.gateway.scheme();

@@ -1,19 +1,23 @@
 //! The HTTP API: routes a request to the collector (POST spans) or the query API, the UI, health,
 //! info and metrics. Answers as the Zipkin server does: 202 on accepted spans, 400 with a message
 //! for bad input, 404 for an unknown trace. The query API is also served under `/zipkin/`.
+//! OTLP/HTTP paths and gRPC calls go to [`crate::trace::otlp`]; `GET /api/v2/logs` searches the
+//! log store. A listener's [`Surface`] decides which of these it answers.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Body;
 
 use crate::trace::codec::{self, json, DecodeError};
 use crate::trace::dependencies;
+use crate::trace::logs::{self, LogQuery};
 use crate::trace::metrics::{add, Metrics};
 use crate::trace::model::TraceId;
+use crate::trace::otlp::{self, grpc::GrpcBody};
 use crate::trace::query::{self, Params, QueryError, QueryRequest, DEFAULT_LOOKBACK_MS};
 use crate::trace::{Store, TraceConfig};
 
@@ -28,9 +32,21 @@ pub(crate) struct State {
     pub(crate) metrics: Arc<Metrics>,
 }
 
-type Reply = Response<Full<Bytes>>;
+/// What a listener answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Surface {
+    /// The Zipkin port: the Zipkin API and UI, the log search, and OTLP too.
+    Zipkin,
+    /// An OTLP port: OTLP/HTTP and OTLP/gRPC only.
+    Otlp,
+}
 
-fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
+pub(crate) type Reply = Response<Full<Bytes>>;
+
+/// Every response body the server sends: a whole body, or a gRPC one with trailers.
+pub(crate) type ServerBody = Either<Full<Bytes>, GrpcBody>;
+
+pub(crate) fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = HeaderValue::from_str(content_type) {
@@ -43,7 +59,7 @@ fn json_reply(body: Vec<u8>) -> Reply {
     reply(StatusCode::OK, JSON, body)
 }
 
-fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+pub(crate) fn error(status: StatusCode, message: impl std::fmt::Display) -> Reply {
     reply(status, TEXT, format!("{message}\n"))
 }
 
@@ -54,14 +70,23 @@ fn now_ms() -> u64 {
 }
 
 /// Handles one request; never fails (errors are responses).
-pub(crate) async fn handle<B>(request: Request<B>, state: Arc<State>) -> Reply
+pub(crate) async fn handle<B>(
+    request: Request<B>,
+    state: Arc<State>,
+    surface: Surface,
+) -> Response<ServerBody>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if otlp::grpc::is_grpc(&request) {
+        return otlp::grpc::handle(request, &state).await.map(Either::Right);
+    }
     let mut response = if request.method() == Method::OPTIONS {
         preflight(&request)
+    } else if surface == Surface::Otlp {
+        otlp_route(request, &state).await
     } else {
         route(request, &state).await
     };
@@ -69,7 +94,27 @@ where
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
-    response
+    response.map(Either::Left)
+}
+
+/// An OTLP port: the three OTLP/HTTP paths, nothing else.
+async fn otlp_route<B>(request: Request<B>, state: &State) -> Reply
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match otlp::http::signal_of(request.uri().path()) {
+        Some(signal) => otlp::http::handle(request, state, signal).await,
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no route for {} {}: this OTLP port takes POST /v1/traces, /v1/logs and /v1/metrics (and OTLP/gRPC); the Zipkin API is on the trace server's port",
+                request.method(),
+                request.uri().path()
+            ),
+        ),
+    }
 }
 
 fn preflight<B>(request: &Request<B>) -> Reply {
@@ -108,6 +153,9 @@ where
     };
     let params = Params::parse(request.uri().query());
     let method = request.method().clone();
+    if let Some(signal) = otlp::http::signal_of(path) {
+        return otlp::http::handle(request, state, signal).await;
+    }
     match (path, &method) {
         ("/api/v2/spans" | "/api/v1/spans", &Method::POST) => {
             let version = if path.starts_with("/api/v1") { 1 } else { 2 };
@@ -165,6 +213,8 @@ fn query_route(path: &str, params: &Params, state: &State) -> Reply {
         "/api/v2/traces" => QueryRequest::from_params(params, now_ms())
             .map(|request| json::encode_traces(&state.store.search(&request))),
         "/api/v2/traceMany" => trace_many(params, state),
+        "/api/v2/logs" => LogQuery::from_params(params)
+            .map(|query| logs::query::encode(&state.store.logs().search(&query))),
         "/api/v2/dependencies" => dependencies(params, state),
         "/api/v2/autocompleteKeys" => Ok(json::encode_strings(&state.config.autocomplete_keys)),
         "/api/v2/autocompleteValues" => params.raw("key").ok_or_else(|| QueryError("missing required parameter: key".into())).map(|key| {
@@ -242,11 +292,24 @@ fn dependencies(params: &Params, state: &State) -> Result<Vec<u8>, QueryError> {
     Ok(dependencies::encode(&links))
 }
 
-/// Why a POST body could not be used.
-enum BodyError {
+/// Why a POST body could not be read.
+pub(crate) enum BodyError {
+    /// Larger than the limit (before or after gunzip).
     TooLarge(usize),
+    /// Not readable: a broken connection, a bad gzip stream, an unknown encoding, no body.
     Unreadable(String),
+}
+
+/// Why a POST of spans was refused.
+enum CollectError {
+    Body(BodyError),
     Decode(DecodeError),
+}
+
+impl From<BodyError> for CollectError {
+    fn from(error: BodyError) -> Self {
+        CollectError::Body(error)
+    }
 }
 
 async fn collect<B>(request: Request<B>, state: &State, version: u8) -> Reply
@@ -265,12 +328,14 @@ where
         Err(failure) => {
             add(&state.metrics.messages_dropped, 1);
             match failure {
-                BodyError::TooLarge(limit) => error(
+                CollectError::Body(BodyError::TooLarge(limit)) => error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("request body is larger than the limit of {limit} bytes"),
                 ),
-                BodyError::Unreadable(message) => error(StatusCode::BAD_REQUEST, message),
-                BodyError::Decode(e) => error(StatusCode::BAD_REQUEST, e),
+                CollectError::Body(BodyError::Unreadable(message)) => {
+                    error(StatusCode::BAD_REQUEST, message)
+                }
+                CollectError::Decode(e) => error(StatusCode::BAD_REQUEST, e),
             }
         }
     }
@@ -280,13 +345,47 @@ async fn read_spans<B>(
     request: Request<B>,
     state: &State,
     version: u8,
-) -> Result<Vec<crate::trace::model::Span>, BodyError>
+) -> Result<Vec<crate::trace::model::Span>, CollectError>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let limit = state.config.max_body_bytes;
+    let content_type = header_text(request.headers(), header::CONTENT_TYPE).to_ascii_lowercase();
+    let body = read_body(request, state.config.max_body_bytes, &state.metrics.bytes).await?;
+    if body.is_empty() {
+        return Err(BodyError::Unreadable("empty POST body".into()).into());
+    }
+    let decoded = if version == 1 {
+        if content_type.contains("thrift") {
+            return Err(BodyError::Unreadable(
+                "v1 thrift is not supported; send v1 or v2 JSON".into(),
+            )
+            .into());
+        }
+        codec::v1::decode(&body)
+    } else if content_type.starts_with("application/x-protobuf")
+        || content_type.starts_with("application/protobuf")
+    {
+        codec::proto::decode(&body)
+    } else {
+        json::decode(&body)
+    };
+    decoded.map_err(CollectError::Decode)
+}
+
+/// Reads a request body within `limit` bytes (refused early when `Content-Length` says more),
+/// gunzipped within `limit` when `Content-Encoding: gzip`; `received` counts the bytes as sent.
+pub(crate) async fn read_body<B>(
+    request: Request<B>,
+    limit: usize,
+    received: &std::sync::atomic::AtomicU64,
+) -> Result<Bytes, BodyError>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let headers = request.headers();
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -295,7 +394,6 @@ where
     if declared.is_some_and(|length| length > limit) {
         return Err(BodyError::TooLarge(limit));
     }
-    let content_type = header_text(headers, header::CONTENT_TYPE).to_ascii_lowercase();
     let encoding = header_text(headers, header::CONTENT_ENCODING)
         .trim()
         .to_ascii_lowercase();
@@ -310,34 +408,14 @@ where
             )))
         }
     };
-    add(&state.metrics.bytes, body.len() as u64);
-    let body = match encoding.as_str() {
-        "" | "identity" => body,
-        "gzip" => gunzip(&body, limit)?,
-        other => {
-            return Err(BodyError::Unreadable(format!(
-                "unsupported Content-Encoding: {other}; use gzip or none"
-            )))
-        }
-    };
-    if body.is_empty() {
-        return Err(BodyError::Unreadable("empty POST body".into()));
+    add(received, body.len() as u64);
+    match encoding.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" => gunzip(&body, limit),
+        other => Err(BodyError::Unreadable(format!(
+            "unsupported Content-Encoding: {other}; use gzip or none"
+        ))),
     }
-    let decoded = if version == 1 {
-        if content_type.contains("thrift") {
-            return Err(BodyError::Unreadable(
-                "v1 thrift is not supported; send v1 or v2 JSON".into(),
-            ));
-        }
-        codec::v1::decode(&body)
-    } else if content_type.starts_with("application/x-protobuf")
-        || content_type.starts_with("application/protobuf")
-    {
-        codec::proto::decode(&body)
-    } else {
-        json::decode(&body)
-    };
-    decoded.map_err(BodyError::Decode)
 }
 
 fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> &str {
@@ -347,9 +425,10 @@ fn header_text(headers: &http::HeaderMap, name: header::HeaderName) -> &str {
         .unwrap_or("")
 }
 
-fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, BodyError> {
+/// Gunzips `body`, refusing output past `limit` bytes (read no further than that).
+pub(crate) fn gunzip(body: &[u8], limit: usize) -> Result<Bytes, BodyError> {
     use std::io::Read;
-    let mut out = Vec::with_capacity(body.len() * 4);
+    let mut out = Vec::with_capacity((body.len() * 4).min(limit + 1));
     let decoder = flate2::read::MultiGzDecoder::new(body);
     match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
         Ok(_) if out.len() > limit => Err(BodyError::TooLarge(limit)),

@@ -1,6 +1,7 @@
 //! Collector counters, named as the Zipkin server names them, plus the forwarder's, rendered in the
 //! Prometheus text format at `/prometheus`. The HTTP collector's are `transport="http"`; the proxy's
-//! spans, handed to the store in process, are `transport="proxy"` ([`InProcess`]).
+//! spans, handed to the store in process, are `transport="proxy"` ([`InProcess`]). The OTLP
+//! receiver's are `otlp_receiver_*` ([`OtlpCounters`]); the log store's `logs_*`.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,66 @@ pub struct Metrics {
     pub forward_dropped_spans: AtomicU64,
     /// Spans whose forward POST failed.
     pub forward_failed_spans: AtomicU64,
+    /// The OTLP receiver's.
+    pub otlp: OtlpCounters,
+}
+
+/// The OTLP receiver's counters, per signal (traces, logs, metrics: [`crate::trace::otlp::Signal`]
+/// order) and, for requests, per transport (0 HTTP, 1 gRPC).
+#[derive(Debug, Default)]
+pub struct OtlpCounters {
+    /// Export requests received.
+    pub requests: [[AtomicU64; 2]; 3],
+    /// Export requests refused whole (bad body, too large, wrong content type).
+    pub failed: [[AtomicU64; 2]; 3],
+    /// Spans, log records and metric data points accepted.
+    pub accepted: [AtomicU64; 3],
+    /// Spans and log records rejected one by one (partial success).
+    pub rejected: [AtomicU64; 3],
+    /// Request bytes received, as sent.
+    pub bytes: AtomicU64,
+}
+
+const SIGNALS: [&str; 3] = ["traces", "logs", "metrics"];
+const TRANSPORTS: [&str; 2] = ["http", "grpc"];
+
+impl OtlpCounters {
+    fn render(&self, out: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        for (name, help, counters) in [
+            (
+                "otlp_receiver_requests_total",
+                "OTLP export requests received",
+                &self.requests,
+            ),
+            (
+                "otlp_receiver_requests_failed_total",
+                "OTLP export requests refused whole",
+                &self.failed,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (signal, per_transport) in SIGNALS.iter().zip(counters) {
+                for (transport, counter) in TRANSPORTS.iter().zip(per_transport) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{signal=\"{signal}\",transport=\"{transport}\"}} {}",
+                        load(counter)
+                    );
+                }
+            }
+        }
+        for (name, help, counters) in [
+            ("otlp_receiver_accepted_total", "Spans, log records and metric data points accepted over OTLP (metrics are counted, not stored)", &self.accepted),
+            ("otlp_receiver_rejected_total", "Spans and log records rejected over OTLP", &self.rejected),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (signal, counter) in SIGNALS.iter().zip(counters) {
+                let _ = writeln!(out, "{name}{{signal=\"{signal}\"}} {}", load(counter));
+            }
+        }
+        let _ = writeln!(out, "# HELP otlp_receiver_bytes_total OTLP request bytes received\n# TYPE otlp_receiver_bytes_total counter\notlp_receiver_bytes_total {}", load(&self.bytes));
+    }
 }
 
 /// Counters of spans handed to the store in process (the proxy's, queued by
@@ -122,6 +183,10 @@ impl Metrics {
             let _ = writeln!(out, "{name} {}", counter.load(Ordering::Relaxed));
         }
         let _ = writeln!(out, "# HELP zipkin_storage_spans Spans held in memory\n# TYPE zipkin_storage_spans gauge\nzipkin_storage_spans {}", store.span_count());
+        self.otlp.render(&mut out);
+        let logs = store.logs();
+        let _ = writeln!(out, "# HELP logs_stored Log records held in memory\n# TYPE logs_stored gauge\nlogs_stored {}", logs.len());
+        let _ = writeln!(out, "# HELP logs_evicted_total Log records evicted to stay within max-logs\n# TYPE logs_evicted_total counter\nlogs_evicted_total {}", logs.evicted());
         let _ = writeln!(out, "# HELP zipkin_storage_spans_evicted_total Spans evicted to stay within max-spans\n# TYPE zipkin_storage_spans_evicted_total counter\nzipkin_storage_spans_evicted_total {}", store.evicted_span_count());
         out
     }

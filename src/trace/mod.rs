@@ -1,8 +1,9 @@
 //! # Trace server
 //!
 //! An in-memory Zipkin: unmodified Zipkin and OpenTelemetry clients report to it (v2 JSON, proto3,
-//! v1 JSON, optionally gzipped) and its API answers as the Zipkin server's does; a small web UI
-//! reads that API. The proxy's spans reach the [`Store`] in process (queued off the request path and
+//! v1 JSON, optionally gzipped, and OTLP over HTTP and gRPC) and its API answers as the Zipkin
+//! server's does; a small web UI reads that API. OTLP log records go to a bounded log store beside
+//! the spans. The proxy's spans reach the [`Store`] in process (queued off the request path and
 //! ingested in batches by `control::spans`).
 //!
 //! Owns everything under `src/trace/`; touches no other module's state.
@@ -11,6 +12,8 @@
 //! - [`model`]: the v2 [`Span`] and its identifiers.
 //! - [`codec`]: v2 JSON, proto3 and v1 JSON (with the server's v1 → v2 conversion).
 //! - [`store`](Store): the bounded, sharded, interned span store and its searches.
+//! - [`logs`]: the bounded log store (held by the [`Store`]) and its search.
+//! - [`otlp`]: OTLP/HTTP and OTLP/gRPC ingest (traces, logs; metrics counted).
 //! - [`query`]: query parameters and their validation.
 //! - `merge`, [`dependencies`]: read-side span merging and dependency links.
 //! - `api`, `server`: HTTP routing and the hyper server; `forward`: copy to another collector;
@@ -21,6 +24,9 @@
 //! optionally `Content-Encoding: gzip`; `GET /api/v2/{services, remoteServices, spans, traces,
 //! trace/{id}, traceMany, dependencies, autocompleteKeys, autocompleteValues}`; `/health`, `/info`,
 //! `/prometheus`; the UI at `/`. Everything is also served under `/zipkin/`; CORS allows any origin.
+//! `GET /api/v2/logs` searches the log store ([`logs::query`] lists its parameters).
+//! `POST /v1/traces`, `/v1/logs`, `/v1/metrics` (OTLP/HTTP) and the OTLP/gRPC `Export` methods are
+//! served on the OTLP listeners and on the Zipkin port too.
 //!
 //! # Choices where the Zipkin server leaves room
 //! - Eviction removes whole traces in first-ingest order (the server's in-memory storage goes by
@@ -35,9 +41,11 @@ mod api;
 pub mod codec;
 pub mod dependencies;
 mod forward;
+pub mod logs;
 mod merge;
 pub mod metrics;
 pub mod model;
+pub mod otlp;
 pub mod query;
 mod server;
 mod store;
@@ -102,10 +110,33 @@ pub enum TraceError {
     },
 }
 
+/// The sockets a trace server answers on.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The Zipkin API and UI (and OTLP too).
+    pub zipkin: Vec<TcpListener>,
+    /// OTLP only: OTLP/HTTP and OTLP/gRPC (one port can take both; sandbox binds one of each).
+    pub otlp: Vec<TcpListener>,
+}
+
 /// Serves the Zipkin API and UI on `listeners` until `shutdown` is cancelled; in-flight requests
 /// then get a bounded grace period. Spans go into (and queries read) `store`.
 pub async fn serve(
     listeners: Vec<TcpListener>,
+    store: Store,
+    config: TraceConfig,
+    shutdown: CancellationToken,
+) -> Result<(), TraceError> {
+    let listeners = Listeners {
+        zipkin: listeners,
+        otlp: Vec::new(),
+    };
+    serve_listeners(listeners, store, config, shutdown).await
+}
+
+/// [`serve`] with OTLP listeners as well.
+pub async fn serve_listeners(
+    listeners: Listeners,
     store: Store,
     config: TraceConfig,
     shutdown: CancellationToken,
@@ -119,6 +150,12 @@ pub async fn serve(
         config,
         metrics,
     });
+    let listeners = (listeners
+        .zipkin
+        .into_iter()
+        .map(|l| (l, api::Surface::Zipkin)))
+    .chain(listeners.otlp.into_iter().map(|l| (l, api::Surface::Otlp)))
+    .collect();
     server::run(listeners, state, shutdown).await;
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! The HTTP server: accepts on the given listeners, serves HTTP/1.1 and h2c with hyper, enforces a
-//! header read timeout, and on shutdown stops accepting, lets in-flight requests finish and closes
+//! The HTTP server: accepts on the given listeners, serves HTTP/1.1 and h2c with hyper (gRPC
+//! clients speak h2c with prior knowledge, which the auto builder detects), enforces a header read
+//! timeout, and on shutdown stops accepting, lets in-flight requests finish and closes
 //! connections, bounded by a grace period.
 
 use std::convert::Infallible;
@@ -13,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::trace::api::{handle, State};
+use crate::trace::api::{handle, State, Surface};
 
 /// How long a client may take to send request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,14 +23,15 @@ const GRACE: Duration = Duration::from_secs(5);
 
 /// Serves until `shutdown` is cancelled, then drains.
 pub(crate) async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<(TcpListener, Surface)>,
     state: Arc<State>,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    for listener in listeners {
+    for (listener, surface) in listeners {
         tracker.spawn(accept(
             listener,
+            surface,
             state.clone(),
             shutdown.clone(),
             tracker.clone(),
@@ -47,6 +49,7 @@ pub(crate) async fn run(
 
 async fn accept(
     listener: TcpListener,
+    surface: Surface,
     state: Arc<State>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -59,7 +62,7 @@ async fn accept(
         match accepted {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
-                tracker.spawn(connection(stream, state.clone(), shutdown.clone()));
+                tracker.spawn(connection(stream, surface, state.clone(), shutdown.clone()));
             }
             Err(error) => {
                 // Runtime error (e.g. out of file descriptors): report, back off, keep serving.
@@ -70,10 +73,15 @@ async fn accept(
     }
 }
 
-async fn connection(stream: tokio::net::TcpStream, state: Arc<State>, shutdown: CancellationToken) {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    surface: Surface,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) {
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(request, state).await) }
+        async move { Ok::<_, Infallible>(handle(request, state, surface).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

@@ -22,10 +22,13 @@
 //!   earliest), the timestamp the server's `QueryRequest.test` checks.
 //! - Ingest is counted in `zipkin_collector_*{transport="http"}` as the server does; forwarding and
 //!   storage have their own `zipkin_forward_*` and `zipkin_storage_*` series.
+//! - OTLP (`otlp`): traces, logs and metrics over OTLP/HTTP and OTLP/gRPC from the OpenTelemetry
+//!   Python SDK's own exporters (`tests/peers/otel/setup.sh`), joined with Zipkin spans.
 
 mod api;
 mod collector;
 mod forward;
+mod otlp;
 mod peers;
 mod server;
 mod util;

@@ -7,7 +7,9 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use sandbox::trace::{serve, Endpoint, Kind, Span, SpanId, Store, TraceConfig, TraceId};
+use sandbox::trace::{
+    serve_listeners, Endpoint, Kind, Listeners, Span, SpanId, Store, TraceConfig, TraceId,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -43,14 +45,29 @@ pub async fn start() -> TestServer {
 }
 
 pub async fn start_with(config: TraceConfig) -> TestServer {
+    start_listening(config, Vec::new()).await
+}
+
+/// A server with an OTLP listener as well; its address is the second value.
+pub async fn start_with_otlp(config: TraceConfig) -> (TestServer, SocketAddr) {
+    let otlp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = otlp.local_addr().unwrap();
+    (start_listening(config, vec![otlp]).await, address)
+}
+
+async fn start_listening(config: TraceConfig, otlp: Vec<TcpListener>) -> TestServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let store = Store::new(config.max_spans);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let (store, shutdown) = (store.clone(), shutdown.clone());
+        let listeners = Listeners {
+            zipkin: vec![listener],
+            otlp,
+        };
         async move {
-            serve(vec![listener], store, config, shutdown)
+            serve_listeners(listeners, store, config, shutdown)
                 .await
                 .unwrap()
         }
@@ -76,7 +93,21 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: impl Into<Bytes>,
     ) -> Reply {
-        let mut request = Request::builder().method(method).uri(self.url(path));
+        self.send_to(self.address, method, path, headers, body)
+            .await
+    }
+
+    /// [`TestServer::send`] to another of the server's listeners (an OTLP one).
+    pub async fn send_to(
+        &self,
+        address: SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let url = format!("http://{address}{path}");
+        let mut request = Request::builder().method(method).uri(url);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

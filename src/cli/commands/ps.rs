@@ -43,6 +43,8 @@ pub async fn run(global: &GlobalArgs, _args: PsArgs, printer: &Printer) -> anyho
             "pid": control_plane.as_ref().map(|state| state.pid),
             "gateway": control_plane.as_ref().and_then(|state| state.gateway.clone()),
             "zipkin": control_plane.as_ref().and_then(|state| state.zipkin.clone()),
+            "otlp_http": control_plane.as_ref().and_then(|state| state.otlp_http.clone()),
+            "otlp_grpc": control_plane.as_ref().and_then(|state| state.otlp_grpc.clone()),
             "services": replicas,
             "mesh": mesh,
         });

@@ -303,6 +303,20 @@ pub struct Tracing {
     /// A Zipkin collector that gets a copy of every span.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward: Option<String>,
+    /// Port of the OTLP/HTTP receiver. `None`: 4318, or a free port when 4318 is taken; a port
+    /// written in the manifest is used or fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_http_port: Option<u16>,
+    /// Port of the OTLP/gRPC receiver. `None`: 4317, or a free port when 4317 is taken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_grpc_port: Option<u16>,
+    /// Log records kept before the oldest are evicted (100 000 by default).
+    #[serde(skip_serializing_if = "is_default_max_logs")]
+    pub max_logs: usize,
+}
+
+fn is_default_max_logs(max_logs: &usize) -> bool {
+    *max_logs == crate::trace::logs::DEFAULT_MAX_LOGS
 }
 
 impl Default for Tracing {
@@ -312,6 +326,9 @@ impl Default for Tracing {
             max_spans: 500_000,
             sample_rate: 1.0,
             forward: None,
+            otlp_http_port: None,
+            otlp_grpc_port: None,
+            max_logs: crate::trace::logs::DEFAULT_MAX_LOGS,
         }
     }
 }

@@ -9,6 +9,9 @@
 //! evicts by span timestamp: ingest order is what a developer expects on a laptop (a late trace with
 //! an old clock is not dropped at once), and it needs no global sorted index.
 //!
+//! The store also holds the [`LogStore`] (OTLP log records, container output), so every server
+//! and the proxy that share a `Store` share its logs too.
+//!
 //! Trace ids are strict, as the server's default `STRICT_TRACE_ID=true`: a 64-bit and a 128-bit id
 //! with the same low bits are different traces.
 
@@ -24,6 +27,7 @@ use compact::{kind_code, StoredSpan};
 
 use crate::trace::dependencies::{DependencyLink, Linker};
 use crate::trace::forward::Forwarder;
+use crate::trace::logs::{LogStore, DEFAULT_MAX_LOGS};
 use crate::trace::merge::merge;
 use crate::trace::metrics::InProcess;
 use crate::trace::model::{Kind, Span, TraceId};
@@ -127,6 +131,7 @@ struct Inner {
     evicted_spans: AtomicU64,
     in_process: InProcess,
     forwarder: OnceLock<Forwarder>,
+    logs: LogStore,
 }
 
 /// A cloneable handle on the store; all clones share the same spans.
@@ -156,8 +161,13 @@ fn sorted(mut names: Vec<String>) -> Vec<String> {
 }
 
 impl Store {
-    /// A store holding at most `max_spans` spans (at least 1).
+    /// A store holding at most `max_spans` spans (at least 1) and the default number of logs.
     pub fn new(max_spans: usize) -> Self {
+        Self::with_max_logs(max_spans, DEFAULT_MAX_LOGS)
+    }
+
+    /// A store holding at most `max_spans` spans and `max_logs` log records (each at least 1).
+    pub fn with_max_logs(max_spans: usize, max_logs: usize) -> Self {
         Store {
             inner: Arc::new(Inner {
                 max_spans: max_spans.max(1),
@@ -169,6 +179,7 @@ impl Store {
                 evicted_spans: AtomicU64::new(0),
                 in_process: InProcess::default(),
                 forwarder: OnceLock::new(),
+                logs: LogStore::new(max_logs),
             }),
         }
     }
@@ -183,6 +194,11 @@ impl Store {
         self.inner.shards[shard]
             .write()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log records kept beside the spans.
+    pub fn logs(&self) -> &LogStore {
+        &self.inner.logs
     }
 
     /// Sends every span ingested from now on to `forwarder` as well; only the first call counts.

@@ -1,0 +1,285 @@
+//! The bounded log store: OTLP log records now, container output later (a `push` of records whose
+//! [`LogSource`] is [`LogSource::Container`]), each joined to its trace by trace id.
+//!
+//! **Bound**: at most `max_logs` records; the oldest are evicted first. Each record is bounded too:
+//! the body is cut at [`MAX_BODY_BYTES`], at most [`MAX_ATTRIBUTES`] attributes are kept, each key
+//! and value cut at [`MAX_ATTRIBUTE_BYTES`], so the store's memory has a ceiling whatever clients
+//! send.
+//!
+//! Owns the records and their search ([`query`]); knows nothing of OTLP or HTTP.
+
+pub mod query;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use query::LogQuery;
+
+use crate::trace::model::{SpanId, TraceId};
+
+/// Records kept when the manifest says nothing (`tracing: {max_logs}`).
+pub const DEFAULT_MAX_LOGS: usize = 100_000;
+/// Longest body kept, in bytes; a longer one is cut (at a character boundary) and marked `…`.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Most attributes kept per record.
+pub const MAX_ATTRIBUTES: usize = 64;
+/// Longest attribute key or value kept, in bytes.
+pub const MAX_ATTRIBUTE_BYTES: usize = 1024;
+
+/// Where a record came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// An OTLP log exporter; `scope` is the instrumentation scope's name.
+    Otlp {
+        /// The logger's name.
+        scope: Option<String>,
+    },
+    /// A line a container wrote.
+    Container {
+        /// The container's name (`shop-web-1`).
+        replica: String,
+        /// Which stream it wrote to.
+        stream: Stream,
+    },
+}
+
+/// A container's output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl Stream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    /// When it happened, epoch nanoseconds (its observed or arrival time when it carried none).
+    pub time_unix_nano: u64,
+    /// OTLP `SeverityNumber`: 1–24, 0 unspecified (9 is INFO, 13 WARN, 17 ERROR).
+    pub severity_number: u8,
+    /// The severity as the source wrote it.
+    pub severity_text: Option<String>,
+    /// The message, as text.
+    pub body: String,
+    /// Attributes, values as text, in the order sent.
+    pub attributes: Vec<(String, String)>,
+    /// Lower-case service name (the resource's `service.name`, or the container's service).
+    pub service: Option<String>,
+    /// The trace it belongs to.
+    pub trace_id: Option<TraceId>,
+    /// The span it was written in.
+    pub span_id: Option<SpanId>,
+    /// Where it came from.
+    pub source: LogSource,
+}
+
+impl LogRecord {
+    /// Applies the per-record bounds and lower-cases the service name.
+    fn bound(&mut self) {
+        cut(&mut self.body, MAX_BODY_BYTES);
+        self.attributes.truncate(MAX_ATTRIBUTES);
+        for (key, value) in &mut self.attributes {
+            cut(key, MAX_ATTRIBUTE_BYTES);
+            cut(value, MAX_ATTRIBUTE_BYTES);
+        }
+        if let Some(service) = &mut self.service {
+            if service.bytes().any(|b| b.is_ascii_uppercase()) || !service.is_ascii() {
+                *service = service.to_lowercase();
+            }
+        }
+    }
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary, ending it with `…`.
+fn cut(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+}
+
+struct Inner {
+    max_logs: usize,
+    /// (sequence, record), oldest first.
+    records: RwLock<VecDeque<(u64, Arc<LogRecord>)>>,
+    next_sequence: AtomicU64,
+    evicted: AtomicU64,
+}
+
+/// A cloneable handle on the log store; all clones share the same records.
+#[derive(Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field("max_logs", &self.inner.max_logs)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl LogStore {
+    /// A store keeping at most `max_logs` records (at least 1).
+    pub fn new(max_logs: usize) -> Self {
+        LogStore {
+            inner: Arc::new(Inner {
+                max_logs: max_logs.max(1),
+                records: RwLock::default(),
+                next_sequence: AtomicU64::new(0),
+                evicted: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Keeps `records` (bounded one by one), evicting the oldest past the bound; they are
+    /// searchable when this returns.
+    pub fn push(&self, records: Vec<LogRecord>) {
+        let records: Vec<Arc<LogRecord>> = records
+            .into_iter()
+            .map(|mut record| {
+                record.bound();
+                Arc::new(record)
+            })
+            .collect();
+        let mut stored = self
+            .inner
+            .records
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            let sequence = self.inner.next_sequence.fetch_add(1, Ordering::Relaxed);
+            stored.push_back((sequence, record));
+        }
+        let over = stored.len().saturating_sub(self.inner.max_logs);
+        if over > 0 {
+            stored.drain(..over);
+            self.inner.evicted.fetch_add(over as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.inner
+            .records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Records evicted to stay within the bound, since start.
+    pub fn evicted(&self) -> u64 {
+        self.inner.evicted.load(Ordering::Relaxed)
+    }
+
+    /// The newest `query.limit` records that match, in time order (ties in arrival order).
+    pub fn search(&self, query: &LogQuery) -> Vec<Arc<LogRecord>> {
+        let mut found: Vec<(u64, Arc<LogRecord>)> = {
+            let stored = self.inner.records.read().unwrap_or_else(|e| e.into_inner());
+            stored
+                .iter()
+                .rev()
+                .filter(|(_, record)| query.matches(record))
+                .take(query.limit)
+                .map(|(sequence, record)| (*sequence, record.clone()))
+                .collect()
+        };
+        found.sort_by_key(|(sequence, record)| (record.time_unix_nano, *sequence));
+        found.into_iter().map(|(_, record)| record).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn record(service: &str, time: u64, body: &str) -> LogRecord {
+        LogRecord {
+            time_unix_nano: time,
+            severity_number: 9,
+            severity_text: Some("INFO".into()),
+            body: body.into(),
+            attributes: Vec::new(),
+            service: Some(service.into()),
+            trace_id: None,
+            span_id: None,
+            source: LogSource::Otlp { scope: None },
+        }
+    }
+
+    #[test]
+    fn the_oldest_records_are_evicted_past_the_bound() {
+        let store = LogStore::new(3);
+        store.push((1..=5).map(|t| record("web", t, &t.to_string())).collect());
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.evicted(), 2);
+        let bodies: Vec<String> = store
+            .search(&LogQuery::default())
+            .iter()
+            .map(|r| r.body.clone())
+            .collect();
+        assert_eq!(bodies, ["3", "4", "5"]);
+    }
+
+    #[test]
+    fn records_are_bounded_one_by_one() {
+        let store = LogStore::new(10);
+        let mut big = record("Web", 1, &"é".repeat(MAX_BODY_BYTES));
+        big.attributes = (0..100)
+            .map(|i| (format!("k{i}"), "v".repeat(5000)))
+            .collect();
+        store.push(vec![big]);
+        let kept = &store.search(&LogQuery::default())[0];
+        assert!(kept.body.len() <= MAX_BODY_BYTES && kept.body.ends_with('…'));
+        assert_eq!(kept.attributes.len(), MAX_ATTRIBUTES);
+        assert!(kept.attributes[0].1.len() <= MAX_ATTRIBUTE_BYTES);
+        assert_eq!(kept.service.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn search_returns_the_newest_matches_in_time_order() {
+        let store = LogStore::new(100);
+        store.push(vec![
+            record("web", 30, "c"),
+            record("api", 10, "x"),
+            record("web", 20, "b"),
+            record("web", 10, "a"),
+        ]);
+        let query = LogQuery {
+            service: Some("web".into()),
+            limit: 2,
+            ..LogQuery::default()
+        };
+        let bodies: Vec<String> = store
+            .search(&query)
+            .iter()
+            .map(|r| r.body.clone())
+            .collect();
+        assert_eq!(bodies, ["a", "b"]);
+    }
+}
