@@ -4,12 +4,16 @@
 //! probes ([`health`]; gRPC's in [`grpc_health`]) and the labels that find
 //! everything again ([`labels`]).
 //!
-//! Only `docker.rs` talks to bollard; everything else works with this module's own types.
+//! The mesh forwarder's image is [`forwarder`]'s.
+//!
+//! Only `docker.rs` (and its `docker/` submodules) talks to bollard; everything else works with
+//! this module's own types.
 
 pub mod apply;
 pub mod docker;
 pub mod error;
 pub mod files;
+pub mod forwarder;
 pub mod grpc_health;
 pub mod health;
 pub mod image;
