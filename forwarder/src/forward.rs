@@ -49,6 +49,10 @@ impl Default for Limits {
     }
 }
 
+/// Stack of a connection's thread: it may resolve the intake's name through the C library,
+/// whose DNS code keeps sizeable buffers on the stack.
+const CONNECTION_STACK_SIZE: usize = 256 * 1024;
+
 /// What a listener's connections are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -174,7 +178,7 @@ fn accept_loop(listener: &TcpListener, role: Role, shared: &Arc<Shared>) {
         };
         let spawned = thread::Builder::new()
             .name("connection".to_string())
-            .stack_size(splice::STACK_SIZE)
+            .stack_size(CONNECTION_STACK_SIZE)
             .spawn(move || {
                 match role {
                     Role::Service => forward(stream, &slot.shared),
@@ -346,7 +350,7 @@ impl Throttle {
         }
         match self.held_back.swap(0, Ordering::AcqRel) {
             0 => log(message),
-            held => log(format_args!("{message} ({held} similar lines held back)")),
+            held => log(format_args!("{message} ({held} more lines held back)")),
         }
     }
 }

@@ -16,17 +16,7 @@ pub fn exit_on_terminate() {
 /// Closes `stream` with a TCP reset where the platform allows, else with an orderly close.
 /// `stream` must be the socket's only handle (no `try_clone`).
 pub fn reset(stream: TcpStream) {
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64"
-        )
-    ))]
-    if linux::linger_zero(&stream) {
+    if linger::zero(&stream) {
         return; // dropped: closed with a reset
     }
     let _ = stream.shutdown(Shutdown::Both);
@@ -59,17 +49,12 @@ mod unix {
     }
 }
 
+/// `SO_LINGER` where its constants are the generic Linux ones (the architectures engines run on).
 #[cfg(all(
     target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
+    any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
-mod linux {
+mod linger {
     use std::net::TcpStream;
     use std::os::fd::AsRawFd;
     use std::os::raw::{c_int, c_void};
@@ -94,7 +79,7 @@ mod linux {
     }
 
     /// Whether closing `stream` now sends a reset.
-    pub(super) fn linger_zero(stream: &TcpStream) -> bool {
+    pub(super) fn zero(stream: &TcpStream) -> bool {
         let linger = Linger { on: 1, seconds: 0 };
         // SAFETY: a valid socket and a `struct linger` of the size given.
         let result = unsafe {
@@ -107,5 +92,16 @@ mod linux {
             )
         };
         result == 0
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+mod linger {
+    /// Elsewhere the close stays orderly.
+    pub(super) fn zero(_stream: &std::net::TcpStream) -> bool {
+        false
     }
 }
