@@ -17,6 +17,8 @@ use bollard::query_parameters::{
     RemoveVolumeOptions, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
+pub mod images;
+
 // Networks (see `ensure_network`, `apply_networking`).
 use super::spec::Endpoint;
 use crate::manifest::NetworkSpec;

@@ -5,7 +5,8 @@
 //! their image in [`forwarder`]), the labels that find everything again ([`labels`]) and what
 //! differs on Podman's Docker-compatible API ([`podman`]).
 //!
-//! Only `docker.rs` talks to bollard; everything else works with this module's own types.
+//! Only `docker.rs` (and its `docker/` submodules) talks to bollard; everything else works with
+//! this module's own types.
 
 pub mod apply;
 pub mod docker;

@@ -6,6 +6,7 @@ mod cleanup;
 mod compose;
 mod errors;
 pub mod example;
+mod forwarder;
 mod grpc;
 mod lifecycle;
 mod mesh_wiring;

@@ -21,7 +21,7 @@ pub struct DownArgs {
     #[arg(long)]
     pub all: bool,
     /// With `--all`: only projects whose names start with PREFIX (e.g. one CI job's sandboxes on a
-    /// shared engine).
+    /// shared engine); the mesh forwarder image the other projects share is kept.
     #[arg(long, value_name = "PREFIX", requires = "all")]
     pub prefix: Option<String>,
 }
@@ -32,7 +32,8 @@ pub struct PruneArgs {
     /// Also remove named volumes.
     #[arg(short = 'v', long = "volumes")]
     pub volumes: bool,
-    /// Only projects whose names start with PREFIX.
+    /// Only projects whose names start with PREFIX; the mesh forwarder image the other projects
+    /// share is kept.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,
 }
@@ -77,7 +78,8 @@ fn stop_control_plane(project: &str) {
     }
 }
 
-/// Removes every sandbox resource on the engine and lists what it removed.
+/// Removes every sandbox resource on the engine and lists what it removed: each project's, then
+/// the mesh forwarder images no container uses any more.
 pub async fn prune(args: &DownArgs, printer: &Printer) -> anyhow::Result<u8> {
     let docker = Docker::connect().await?;
     let mut projects = docker.sandbox_projects().await?;
@@ -108,6 +110,8 @@ pub async fn prune(args: &DownArgs, printer: &Printer) -> anyhow::Result<u8> {
                 .map(|name| format!("volume {name}")),
         );
     }
+    let images = engine::forwarder::remove_unused_images(&docker, args.prefix.is_some()).await?;
+    removed.extend(images.into_iter().map(|image| format!("image {image}")));
     if removed.is_empty() {
         printer.stderr_line("no sandbox resources on this engine");
     } else {

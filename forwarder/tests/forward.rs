@@ -1,0 +1,301 @@
+//! The forwarder on loopback: fake intakes check the header it sends and answer, callers check
+//! what arrives, and the binary is run for its exit codes and its handling of SIGTERM.
+
+// A test panics to report its failure; helpers here are not `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sandbox_forwarder::config::{Config, Intake};
+use sandbox_forwarder::forward::{Forwarder, Limits};
+use sandbox_forwarder::wire::Header;
+
+const TOKEN: &[u8] = b"0123456789abcdef";
+const WAIT: Duration = Duration::from_secs(5);
+
+fn config(intake: SocketAddr) -> Config {
+    Config {
+        service: "item".to_string(),
+        ports: vec![0],
+        intake: Intake {
+            host: intake.ip().to_string(),
+            port: intake.port(),
+        },
+        token: TOKEN.to_vec(),
+        dial_port: Some(0),
+    }
+}
+
+/// Starts a forwarder; returns its IPv4 loopback service and dial addresses.
+fn start(config: Config, limits: Limits) -> (SocketAddr, SocketAddr) {
+    let forwarder = Forwarder::bind(config, limits).unwrap();
+    let loopback =
+        |addresses: Vec<SocketAddr>| -> SocketAddr { ([127, 0, 0, 1], addresses[0].port()).into() };
+    let service = loopback(forwarder.service_addresses());
+    let dial = loopback(forwarder.dial_addresses());
+    thread::spawn(move || forwarder.serve());
+    (service, dial)
+}
+
+/// Reads a header from `stream`; returns it and the bytes that came after it.
+fn read_header(stream: &mut TcpStream) -> (Header, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        let read = stream.read(&mut chunk).unwrap();
+        assert!(read > 0, "the connection ended before a header");
+        bytes.extend_from_slice(&chunk[..read]);
+        if let Some((header, used)) = Header::decode(&bytes).unwrap() {
+            return (header, bytes.split_off(used));
+        }
+    }
+}
+
+/// An intake that accepts connections, reports each header and echoes the rest (half-close
+/// included).
+fn echoing_intake() -> (SocketAddr, mpsc::Receiver<Header>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    let (headers, received) = mpsc::channel();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let headers = headers.clone();
+            thread::spawn(move || {
+                let (header, early) = read_header(&mut stream);
+                let _ = headers.send(header);
+                stream.write_all(&early).unwrap();
+                let mut reader = stream.try_clone().unwrap();
+                std::io::copy(&mut reader, &mut stream).unwrap();
+                stream.shutdown(Shutdown::Write).unwrap();
+            });
+        }
+    });
+    (address, received)
+}
+
+/// Waits up to [`WAIT`] for the connection to end; returns how long that took.
+fn ends_within(mut stream: TcpStream) -> Duration {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "unexpected bytes {rest:?}"),
+        Err(error) => assert!(
+            matches!(
+                error.kind(),
+                ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
+            ),
+            "the connection was not ended: {error}"
+        ),
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_caller_is_handed_on_with_its_header_and_bytes_pass_both_ways() {
+    let (intake, headers) = echoing_intake();
+    let (service, _) = start(config(intake), Limits::default());
+    let mut caller = TcpStream::connect(service).unwrap();
+    caller.write_all(b"ping").unwrap();
+    let mut answer = [0u8; 4];
+    caller.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"ping");
+    let header = headers.recv_timeout(WAIT).unwrap();
+    assert_eq!(header.source, caller.local_addr().unwrap(), "the caller");
+    assert_eq!(header.destination, service, "the address the caller called");
+    assert_eq!(header.service, "item");
+    assert_eq!(header.token, TOKEN);
+    assert!(!header.dial);
+    // The caller's half-close travels on; the echo's end comes back.
+    caller.shutdown(Shutdown::Write).unwrap();
+    assert!(ends_within(caller) < WAIT);
+}
+
+#[test]
+fn a_server_first_intake_half_closes_and_the_caller_still_sends() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let intake = listener.local_addr().unwrap();
+    let (report, reported) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let (_, early) = read_header(&mut stream);
+        assert!(early.is_empty());
+        stream.write_all(b"220 greeting\r\n").unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).unwrap();
+        report.send(received).unwrap();
+    });
+    let (service, _) = start(config(intake), Limits::default());
+    let mut caller = TcpStream::connect(service).unwrap();
+    let mut greeting = Vec::new();
+    caller.read_to_end(&mut greeting).unwrap();
+    assert_eq!(greeting, b"220 greeting\r\n");
+    caller.write_all(b"QUIT after the half-close").unwrap();
+    caller.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        reported.recv_timeout(WAIT).unwrap(),
+        b"QUIT after the half-close"
+    );
+}
+
+#[test]
+fn with_the_intake_down_a_caller_is_refused_at_once() {
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (service, _) = start(config(gone), Limits::default());
+    let caller = TcpStream::connect(service).unwrap();
+    assert!(ends_within(caller) < Duration::from_secs(1));
+}
+
+#[test]
+fn connections_beyond_the_cap_are_refused_and_slots_come_back() {
+    let (intake, headers) = echoing_intake();
+    let limits = Limits {
+        max_connections: 1,
+        ..Limits::default()
+    };
+    let (service, _) = start(config(intake), limits);
+    let mut first = TcpStream::connect(service).unwrap();
+    first.write_all(b"x").unwrap();
+    first.read_exact(&mut [0u8; 1]).unwrap();
+    headers.recv_timeout(WAIT).unwrap();
+    let second = TcpStream::connect(service).unwrap();
+    assert!(ends_within(second) < Duration::from_secs(1));
+    first.shutdown(Shutdown::Write).unwrap();
+    ends_within(first);
+    // The first one's slot is given back once its threads end.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut next = TcpStream::connect(service).unwrap();
+        next.set_read_timeout(Some(WAIT)).unwrap();
+        next.write_all(b"y").unwrap();
+        let mut answer = [0u8; 1];
+        if next.read_exact(&mut answer).is_ok() {
+            assert_eq!(&answer, b"y");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slot never came back");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_dial_request_with_the_token_is_connected_and_spliced() {
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let destination = echo.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in echo.incoming() {
+            let mut stream = stream.unwrap();
+            let mut reader = stream.try_clone().unwrap();
+            std::io::copy(&mut reader, &mut stream).unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+        }
+    });
+    let (intake, _) = echoing_intake();
+    let (_, dial) = start(config(intake), Limits::default());
+    let request = |token: &[u8], dial_flag: bool| {
+        let mut control = TcpStream::connect(dial).unwrap();
+        let mut bytes = Header {
+            source: control.local_addr().unwrap(),
+            destination,
+            token: token.to_vec(),
+            service: "item".to_string(),
+            dial: dial_flag,
+        }
+        .encode();
+        bytes.extend_from_slice(b"hello"); // data in the header's packet reaches the target
+        control.write_all(&bytes).unwrap();
+        control
+    };
+    let mut control = request(TOKEN, true);
+    let mut answer = [0u8; 5];
+    control.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"hello");
+    control.shutdown(Shutdown::Write).unwrap();
+    assert!(ends_within(control) < WAIT);
+    assert!(ends_within(request(b"0123456789abcdeX", true)) < Duration::from_secs(1));
+    assert!(ends_within(request(TOKEN, false)) < Duration::from_secs(1));
+}
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sandbox-forwarder"));
+    command
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn the_binary_names_a_bad_variable_and_exits_2() {
+    let output = binary()
+        .env("SANDBOX_MESH_SERVICE", "item")
+        .env("SANDBOX_MESH_PORTS", "8080,http")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SANDBOX_MESH_PORTS: `http` is not a TCP port"),
+        "{stderr}"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_logs_without_the_token_and_exits_at_once_on_sigterm() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = binary()
+        .env("SANDBOX_MESH_SERVICE", "item")
+        .env("SANDBOX_MESH_PORTS", port.to_string())
+        .env("SANDBOX_MESH_INTAKE", "127.0.0.1:9")
+        .env("SANDBOX_MESH_TOKEN", "secret-token-value")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the forwarder never listened");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "SIGTERM did not end the forwarder"
+        );
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("service `item`: listening on"), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:9"), "{stderr}");
+    assert!(!stderr.contains("secret-token-value"), "{stderr}");
+}
