@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::monitor::Monitor;
 use super::spans::{SpanDrain, StoreRecorder, QUEUE_SPANS};
-use super::wiring::{self, ContainerSide, MESH_INTAKE_PORT, MESH_PORT, ZIPKIN_PORT};
+use super::wiring::{self, ContainerSide, Loopback, MESH_INTAKE_PORT, MESH_PORT, ZIPKIN_PORT};
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
@@ -137,7 +137,15 @@ impl ControlPlane {
             .map(|address| address.port())
             .unwrap_or(ZIPKIN_PORT);
         let intake_port = listen_intake_loopback(&workers).await?;
-        let side = ContainerSide::detect(networks, zipkin_port, intake_port);
+        let (otlp, mut otlp_listeners) = bind_otlp_local(manifest).await?;
+        let side = ContainerSide::detect(
+            networks,
+            Loopback {
+                zipkin: zipkin_port,
+                intake: intake_port,
+                otlp_http: otlp.http,
+            },
+        );
         let mut zipkin_listeners = vec![zipkin_local];
         let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
         for (ip, shared) in side.listen_addresses() {
@@ -162,7 +170,6 @@ impl ControlPlane {
                 Err(error) => return Err(error),
             }
         }
-        let (otlp, mut otlp_listeners) = bind_otlp_local(manifest).await?;
         for (ip, _) in side.listen_addresses() {
             otlp_listeners.extend(bind_otlp_gateway(&otlp, ip).await);
         }
@@ -268,7 +275,14 @@ impl ControlPlane {
                 return;
             }
         };
-        let side = ContainerSide::detect(&networks, late.zipkin_port, late.intake_port);
+        let side = ContainerSide::detect(
+            &networks,
+            Loopback {
+                zipkin: late.zipkin_port,
+                intake: late.intake_port,
+                otlp_http: late.otlp.http,
+            },
+        );
         for (ip, _) in side.listen_addresses() {
             let new = late
                 .listening

@@ -41,17 +41,25 @@ pub struct ContainerSide {
     pub gateways: BTreeMap<String, IpAddr>,
     /// The networks of `gateways` that are not the project's own (external ones, `bridge`).
     pub shared: BTreeSet<String>,
-    /// The trace server's loopback port: for `network_mode: host` containers, and through the
-    /// engine's host-gateway name for containers on no network with a bound gateway.
-    pub zipkin_port: u16,
-    /// The mesh intake's loopback port: forwarders on no network with a bound gateway reach it
-    /// through the engine's host-gateway name.
-    pub intake_port: u16,
+    /// The control plane's loopback ports.
+    pub loopback: Loopback,
+}
+
+/// The control plane's ports on the host's loopback: for `network_mode: host` containers, and
+/// through the engine's host-gateway name for containers on no network with a bound gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loopback {
+    /// The trace server (Zipkin API).
+    pub zipkin: u16,
+    /// The mesh intake, where forwarders hand connections over.
+    pub intake: u16,
+    /// The OTLP/HTTP receiver.
+    pub otlp_http: u16,
 }
 
 impl ContainerSide {
     /// The networks whose gateway address this process can listen on.
-    pub fn detect(networks: &[NetworkInfo], zipkin_port: u16, intake_port: u16) -> ContainerSide {
+    pub fn detect(networks: &[NetworkInfo], loopback: Loopback) -> ContainerSide {
         let gateways = networks
             .iter()
             .filter_map(|network| Some((network.name.clone(), network.listenable_gateway()?)))
@@ -64,8 +72,7 @@ impl ContainerSide {
         ContainerSide {
             gateways,
             shared,
-            zipkin_port,
-            intake_port,
+            loopback,
         }
     }
 
@@ -136,6 +143,10 @@ fn reach(
 /// The wiring for every container of `manifest`.
 pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
     let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
+    let otlp_fixed = manifest
+        .tracing
+        .otlp_http_port
+        .unwrap_or(crate::trace::otlp::DEFAULT_HTTP_PORT);
     let mut service_environment = BTreeMap::new();
     let mut service_extra_hosts = BTreeMap::new();
     let mut mesh_intake = BTreeMap::new();
@@ -149,21 +160,27 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
         let mut hosts = Vec::new();
         match reach {
             Reach::Gateway(ip) => {
-                environment.extend(zipkin_environment(&format!(
-                    "http://{}",
-                    SocketAddr::new(ip, zipkin_fixed)
-                )));
+                environment.extend(telemetry_environment(
+                    &format!("http://{}", SocketAddr::new(ip, zipkin_fixed)),
+                    &format!("http://{}", SocketAddr::new(ip, otlp_fixed)),
+                ));
             }
             Reach::HostGateway => {
-                let base = format!("http://{HOST_GATEWAY_NAME}:{}", side.zipkin_port);
-                environment.extend(zipkin_environment(&base));
+                let host = |port: u16| format!("http://{HOST_GATEWAY_NAME}:{port}");
+                environment.extend(telemetry_environment(
+                    &host(side.loopback.zipkin),
+                    &host(side.loopback.otlp_http),
+                ));
                 if own_hosts {
                     hosts.push(format!("{HOST_GATEWAY_NAME}:host-gateway"));
                 }
             }
             Reach::Loopback => {
-                let base = format!("http://127.0.0.1:{}", side.zipkin_port);
-                environment.extend(zipkin_environment(&base));
+                let local = |port: u16| format!("http://127.0.0.1:{port}");
+                environment.extend(telemetry_environment(
+                    &local(side.loopback.zipkin),
+                    &local(side.loopback.otlp_http),
+                ));
             }
             Reach::Nothing => {}
         }
@@ -209,11 +226,20 @@ fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
             extra_hosts: Vec::new(),
         }),
         Reach::HostGateway => Some(Intake {
-            address: format!("{HOST_GATEWAY_NAME}:{}", side.intake_port),
+            address: format!("{HOST_GATEWAY_NAME}:{}", side.loopback.intake),
             extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
         }),
         Reach::Loopback | Reach::Nothing => None,
     }
+}
+
+/// What telemetry SDKs read: the Zipkin variables for a trace server at `zipkin`, then the OTLP
+/// ones for a receiver at `otlp` (so `OTEL_TRACES_EXPORTER` is `otlp`, the exporter every
+/// OpenTelemetry SDK ships).
+fn telemetry_environment(zipkin: &str, otlp: &str) -> BTreeMap<String, String> {
+    let mut environment = zipkin_environment(zipkin);
+    environment.extend(crate::trace::otlp::environment::otlp_environment(otlp));
+    environment
 }
 
 /// The variables common Zipkin and OpenTelemetry clients read, for a trace server at `base`.
@@ -247,8 +273,11 @@ mod tests {
                 .map(|(name, ip)| (name.to_string(), ip.parse().unwrap()))
                 .collect(),
             shared: ["bridge".to_string(), "corporate".to_string()].into(),
-            zipkin_port: 41000,
-            intake_port: 41001,
+            loopback: Loopback {
+                zipkin: 41000,
+                intake: 41001,
+                otlp_http: 41002,
+            },
         }
     }
 

@@ -234,13 +234,19 @@ async fn reload_in_place(
     let shutdown = Shutdown::install();
     let docker = Docker::connect().await?;
     let network = engine::prepare(&docker, manifest, &events).await?;
-    let zipkin_port = running
-        .zipkin
-        .as_deref()
-        .and_then(|url| url.rsplit(':').next()?.parse().ok())
-        .unwrap_or(wiring::ZIPKIN_PORT);
-    let intake_port = running.intake_port.unwrap_or(wiring::MESH_INTAKE_PORT);
-    let side = ContainerSide::detect(&network, zipkin_port, intake_port);
+    let port_of = |url: &Option<String>, default: u16| {
+        url.as_deref()
+            .and_then(|url| url.rsplit(':').next()?.parse().ok())
+            .unwrap_or(default)
+    };
+    let side = ContainerSide::detect(
+        &network,
+        wiring::Loopback {
+            zipkin: port_of(&running.zipkin, wiring::ZIPKIN_PORT),
+            intake: running.intake_port.unwrap_or(wiring::MESH_INTAKE_PORT),
+            otlp_http: port_of(&running.otlp_http, crate::trace::otlp::DEFAULT_HTTP_PORT),
+        },
+    );
     let wiring = wiring::wiring(manifest, &side);
     engine::up(
         &docker,
