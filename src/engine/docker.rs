@@ -292,7 +292,12 @@ impl Docker {
                         .and_then(|names| names.into_iter().next())
                         .map(|name| name.trim_start_matches('/').to_string())
                         .unwrap_or_default(),
-                    service: labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+                    // A forwarder: the service it stands for.
+                    service: labels
+                        .get(labels::SERVICE)
+                        .or_else(|| labels.get(labels::MESH_SERVICE))
+                        .cloned()
+                        .unwrap_or_default(),
                     replica: labels
                         .get(labels::REPLICA)
                         .and_then(|replica| replica.parse().ok())

@@ -18,6 +18,9 @@ pub const ROLE: &str = "dev.sandbox.role";
 /// [`ROLE`] of a mesh forwarder: the container that holds a meshed service's DNS names and hands
 /// every connection to the control plane's mesh intake. Never counted as a replica.
 pub const MESH_FORWARDER: &str = "mesh-forwarder";
+/// On a mesh forwarder, the service it stands for (instead of [`SERVICE`], so whatever looks for
+/// a service's containers by label finds its replicas only).
+pub const MESH_SERVICE: &str = "dev.sandbox.mesh-service";
 
 /// A replica's container name (compose v2's scheme).
 pub fn container_name(project: &str, service: &str, replica: u32) -> String {

@@ -166,7 +166,7 @@ pub fn forwarder_spec(
     ]);
     let container_labels = BTreeMap::from([
         (labels::PROJECT.to_string(), manifest.project.clone()),
-        (labels::SERVICE.to_string(), service.name.clone()),
+        (labels::MESH_SERVICE.to_string(), service.name.clone()),
         (labels::ROLE.to_string(), labels::MESH_FORWARDER.to_string()),
     ]);
     let networks = forwarder_endpoints(manifest, service);
@@ -419,7 +419,8 @@ networks:
         );
         assert_eq!(spec.extra_hosts, ["host.docker.internal:host-gateway"]);
         assert_eq!(spec.labels[labels::ROLE], labels::MESH_FORWARDER);
-        assert_eq!(spec.labels[labels::SERVICE], "api");
+        assert_eq!(spec.labels[labels::MESH_SERVICE], "api");
+        assert!(!spec.labels.contains_key(labels::SERVICE), "no replica of `api`");
         assert_eq!(spec.labels[labels::PROJECT], "shop");
         assert!(!spec.labels.contains_key(labels::REPLICA));
     }

@@ -192,9 +192,20 @@ fn assert_clean_within(project: &Project, limit: Duration) {
 fn sigterm_to_run_stops_the_command_and_leaves_nothing() {
     let project = Project::new("run-term");
     project.manifest(&demo_chain(&project));
-    let mut child = project.spawn_quiet(&["run", "--", "sleep", "300"]);
+    let mut child = project.spawn_quiet(&[
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "touch command-started && exec sleep 300",
+    ]);
     wait_for_containers(&project, 2);
-    std::thread::sleep(Duration::from_secs(2));
+    // The command runs once the services are healthy: signal it then, not `up`.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !project.path("command-started").exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -96,18 +96,23 @@ impl Drop for Podman {
 }
 
 /// The project's running containers, seen through the engine's API (not through sandbox).
+/// The project's running service containers (its mesh forwarders left out).
 fn running(project: &Project) -> usize {
     let output = project
         .docker()
         .args([
             "ps",
-            "-q",
             "--filter",
             &format!("label=dev.sandbox.project={}", project.name),
+            "--format",
+            "{{.ID}} {{.Label \"dev.sandbox.role\"}}",
         ])
         .output()
         .expect("docker ps");
-    String::from_utf8_lossy(&output.stdout).lines().count()
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.trim_end().split(' ').nth(1).unwrap_or("").is_empty())
+        .count()
 }
 
 fn assert_nothing_left(project: &Project) {

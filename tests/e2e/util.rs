@@ -139,7 +139,8 @@ impl Project {
         )
     }
 
-    /// Container ids by name for this project (via the docker CLI, independent of sandbox).
+    /// The project's service containers, ids by name (via the docker CLI, independent of
+    /// sandbox); its mesh forwarders are left out.
     pub fn containers(&self) -> Vec<(String, String)> {
         let output = self
             .docker()
@@ -149,15 +150,17 @@ impl Project {
                 "--filter",
                 &format!("label=dev.sandbox.project={}", self.name),
                 "--format",
-                "{{.Names}} {{.ID}}",
+                "{{.Names}} {{.ID}} {{.Label \"dev.sandbox.role\"}}",
             ])
             .output()
             .expect("docker ps");
         let mut containers: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| {
-                line.split_once(' ')
-                    .map(|(name, id)| (name.to_string(), id.to_string()))
+                let mut fields = line.split(' ');
+                let (name, id) = (fields.next()?, fields.next()?);
+                // The services' containers, not the mesh's forwarders.
+                (fields.next().unwrap_or("").is_empty()).then(|| (name.to_string(), id.to_string()))
             })
             .collect();
         containers.sort();

@@ -7,6 +7,9 @@ use crate::cli::GlobalArgs;
 use crate::control::reaper;
 use crate::engine::{self, Docker, DownOptions};
 
+/// How long after the first sweep the reaper looks again.
+const LATE_CREATES: Duration = Duration::from_secs(2);
+
 pub async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
     let Some(project) = global.project.clone() else {
         return Ok(2);
@@ -21,12 +24,19 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<u8> {
         remove_volumes: false,
         timeout: Some(Duration::from_secs(1)),
     };
-    engine::down(
-        &docker,
-        &project,
-        &options,
-        &crate::events::EventSink::discard(),
-    )
-    .await?;
+    // A second sweep catches what the engine was still creating when the owner died (a create
+    // request in flight completes after the first sweep has listed the project).
+    for sweep in 0..2 {
+        if sweep > 0 {
+            tokio::time::sleep(LATE_CREATES).await;
+        }
+        engine::down(
+            &docker,
+            &project,
+            &options,
+            &crate::events::EventSink::discard(),
+        )
+        .await?;
+    }
     Ok(0)
 }
