@@ -280,7 +280,9 @@ fn a_direct_call_by_service_name_is_traced_through_the_mesh() {
     }
     let metrics = sandbox.metrics();
     assert!(
-        metrics.contains(r#"sandbox_proxy_requests_total{route="mesh",service="item",status="200"} 1"#),
+        metrics.contains(
+            r#"sandbox_proxy_requests_total{route="mesh",service="item",status="200"} 1"#
+        ),
         "{metrics}"
     );
 }
@@ -296,7 +298,10 @@ fn a_fault_on_the_callee_hits_the_direct_call() {
     let sandbox = Sandbox::up(project, &manifest, &[]);
     for id in 1..=3 {
         let answer = sandbox.get(&format!("/user/users/{id}"));
-        assert_eq!(answer.status, 418, "user passes the injected status on: {answer:?}");
+        assert_eq!(
+            answer.status, 418,
+            "user passes the injected status on: {answer:?}"
+        );
         assert_eq!(answer.upstream(), "user-1", "{answer:?}");
         assert!(
             answer
@@ -354,10 +359,15 @@ fn retries_on_the_callee_hide_a_killed_replica_from_direct_calls() {
     let retries: u64 = sandbox
         .metrics()
         .lines()
-        .filter(|line| line.starts_with("sandbox_proxy_retries_total{") && line.contains(r#"service="item""#))
+        .filter(|line| {
+            line.starts_with("sandbox_proxy_retries_total{") && line.contains(r#"service="item""#)
+        })
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum();
-    eprintln!("{} requests around the kill, all 200; {retries} retried", answers.len());
+    eprintln!(
+        "{} requests around the kill, all 200; {retries} retried",
+        answers.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -382,7 +392,10 @@ fn ten_mebibytes_pass_intact_through_an_l4_connection_with_its_span() {
     );
     let elapsed = started.elapsed();
     assert!(ok, "{out}{err}");
-    let sums: Vec<&str> = out.lines().map(|line| line.split(' ').next().unwrap_or("")).collect();
+    let sums: Vec<&str> = out
+        .lines()
+        .map(|line| line.split(' ').next().unwrap_or(""))
+        .collect();
     assert_eq!(sums.len(), 2, "{out}{err}");
     assert_eq!(sums[0], sums[1], "the bytes came back intact: {out}{err}");
     assert_ne!(
@@ -406,8 +419,16 @@ fn ten_mebibytes_pass_intact_through_an_l4_connection_with_its_span() {
         .unwrap_or_else(|| panic!("{all}"));
     assert_eq!(span["name"], "tcp 7000", "{all}");
     assert_eq!(span["remoteEndpoint"]["serviceName"], "echo", "{all}");
-    assert_eq!(tag_number(span, "sandbox.bytes_sent"), 10 * 1024 * 1024, "{all}");
-    assert_eq!(tag_number(span, "sandbox.bytes_received"), 10 * 1024 * 1024, "{all}");
+    assert_eq!(
+        tag_number(span, "sandbox.bytes_sent"),
+        10 * 1024 * 1024,
+        "{all}"
+    );
+    assert_eq!(
+        tag_number(span, "sandbox.bytes_received"),
+        10 * 1024 * 1024,
+        "{all}"
+    );
     assert!(span["tags"]["sandbox.close"].is_string(), "{all}");
     assert!(span["tags"].get("error").is_none(), "{all}");
     assert!(has_span(&spans, "SERVER", "echo", "client"), "{all}");
@@ -449,7 +470,9 @@ fn a_call_through_an_alias_on_a_second_network_is_seen() {
         has_span(spans, "CLIENT", "user", "item") && has_span(spans, "SERVER", "item", "user")
     });
     assert!(
-        spans.iter().any(|span| span["tags"]["sandbox.route"] == "mesh"),
+        spans
+            .iter()
+            .any(|span| span["tags"]["sandbox.route"] == "mesh"),
         "{}",
         serde_json::to_string(&spans).unwrap()
     );
@@ -524,7 +547,11 @@ fn an_opted_out_service_sees_its_callers_address_and_no_span() {
     let name = &sandbox.project.name;
     let client = container(&sandbox, "client", 1);
     let (_, address, _) = exec(&client, "hostname -i");
-    let address = address.split_whitespace().next().expect("an address").to_string();
+    let address = address
+        .split_whitespace()
+        .next()
+        .expect("an address")
+        .to_string();
 
     let forwarders = docker(&[
         "ps",
@@ -553,7 +580,10 @@ fn an_opted_out_service_sees_its_callers_address_and_no_span() {
                 "printf 'GET /health HTTP/1.1\\r\\nHost: {service}\\r\\n\\r\\n' | timeout 10 nc {service} 8080"
             ),
         );
-        assert!(ok && out.starts_with("HTTP/1.") && out.contains("ok"), "{service}: {out}{err}");
+        assert!(
+            ok && out.starts_with("HTTP/1.") && out.contains("ok"),
+            "{service}: {out}{err}"
+        );
     }
     // busybox httpd -vv logs each request's peer as `[::ffff:address]:port: url:/health`.
     let access = |service: &str| {
@@ -571,10 +601,14 @@ fn an_opted_out_service_sees_its_callers_address_and_no_span() {
         item_log.contains(&format!("{address}]:")),
         "the opted-out callee sees the caller's address {address}: {item_log}"
     );
-    let meshed_log = wait_until("the meshed callee logs the call", Duration::from_secs(5), || {
-        let log = access("meshed");
-        log.contains("url:/health").then_some(log)
-    });
+    let meshed_log = wait_until(
+        "the meshed callee logs the call",
+        Duration::from_secs(5),
+        || {
+            let log = access("meshed");
+            log.contains("url:/health").then_some(log)
+        },
+    );
     assert!(
         !meshed_log.contains(&format!("{address}]:")),
         "a meshed callee sees the proxy instead (the contrast): {meshed_log}"
@@ -621,7 +655,10 @@ fn a_stopped_callee_and_a_closed_port_fail_at_once() {
 
     // A port the service's forwarder does not know: refused, as without sandbox. A port it knows
     // but the service does not listen on: the connection ends at once.
-    for (port, what) in [(9999, "an unknown port"), (9090, "a port item does not listen on")] {
+    for (port, what) in [
+        (9999, "an unknown port"),
+        (9090, "a port item does not listen on"),
+    ] {
         let started = Instant::now();
         let (_, out, err) = exec(
             &client,
@@ -650,7 +687,10 @@ fn a_stopped_callee_and_a_closed_port_fail_at_once() {
         answer.body.contains("`item` has no running replica"),
         "{answer:?}"
     );
-    assert!(answer.body.contains("exited with code"), "its state: {answer:?}");
+    assert!(
+        answer.body.contains("exited with code"),
+        "its state: {answer:?}"
+    );
 
     // L4: the connection ends at once (reset), never a hang.
     let started = Instant::now();
