@@ -9,6 +9,7 @@ pub mod example;
 mod forwarder;
 mod grpc;
 mod lifecycle;
+pub mod mesh;
 mod mesh_wiring;
 mod podman;
 mod proxy;

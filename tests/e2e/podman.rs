@@ -250,3 +250,50 @@ fn on_podman_sigkill_of_a_foreground_up_is_cleaned_up_by_the_reaper() {
         || project.leftovers().is_empty().then_some(()),
     );
 }
+
+/// Issue 10 on Podman: `user` calls `http://item:8080` by name (no `ITEM_URL`), and the call
+/// still passes through the mesh (item's forwarder hands it to the control plane's intake).
+#[test]
+fn on_podman_a_direct_call_by_service_name_is_traced_through_the_mesh() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-mesh", &podman.host());
+    project.manifest(&crate::mesh::direct_chain(&project, "", ""));
+    project.run(&["up", "-d", "--wait"]).success();
+    let status = ps_json(&project);
+    let gateway = port_of(&status, "gateway");
+    let zipkin = port_of(&status, "zipkin");
+
+    let answer = get(gateway, "/user/users/7");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains(r#""name": "item 7""#), "{answer}");
+    let trace_id = answer
+        .lines()
+        .find_map(|line| {
+            line.to_lowercase()
+                .strip_prefix("x-sandbox-trace-id: ")
+                .map(str::to_string)
+        })
+        .expect("the gateway names the trace");
+    let trace = wait_until(
+        "the trace holds the mesh's client and server spans",
+        Duration::from_secs(15),
+        || {
+            let answer = get(zipkin, &format!("/api/v2/trace/{trace_id}"));
+            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+            let spans: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+            let mesh = |kind: &str, local: &str, remote: &str| {
+                spans.iter().any(|span| {
+                    span["kind"] == kind
+                        && span["localEndpoint"]["serviceName"] == local
+                        && span["remoteEndpoint"]["serviceName"] == remote
+                        && span["tags"]["sandbox.route"] == "mesh"
+                })
+            };
+            let complete = mesh("CLIENT", "user", "item") && mesh("SERVER", "item", "user");
+            complete.then_some(body)
+        },
+    );
+    assert!(trace.contains(r#""serviceName":"gateway""#), "{trace}");
+    project.run(&["down", "-t", "0"]).success();
+    assert_nothing_left(&project);
+}
