@@ -420,7 +420,10 @@ networks:
         assert_eq!(spec.extra_hosts, ["host.docker.internal:host-gateway"]);
         assert_eq!(spec.labels[labels::ROLE], labels::MESH_FORWARDER);
         assert_eq!(spec.labels[labels::MESH_SERVICE], "api");
-        assert!(!spec.labels.contains_key(labels::SERVICE), "no replica of `api`");
+        assert!(
+            !spec.labels.contains_key(labels::SERVICE),
+            "no replica of `api`"
+        );
         assert_eq!(spec.labels[labels::PROJECT], "shop");
         assert!(!spec.labels.contains_key(labels::REPLICA));
     }

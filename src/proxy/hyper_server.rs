@@ -127,6 +127,9 @@ impl Downstream {
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(limits.head_read_bound())
+            // A client that shuts its sending side after the request (`nc`, HTTP/1.0 clients)
+            // still gets the answer.
+            .half_close(true)
             .keep_alive(true);
         let io = StrictLineEnds::new(io, limits.head_read_bound());
         let connection = builder

@@ -95,7 +95,6 @@ impl Drop for Podman {
     }
 }
 
-/// The project's running containers, seen through the engine's API (not through sandbox).
 /// The project's running service containers (its mesh forwarders left out).
 fn running(project: &Project) -> usize {
     let output = project

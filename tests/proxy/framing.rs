@@ -206,6 +206,32 @@ async fn client_connection_close_is_honoured() {
     );
 }
 
+// HTTP/1.1 only: a client that shuts its sending side after the request (`nc`, HTTP/1.0
+// clients) still gets the answer.
+h1_only!(a_client_that_stops_sending_after_its_request_gets_the_answer);
+async fn a_client_that_stops_sending_after_its_request_gets_the_answer() {
+    let a = TestUpstream::start("a").await;
+    let running = start(&manifest(&[&a], "")).await;
+    for request in [
+        &b"GET /a/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        b"GET /a/x HTTP/1.0\r\nHost: x\r\n\r\n",
+    ] {
+        let mut stream = TcpStream::connect(running.gateway).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
+            .await
+            .expect("the proxy answered in time")
+            .unwrap();
+        assert!(
+            answer.starts_with("HTTP/1."),
+            "no answer to {request:?}: {answer:?}"
+        );
+        assert!(answer.contains(" 200 "), "{answer}");
+    }
+}
+
 // HTTP/1.1 only: HTTP/1.1 keep-alive on a raw connection.
 h1_only!(keep_alive_reuses_both_connections);
 async fn keep_alive_reuses_both_connections() {
