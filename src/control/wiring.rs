@@ -152,7 +152,7 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
     let mut mesh_intake = BTreeMap::new();
     for service in manifest.services.values() {
         let (reach, own_hosts) = reach(manifest, service, side, 0);
-        if let (Some(intake), true) = (intake(reach, side), own_hosts) {
+        if let (Some(intake), true) = (intake(reach), own_hosts) {
             mesh_intake.insert(service.name.clone(), intake);
         }
         let mut environment =
@@ -218,18 +218,17 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
 }
 
 /// Where a forwarder on a network reached as `reach` hands its connections: the mesh intake on
-/// the gateway address, else on the host's loopback through the engine's host-gateway name.
-fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
+/// the network's gateway address. Where the control plane reaches the network only through the
+/// engine's host-gateway name (Docker Desktop, rootless Podman) the service is not meshed yet:
+/// the host cannot open connections to container addresses there, so the intake would need the
+/// callee's forwarder to dial for it (its dial mode), which the proxy does not use yet.
+fn intake(reach: Reach) -> Option<Intake> {
     match reach {
         Reach::Gateway(ip) => Some(Intake {
             address: SocketAddr::new(ip, MESH_INTAKE_PORT).to_string(),
             extra_hosts: Vec::new(),
         }),
-        Reach::HostGateway => Some(Intake {
-            address: format!("{HOST_GATEWAY_NAME}:{}", side.loopback.intake),
-            extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
-        }),
-        Reach::Loopback | Reach::Nothing => None,
+        Reach::HostGateway | Reach::Loopback | Reach::Nothing => None,
     }
 }
 
@@ -465,11 +464,8 @@ services:
         );
         assert_eq!(
             intake("web"),
-            Some(Intake {
-                address: "host.docker.internal:41001".to_string(),
-                extra_hosts: vec!["host.docker.internal:host-gateway".to_string()]
-            }),
-            "no bound gateway on `front`: through the host gateway"
+            None,
+            "no bound gateway on `front`: the host cannot reach its containers, so no mesh"
         );
         assert!(wiring.meshed.is_empty(), "decided by `up`, with the images");
     }
