@@ -61,7 +61,11 @@ fn a_meshed_services_names_move_to_its_forwarder_and_down_removes_it() {
 
     let labels = &forwarder["Config"]["Labels"];
     assert_eq!(labels["dev.sandbox.project"], name.as_str(), "{labels}");
-    assert_eq!(labels["dev.sandbox.service"], "item", "{labels}");
+    assert_eq!(labels["dev.sandbox.mesh-service"], "item", "{labels}");
+    assert!(
+        labels.get("dev.sandbox.service").is_none(),
+        "a forwarder is no replica of `item`: {labels}"
+    );
     assert_eq!(labels["dev.sandbox.role"], "mesh-forwarder", "{labels}");
     assert!(
         labels["dev.sandbox.config-hash"]
