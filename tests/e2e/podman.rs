@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::example::{example_manifest, get, port_of};
-use crate::util::{httpd_service, ps_json, wait_until, Project};
+use crate::util::{busybox_context, httpd_service, ps_json, wait_until, Project};
 
 /// A `podman system service` of this test, stopped when dropped (after the project, which is
 /// declared later and so dropped first: its cleanup still reaches the engine).
@@ -294,5 +294,82 @@ fn on_podman_a_direct_call_by_service_name_is_traced_through_the_mesh() {
     );
     assert!(trace.contains(r#""serviceName":"gateway""#), "{trace}");
     project.run(&["down", "-t", "0"]).success();
+    assert_nothing_left(&project);
+}
+
+#[test]
+fn on_podman_a_compose_file_runs_unedited_with_its_volume_gateway_and_mesh() {
+    let podman = Podman::start();
+    let project = Project::on_engine("pm-compose", &podman.host());
+    let image = busybox_context(&project.path("bb"));
+    let name = &project.name;
+    // A plain compose file (sandbox's keys under `x-sandbox`): `db` serves from its named
+    // volume, `app` waits for it to be healthy and calls it by its compose name.
+    project.write(
+        "compose.yaml",
+        &format!(
+            r#"name: {name}
+x-sandbox:
+  gateway:
+    port: 0
+    routes:
+      - match: {{prefix: /}}
+        service: db
+services:
+  db:
+    image: {image}
+    build: ./bb
+    expose: ["8080"]
+    command: ["sh", "-c", "mkdir -p /www && echo from-volume > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    volumes: ["site:/www"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+  app:
+    image: {image}
+    command: ["sh", "-c", "while true; do wget -q -O /dev/null http://db:8080/ && echo called; sleep 1; done"]
+    depends_on:
+      db:
+        condition: service_healthy
+volumes:
+  site: {{}}
+"#
+        ),
+    );
+    project.run(&["up", "--wait"]).success();
+    let status = ps_json(&project);
+    let answer = get(port_of(&status, "gateway"), "/");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("from-volume"), "{answer}");
+    // `app`'s calls to `db` by name pass through the mesh.
+    let zipkin = port_of(&status, "zipkin");
+    wait_until(
+        "a mesh span app → db on Podman",
+        Duration::from_secs(20),
+        || {
+            get(zipkin, "/api/v2/traces?serviceName=db&limit=50")
+                .contains(r#""remoteEndpoint":{"serviceName":"app""#)
+                .then_some(())
+        },
+    );
+    // `down` keeps the named volume, `down -v` removes it.
+    project.run(&["down"]).success();
+    let volumes = || {
+        let output = project
+            .docker()
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=dev.sandbox.project={name}"),
+            ])
+            .output()
+            .expect("docker volume ls");
+        String::from_utf8_lossy(&output.stdout).lines().count()
+    };
+    assert_eq!(volumes(), 1, "the named volume survives `down`");
+    project.run(&["down", "-v"]).success();
+    assert_eq!(volumes(), 0);
     assert_nothing_left(&project);
 }
