@@ -10,6 +10,7 @@ mod forwarder;
 mod grpc;
 mod lifecycle;
 mod mesh_wiring;
+mod otlp;
 mod podman;
 mod proxy;
 mod signals;
