@@ -331,6 +331,72 @@ mod tests {
         ));
     }
 
+    fn log(service: &str, span: Option<&str>, offset: u64, body: &str) -> LogRecord {
+        LogRecord {
+            time_unix_nano: (1_700_000_000_000_000 + offset) * 1000,
+            severity_number: 0,
+            severity_text: None,
+            body: body.into(),
+            attributes: Vec::new(),
+            service: Some(service.into()),
+            trace_id: None,
+            span_id: span.map(|id| SpanId::parse(id).unwrap()),
+            source: crate::trace::logs::LogSource::Container {
+                replica: format!("shop-{service}-1"),
+                stream: crate::trace::logs::Stream::Stdout,
+            },
+        }
+    }
+
+    #[test]
+    fn log_lines_sit_under_the_span_they_were_written_in() {
+        let spans = vec![
+            span(
+                "0000000000000001",
+                None,
+                "gateway",
+                "get /users/1",
+                Kind::Client,
+                (0, 12_000),
+                false,
+            ),
+            span(
+                "0000000000000001",
+                None,
+                "user",
+                "get /users/{id}",
+                Kind::Server,
+                (500, 11_000),
+                true,
+            ),
+            span(
+                "0000000000000003",
+                Some("0000000000000001"),
+                "item",
+                "get /items/{id}",
+                Kind::Server,
+                (5_000, 4_000),
+                false,
+            ),
+        ];
+        let logs = [
+            // By span id: the user's side of the shared span, not the gateway's.
+            log(
+                "user",
+                Some("0000000000000001"),
+                600,
+                "GET /users/1 started",
+            ),
+            // No span id: the innermost span of its service open at the time.
+            log("item", None, 6_000, "item 1 found"),
+            // No span of its service: after the waterfall.
+            log("audit", None, 7_000, "read by user 1"),
+        ];
+        insta::assert_snapshot!(render_with_logs(&spans, None, &logs, false));
+        let coloured = render_with_logs(&spans, None, &logs, true);
+        assert!(coloured.contains('\u{1b}'), "colours on a terminal");
+    }
+
     #[test]
     fn no_spans_say_so() {
         assert_eq!(render(&[], None), "(no spans recorded)\n");
