@@ -28,16 +28,7 @@ impl TraceSummary {
     /// The summary of one trace's spans (`None` for no spans).
     pub fn of(spans: &[Span]) -> Option<TraceSummary> {
         let first = spans.first()?;
-        let start = spans
-            .iter()
-            .filter_map(|span| span.timestamp)
-            .min()
-            .unwrap_or(0);
-        let end = spans
-            .iter()
-            .filter_map(|span| Some(span.timestamp? + span.duration.unwrap_or(0)))
-            .max()
-            .unwrap_or(start);
+        let (start, end) = super::waterfall::time_range(spans);
         let ids: BTreeSet<_> = spans.iter().map(|span| span.id).collect();
         let root = spans
             .iter()

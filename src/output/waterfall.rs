@@ -33,16 +33,7 @@ pub fn render_with_logs(
         }
         return text;
     }
-    let start = spans
-        .iter()
-        .filter_map(|span| span.timestamp)
-        .min()
-        .unwrap_or(0);
-    let end = spans
-        .iter()
-        .filter_map(|span| Some(span.timestamp? + span.duration.unwrap_or(0)))
-        .max()
-        .unwrap_or(start);
+    let (start, end) = time_range(spans);
     let total = (end - start).max(1);
     let trace_id = spans[0].trace_id.to_string();
     let mut text = format!("trace {trace_id} ({})", micros(total));
@@ -195,6 +186,21 @@ pub fn render_with_logs(
     text
 }
 
+/// The earliest start and the latest end of `spans`, epoch microseconds.
+pub fn time_range(spans: &[Span]) -> (u64, u64) {
+    let start = spans
+        .iter()
+        .filter_map(|span| span.timestamp)
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .filter_map(|span| Some(span.timestamp? + span.duration.unwrap_or(0)))
+        .max()
+        .unwrap_or(start);
+    (start, end)
+}
+
 fn service_of(span: &Span) -> String {
     span.local_endpoint
         .as_ref()
@@ -282,20 +288,9 @@ mod tests {
         span
     }
 
-    #[test]
-    fn a_gateway_user_item_trace_nests_by_parent() {
-        let mut failing = span(
-            "0000000000000004",
-            Some("0000000000000003"),
-            "item",
-            "get /items/{id}",
-            Kind::Server,
-            (6_000, 2_000),
-            true,
-        );
-        failing.tags.insert("http.status_code".into(), "500".into());
-        failing.tags.insert("error".into(), "500".into());
-        let spans = vec![
+    /// The gateway's client span and the user's side of it (one shared id).
+    fn gateway_and_user() -> [Span; 2] {
+        [
             span(
                 "0000000000000001",
                 None,
@@ -314,6 +309,26 @@ mod tests {
                 (500, 11_000),
                 true,
             ),
+        ]
+    }
+
+    #[test]
+    fn a_gateway_user_item_trace_nests_by_parent() {
+        let mut failing = span(
+            "0000000000000004",
+            Some("0000000000000003"),
+            "item",
+            "get /items/{id}",
+            Kind::Server,
+            (6_000, 2_000),
+            true,
+        );
+        failing.tags.insert("http.status_code".into(), "500".into());
+        failing.tags.insert("error".into(), "500".into());
+        let [gateway, user] = gateway_and_user();
+        let spans = vec![
+            gateway,
+            user,
             span(
                 "0000000000000003",
                 Some("0000000000000001"),
@@ -350,25 +365,10 @@ mod tests {
 
     #[test]
     fn log_lines_sit_under_the_span_they_were_written_in() {
+        let [gateway, user] = gateway_and_user();
         let spans = vec![
-            span(
-                "0000000000000001",
-                None,
-                "gateway",
-                "get /users/1",
-                Kind::Client,
-                (0, 12_000),
-                false,
-            ),
-            span(
-                "0000000000000001",
-                None,
-                "user",
-                "get /users/{id}",
-                Kind::Server,
-                (500, 11_000),
-                true,
-            ),
+            gateway,
+            user,
             span(
                 "0000000000000003",
                 Some("0000000000000001"),
