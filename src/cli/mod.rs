@@ -11,6 +11,7 @@ pub mod commands;
 mod context;
 mod session;
 mod signals;
+mod trace_server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,8 +66,12 @@ pub enum Command {
     Down(commands::down::DownArgs),
     /// List the project's containers with state, health, ports and uptime.
     Ps(commands::ps::PsArgs),
-    /// Show the services' output.
+    /// Show the services' output (`--trace ID`: the log lines of every service on that trace).
     Logs(commands::logs::LogsArgs),
+    /// List recent traces, one line each.
+    Traces(commands::traces::TracesArgs),
+    /// Draw one trace as a waterfall with each span's log lines.
+    Trace(commands::trace::TraceArgs),
     /// Print the resolved manifest.
     Config(commands::config::ConfigArgs),
     /// Check the manifest and report every problem.

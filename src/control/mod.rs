@@ -2,6 +2,7 @@
 //! the process plumbing to find, signal and detach it. Containers are never found through here —
 //! always by label — so a lost state file or a killed process strands nothing.
 
+pub mod log_follow;
 pub mod mesh_token;
 pub mod monitor;
 pub mod plane;

@@ -74,6 +74,8 @@ pub struct ControlPlane {
     spans: SpanDrain,
     /// What a reload needs to listen on networks a re-up added.
     late: LateListeners,
+    /// The project whose containers' output goes into the log store.
+    project: String,
 }
 
 /// The gateway addresses listened on, and how to listen on more (a re-up may add networks).
@@ -245,15 +247,23 @@ impl ControlPlane {
             workers,
             spans,
             late,
+            project: manifest.project.clone(),
         })
     }
 
-    /// Once the containers are up: feeds the proxy now, then keeps it current until `shutdown`.
+    /// Once the containers are up: feeds the proxy now, then keeps it current until `shutdown`, and
+    /// follows the containers' output into the log store ([`super::log_follow`]).
     pub async fn watch(&mut self, shutdown: &CancellationToken) {
         self.monitor.refresh(&self.proxy).await;
         let monitor = self.monitor.clone();
         self.tasks
             .spawn(monitor.run(self.proxy.clone(), shutdown.clone()));
+        self.tasks.spawn(super::log_follow::run(
+            self.late.docker.clone(),
+            self.project.clone(),
+            self.store.logs().clone(),
+            shutdown.clone(),
+        ));
     }
 
     /// A re-up changed the manifest: routes and policies swap atomically, replicas are looked at again.

@@ -1733,7 +1733,7 @@ fn split_log_lines(
 }
 
 /// `2024-05-01T12:34:56.789Z` (RFC 3339, UTC or an offset) → Unix seconds.
-fn unix_seconds(text: &str) -> Option<i64> {
+pub(crate) fn unix_seconds(text: &str) -> Option<i64> {
     let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);

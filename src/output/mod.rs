@@ -2,8 +2,10 @@
 //! one-line events (not a TTY, or `CI` set) and JSON lines (`--json`); tables and coloured log
 //! prefixes live here too. Commands never print on their own.
 
+pub mod logs;
 mod progress;
 pub mod table;
+pub mod traces;
 pub mod waterfall;
 
 use std::io::{IsTerminal, Write};

@@ -10,4 +10,4 @@ pub mod junit;
 pub mod run;
 
 pub use check::{Check, Expect, Request, Target, TraceExpect};
-pub use run::{run_checks, CheckOutcome, Endpoints};
+pub use run::{run_checks, trace_logs, CheckOutcome, Endpoints};

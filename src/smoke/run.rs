@@ -303,6 +303,24 @@ async fn fetch_trace(zipkin: &str, trace_id: &str, expect: Option<&TraceExpect>)
     }
 }
 
+/// The log lines joined to a trace (container output that names it, OTLP log records), in time
+/// order; none when the trace server cannot be asked (a failure report goes on without them).
+pub async fn trace_logs(zipkin: &str, trace_id: &str) -> Vec<crate::trace::logs::LogRecord> {
+    let url = format!(
+        "{}/api/v2/logs?traceId={trace_id}&limit={TRACE_LOG_LINES}",
+        zipkin.trim_end_matches('/')
+    );
+    match http::send("GET", &url, &BTreeMap::new(), None, Duration::from_secs(5)).await {
+        Ok(response) if response.status == 200 => {
+            crate::trace::logs::query::decode(response.body.as_bytes()).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Most log lines of a failing request's trace that a report shows.
+pub const TRACE_LOG_LINES: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;

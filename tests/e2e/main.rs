@@ -11,6 +11,7 @@ mod grpc;
 mod lifecycle;
 pub mod mesh;
 mod mesh_wiring;
+mod otlp;
 mod podman;
 mod proxy;
 mod signals;

@@ -9,6 +9,8 @@ pub mod ps;
 pub mod reap;
 pub mod run;
 pub mod test;
+pub mod trace;
+pub mod traces;
 pub mod up;
 pub mod zipkin;
 
@@ -23,6 +25,8 @@ pub async fn run(cli: Cli, printer: &Printer) -> anyhow::Result<u8> {
         Command::Down(args) => down::run(&global, args, printer).await,
         Command::Ps(args) => ps::run(&global, args, printer).await,
         Command::Logs(args) => logs::run(&global, args, printer).await,
+        Command::Traces(args) => traces::run(&global, args, printer).await,
+        Command::Trace(args) => trace::run(&global, args, printer).await,
         Command::Config(args) => config::run(&global, args, printer),
         Command::Validate => config::validate(&global, printer),
         Command::Init(args) => init::run(args, printer),

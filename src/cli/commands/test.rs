@@ -1,6 +1,6 @@
 //! `sandbox test`: the manifest's smoke checks against the running sandbox — a table, JUnit XML for
-//! CI, and for each failure the request, the response, the trace as a waterfall and the last log
-//! lines of every service on the trace's path.
+//! CI, and for each failure the request, the response, the trace as a waterfall with the log lines
+//! joined to it under their spans, and the last log lines of every service on the trace's path.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -213,7 +213,17 @@ async fn report(
                 .zipkin
                 .as_ref()
                 .map(|zipkin| format!("{zipkin}/zipkin/#/trace/{trace_id}"));
-            text.push_str(&waterfall::render(&outcome.trace, link.as_deref()));
+            // The lines every service wrote on this trace, under the spans they belong to.
+            let logs = match &endpoints.zipkin {
+                Some(zipkin) => smoke::trace_logs(zipkin, trace_id).await,
+                None => Vec::new(),
+            };
+            text.push_str(&waterfall::render_with_logs(
+                &outcome.trace,
+                link.as_deref(),
+                &logs,
+                false,
+            ));
         }
         // The services the request went through, or the one it was sent to.
         let mut services = outcome.services_on_path();

@@ -8,6 +8,8 @@
 //!
 //! Owns the records and their search ([`query`]); knows nothing of OTLP or HTTP.
 
+pub mod container;
+pub mod context;
 pub mod query;
 
 use std::collections::VecDeque;

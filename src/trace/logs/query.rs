@@ -204,6 +204,63 @@ fn write_record(out: &mut Vec<u8>, record: &LogRecord) {
     out.extend_from_slice(b"}}");
 }
 
+/// Reads an answer of `/api/v2/logs` back (what [`encode`] wrote): the records, in its order.
+/// Fields it does not know are ignored; a record without a body or time is an error.
+pub fn decode(body: &[u8]) -> Result<Vec<LogRecord>, QueryError> {
+    let invalid = |reason: String| QueryError(format!("not a log search answer: {reason}"));
+    let values: Vec<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|error| invalid(error.to_string()))?;
+    values
+        .iter()
+        .map(|value| {
+            let text = |name: &str| value.get(name).and_then(|v| v.as_str()).map(String::from);
+            let time_unix_nano = text("timeUnixNano")
+                .and_then(|time| time.parse().ok())
+                .ok_or_else(|| invalid("a record has no timeUnixNano".into()))?;
+            let body = text("body").ok_or_else(|| invalid("a record has no body".into()))?;
+            let source = match text("source").as_deref() {
+                Some("container") => LogSource::Container {
+                    replica: text("replica").unwrap_or_default(),
+                    stream: if text("stream").as_deref() == Some("stderr") {
+                        super::Stream::Stderr
+                    } else {
+                        super::Stream::Stdout
+                    },
+                },
+                _ => LogSource::Otlp {
+                    scope: text("scope"),
+                },
+            };
+            let attributes = value
+                .get("attributes")
+                .and_then(|v| v.as_object())
+                .map(|map| {
+                    map.iter()
+                        .map(|(key, value)| {
+                            (key.clone(), value.as_str().unwrap_or_default().to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(LogRecord {
+                time_unix_nano,
+                severity_number: value
+                    .get("severityNumber")
+                    .and_then(|v| v.as_u64())
+                    .and_then(|n| u8::try_from(n).ok())
+                    .unwrap_or(0),
+                severity_text: text("severityText"),
+                body,
+                attributes,
+                service: text("serviceName"),
+                trace_id: text("traceId").and_then(|id| TraceId::parse(&id).ok()),
+                span_id: text("spanId").and_then(|id| crate::trace::SpanId::parse(&id).ok()),
+                source,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +321,30 @@ mod tests {
         assert_eq!(json[0]["traceId"], "0000000000001234");
         assert_eq!(json[0]["stream"], "stderr");
         assert_eq!(json[0]["attributes"]["code"], "402");
+    }
+
+    #[test]
+    fn an_encoded_answer_decodes_to_the_same_records() {
+        let record = LogRecord {
+            time_unix_nano: 1_700_000_000_123_456_789,
+            severity_number: 9,
+            severity_text: Some("INFO".into()),
+            body: "line".into(),
+            attributes: vec![("k".into(), "v".into())],
+            service: Some("web".into()),
+            trace_id: Some(TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736)),
+            span_id: Some(crate::trace::SpanId(7)),
+            source: LogSource::Container {
+                replica: "shop-web-1".into(),
+                stream: super::super::Stream::Stdout,
+            },
+        };
+        let body = encode(&[std::sync::Arc::new(record.clone())]);
+        assert_eq!(decode(&body).unwrap(), vec![record]);
+        assert!(decode(b"{}")
+            .unwrap_err()
+            .0
+            .contains("not a log search answer"));
+        assert!(decode(b"[{}]").is_err());
     }
 }
