@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::proxy::has_span;
 use crate::util::{demo_context, ps_json, Project};
 
 /// `GET path` on 127.0.0.1:port; the whole answer (head and body).
@@ -26,6 +27,24 @@ pub fn port_of(status: &serde_json::Value, key: &str) -> u16 {
         .as_str()
         .unwrap_or_else(|| panic!("ps --json names the {key}: {status}"));
     url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The trace id the gateway names in an answer (`x-sandbox-trace-id`).
+pub fn trace_id_of(answer: &str) -> String {
+    answer
+        .lines()
+        .find_map(|line| {
+            line.to_lowercase()
+                .strip_prefix("x-sandbox-trace-id: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("the gateway names the trace: {answer}"))
+}
+
+/// The spans of trace `id` on the trace server at 127.0.0.1:`zipkin` (`None` until it is JSON).
+pub fn trace_spans(zipkin: u16, id: &str) -> Option<Vec<serde_json::Value>> {
+    let answer = get(zipkin, &format!("/api/v2/trace/{id}"));
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1)?).ok()
 }
 
 /// The example manifest as this test's own project (its own image tag, a free gateway port).
@@ -65,14 +84,7 @@ fn the_example_chain_answers_through_the_gateway_and_is_traced_end_to_end() {
         answer.to_lowercase().contains("x-sandbox-upstream: user-1"),
         "{answer}"
     );
-    let trace_id = answer
-        .lines()
-        .find_map(|line| {
-            line.to_lowercase()
-                .strip_prefix("x-sandbox-trace-id: ")
-                .map(str::to_string)
-        })
-        .expect("the gateway names the trace");
+    let trace_id = trace_id_of(&answer);
     let logs = project.run(&["logs", "item"]);
     assert!(logs.stdout.contains("GET /items/7 200"), "{}", logs.stdout);
 
@@ -88,13 +100,7 @@ fn the_example_chain_answers_through_the_gateway_and_is_traced_end_to_end() {
     };
     let spans: Vec<serde_json::Value> =
         serde_json::from_str(&trace).unwrap_or_else(|error| panic!("{error}: {trace}"));
-    let has = |kind: &str, local: &str, remote: &str| {
-        spans.iter().any(|span| {
-            span["kind"] == kind
-                && span["localEndpoint"]["serviceName"] == local
-                && span["remoteEndpoint"]["serviceName"] == remote
-        })
-    };
+    let has = |kind: &str, local: &str, remote: &str| has_span(&spans, kind, local, remote);
     assert!(
         has("CLIENT", "gateway", "user"),
         "the gateway's client span: {trace}"

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::example::{example_manifest, get, port_of};
+use crate::example::{example_manifest, get, port_of, trace_id_of, trace_spans};
+use crate::proxy::has_span;
 use crate::util::{busybox_context, httpd_service, ps_json, wait_until, Project};
 
 /// A `podman system service` of this test, stopped when dropped (after the project, which is
@@ -135,38 +136,22 @@ fn on_podman_the_example_is_traced_gateway_user_item_and_its_checks_pass() {
         answer.contains(r#"{"service":"user","id":"7","item":{"id": "7", "name": "item 7"}}"#),
         "{answer}"
     );
-    let trace_id = answer
-        .lines()
-        .find_map(|line| {
-            line.to_lowercase()
-                .strip_prefix("x-sandbox-trace-id: ")
-                .map(str::to_string)
-        })
-        .expect("the gateway names the trace");
+    let trace_id = trace_id_of(&answer);
     // The mesh's spans (user → item through the gateway address Podman brought up with the first
     // container) and the demo's own, sent to the trace server on that address.
-    let trace = wait_until(
+    wait_until(
         "the trace holds the mesh's and the services' spans",
         Duration::from_secs(15),
         || {
-            let answer = get(zipkin, &format!("/api/v2/trace/{trace_id}"));
-            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-            let spans: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
-            let has = |kind: &str, local: &str, remote: &str| {
-                spans.iter().any(|span| {
-                    span["kind"] == kind
-                        && span["localEndpoint"]["serviceName"] == local
-                        && span["remoteEndpoint"]["serviceName"] == remote
-                })
-            };
+            let spans = trace_spans(zipkin, &trace_id)?;
+            let has = |kind: &str, local: &str, remote: &str| has_span(&spans, kind, local, remote);
             let complete = has("CLIENT", "gateway", "user")
                 && has("CLIENT", "user", "item")
                 && has("SERVER", "item", "user")
                 && spans.iter().any(|span| span["name"] == "get /items/{id}");
-            complete.then_some(body)
+            complete.then_some(())
         },
     );
-    assert!(trace.contains(&trace_id), "{trace}");
 
     let test = project.run(&["test"]);
     test.success();
@@ -265,21 +250,12 @@ fn on_podman_a_direct_call_by_service_name_is_traced_through_the_mesh() {
     let answer = get(gateway, "/user/users/7");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""name": "item 7""#), "{answer}");
-    let trace_id = answer
-        .lines()
-        .find_map(|line| {
-            line.to_lowercase()
-                .strip_prefix("x-sandbox-trace-id: ")
-                .map(str::to_string)
-        })
-        .expect("the gateway names the trace");
-    let trace = wait_until(
+    let trace_id = trace_id_of(&answer);
+    let spans = wait_until(
         "the trace holds the mesh's client and server spans",
         Duration::from_secs(15),
         || {
-            let answer = get(zipkin, &format!("/api/v2/trace/{trace_id}"));
-            let body = answer.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-            let spans: Vec<serde_json::Value> = serde_json::from_str(&body).ok()?;
+            let spans = trace_spans(zipkin, &trace_id)?;
             let mesh = |kind: &str, local: &str, remote: &str| {
                 spans.iter().any(|span| {
                     span["kind"] == kind
@@ -289,10 +265,15 @@ fn on_podman_a_direct_call_by_service_name_is_traced_through_the_mesh() {
                 })
             };
             let complete = mesh("CLIENT", "user", "item") && mesh("SERVER", "item", "user");
-            complete.then_some(body)
+            complete.then_some(spans)
         },
     );
-    assert!(trace.contains(r#""serviceName":"gateway""#), "{trace}");
+    assert!(
+        spans
+            .iter()
+            .any(|span| span["localEndpoint"]["serviceName"] == "gateway"),
+        "{spans:?}"
+    );
     project.run(&["down", "-t", "0"]).success();
     assert_nothing_left(&project);
 }
