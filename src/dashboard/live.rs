@@ -227,8 +227,10 @@ impl LiveSystem {
                 .restarts
                 .entry(name.clone())
                 .or_insert((started_at, 0));
+            // A first start (from `created`, start time 0) is not a restart.
             if started_at > entry.0 {
-                *entry = (started_at, entry.1 + 1);
+                let again = u32::from(entry.0 > 0);
+                *entry = (started_at, entry.1 + again);
             }
             entry.1
         };

@@ -39,8 +39,18 @@ fn http(
     request.push_str("\r\n");
     request.push_str(body);
     stream.write_all(request.as_bytes()).expect("send");
+    // Read to the end of the message, not of the connection: chromedriver keeps it open.
     let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if message_complete(&response) {
+            break;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => response.extend_from_slice(&buffer[..read]),
+        }
+    }
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split(' ')
@@ -57,6 +67,26 @@ fn http(
         body.to_string()
     };
     (status, body)
+}
+
+/// Whether `response` holds a whole HTTP/1.1 message (by its length or its last chunk).
+fn message_complete(response: &[u8]) -> bool {
+    let Some(end) = response.windows(4).position(|window| window == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let body = &response[end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    match length {
+        Some(length) => body.len() >= length,
+        None => false,
+    }
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -155,19 +185,37 @@ impl Browser {
         )
     }
 
+    /// Clicks the element `selector` finds; found again if the page replaced it meanwhile.
     fn click(&self, selector: &str) {
-        let found = self.session_call(
-            "POST",
-            "/element",
-            json!({"using": "css selector", "value": selector}),
-        );
-        let id = found
-            .as_object()
-            .and_then(|object| object.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no element {selector}: {found}"))
-            .to_string();
-        self.session_call("POST", &format!("/element/{id}/click"), json!({}));
+        for _ in 0..5 {
+            let found = self.session_call(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": selector}),
+            );
+            let id = found
+                .as_object()
+                .and_then(|object| object.values().next())
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("no element {selector}: {found}"))
+                .to_string();
+            let path = format!("/session/{}/element/{id}/click", self.session);
+            let (status, text) = http(
+                self.port,
+                "POST",
+                &path,
+                &[("Content-Type", "application/json")],
+                "{}",
+            );
+            if status == 200 {
+                return;
+            }
+            assert!(
+                text.contains("stale element"),
+                "clicking {selector}: {status} {text}"
+            );
+        }
+        panic!("{selector} kept being replaced while clicking it");
     }
 
     fn screenshot(&self, name: &str) {
@@ -229,6 +277,18 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The state of `replica` in `/dashboard/api/resources`.
+fn api_state(port: u16, replica: &str) -> Option<String> {
+    let (_, body) = http(port, "GET", "/dashboard/api/resources", &[], "");
+    let resources: Value = serde_json::from_str(&body).ok()?;
+    resources["services"]
+        .as_array()?
+        .iter()
+        .flat_map(|service| service["replicas"].as_array().cloned().unwrap_or_default())
+        .find(|entry| entry["name"] == replica)
+        .and_then(|entry| entry["state"].as_str().map(str::to_string))
 }
 
 #[test]
@@ -304,7 +364,7 @@ fn the_dashboard_shows_and_drives_the_running_sandbox() {
     let item = project
         .containers()
         .into_iter()
-        .find(|(name, _)| name.contains("item"))
+        .find(|(name, _)| name.ends_with("-item-1"))
         .expect("an item container");
     let status = project
         .docker()
@@ -313,10 +373,26 @@ fn the_dashboard_shows_and_drives_the_running_sandbox() {
         .expect("docker kill");
     assert!(status.success(), "docker kill item");
     let killed = Instant::now();
-    wait_until("the page shows item exited", Duration::from_secs(2), || {
-        (browser.replica("item-1")?.0 == "exited").then_some(())
-    });
-    eprintln!("item shown exited {:?} after docker kill", killed.elapsed());
+    // Timed on both sides, so a failure says whether the server or the page was late.
+    let (mut served, mut shown) = (None, None);
+    while killed.elapsed() < Duration::from_secs(15) && (served.is_none() || shown.is_none()) {
+        if served.is_none() && api_state(port, "item-1").as_deref() == Some("exited") {
+            served = Some(killed.elapsed());
+        }
+        if shown.is_none()
+            && browser
+                .replica("item-1")
+                .is_some_and(|(state, _)| state == "exited")
+        {
+            shown = Some(killed.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("after docker kill: the API said exited after {served:?}, the page after {shown:?}");
+    assert!(
+        shown.is_some_and(|shown| shown <= Duration::from_secs(2)),
+        "the page shows item exited within 2 s of docker kill (API: {served:?}, page: {shown:?})"
+    );
     browser.screenshot("resources-item-exited");
 
     // Restart from the page brings it back.

@@ -98,9 +98,26 @@ function actionButtons(service) {
   ];
 }
 
+// The engine's status words ("Exited (1) 3 seconds ago") change every second: they are patched in
+// place, and the table is rebuilt only when something else changed (so buttons and selects stay).
+function structureOf(resources) {
+  return JSON.stringify(resources, (key, value) => (key === "status" ? undefined : value));
+}
+
 function renderResources() {
   const resources = state.resources;
   if (!resources) return;
+  const structure = structureOf(resources);
+  if (structure === state.renderedStructure && document.querySelector("#resources tbody").children.length) {
+    for (const service of resources.services) {
+      for (const replica of service.replicas) {
+        const cell = document.querySelector('[data-status-of="' + CSS.escape(replica.name) + '"]');
+        if (cell) cell.textContent = replica.status;
+      }
+    }
+    return;
+  }
+  state.renderedStructure = structure;
   document.getElementById("project").textContent = resources.project || "sandbox";
   const body = document.querySelector("#resources tbody");
   const now = Date.now() / 1000;
@@ -122,7 +139,7 @@ function renderResources() {
         const uptime = replica.state === "running" && replica.started_at > 0 ? duration(Math.max(0, Math.floor(now - replica.started_at))) : "";
         cells.push(
           el("td", {}, replica.name),
-          el("td", { className: "state-" + replica.state, "data-state": replica.state }, replica.state, el("span", { className: "muted detail" }, replica.status)),
+          el("td", { className: "state-" + replica.state, "data-state": replica.state }, replica.state, el("span", { className: "muted detail", "data-status-of": replica.name }, replica.status)),
           el("td", { className: "health-" + replica.health, "data-health": replica.health }, replica.health,
             replica.health_detail ? el("span", { className: "detail" }, replica.health_detail) : null),
           el("td", {}, service.image),
@@ -356,6 +373,7 @@ function route() {
   const [page, query] = (location.hash.slice(1) || "resources").split("?");
   const params = new URLSearchParams(query || "");
   state.page = ["resources", "logs", "traces", "graph"].includes(page) ? page : "resources";
+  state.renderedStructure = null;
   for (const name of ["resources", "logs", "traces", "graph"]) {
     document.getElementById("page-" + name).hidden = name !== state.page;
     document.getElementById("nav-" + name).className = name === state.page ? "current" : "";
