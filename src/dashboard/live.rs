@@ -43,6 +43,9 @@ pub struct LiveSystem {
     memory: Mutex<Memory>,
 }
 
+/// Requests and 5xx answers by service.
+type Totals = HashMap<String, (u64, u64)>;
+
 /// What the poller remembers between looks.
 #[derive(Default)]
 struct Memory {
@@ -51,7 +54,7 @@ struct Memory {
     /// Replica name → (last start time seen, restarts counted).
     restarts: HashMap<String, (i64, u32)>,
     /// Request totals by service (requests, 5xx) over the rate window.
-    totals: VecDeque<(Instant, HashMap<String, (u64, u64)>)>,
+    totals: VecDeque<(Instant, Totals)>,
 }
 
 impl LiveSystem {
@@ -442,8 +445,8 @@ fn masked(environment: &std::collections::BTreeMap<String, String>) -> Vec<(Stri
 }
 
 /// Requests and 5xx answers per service, from the proxy's Prometheus text.
-fn request_totals(exposition: &str) -> HashMap<String, (u64, u64)> {
-    let mut totals: HashMap<String, (u64, u64)> = HashMap::new();
+fn request_totals(exposition: &str) -> Totals {
+    let mut totals = Totals::new();
     for line in exposition.lines() {
         let Some(rest) = line.strip_prefix("sandbox_proxy_requests_total{") else {
             continue;
