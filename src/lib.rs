@@ -8,6 +8,7 @@
 //! - [`ca`]: the local certificate authority (in the user's data folder) and the gateway's certificate.
 //! - [`engine`]: the Docker side: connection, plan (desired vs. observed), apply, health, logs.
 //! - [`trace`]: the in-memory Zipkin: model, codecs, bounded store, query, HTTP API.
+//! - [`dashboard`]: the live web dashboard on the trace server's port (resources, actions, pages).
 //! - [`proxy`]: the gateway and mesh L7 proxy.
 //! - [`smoke`]: smoke checks against a running sandbox, and their JUnit report.
 //! - [`events`]: progress events the core emits; only the CLI renders them.
@@ -18,6 +19,7 @@
 pub mod ca;
 pub mod cli;
 pub mod control;
+pub mod dashboard;
 pub mod engine;
 pub mod events;
 pub mod manifest;

@@ -91,6 +91,8 @@ pub async fn bring_up(
                 plane.reload(&outcome.manifest).await;
             }
             plane.watch(&shutdown.graceful).await;
+            // As Aspire does: the token that lets this browser act is in the link.
+            events.note(format!("dashboard: {}", plane.dashboard_url));
             events.emit(Event::Ready {
                 gateway: Some(plane.gateway_url.clone()),
                 zipkin: Some(plane.zipkin_url.clone()),

@@ -60,6 +60,10 @@ pub struct ControlPlane {
     pub zipkin_url: String,
     /// The gateway as the developer reaches it (`http://127.0.0.1:8080`).
     pub gateway_url: String,
+    /// The dashboard with its token (`http://127.0.0.1:9411/?token=…`): what `up` prints.
+    pub dashboard_url: String,
+    /// What the dashboard shows (told about re-ups).
+    dashboard: Arc<crate::dashboard::live::LiveSystem>,
     /// The mesh intake's loopback port (15002 when it was free): where forwarders that reach the
     /// host through the engine's host-gateway name hand connections over.
     pub intake_port: u16,
@@ -214,16 +218,51 @@ impl ControlPlane {
             listening: std::sync::Mutex::new(listening),
             tasks: std::sync::Mutex::new(JoinSet::new()),
         };
-        let listeners = trace::Listeners {
+        // The dashboard answers on loopback only; the network gateways serve the Zipkin API.
+        let dashboard = crate::dashboard::live::LiveSystem::start(
+            docker.clone(),
+            manifest,
+            proxy.clone(),
+            monitor.clone(),
+            shutdown,
+        );
+        let token = crate::dashboard::auth::new_token();
+        let gateways = zipkin_listeners.split_off(1);
+        let local = trace::Listeners {
             zipkin: zipkin_listeners,
             otlp: otlp_listeners,
         };
-        let server = trace::serve_listeners(listeners, store.clone(), config, shutdown.clone());
-        tasks.spawn(async move {
-            if let Err(error) = server.await {
-                tracing::error!(%error, "trace server stopped");
-            }
-        });
+        let local = trace::serve_with_dashboard(
+            local,
+            store.clone(),
+            config.clone(),
+            Some(crate::dashboard::Dashboard::new(
+                dashboard.clone(),
+                token.clone(),
+            )),
+            shutdown.clone(),
+        );
+        let gateways = trace::Listeners {
+            zipkin: gateways,
+            otlp: Vec::new(),
+        };
+        // The store forwards what it keeps: the second server must not forward again.
+        let gateways = trace::serve_listeners(
+            gateways,
+            store.clone(),
+            late.trace.clone(),
+            shutdown.clone(),
+        );
+        for server in [
+            Box::pin(local) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
+            Box::pin(gateways),
+        ] {
+            tasks.spawn(async move {
+                if let Err(error) = server.await {
+                    tracing::error!(%error, "trace server stopped");
+                }
+            });
+        }
         stop_on_failure.disarm();
         let display_host = if gateway_host.is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -235,6 +274,8 @@ impl ControlPlane {
             proxy,
             monitor,
             zipkin_url: format!("http://127.0.0.1:{zipkin_port}"),
+            dashboard_url: format!("http://127.0.0.1:{zipkin_port}/?token={token}"),
+            dashboard,
             gateway_url: format!(
                 "{}://{}",
                 manifest.gateway.scheme(),
@@ -270,6 +311,7 @@ impl ControlPlane {
     pub async fn reload(&self, manifest: &Manifest) {
         self.proxy.swap_config(ProxyConfig::from_manifest(manifest));
         self.monitor.set_manifest(manifest);
+        self.dashboard.set_manifest(manifest);
         self.listen_on_new_networks(manifest).await;
         self.monitor.refresh(&self.proxy).await;
     }

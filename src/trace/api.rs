@@ -30,6 +30,8 @@ pub(crate) struct State {
     pub(crate) store: Store,
     pub(crate) config: TraceConfig,
     pub(crate) metrics: Arc<Metrics>,
+    /// The dashboard at `/`, on the listeners that serve one (else `/` is the Zipkin UI).
+    pub(crate) dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
 /// What a listener answers.
@@ -67,6 +69,30 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Handles one request: the dashboard's paths go to the dashboard (when this server has one),
+/// everything else to [`handle`].
+pub(crate) async fn serve<B>(
+    request: Request<B>,
+    state: Arc<State>,
+    surface: Surface,
+) -> Response<Either<ServerBody, crate::dashboard::api::DashboardBody>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    match &state.dashboard {
+        Some(dashboard)
+            if surface == Surface::Zipkin && crate::dashboard::api::owns(request.uri().path()) =>
+        {
+            crate::dashboard::api::handle(request, dashboard)
+                .await
+                .map(Either::Right)
+        }
+        _ => handle(request, state, surface).await.map(Either::Left),
+    }
 }
 
 /// Handles one request; never fails (errors are responses).

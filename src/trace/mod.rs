@@ -141,6 +141,18 @@ pub async fn serve_listeners(
     config: TraceConfig,
     shutdown: CancellationToken,
 ) -> Result<(), TraceError> {
+    serve_with_dashboard(listeners, store, config, None, shutdown).await
+}
+
+/// [`serve_listeners`] with the dashboard at `/` on the Zipkin listeners (`/zipkin/` keeps the
+/// Zipkin UI); without one, `/` is the Zipkin UI too.
+pub async fn serve_with_dashboard(
+    listeners: Listeners,
+    store: Store,
+    config: TraceConfig,
+    dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    shutdown: CancellationToken,
+) -> Result<(), TraceError> {
     let metrics = Arc::new(metrics::Metrics::default());
     if let Some(url) = &config.forward {
         store.forward_to(forward::start(url, metrics.clone(), shutdown.clone())?);
@@ -149,6 +161,7 @@ pub async fn serve_listeners(
         store,
         config,
         metrics,
+        dashboard,
     });
     let listeners = (listeners
         .zipkin
@@ -161,7 +174,8 @@ pub async fn serve_listeners(
 }
 
 /// Runs a standalone trace server on `bind` (callers default it to `127.0.0.1:9411`); what
-/// `sandbox zipkin --port N --max-spans N` calls.
+/// `sandbox zipkin --port N --max-spans N` calls. Serves the dashboard's pages at `/` (with no
+/// resources).
 pub async fn run_standalone(
     bind: SocketAddr,
     max_spans: usize,
@@ -178,5 +192,17 @@ pub async fn run_standalone(
         max_spans,
         ..TraceConfig::default()
     };
-    serve(vec![listener], Store::new(max_spans), config, shutdown).await
+    let listeners = Listeners {
+        zipkin: vec![listener],
+        otlp: Vec::new(),
+    };
+    let dashboard = Some(crate::dashboard::Dashboard::standalone());
+    serve_with_dashboard(
+        listeners,
+        Store::new(max_spans),
+        config,
+        dashboard,
+        shutdown,
+    )
+    .await
 }

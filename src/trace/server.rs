@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::trace::api::{handle, State, Surface};
+use crate::trace::api::{serve, State, Surface};
 
 /// How long a client may take to send request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -81,7 +81,7 @@ async fn connection(
 ) {
     let service = service_fn(move |request| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(handle(request, state, surface).await) }
+        async move { Ok::<_, Infallible>(serve(request, state, surface).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder

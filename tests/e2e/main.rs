@@ -4,6 +4,7 @@
 mod ci;
 mod cleanup;
 mod compose;
+mod dashboard;
 mod errors;
 pub mod example;
 mod forwarder;

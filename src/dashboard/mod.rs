@@ -1,0 +1,112 @@
+//! # Dashboard
+//!
+//! The live web dashboard served on the trace server's port at `/`: the Resources page (every
+//! service and replica with state, health, ports, uptime, restarts, routes and request rates,
+//! pushed by server-sent events; restart, stop/start and faults as actions), and pages over the
+//! trace server's own APIs (logs, traces, graph). Plain HTML/CSS/JS embedded in the binary
+//! (`assets/`), no CDN, no build step.
+//!
+//! Owns `src/dashboard/`; reads the running system only through a [`System`] the control plane
+//! hands in ([`live::LiveSystem`] is the control plane's), so `sandbox zipkin` serves the same
+//! pages with no resources ([`Dashboard::standalone`]).
+//!
+//! # Layout
+//! - [`auth`]: the per-sandbox token, its cookie, and the same-origin check on state changes.
+//! - [`api`]: routing of `/`, `/dashboard/…` and the JSON API.
+//! - [`events`]: the server-sent-events body.
+//! - [`live`]: the control plane's [`System`]: engine, monitor, proxy routes, metrics, faults.
+//! - [`model`]: the snapshot the API serves ([`Resources`]).
+//!
+//! # Endpoints
+//! `GET /` (the page; `?token=…` sets the cookie), `GET /dashboard/{app.js,app.css}`,
+//! `GET /dashboard/api/resources`, `GET /dashboard/api/events` (SSE, `event: resources`),
+//! `POST /dashboard/api/services/{name}/{restart,stop,start}`,
+//! `POST /dashboard/api/services/{name}/fault` (`{"delay_ms": 300, "abort": 503}`; both absent
+//! clears). Every POST needs the token (cookie or `x-sandbox-token`) and a same-origin request.
+
+pub mod api;
+pub mod auth;
+pub mod events;
+pub mod live;
+pub mod model;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+
+pub use model::{Action, FaultView, ReplicaResource, Resources, ServiceResource};
+
+/// What the dashboard needs from the running system.
+pub trait System: Send + Sync {
+    /// The current resources, and every change after (the receiver sees the latest snapshot).
+    fn resources(&self) -> watch::Receiver<Arc<Resources>>;
+    /// Carries out `action`; `Ok` holds a line saying what was done.
+    fn act(&self, action: Action) -> BoxFuture<'_, Result<String, ActionError>>;
+}
+
+/// Why an action was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The service is not in the manifest.
+    #[error("no service `{0}` in this sandbox")]
+    UnknownService(String),
+    /// The request was malformed (names the field).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The engine refused or failed.
+    #[error("{0}")]
+    Engine(String),
+    /// This dashboard serves no running system (`sandbox zipkin`).
+    #[error("this dashboard has no sandbox to act on (started by `sandbox zipkin`)")]
+    NoSystem,
+}
+
+/// The dashboard: the system it shows (none for a standalone trace server) and the token that
+/// state-changing requests must carry.
+pub struct Dashboard {
+    system: Option<Arc<dyn System>>,
+    token: String,
+    /// The snapshot served when there is no system.
+    empty: watch::Sender<Arc<Resources>>,
+}
+
+impl Dashboard {
+    /// A dashboard over `system`, whose actions need `token` ([`auth::new_token`]).
+    pub fn new(system: Arc<dyn System>, token: String) -> Arc<Dashboard> {
+        Arc::new(Dashboard {
+            system: Some(system),
+            token,
+            empty: watch::channel(Arc::new(Resources::default())).0,
+        })
+    }
+
+    /// The pages with no resources and no actions (a standalone trace server).
+    pub fn standalone() -> Arc<Dashboard> {
+        Arc::new(Dashboard {
+            system: None,
+            token: auth::new_token(),
+            empty: watch::channel(Arc::new(Resources::default())).0,
+        })
+    }
+
+    /// The resources now, and their changes.
+    pub fn resources(&self) -> watch::Receiver<Arc<Resources>> {
+        match &self.system {
+            Some(system) => system.resources(),
+            None => self.empty.subscribe(),
+        }
+    }
+
+    async fn act(&self, action: Action) -> Result<String, ActionError> {
+        match &self.system {
+            Some(system) => system.act(action).await,
+            None => Err(ActionError::NoSystem),
+        }
+    }
+
+    /// Whether `token` is this dashboard's (constant time).
+    pub fn token_matches(&self, token: &str) -> bool {
+        auth::same_secret(&self.token, token)
+    }
+}
