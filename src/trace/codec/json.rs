@@ -172,6 +172,23 @@ pub fn decode(body: &[u8]) -> Result<Vec<Span>, DecodeError> {
 }
 
 /// Appends `text` as a JSON string.
+/// Writes `{"key":"value",...}`: tags, attributes.
+pub(crate) fn write_string_map<'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) {
+    out.push(b'{');
+    for (index, (key, value)) in entries.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_str(out, value);
+    }
+    out.push(b'}');
+}
+
 pub(crate) fn write_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let bytes = text.as_bytes();
@@ -268,16 +285,11 @@ pub fn write_span(out: &mut Vec<u8>, span: &Span) {
         out.push(b']');
     }
     if !span.tags.is_empty() {
-        out.extend_from_slice(b",\"tags\":{");
-        for (index, (key, value)) in span.tags.iter().enumerate() {
-            if index > 0 {
-                out.push(b',');
-            }
-            write_str(out, key);
-            out.push(b':');
-            write_str(out, value);
-        }
-        out.push(b'}');
+        out.extend_from_slice(b",\"tags\":");
+        write_string_map(
+            out,
+            span.tags.iter().map(|(key, value)| (&key[..], &value[..])),
+        );
     }
     if span.debug {
         out.extend_from_slice(b",\"debug\":true");

@@ -10,7 +10,7 @@
 use std::io::Write;
 
 use super::{LogRecord, LogSource};
-use crate::trace::codec::json::write_str;
+use crate::trace::codec::json::{write_str, write_string_map};
 use crate::trace::model::TraceId;
 use crate::trace::query::{Params, QueryError};
 
@@ -192,16 +192,15 @@ fn write_record(out: &mut Vec<u8>, record: &LogRecord) {
             field(out, "stream", stream.as_str());
         }
     }
-    out.extend_from_slice(b",\"attributes\":{");
-    for (index, (key, value)) in record.attributes.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        write_str(out, key);
-        out.push(b':');
-        write_str(out, value);
-    }
-    out.extend_from_slice(b"}}");
+    out.extend_from_slice(b",\"attributes\":");
+    write_string_map(
+        out,
+        record
+            .attributes
+            .iter()
+            .map(|(key, value)| (&key[..], &value[..])),
+    );
+    out.push(b'}');
 }
 
 /// Reads an answer of `/api/v2/logs` back (what [`encode`] wrote): the records, in its order.
