@@ -1,6 +1,7 @@
-//! Bringing a sandbox up: network and volumes, images, the plan, the mesh's forwarders, then every
-//! service started in parallel along the dependency graph, each waiting only for its own
-//! dependencies' conditions.
+//! Bringing a sandbox up: network and volumes, images, the plan, then every service started in
+//! parallel along the dependency graph, each waiting only for its own dependencies' conditions;
+//! a meshed service's forwarder is made from the start, beside it, and is up before the service
+//! counts as started.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -233,21 +234,22 @@ async fn meshed_services(
     Ok(meshed)
 }
 
-/// Makes the forwarders match `meshed` before any service starts: created, recreated when their
-/// config changed, started; those of services no longer meshed (or no longer in the manifest)
-/// removed. Forwarders of services this `up` does not touch are left alone. Plumbing: no health
-/// gating; the engine restarts them (`unless-stopped`).
-async fn apply_forwarders(
+/// Plans the forwarders to match `meshed` and removes those of services no longer meshed (or no
+/// longer in the manifest); returns, per service, what makes its forwarder (created, recreated
+/// when its config changed, started), which [`up`] runs beside the service's own bring-up, so no
+/// service waits for every forwarder. Forwarders of services this `up` does not touch are left
+/// alone. Plumbing: no health gating; the engine restarts them (`unless-stopped`).
+async fn plan_forwarders(
     docker: &Docker,
     manifest: &Manifest,
     meshed: &BTreeMap<String, Vec<u16>>,
     wiring: &Wiring,
     selected: &[String],
     events: &EventSink,
-) -> Result<(), EngineError> {
+) -> Result<BTreeMap<String, Vec<ReplicaAction>>, EngineError> {
     let observed = docker.mesh_forwarders(&manifest.project).await?;
     if meshed.is_empty() && observed.is_empty() {
-        return Ok(());
+        return Ok(BTreeMap::new());
     }
     let mut desired: BTreeMap<String, Vec<ContainerSpec>> = BTreeMap::new();
     if !meshed.is_empty() {
@@ -285,12 +287,23 @@ async fn apply_forwarders(
     for result in futures_util::future::join_all(stale).await {
         result?;
     }
-    let actions = plan
+    Ok(plan
         .services
-        .values()
-        .flat_map(|service| &service.replicas)
+        .into_iter()
+        .map(|(name, service)| (name, service.replicas))
+        .collect())
+}
+
+/// Makes one service's forwarder as [`plan_forwarders`] planned it.
+async fn start_forwarders(
+    docker: &Docker,
+    actions: Vec<ReplicaAction>,
+    events: &EventSink,
+) -> Result<(), EngineError> {
+    let starts = actions
+        .iter()
         .map(|action| start_forwarder(docker, action, events));
-    for result in futures_util::future::join_all(actions).await {
+    for result in futures_util::future::join_all(starts).await {
         result?;
     }
     Ok(())
@@ -421,8 +434,9 @@ pub async fn up(
     for result in futures_util::future::join_all(removals).await {
         result?;
     }
-    // Callers may start before the services they call: the names must lead somewhere first.
-    apply_forwarders(docker, manifest, &meshed, wiring, &selected, events).await?;
+    // A service's forwarder (which holds its names) is made beside the service itself, and is
+    // there before the service counts as started for its dependents.
+    let mut forwarders = plan_forwarders(docker, manifest, &meshed, wiring, &selected, events).await?;
 
     // Which conditions dependents wait for, per service.
     let mut needed: BTreeMap<&str, BTreeSet<DependencyCondition>> = BTreeMap::new();
@@ -466,9 +480,14 @@ pub async fn up(
             })
             .collect();
         let sender = &channels[service.name.as_str()].0;
+        let forwarder = start_forwarders(
+            docker,
+            forwarders.remove(&service.name).unwrap_or_default(),
+            events,
+        );
         async move {
             let result = context
-                .run(&service_plan.replicas, dependencies, sender)
+                .run(&service_plan.replicas, dependencies, sender, forwarder)
                 .await;
             if result.is_err() {
                 sender.send_replace(Reached::Failed);
@@ -530,13 +549,30 @@ struct ServiceRun<'a> {
 }
 
 impl ServiceRun<'_> {
+    /// Brings the service up once its dependencies are there, while `forwarder` (its mesh
+    /// forwarder's bring-up) runs from the start; both are done before dependents hear it started.
     async fn run(
         &self,
         actions: &[ReplicaAction],
         dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)>,
         reached: &watch::Sender<Reached>,
+        forwarder: impl std::future::Future<Output = Result<(), EngineError>>,
     ) -> Result<(Vec<Replica>, bool), EngineError> {
         let started = Instant::now();
+        let (forwarder, replicas) =
+            tokio::join!(forwarder, self.start(actions, dependencies, started));
+        forwarder?;
+        let replicas = replicas?;
+        self.after_start(replicas, reached, started).await
+    }
+
+    /// Waits for the dependencies, then creates and starts the replicas.
+    async fn start(
+        &self,
+        actions: &[ReplicaAction],
+        dependencies: Vec<(String, DependencyCondition, watch::Receiver<Reached>)>,
+        started: Instant,
+    ) -> Result<Vec<(Replica, bool)>, EngineError> {
         let name = &self.service.name;
         if !dependencies.is_empty() {
             let names: Vec<&str> = dependencies
@@ -554,14 +590,24 @@ impl ServiceRun<'_> {
                 self.wait_for(&dependency, condition, receiver).await?;
             }
         }
-        let replicas = futures_util::future::join_all(
+        futures_util::future::join_all(
             actions
                 .iter()
                 .map(|action| self.start_replica(action, started)),
         )
         .await
         .into_iter()
-        .collect::<Result<Vec<(Replica, bool)>, EngineError>>()?;
+        .collect()
+    }
+
+    /// Tells dependents the service started, then waits for what they need (healthy, completed).
+    async fn after_start(
+        &self,
+        replicas: Vec<(Replica, bool)>,
+        reached: &watch::Sender<Reached>,
+        started: Instant,
+    ) -> Result<(Vec<Replica>, bool), EngineError> {
+        let name = &self.service.name;
         let changed = replicas.iter().any(|(_, changed)| *changed);
         let replicas: Vec<Replica> = replicas.into_iter().map(|(replica, _)| replica).collect();
         reached.send_replace(Reached::Started);
