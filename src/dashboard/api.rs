@@ -8,8 +8,12 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Body;
 
 use super::events::{self, EventBody};
+use super::graph;
 use super::model::{Action, FaultView};
 use super::{auth, ActionError, Dashboard};
+use crate::trace::logs::LogQuery;
+use crate::trace::query::Params;
+use crate::trace::Store;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -62,8 +66,13 @@ fn json(value: &impl serde::Serialize) -> Response<DashboardBody> {
     }
 }
 
-/// Answers a request for one of the dashboard's paths ([`owns`]); never fails.
-pub async fn handle<B>(request: Request<B>, dashboard: &Dashboard) -> Response<DashboardBody>
+/// Answers a request for one of the dashboard's paths ([`owns`]) over the trace server's `store`;
+/// never fails.
+pub async fn handle<B>(
+    request: Request<B>,
+    dashboard: &Dashboard,
+    store: &Store,
+) -> Response<DashboardBody>
 where
     B: Body + Send + 'static,
     B::Data: Send,
@@ -87,6 +96,27 @@ where
                 .is_some_and(|token| dashboard.token_matches(token))
                 && dashboard.system.is_some();
             json(&serde_json::json!({ "can_act": can_act }))
+        }
+        (Method::GET | Method::HEAD, "/dashboard/api/graph") => {
+            let params = Params::parse(request.uri().query());
+            let name = params.get("window").unwrap_or_default();
+            match graph::window(name) {
+                Some(lookback) => json(&graph::of_store(store, lookback)),
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("no window `{name}`: the windows are 5m, 15m, 1h and all"),
+                ),
+            }
+        }
+        (Method::GET, "/dashboard/api/logs/events") => {
+            match LogQuery::from_params(&Params::parse(request.uri().query())) {
+                Ok(query) => {
+                    let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
+                    *response.body_mut() = Either::Right(events::logs(store.logs().clone(), query));
+                    response
+                }
+                Err(error) => text(StatusCode::BAD_REQUEST, error),
+            }
         }
         (Method::GET, "/dashboard/api/events") => {
             let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
@@ -280,6 +310,7 @@ mod tests {
         let response = handle(
             request(Method::GET, &format!("/?token={TOKEN}"), &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -291,7 +322,12 @@ mod tests {
                 && cookie.contains("HttpOnly")
                 && cookie.contains("SameSite=Strict")
         );
-        let wrong = handle(request(Method::GET, "/?token=nope", &[], ""), &dashboard).await;
+        let wrong = handle(
+            request(Method::GET, "/?token=nope", &[], ""),
+            &dashboard,
+            &Store::new(100),
+        )
+        .await;
         assert_eq!(wrong.status(), StatusCode::OK);
         assert!(wrong.headers().get(header::SET_COOKIE).is_none());
     }
@@ -302,6 +338,7 @@ mod tests {
         let response = handle(
             request(Method::GET, "/dashboard/api/resources", &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -332,7 +369,7 @@ mod tests {
             "",
         );
         assert_eq!(
-            handle(cross, &dashboard).await.status(),
+            handle(cross, &dashboard, &Store::new(100)).await.status(),
             StatusCode::FORBIDDEN
         );
         let anonymous = request(
@@ -345,7 +382,9 @@ mod tests {
             "",
         );
         assert_eq!(
-            handle(anonymous, &dashboard).await.status(),
+            handle(anonymous, &dashboard, &Store::new(100))
+                .await
+                .status(),
             StatusCode::FORBIDDEN
         );
         assert!(system.actions.lock().expect("lock").is_empty());
@@ -359,7 +398,7 @@ mod tests {
             ],
             r#"{"abort": 503}"#,
         );
-        let response = handle(allowed, &dashboard).await;
+        let response = handle(allowed, &dashboard, &Store::new(100)).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             *system.actions.lock().expect("lock"),
@@ -382,7 +421,7 @@ mod tests {
             &[("x-sandbox-token", TOKEN)],
             r#"{"abort": 42}"#,
         );
-        let response = handle(bad, &dashboard).await;
+        let response = handle(bad, &dashboard, &Store::new(100)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(body_text(response).await.contains("`abort`"));
     }
@@ -393,8 +432,49 @@ mod tests {
         let response = handle(
             request(Method::GET, "/dashboard/api/session", &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(body_text(response).await, r#"{"can_act":false}"#);
+    }
+
+    #[tokio::test]
+    async fn the_graph_takes_a_named_window() {
+        let (dashboard, _) = dashboard();
+        let store = Store::new(100);
+        let ok = handle(
+            request(Method::GET, "/dashboard/api/graph?window=15m", &[], ""),
+            &dashboard,
+            &store,
+        )
+        .await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        let value: serde_json::Value = serde_json::from_str(&body_text(ok).await).expect("json");
+        assert_eq!(value["edges"], serde_json::json!([]));
+        let bad = handle(
+            request(Method::GET, "/dashboard/api/graph?window=2d", &[], ""),
+            &dashboard,
+            &store,
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(body_text(bad).await.contains("5m, 15m, 1h and all"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_log_filter_is_refused_before_streaming() {
+        let (dashboard, _) = dashboard();
+        let response = handle(
+            request(
+                Method::GET,
+                "/dashboard/api/logs/events?severity=loud",
+                &[],
+                "",
+            ),
+            &dashboard,
+            &Store::new(100),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -13,13 +13,16 @@
 //! # Layout
 //! - [`auth`]: the per-sandbox token, its cookie, and the same-origin check on state changes.
 //! - [`api`]: routing of `/`, `/dashboard/…` and the JSON API.
-//! - [`events`]: the server-sent-events body.
+//! - [`events`]: the server-sent-events bodies (resources, log lines).
+//! - [`graph`]: the Graph page's services and calls, with counts, errors, p95 and traces.
 //! - [`live`]: the control plane's [`System`]: engine, monitor, proxy routes, metrics, faults.
 //! - [`model`]: the snapshot the API serves ([`Resources`]).
 //!
 //! # Endpoints
 //! `GET /` (the page; `?token=…` sets the cookie), `GET /dashboard/{app.js,app.css}`,
 //! `GET /dashboard/api/resources`, `GET /dashboard/api/events` (SSE, `event: resources`),
+//! `GET /dashboard/api/logs/events?serviceName=&severity=&q=` (SSE, `event: logs`; the filters of
+//! `/api/v2/logs`), `GET /dashboard/api/graph?window={5m,15m,1h,all}`,
 //! `POST /dashboard/api/services/{name}/{restart,stop,start}`,
 //! `POST /dashboard/api/services/{name}/fault` (`{"delay_ms": 300, "abort": 503}`; both absent
 //! clears). Every POST needs the token (cookie or `x-sandbox-token`) and a same-origin request.
@@ -27,6 +30,7 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod graph;
 pub mod live;
 pub mod model;
 
