@@ -365,32 +365,59 @@ async function loadTraces() {
   document.getElementById("traces-empty").hidden = rows.length > 0;
 }
 
+// The parent of each span (an index, -1 at the top), as Zipkin's UI nests them: the server half of
+// a shared id sits under its client half; a child of a shared id goes under the half of its own
+// service, else the server half.
+function parentIndexes(spans) {
+  const byId = new Map();
+  spans.forEach((span, index) => {
+    if (!byId.has(span.id)) byId.set(span.id, []);
+    byId.get(span.id).push(index);
+  });
+  return spans.map((span, index) => {
+    if (span.shared) {
+      const client = (byId.get(span.id) || []).find((other) => other !== index && !spans[other].shared);
+      if (client !== undefined) return client;
+    }
+    const candidates = (byId.get(span.parentId) || []).filter((other) => other !== index);
+    if (!span.parentId || !candidates.length) return -1;
+    const service = serviceOf(span);
+    const own = candidates.filter((other) => serviceOf(spans[other]) === service);
+    const pick = own.find((other) => spans[other].shared) ?? own[0] ?? candidates.find((other) => spans[other].shared) ?? candidates[0];
+    return pick;
+  });
+}
+
 // The rows of a trace in depth-first order: [{span, depth, end}] where `end` is the index after
-// the span's last descendant (so a subtree is rows[i + 1 .. end]).
+// the span's last descendant (so a subtree is rows[i + 1 .. end]). Spans caught in a parent cycle
+// come last, at the top level.
 function treeRows(spans) {
-  const children = new Map();
-  const ids = new Set(spans.map((span) => span.id));
-  for (const span of spans) {
-    const parent = span.parentId && ids.has(span.parentId) && span.parentId !== span.id ? span.parentId : "";
-    if (!children.has(parent)) children.set(parent, []);
-    children.get(parent).push(span);
-  }
-  for (const list of children.values()) list.sort((a, b) => (a.timestamp || 0) - (b.timestamp || 0));
+  const parents = parentIndexes(spans);
+  const children = spans.map(() => []);
+  const tops = [];
+  parents.forEach((parent, index) => (parent < 0 ? tops : children[parent]).push(index));
+  const byStart = (a, b) => (spans[a].timestamp || 0) - (spans[b].timestamp || 0);
+  tops.sort(byStart);
+  for (const list of children) list.sort(byStart);
   const rows = [];
-  const seen = new Set();
-  // An explicit stack: a 1000-span chain must not overflow the call stack.
-  const stack = (children.get("") || []).slice().reverse().map((span) => ({ span, depth: 0 }));
-  while (stack.length) {
-    const item = stack.pop();
-    if (item.close !== undefined) { rows[item.close].end = rows.length; continue; }
-    if (seen.has(item.span)) continue;
-    seen.add(item.span);
-    const index = rows.length;
-    rows.push({ span: item.span, depth: item.depth, end: index + 1 });
-    stack.push({ close: index });
-    const kids = children.get(item.span.id) || [];
-    for (let k = kids.length - 1; k >= 0; k--) if (kids[k] !== item.span) stack.push({ span: kids[k], depth: item.depth + 1 });
-  }
+  const seen = new Array(spans.length).fill(false);
+  const visit = (top) => {
+    // An explicit stack: a 1000-span chain must not overflow the call stack.
+    const stack = [{ index: top, depth: 0 }];
+    while (stack.length) {
+      const item = stack.pop();
+      if (item.close !== undefined) { rows[item.close].end = rows.length; continue; }
+      if (seen[item.index]) continue;
+      seen[item.index] = true;
+      const at = rows.length;
+      rows.push({ span: spans[item.index], depth: item.depth, end: at + 1 });
+      stack.push({ close: at });
+      const kids = children[item.index];
+      for (let k = kids.length - 1; k >= 0; k--) stack.push({ index: kids[k], depth: item.depth + 1 });
+    }
+  };
+  for (const top of tops) visit(top);
+  spans.forEach((_, index) => { if (!seen[index]) visit(index); });
   return rows;
 }
 
@@ -429,6 +456,7 @@ function placeLogs(rows, records) {
 
 async function showTrace(traceId) {
   const box = document.getElementById("waterfall");
+  const started = performance.now();
   // The detail panel moves under the selected row; it goes home before the rows are replaced.
   const detail = document.getElementById("span-detail");
   detail.hidden = true;
@@ -483,6 +511,8 @@ async function showTrace(traceId) {
   const tail = others.length ? [el("h4", {}, "Log lines of this trace outside its spans"), el("div", { className: "logs" }, others.map(logLine))] : [];
   box.replaceChildren(header, list, ...tail);
   box.hidden = false;
+  // How long building the waterfall took, fetches included (the browser test reports it).
+  box.dataset.renderMs = (performance.now() - started).toFixed(1);
   const trace = { rows, elements, placed, collapsed: new Set(), selected: -1 };
   state.trace = trace;
   list.addEventListener("click", (event) => {

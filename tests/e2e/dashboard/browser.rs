@@ -195,6 +195,15 @@ impl Browser {
         )
     }
 
+    /// Runs `script` as an asynchronous script: it ends by calling `done(value)`.
+    pub fn script_async(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/async",
+            json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []}),
+        )
+    }
+
     /// Clicks the element `selector` finds; found again if the page replaced it meanwhile.
     pub fn click(&self, selector: &str) {
         for _ in 0..5 {
@@ -282,8 +291,10 @@ impl Browser {
             Duration::from_secs(10),
             &format!("return document.readyState === 'complete' && !document.getElementById('page-{page}').hidden;"),
         );
-        let paint = self.script(
-            "return performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', ');",
+        let (paint, _) = self.wait_for(
+            &format!("the {page} page is painted"),
+            Duration::from_secs(5),
+            "return performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', ') || null;",
         );
         eprintln!(
             "first paint of #{page}: {}",
