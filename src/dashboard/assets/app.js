@@ -232,10 +232,15 @@ function severityName(number) {
   return number > 0 ? "trace" : "";
 }
 
+// A colour per service name: the sandbox's own services take hues by their place in the manifest
+// (spread by the golden angle, so they never collide); other names hash (FNV-1a) onto the circle
+// the same way, so names that differ in one letter (`api1`, `api2`) still look apart.
 function serviceColour(name) {
-  let hash = 0;
-  for (const character of name || "") hash = (hash * 31 + character.charCodeAt(0)) >>> 0;
-  return "hsl(" + (hash % 360) + ", 60%, 35%)";
+  const place = state.resources ? state.resources.services.findIndex((service) => service.name === name) : -1;
+  if (place >= 0) return "hsl(" + Math.round(200 + place * 137.508) % 360 + ", 60%, 38%)";
+  let hash = 0x811c9dc5;
+  for (const character of name || "") hash = Math.imul(hash ^ character.charCodeAt(0), 0x01000193) >>> 0;
+  return "hsl(" + Math.round((hash % 1000) * 137.508) % 360 + ", 60%, 38%)";
 }
 
 function traceHref(traceId) {
@@ -590,14 +595,40 @@ function selectSpan(trace, index) {
     tags.length ? [el("h4", {}, "Tags"), el("table", { className: "detail-table", id: "span-tags" }, el("tbody", {}, tags))] : null,
     annotations.length ? [el("h4", {}, "Annotations"), el("table", { className: "detail-table" }, el("tbody", {}, annotations))] : null,
     el("h4", {}, "Log lines (" + logs.length + ")"),
-    el("div", { className: "logs", id: "span-logs" }, logs.length ? logs.map(logLine) : el("span", { className: "muted" }, "no log lines for this span")));
+    el("div", { className: "logs", id: "span-logs" }, logs.length ? logs.map(logLine) : el("span", { className: "muted" }, "no log lines for this span")),
+    el("h4", {}, "Output of " + service + " while it ran ", el("span", { className: "muted" }, "(lines naming no trace, up to " + OUTPUT_SLACK_MS + " ms after its end)")),
+    el("div", { className: "logs", id: "span-output" }, el("span", { className: "muted" }, "loading…")));
   row.after(detail);
   detail.hidden = false;
+  showOutput(span, service);
+}
+
+// Lines after a span's end still count for this long: the engine stamps a line when it reads it.
+const OUTPUT_SLACK_MS = 250;
+
+// The service's lines that name no trace, written while `span` ran: what an uninstrumented
+// service printed for the request.
+async function showOutput(span, service) {
+  const box = document.getElementById("span-output");
+  if (!span.timestamp) { fill(box, el("span", { className: "muted" }, "the span has no start time")); return; }
+  const params = new URLSearchParams({
+    serviceName: service,
+    since: String(Math.floor(span.timestamp / 1000)),
+    until: String(Math.ceil((span.timestamp + (span.duration || 0)) / 1000) + OUTPUT_SLACK_MS),
+    limit: "200",
+  });
+  let records = [];
+  try { records = await getJson("/api/v2/logs?" + params); } catch (error) { records = []; }
+  if (box !== document.getElementById("span-output") || !box.isConnected) return;
+  const own = records.filter((record) => !record.traceId);
+  fill(box, own.length ? own.map(logLine) : el("span", { className: "muted" }, "no output"));
 }
 
 // Graph: services as nodes, calls as edges, over a chosen window; an edge lists its traces.
 
 const GRAPH_REFRESH_MS = 5000;
+// Pixels between the left sides of two columns of services (room for an edge's label).
+const COLUMN = 400;
 
 function layoutGraph(graph) {
   const names = graph.services.slice();
@@ -618,10 +649,10 @@ function layoutGraph(graph) {
   let height = 160;
   levels.forEach((level, column) => {
     const list = columns.get(level).sort();
-    list.forEach((name, row) => position.set(name, { x: 40 + column * 280, y: 50 + row * 110 }));
-    height = Math.max(height, 120 + list.length * 110);
+    list.forEach((name, row) => position.set(name, { x: 40 + column * COLUMN, y: 90 + row * 110, column }));
+    height = Math.max(height, 150 + list.length * 110);
   });
-  return { position, width: Math.max(500, levels.length * 280 + 60), height };
+  return { position, width: Math.max(500, levels.length * COLUMN + 60), height };
 }
 
 function edgeLabel(edge) {
@@ -641,8 +672,8 @@ async function loadGraph() {
   const nodeWidth = 150;
   const drawing = svg("svg", { width, height, viewBox: "0 0 " + width + " " + height, id: "graph-svg", role: "img" },
     svg("defs", {},
-      svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" }, svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#57606a" })),
-      svg("marker", { id: "arrow-error", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "8", markerHeight: "8", orient: "auto" }, svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#cf222e" }))));
+      svg("marker", { id: "arrow", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "10", markerHeight: "10", markerUnits: "userSpaceOnUse", orient: "auto" }, svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#57606a" })),
+      svg("marker", { id: "arrow-error", viewBox: "0 0 10 10", refX: "10", refY: "5", markerWidth: "10", markerHeight: "10", markerUnits: "userSpaceOnUse", orient: "auto" }, svg("path", { d: "M0,0 L10,5 L0,10 z", fill: "#cf222e" }))));
   const pairs = new Set(graph.edges.map((edge) => edge.parent + "\n" + edge.child));
   for (const edge of graph.edges) {
     const from = position.get(edge.parent);
@@ -654,16 +685,21 @@ async function loadGraph() {
     const y1 = forward ? from.y + 18 : from.y + 36;
     const x2 = forward ? to.x : to.x + nodeWidth / 2;
     const y2 = forward ? to.y + 18 : to.y;
-    // Two services calling each other get two bends, one each way.
-    const bend = pairs.has(edge.child + "\n" + edge.parent) || edge.parent === edge.child ? 40 : 0;
+    // Two services calling each other get two bends, one each way; an edge past a column arcs
+    // over the services between.
+    const span = Math.abs(to.column - from.column);
+    const bend = span > 1 ? 70 * span : pairs.has(edge.child + "\n" + edge.parent) || edge.parent === edge.child ? 40 : 0;
     const mx = (x1 + x2) / 2 + (edge.parent === edge.child ? 90 : 0);
     const my = (y1 + y2) / 2 - bend;
     const d = "M" + x1 + "," + y1 + " Q" + mx + "," + my + " " + x2 + "," + y2;
+    // The label sits on the curve's middle point.
+    const labelX = (x1 + 2 * mx + x2) / 4;
+    const labelY = (y1 + 2 * my + y2) / 4 - 8;
     drawing.append(svg("g", { class: "edge" + (edge.errors ? " edge-error" : ""), "data-edge": edge.parent + "->" + edge.child, "data-calls": edge.calls, "data-errors": edge.errors, tabindex: "0" },
       svg("title", {}, edge.parent + " → " + edge.child + ": " + edgeLabel(edge)),
       svg("path", { d, stroke: "transparent", "stroke-width": "14", fill: "none", class: "edge-hit" }),
       svg("path", { d, stroke: colour, "stroke-width": String(Math.min(6, 1.5 + Math.log10(1 + edge.calls))), fill: "none", "marker-end": edge.errors ? "url(#arrow-error)" : "url(#arrow)" }),
-      svg("text", { x: (x1 + x2) / 2, y: my - 6 + (bend ? bend / 2 : 0), "text-anchor": "middle", fill: colour, class: "edge-label" }, edgeLabel(edge))));
+      svg("text", { x: labelX, y: labelY, "text-anchor": "middle", fill: colour, class: "edge-label" }, edgeLabel(edge))));
   }
   for (const [name, point] of position) {
     const link = svg("a", { href: "#resources?service=" + encodeURIComponent(name), class: "node", "data-node": name },

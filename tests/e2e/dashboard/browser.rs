@@ -291,15 +291,19 @@ impl Browser {
             Duration::from_secs(10),
             &format!("return document.readyState === 'complete' && !document.getElementById('page-{page}').hidden;"),
         );
+        let paint = self.paint_timings();
+        eprintln!("first paint of #{page}: {paint}");
+    }
+
+    /// The page's paint timings (`first-paint 96.0 ms, first-contentful-paint 96.0 ms`), once
+    /// the browser has them.
+    pub fn paint_timings(&self) -> String {
         let (paint, _) = self.wait_for(
-            &format!("the {page} page is painted"),
+            "the page is painted",
             Duration::from_secs(5),
             "return performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', ') || null;",
         );
-        eprintln!(
-            "first paint of #{page}: {}",
-            paint.as_str().unwrap_or("none")
-        );
+        paint.as_str().unwrap_or_default().to_string()
     }
 
     /// Asserts the browser console holds no errors (since the last look).

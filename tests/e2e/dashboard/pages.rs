@@ -156,6 +156,17 @@ pub fn traces_page(browser: &Browser, port: u16, gateway_port: u16) -> String {
             .is_some_and(|text| !text.contains("[object") && !text.contains("null")),
         "the detail holds no stray text: {detail}"
     );
+    let (output, _) = browser.wait_for(
+        "item's own output shows under its span",
+        Duration::from_secs(5),
+        "const box = document.getElementById('span-output'); return box && box.querySelector('.log-line, .muted:not(:empty)') && !box.textContent.includes('loading') ? box.textContent : null;",
+    );
+    assert!(
+        output
+            .as_str()
+            .is_some_and(|text| text.contains("GET /items/42 200")),
+        "item's output line for the request shows under its span: {output}"
+    );
     browser.screenshot("traces-span-detail");
 
     // Collapsing gateway's span hides everything under it; expanding shows it again.
