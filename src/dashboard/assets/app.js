@@ -600,6 +600,7 @@ function selectSpan(trace, index) {
     el("div", { className: "logs", id: "span-output" }, el("span", { className: "muted" }, "loading…")));
   row.after(detail);
   detail.hidden = false;
+  detail.scrollIntoView({ block: "nearest" });
   showOutput(span, service);
 }
 
@@ -657,7 +658,7 @@ function layoutGraph(graph) {
 
 function edgeLabel(edge) {
   const rate = edge.calls ? Math.round(edge.errors / edge.calls * 100) : 0;
-  return edge.calls + " calls · " + rate + "% errors" + (edge.p95_micros !== null && edge.p95_micros !== undefined ? " · p95 " + micros(edge.p95_micros) : "");
+  return edge.calls + (edge.calls === 1 ? " call · " : " calls · ") + rate + "% errors" + (edge.p95_micros !== null && edge.p95_micros !== undefined ? " · p95 " + micros(edge.p95_micros) : "");
 }
 
 async function loadGraph() {

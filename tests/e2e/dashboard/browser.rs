@@ -295,13 +295,13 @@ impl Browser {
         eprintln!("first paint of #{page}: {paint}");
     }
 
-    /// The page's paint timings (`first-paint 96.0 ms, first-contentful-paint 96.0 ms`), once
-    /// the browser has them.
+    /// The page's paint timings (`first-paint 96.0 ms, first-contentful-paint 96.0 ms`) and when
+    /// its HTML arrived, once the browser has them.
     pub fn paint_timings(&self) -> String {
         let (paint, _) = self.wait_for(
             "the page is painted",
             Duration::from_secs(5),
-            "return performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', ') || null;",
+            "const paint = performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', '); const [nav] = performance.getEntriesByType('navigation'); return paint && nav ? paint + ' (redirects ' + (nav.redirectEnd - nav.redirectStart).toFixed(1) + ' ms, page received at ' + nav.responseEnd.toFixed(1) + ' ms)' : null;",
         );
         paint.as_str().unwrap_or_default().to_string()
     }

@@ -184,6 +184,16 @@ pub fn traces_page(browser: &Browser, port: u16, gateway_port: u16) -> String {
     assert_eq!(browser.script(visible).as_u64(), Some(total as u64));
     browser.assert_console_clean("on the Traces page");
     browser.screenshot("traces");
+
+    // Each service links to its resource.
+    browser.click(&format!(
+        ".span-row[data-span=\"{item_span}\"][data-service=item] a.service-link"
+    ));
+    browser.wait_for(
+        "the Resources page marks item",
+        Duration::from_secs(5),
+        "return !document.getElementById('page-resources').hidden && !!document.querySelector('#resources tr.highlight[data-service=item]') && !document.querySelector('#resources tr.highlight:not([data-service=item])');",
+    );
     trace_id
 }
 
@@ -304,10 +314,9 @@ pub fn graph_page(browser: &Browser, port: u16, trace_id: &str) {
             "the page counts {parent} → {child} as the dependency links do"
         );
         assert!(
-            shown[2]
-                .as_str()
-                .is_some_and(|label| label.starts_with(&format!("{expected} calls"))
-                    && label.contains("p95")),
+            shown[2].as_str().is_some_and(
+                |label| label.starts_with(&format!("{expected} call")) && label.contains("p95")
+            ),
             "the edge is labelled with its count and p95: {shown}"
         );
     }
