@@ -286,6 +286,35 @@ mod tests {
     }
 
     #[test]
+    fn an_l4_connection_is_an_edge_with_its_error() {
+        // As the proxy records a TCP connection: a client span and the shared server half (with
+        // the same tags), in a trace of their own.
+        let connection = |trace: u128, failed: bool| {
+            let mut client = span(trace, 1, None, Kind::Client, "app", Some("db"), 700);
+            let mut server = span(trace, 1, None, Kind::Server, "db", Some("app"), 700);
+            server.shared = true;
+            if failed {
+                client.tags.insert("error".into(), "refused".into());
+                server.tags.insert("error".into(), "refused".into());
+            }
+            vec![client, server]
+        };
+        let graph = build(&[connection(1, false), connection(2, true)]);
+        assert_eq!(graph.edges.len(), 1, "{graph:?}");
+        let edge = &graph.edges[0];
+        assert_eq!(
+            (
+                edge.parent.as_str(),
+                edge.child.as_str(),
+                edge.calls,
+                edge.errors
+            ),
+            ("app", "db", 2, 1)
+        );
+        assert_eq!(edge.p95_micros, Some(700));
+    }
+
+    #[test]
     fn percentiles_by_nearest_rank() {
         assert_eq!(percentile(&mut [], 95), None);
         assert_eq!(percentile(&mut [7], 95), Some(7));
