@@ -248,7 +248,7 @@ impl Browser {
     }
 
     /// The browser console's errors since the last call.
-    fn console_errors(&self) -> Vec<String> {
+    pub fn console_errors(&self) -> Vec<String> {
         let entries = self.session_call("POST", "/se/log", json!({"type": "browser"}));
         entries
             .as_array()

@@ -82,6 +82,15 @@ fn the_dashboard_shows_and_drives_the_running_sandbox() {
         Some(format!("http://127.0.0.1:{port}/").as_str()),
         "the token leaves the address bar"
     );
+    // The console check sees what the page logs: an error written on purpose is read back.
+    browser.script("console.error('sandbox console probe'); return null;");
+    let probe = browser.console_errors();
+    assert!(
+        probe
+            .iter()
+            .any(|entry| entry.contains("sandbox console probe")),
+        "the browser's log reaches the test: {probe:?}"
+    );
     wait_until(
         "the page lists user and item as healthy",
         Duration::from_secs(30),
