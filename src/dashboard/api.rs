@@ -16,8 +16,25 @@ use crate::trace::query::Params;
 use crate::trace::Store;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
+/// The page's scripts and style by path (the page loads the scripts in this order).
+const ASSETS: [(&str, &str, &str); 7] = [
+    ("/dashboard/common.js", JS, include_str!("assets/common.js")),
+    (
+        "/dashboard/resources.js",
+        JS,
+        include_str!("assets/resources.js"),
+    ),
+    ("/dashboard/logs.js", JS, include_str!("assets/logs.js")),
+    ("/dashboard/traces.js", JS, include_str!("assets/traces.js")),
+    ("/dashboard/graph.js", JS, include_str!("assets/graph.js")),
+    ("/dashboard/app.js", JS, include_str!("assets/app.js")),
+    (
+        "/dashboard/app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 /// The largest action body read (a fault is a few dozen bytes).
@@ -79,14 +96,13 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let path = request.uri().path().to_owned();
+    if let (&Method::GET | &Method::HEAD, Some((_, content_type, body))) =
+        (request.method(), asset_of(&path))
+    {
+        return reply(StatusCode::OK, content_type, body);
+    }
     match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/" | "/index.html") => index(&request, dashboard),
-        (Method::GET | Method::HEAD, "/dashboard/app.js") => {
-            reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS)
-        }
-        (Method::GET | Method::HEAD, "/dashboard/app.css") => {
-            reply(StatusCode::OK, "text/css; charset=utf-8", APP_CSS)
-        }
         (Method::GET | Method::HEAD, "/dashboard/api/resources") => {
             let snapshot = dashboard.resources().borrow().clone();
             json(&*snapshot)
@@ -137,6 +153,10 @@ where
             format!("no route for {method} {path}"),
         ),
     }
+}
+
+fn asset_of(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    ASSETS.iter().copied().find(|(name, _, _)| *name == path)
 }
 
 /// The page. `?token=…` with the right token sets the cookie and sends the browser to `/`, so the
@@ -294,6 +314,26 @@ mod tests {
             .expect("body")
             .to_bytes();
         String::from_utf8(bytes.to_vec()).expect("utf-8")
+    }
+
+    #[tokio::test]
+    async fn every_asset_the_page_names_is_served() {
+        let (dashboard, _) = dashboard();
+        let named: Vec<&str> = INDEX_HTML
+            .split(['"', '\''])
+            .filter(|part| part.starts_with("/dashboard/"))
+            .collect();
+        assert_eq!(named.len(), ASSETS.len(), "{named:?}");
+        for path in named {
+            let response = handle(
+                request(Method::GET, path, &[], ""),
+                &dashboard,
+                &Store::new(100),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert!(!body_text(response).await.is_empty(), "{path}");
+        }
     }
 
     #[test]
