@@ -8,12 +8,33 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Body;
 
 use super::events::{self, EventBody};
+use super::graph;
 use super::model::{Action, FaultView};
 use super::{auth, ActionError, Dashboard};
+use crate::trace::logs::LogQuery;
+use crate::trace::query::Params;
+use crate::trace::Store;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
-const APP_JS: &str = include_str!("assets/app.js");
-const APP_CSS: &str = include_str!("assets/app.css");
+/// The page's scripts and style by path (the page loads the scripts in this order).
+const ASSETS: [(&str, &str, &str); 7] = [
+    ("/dashboard/common.js", JS, include_str!("assets/common.js")),
+    (
+        "/dashboard/resources.js",
+        JS,
+        include_str!("assets/resources.js"),
+    ),
+    ("/dashboard/logs.js", JS, include_str!("assets/logs.js")),
+    ("/dashboard/traces.js", JS, include_str!("assets/traces.js")),
+    ("/dashboard/graph.js", JS, include_str!("assets/graph.js")),
+    ("/dashboard/app.js", JS, include_str!("assets/app.js")),
+    (
+        "/dashboard/app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
+];
+const JS: &str = "text/javascript; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 /// The largest action body read (a fault is a few dozen bytes).
@@ -62,22 +83,26 @@ fn json(value: &impl serde::Serialize) -> Response<DashboardBody> {
     }
 }
 
-/// Answers a request for one of the dashboard's paths ([`owns`]); never fails.
-pub async fn handle<B>(request: Request<B>, dashboard: &Dashboard) -> Response<DashboardBody>
+/// Answers a request for one of the dashboard's paths ([`owns`]) over the trace server's `store`;
+/// never fails.
+pub async fn handle<B>(
+    request: Request<B>,
+    dashboard: &Dashboard,
+    store: &Store,
+) -> Response<DashboardBody>
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let path = request.uri().path().to_owned();
+    if let (&Method::GET | &Method::HEAD, Some((_, content_type, body))) =
+        (request.method(), asset_of(&path))
+    {
+        return reply(StatusCode::OK, content_type, body);
+    }
     match (request.method().clone(), path.as_str()) {
         (Method::GET | Method::HEAD, "/" | "/index.html") => index(&request, dashboard),
-        (Method::GET | Method::HEAD, "/dashboard/app.js") => {
-            reply(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS)
-        }
-        (Method::GET | Method::HEAD, "/dashboard/app.css") => {
-            reply(StatusCode::OK, "text/css; charset=utf-8", APP_CSS)
-        }
         (Method::GET | Method::HEAD, "/dashboard/api/resources") => {
             let snapshot = dashboard.resources().borrow().clone();
             json(&*snapshot)
@@ -87,6 +112,27 @@ where
                 .is_some_and(|token| dashboard.token_matches(token))
                 && dashboard.system.is_some();
             json(&serde_json::json!({ "can_act": can_act }))
+        }
+        (Method::GET | Method::HEAD, "/dashboard/api/graph") => {
+            let params = Params::parse(request.uri().query());
+            let name = params.get("window").unwrap_or_default();
+            match graph::window(name) {
+                Some(lookback) => json(&graph::of_store(store, lookback)),
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("no window `{name}`: the windows are 5m, 15m, 1h and all"),
+                ),
+            }
+        }
+        (Method::GET, "/dashboard/api/logs/events") => {
+            match LogQuery::from_params(&Params::parse(request.uri().query())) {
+                Ok(query) => {
+                    let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
+                    *response.body_mut() = Either::Right(events::logs(store.logs().clone(), query));
+                    response
+                }
+                Err(error) => text(StatusCode::BAD_REQUEST, error),
+            }
         }
         (Method::GET, "/dashboard/api/events") => {
             let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
@@ -107,6 +153,10 @@ where
             format!("no route for {method} {path}"),
         ),
     }
+}
+
+fn asset_of(path: &str) -> Option<(&'static str, &'static str, &'static str)> {
+    ASSETS.iter().copied().find(|(name, _, _)| *name == path)
 }
 
 /// The page. `?token=…` with the right token sets the cookie and sends the browser to `/`, so the
@@ -266,6 +316,26 @@ mod tests {
         String::from_utf8(bytes.to_vec()).expect("utf-8")
     }
 
+    #[tokio::test]
+    async fn every_asset_the_page_names_is_served() {
+        let (dashboard, _) = dashboard();
+        let named: Vec<&str> = INDEX_HTML
+            .split(['"', '\''])
+            .filter(|part| part.starts_with("/dashboard/"))
+            .collect();
+        assert_eq!(named.len(), ASSETS.len(), "{named:?}");
+        for path in named {
+            let response = handle(
+                request(Method::GET, path, &[], ""),
+                &dashboard,
+                &Store::new(100),
+            )
+            .await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert!(!body_text(response).await.is_empty(), "{path}");
+        }
+    }
+
     #[test]
     fn the_dashboard_takes_the_root_and_its_own_folder_only() {
         assert!(owns("/"));
@@ -280,6 +350,7 @@ mod tests {
         let response = handle(
             request(Method::GET, &format!("/?token={TOKEN}"), &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -291,7 +362,12 @@ mod tests {
                 && cookie.contains("HttpOnly")
                 && cookie.contains("SameSite=Strict")
         );
-        let wrong = handle(request(Method::GET, "/?token=nope", &[], ""), &dashboard).await;
+        let wrong = handle(
+            request(Method::GET, "/?token=nope", &[], ""),
+            &dashboard,
+            &Store::new(100),
+        )
+        .await;
         assert_eq!(wrong.status(), StatusCode::OK);
         assert!(wrong.headers().get(header::SET_COOKIE).is_none());
     }
@@ -302,6 +378,7 @@ mod tests {
         let response = handle(
             request(Method::GET, "/dashboard/api/resources", &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(response.status(), StatusCode::OK);
@@ -332,7 +409,7 @@ mod tests {
             "",
         );
         assert_eq!(
-            handle(cross, &dashboard).await.status(),
+            handle(cross, &dashboard, &Store::new(100)).await.status(),
             StatusCode::FORBIDDEN
         );
         let anonymous = request(
@@ -345,7 +422,9 @@ mod tests {
             "",
         );
         assert_eq!(
-            handle(anonymous, &dashboard).await.status(),
+            handle(anonymous, &dashboard, &Store::new(100))
+                .await
+                .status(),
             StatusCode::FORBIDDEN
         );
         assert!(system.actions.lock().expect("lock").is_empty());
@@ -359,7 +438,7 @@ mod tests {
             ],
             r#"{"abort": 503}"#,
         );
-        let response = handle(allowed, &dashboard).await;
+        let response = handle(allowed, &dashboard, &Store::new(100)).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(
             *system.actions.lock().expect("lock"),
@@ -382,7 +461,7 @@ mod tests {
             &[("x-sandbox-token", TOKEN)],
             r#"{"abort": 42}"#,
         );
-        let response = handle(bad, &dashboard).await;
+        let response = handle(bad, &dashboard, &Store::new(100)).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
         assert!(body_text(response).await.contains("`abort`"));
     }
@@ -393,8 +472,49 @@ mod tests {
         let response = handle(
             request(Method::GET, "/dashboard/api/session", &[], ""),
             &dashboard,
+            &Store::new(100),
         )
         .await;
         assert_eq!(body_text(response).await, r#"{"can_act":false}"#);
+    }
+
+    #[tokio::test]
+    async fn the_graph_takes_a_named_window() {
+        let (dashboard, _) = dashboard();
+        let store = Store::new(100);
+        let ok = handle(
+            request(Method::GET, "/dashboard/api/graph?window=15m", &[], ""),
+            &dashboard,
+            &store,
+        )
+        .await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        let value: serde_json::Value = serde_json::from_str(&body_text(ok).await).expect("json");
+        assert_eq!(value["edges"], serde_json::json!([]));
+        let bad = handle(
+            request(Method::GET, "/dashboard/api/graph?window=2d", &[], ""),
+            &dashboard,
+            &store,
+        )
+        .await;
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+        assert!(body_text(bad).await.contains("5m, 15m, 1h and all"));
+    }
+
+    #[tokio::test]
+    async fn a_bad_log_filter_is_refused_before_streaming() {
+        let (dashboard, _) = dashboard();
+        let response = handle(
+            request(
+                Method::GET,
+                "/dashboard/api/logs/events?severity=loud",
+                &[],
+                "",
+            ),
+            &dashboard,
+            &Store::new(100),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -1,7 +1,12 @@
 //! Server-sent events: `event: resources` with the whole snapshot as JSON, first at once and then
-//! on every change (the snapshot is small; the page replaces what it shows). A comment line every
-//! [`KEEPALIVE`] keeps idle proxies from closing the stream. Memory per stream is bounded: a
-//! [`watch`] channel holds only the latest snapshot, and a slow reader skips intermediate ones.
+//! on every change (the snapshot is small; the page replaces what it shows); and `event: logs`,
+//! the log lines matching a search as a JSON array, first the newest [`LOG_BACKLOG`] and then
+//! the new ones as they arrive (the log store is looked at every [`LOG_TICK`]; a stream sends
+//! nothing while nothing new matches). A comment line every [`KEEPALIVE`] keeps idle proxies
+//! from closing a stream. Memory per stream is bounded: a [`watch`] channel holds only the latest
+//! snapshot, and a slow reader skips intermediate ones; a log stream holds at most
+//! [`LOG_BATCH`] records and waits for a slow reader (its place in the store is a sequence
+//! number, so it skips nothing that is still held).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -14,9 +19,17 @@ use hyper::body::{Body, Frame};
 use tokio::sync::{mpsc, watch};
 
 use super::model::Resources;
+use crate::trace::logs::{self, LogQuery, LogStore};
 
 /// How often an idle stream gets a comment line.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// Log lines sent when a log stream opens.
+pub const LOG_BACKLOG: usize = 500;
+/// The most log lines in one later event.
+pub const LOG_BATCH: usize = 1000;
+/// How often a log stream looks for new lines.
+pub const LOG_TICK: Duration = Duration::from_millis(200);
 
 /// A streamed response body fed by a task.
 pub struct EventBody {
@@ -80,6 +93,56 @@ pub fn resources(mut changes: watch::Receiver<Arc<Resources>>) -> EventBody {
     EventBody { receiver }
 }
 
+/// A stream of `logs` events: the lines `query` matches (its `limit` is ignored), the newest
+/// [`LOG_BACKLOG`] at once (an empty array when there are none, so the page knows it is live),
+/// then new ones within [`LOG_TICK`] of their arrival. Ends when the client goes away.
+pub fn logs(store: LogStore, query: LogQuery) -> EventBody {
+    let (sender, receiver) = mpsc::channel::<Bytes>(2);
+    tokio::spawn(async move {
+        let backlog = LogQuery {
+            limit: LOG_BACKLOG,
+            ..query.clone()
+        };
+        let (records, mut next) = store.after(0, &backlog);
+        if sender.send(log_message(&records)).await.is_err() {
+            return;
+        }
+        let batch = LogQuery {
+            limit: LOG_BATCH,
+            ..query
+        };
+        let mut idle = Duration::ZERO;
+        loop {
+            tokio::select! {
+                () = sender.closed() => return,
+                () = tokio::time::sleep(LOG_TICK) => {}
+            }
+            let (records, after) = store.after(next, &batch);
+            next = after;
+            idle += LOG_TICK;
+            let chunk = if !records.is_empty() {
+                log_message(&records)
+            } else if idle >= KEEPALIVE {
+                Bytes::from_static(b": keepalive\n\n")
+            } else {
+                continue;
+            };
+            idle = Duration::ZERO;
+            if sender.send(chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    EventBody { receiver }
+}
+
+fn log_message(records: &[Arc<logs::LogRecord>]) -> Bytes {
+    message(
+        "logs",
+        &String::from_utf8_lossy(&logs::query::encode(records)),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +172,49 @@ mod tests {
         assert!(second.contains("\"project\":\"shop\""), "{second}");
         drop(sender);
         assert!(body.frame().await.is_none(), "ends with its source");
+    }
+
+    #[tokio::test]
+    async fn a_log_stream_sends_the_backlog_then_only_new_matching_lines() {
+        use crate::trace::logs::{LogRecord, LogSource};
+        let record = |service: &str, body: &str| LogRecord {
+            time_unix_nano: 1,
+            severity_number: 9,
+            severity_text: None,
+            body: body.into(),
+            attributes: Vec::new(),
+            service: Some(service.into()),
+            trace_id: None,
+            span_id: None,
+            source: LogSource::Otlp { scope: None },
+        };
+        let store = LogStore::new(100);
+        store.push(vec![record("web", "before"), record("api", "other")]);
+        let query = LogQuery {
+            service: Some("web".into()),
+            ..LogQuery::default()
+        };
+        let mut body = logs(store.clone(), query);
+        let next = |frame: Option<Result<Frame<Bytes>, Infallible>>| {
+            let data = frame
+                .expect("a frame")
+                .expect("data")
+                .into_data()
+                .expect("data");
+            String::from_utf8(data.to_vec()).expect("utf-8")
+        };
+        let first = next(body.frame().await);
+        assert!(
+            first.starts_with("event: logs\n") && first.contains("\"before\""),
+            "{first}"
+        );
+        assert!(!first.contains("other"), "{first}");
+        store.push(vec![record("api", "skipped"), record("web", "after")]);
+        let second = next(body.frame().await);
+        assert!(
+            second.contains("\"after\"") && !second.contains("before"),
+            "{second}"
+        );
+        assert!(!second.contains("skipped"), "{second}");
     }
 }

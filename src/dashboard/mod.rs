@@ -2,24 +2,30 @@
 //!
 //! The live web dashboard served on the trace server's port at `/`: the Resources page (every
 //! service and replica with state, health, ports, uptime, restarts, routes and request rates,
-//! pushed by server-sent events; restart, stop/start and faults as actions), and pages over the
-//! trace server's own APIs (logs, traces, graph). Plain HTML/CSS/JS embedded in the binary
-//! (`assets/`), no CDN, no build step.
+//! pushed by server-sent events; restart, stop/start and faults as actions), and the Logs
+//! (live), Traces and Graph pages over the trace server's store: its own API, plus a log stream
+//! and the call graph computed here. Plain HTML/CSS/JS embedded in the binary (`assets/`, one
+//! script per page), no CDN, no build step.
 //!
 //! Owns `src/dashboard/`; reads the running system only through a [`System`] the control plane
 //! hands in ([`live::LiveSystem`] is the control plane's), so `sandbox zipkin` serves the same
-//! pages with no resources ([`Dashboard::standalone`]).
+//! pages with no resources ([`Dashboard::standalone`]); reads the trace server's
+//! [`Store`](crate::trace::Store) (never writes it) through the handle the trace server passes to
+//! [`api::handle`].
 //!
 //! # Layout
 //! - [`auth`]: the per-sandbox token, its cookie, and the same-origin check on state changes.
 //! - [`api`]: routing of `/`, `/dashboard/…` and the JSON API.
-//! - [`events`]: the server-sent-events body.
+//! - [`events`]: the server-sent-events bodies (resources, log lines).
+//! - [`graph`]: the Graph page's services and calls, with counts, errors, p95 and traces.
 //! - [`live`]: the control plane's [`System`]: engine, monitor, proxy routes, metrics, faults.
 //! - [`model`]: the snapshot the API serves ([`Resources`]).
 //!
 //! # Endpoints
-//! `GET /` (the page; `?token=…` sets the cookie), `GET /dashboard/{app.js,app.css}`,
+//! `GET /` (the page; `?token=…` sets the cookie), `GET /dashboard/{common,resources,logs,traces,graph,app}.js` and `app.css`,
 //! `GET /dashboard/api/resources`, `GET /dashboard/api/events` (SSE, `event: resources`),
+//! `GET /dashboard/api/logs/events?serviceName=&severity=&q=` (SSE, `event: logs`; the filters of
+//! `/api/v2/logs`), `GET /dashboard/api/graph?window={5m,15m,1h,all}`,
 //! `POST /dashboard/api/services/{name}/{restart,stop,start}`,
 //! `POST /dashboard/api/services/{name}/fault` (`{"delay_ms": 300, "abort": 503}`; both absent
 //! clears). Every POST needs the token (cookie or `x-sandbox-token`) and a same-origin request.
@@ -27,6 +33,7 @@
 pub mod api;
 pub mod auth;
 pub mod events;
+pub mod graph;
 pub mod live;
 pub mod model;
 

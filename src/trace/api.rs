@@ -87,7 +87,7 @@ where
         Some(dashboard)
             if surface == Surface::Zipkin && crate::dashboard::api::owns(request.uri().path()) =>
         {
-            crate::dashboard::api::handle(request, dashboard)
+            crate::dashboard::api::handle(request, dashboard, &state.store)
                 .await
                 .map(Either::Right)
         }

@@ -214,6 +214,29 @@ impl LogStore {
         found.sort_by_key(|(sequence, record)| (record.time_unix_nano, *sequence));
         found.into_iter().map(|(_, record)| record).collect()
     }
+
+    /// The records that arrived at or after `sequence` and match `query` (the newest
+    /// `query.limit` of them, in arrival order), and the sequence to ask from next time; what a
+    /// live view follows. `sequence` 0 is the beginning.
+    pub fn after(&self, sequence: u64, query: &LogQuery) -> (Vec<Arc<LogRecord>>, u64) {
+        let stored = self.inner.records.read().unwrap_or_else(|e| e.into_inner());
+        let next = self.inner.next_sequence.load(Ordering::Relaxed);
+        let mut found: Vec<Arc<LogRecord>> = stored
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at >= sequence)
+            .filter(|(_, record)| query.matches(record))
+            .take(query.limit)
+            .map(|(_, record)| record.clone())
+            .collect();
+        found.reverse();
+        (found, next)
+    }
+
+    /// The sequence the next record will get ([`LogStore::after`] from it sees only new ones).
+    pub fn next_sequence(&self) -> u64 {
+        self.inner.next_sequence.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -261,6 +284,33 @@ mod tests {
         assert_eq!(kept.attributes.len(), MAX_ATTRIBUTES);
         assert!(kept.attributes[0].1.len() <= MAX_ATTRIBUTE_BYTES);
         assert_eq!(kept.service.as_deref(), Some("web"));
+    }
+
+    #[test]
+    fn after_gives_only_the_records_since_a_sequence_that_match() {
+        let store = LogStore::new(100);
+        store.push(vec![record("web", 1, "old")]);
+        let from = store.next_sequence();
+        store.push(vec![
+            record("web", 2, "a"),
+            record("api", 3, "x"),
+            record("web", 4, "b"),
+            record("web", 5, "c"),
+        ]);
+        let query = LogQuery {
+            service: Some("web".into()),
+            limit: 2,
+            ..LogQuery::default()
+        };
+        let (found, next) = store.after(from, &query);
+        let bodies: Vec<&str> = found.iter().map(|r| r.body.as_str()).collect();
+        assert_eq!(bodies, ["b", "c"], "the newest `limit`, in arrival order");
+        assert_eq!(next, 5);
+        assert!(store.after(next, &query).0.is_empty());
+        store.push(vec![record("web", 6, "d")]);
+        let (found, next) = store.after(next, &query);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].body.as_str(), next), ("d", 6));
     }
 
     #[test]

@@ -1,7 +1,5 @@
-//! The dashboard in a real browser: Debian's `chromium` driven through `chromedriver` (WebDriver,
-//! plain HTTP/1.1 from this file) against the demo chain brought up for real. Screenshots of each
-//! page go to `target/dashboard-screenshots/`. Fails loudly when chromium or its driver is missing
-//! (`.ci/setup` installs them).
+//! The browser side: plain HTTP/1.1 to chromedriver (WebDriver) and to the sandbox, one headless
+//! chromium session, screenshots under `target/dashboard-screenshots/`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,19 +10,31 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::util::{demo_chain, free_port, wait_until, Project};
+use crate::util::{free_port, wait_until};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// One HTTP/1.1 exchange on a fresh connection; the status and the body.
-fn http(
+pub fn http(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
+    let (status, _, body) = exchange(port, method, path, headers, body);
+    (status, body)
+}
+
+/// One HTTP/1.1 exchange on a fresh connection; the status, the head and the body.
+pub fn exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -66,7 +76,7 @@ fn http(
     } else {
         body.to_string()
     };
-    (status, body)
+    (status, head.to_string(), body)
 }
 
 /// Whether `response` holds a whole HTTP/1.1 message (by its length or its last chunk).
@@ -105,14 +115,14 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// A chromedriver process and one headless chromium session.
-struct Browser {
+pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
 }
 
 impl Browser {
-    fn start() -> Browser {
+    pub fn start() -> Browser {
         for program in [CHROMEDRIVER, CHROMIUM] {
             assert!(
                 std::path::Path::new(program).exists(),
@@ -173,11 +183,11 @@ impl Browser {
         self.call(method, &format!("/session/{}{path}", self.session), body)
     }
 
-    fn open(&self, url: &str) {
+    pub fn open(&self, url: &str) {
         self.session_call("POST", "/url", json!({ "url": url }));
     }
 
-    fn script(&self, script: &str) -> Value {
+    pub fn script(&self, script: &str) -> Value {
         self.session_call(
             "POST",
             "/execute/sync",
@@ -185,8 +195,17 @@ impl Browser {
         )
     }
 
+    /// Runs `script` as an asynchronous script: it ends by calling `done(value)`.
+    pub fn script_async(&self, script: &str) -> Value {
+        self.session_call(
+            "POST",
+            "/execute/async",
+            json!({"script": format!("const done = arguments[arguments.length - 1]; {script}"), "args": []}),
+        )
+    }
+
     /// Clicks the element `selector` finds; found again if the page replaced it meanwhile.
-    fn click(&self, selector: &str) {
+    pub fn click(&self, selector: &str) {
         for _ in 0..5 {
             let found = self.session_call(
                 "POST",
@@ -218,7 +237,7 @@ impl Browser {
         panic!("{selector} kept being replaced while clicking it");
     }
 
-    fn screenshot(&self, name: &str) {
+    pub fn screenshot(&self, name: &str) {
         let encoded = self.session_call("GET", "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD
             .decode(encoded.as_str().expect("base64"))
@@ -229,7 +248,7 @@ impl Browser {
     }
 
     /// The browser console's errors since the last call.
-    fn console_errors(&self) -> Vec<String> {
+    pub fn console_errors(&self) -> Vec<String> {
         let entries = self.session_call("POST", "/se/log", json!({"type": "browser"}));
         entries
             .as_array()
@@ -240,8 +259,64 @@ impl Browser {
             .collect()
     }
 
+    /// Runs `script` every 20 ms until it returns something other than null, false or 0;
+    /// that value and how long it took.
+    pub fn wait_for(&self, what: &str, timeout: Duration, script: &str) -> (Value, Duration) {
+        let started = Instant::now();
+        loop {
+            let value = self.script(script);
+            let empty = value.is_null()
+                || value == Value::Bool(false)
+                || value.as_f64() == Some(0.0)
+                || value.as_array().is_some_and(Vec::is_empty);
+            if !empty {
+                return (value, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "timed out after {timeout:?} waiting until {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens `page` of the dashboard (`#logs`…), waits for it to show, prints its first paint
+    /// and checks the console stayed clean.
+    pub fn visit(&self, port: u16, page: &str) {
+        // From elsewhere, so each page is a fresh load with its own paint timings.
+        self.open("about:blank");
+        self.open(&format!("http://127.0.0.1:{port}/#{page}"));
+        self.wait_for(
+            &format!("the {page} page shows"),
+            Duration::from_secs(10),
+            &format!("return document.readyState === 'complete' && !document.getElementById('page-{page}').hidden;"),
+        );
+        let paint = self.paint_timings();
+        eprintln!("first paint of #{page}: {paint}");
+    }
+
+    /// The page's paint timings (`first-paint 96.0 ms, first-contentful-paint 96.0 ms`) and when
+    /// its HTML arrived, once the browser has them.
+    pub fn paint_timings(&self) -> String {
+        let (paint, _) = self.wait_for(
+            "the page is painted",
+            Duration::from_secs(5),
+            "const paint = performance.getEntriesByType('paint').map(entry => entry.name + ' ' + entry.startTime.toFixed(1) + ' ms').join(', '); const [nav] = performance.getEntriesByType('navigation'); return paint && nav ? paint + ' (redirects ' + (nav.redirectEnd - nav.redirectStart).toFixed(1) + ' ms, page received at ' + nav.responseEnd.toFixed(1) + ' ms)' : null;",
+        );
+        paint.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts the browser console holds no errors (since the last look).
+    pub fn assert_console_clean(&self, when: &str) {
+        let errors = self.console_errors();
+        assert!(
+            errors.is_empty(),
+            "the browser console has errors {when}: {errors:#?}"
+        );
+    }
+
     /// Replica name → (state, health) as the Resources page shows them.
-    fn replicas(&self) -> Vec<(String, String, String)> {
+    pub fn replicas(&self) -> Vec<(String, String, String)> {
         let rows = self.script(
             "return Array.from(document.querySelectorAll('tr[data-replica]')).filter(r => r.dataset.replica).map(r => [r.dataset.replica, r.querySelector('[data-state]').dataset.state, r.querySelector('[data-health]').dataset.health]);",
         );
@@ -255,7 +330,7 @@ impl Browser {
             .collect()
     }
 
-    fn replica(&self, name: &str) -> Option<(String, String)> {
+    pub fn replica(&self, name: &str) -> Option<(String, String)> {
         self.replicas()
             .into_iter()
             .find(|(replica, _, _)| replica == name)
@@ -277,183 +352,4 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-/// The state of `replica` in `/dashboard/api/resources`.
-fn api_state(port: u16, replica: &str) -> Option<String> {
-    let (_, body) = http(port, "GET", "/dashboard/api/resources", &[], "");
-    let resources: Value = serde_json::from_str(&body).ok()?;
-    resources["services"]
-        .as_array()?
-        .iter()
-        .flat_map(|service| service["replicas"].as_array().cloned().unwrap_or_default())
-        .find(|entry| entry["name"] == replica)
-        .and_then(|entry| entry["state"].as_str().map(str::to_string))
-}
-
-#[test]
-fn the_dashboard_shows_and_drives_the_running_sandbox() {
-    let project = Project::new("dashboard");
-    project.manifest(&demo_chain(&project));
-    let up = project.run(&["up", "--wait"]);
-    up.success();
-    let output = format!("{}{}", up.stdout, up.stderr);
-    let url = output
-        .split_whitespace()
-        .find(|word| word.starts_with("http://127.0.0.1:") && word.contains("/?token="))
-        .unwrap_or_else(|| panic!("`up` prints the dashboard URL with its token:\n{output}"))
-        .to_string();
-    let port: u16 = url["http://127.0.0.1:".len()..]
-        .split('/')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("a port in the dashboard URL");
-    let token = url.split("token=").nth(1).expect("a token").to_string();
-
-    // A web page elsewhere cannot drive it, even with the cookie; nor a request without the token.
-    let cookie = format!("sandbox_token={token}");
-    let (status, _) = http(
-        port,
-        "POST",
-        "/dashboard/api/services/item/stop",
-        &[
-            ("Origin", "http://evil.example"),
-            ("Cookie", &cookie),
-            ("Content-Type", "text/plain"),
-        ],
-        "",
-    );
-    assert_eq!(status, 403, "a cross-origin POST is refused");
-    let (status, _) = http(
-        port,
-        "POST",
-        "/dashboard/api/services/item/stop",
-        &[("Origin", &format!("http://127.0.0.1:{port}"))],
-        "",
-    );
-    assert_eq!(status, 403, "a POST without the token is refused");
-    let (status, body) = http(port, "GET", "/dashboard/api/resources", &[], "");
-    assert_eq!(status, 200);
-    let resources: Value = serde_json::from_str(&body).expect("resources are JSON");
-    assert_eq!(resources["project"], project.name.as_str());
-
-    let browser = Browser::start();
-    browser.open(&url);
-    let page = browser.script("return location.href;");
-    assert_eq!(
-        page.as_str(),
-        Some(format!("http://127.0.0.1:{port}/").as_str()),
-        "the token leaves the address bar"
-    );
-    wait_until(
-        "the page lists user and item as healthy",
-        Duration::from_secs(30),
-        || {
-            let replicas = browser.replicas();
-            let healthy = |name: &str| {
-                replicas.iter().any(|(replica, state, health)| {
-                    replica == name && state == "running" && health == "healthy"
-                })
-            };
-            (healthy("user-1") && healthy("item-1")).then_some(())
-        },
-    );
-    browser.screenshot("resources");
-
-    // The engine's event shows without a reload.
-    let item = project
-        .containers()
-        .into_iter()
-        .find(|(name, _)| name.ends_with("-item-1"))
-        .expect("an item container");
-    let status = project
-        .docker()
-        .args(["kill", &item.1])
-        .status()
-        .expect("docker kill");
-    assert!(status.success(), "docker kill item");
-    let killed = Instant::now();
-    // Timed on both sides, so a failure says whether the server or the page was late.
-    let (mut served, mut shown) = (None, None);
-    while killed.elapsed() < Duration::from_secs(15) && (served.is_none() || shown.is_none()) {
-        if served.is_none() && api_state(port, "item-1").as_deref() == Some("exited") {
-            served = Some(killed.elapsed());
-        }
-        if shown.is_none()
-            && browser
-                .replica("item-1")
-                .is_some_and(|(state, _)| state == "exited")
-        {
-            shown = Some(killed.elapsed());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("after docker kill: the API said exited after {served:?}, the page after {shown:?}");
-    assert!(
-        shown.is_some_and(|shown| shown <= Duration::from_secs(2)),
-        "the page shows item exited within 2 s of docker kill (API: {served:?}, page: {shown:?})"
-    );
-    browser.screenshot("resources-item-exited");
-
-    // Restart from the page brings it back.
-    browser.click("button[data-action=restart][data-service=item]");
-    wait_until(
-        "item is running and healthy again",
-        Duration::from_secs(30),
-        || (browser.replica("item-1")? == ("running".into(), "healthy".into())).then_some(()),
-    );
-    let restarts = browser.script(
-        "return document.querySelector('tr[data-replica=\"item-1\"] td[data-started]').nextElementSibling.textContent;",
-    );
-    assert_eq!(restarts.as_str(), Some("1"), "the restart is counted");
-
-    // A fault toggled live on item: the gateway answers its requests with the injected status.
-    browser.script(
-        "const select = document.querySelector('select[data-fault=item]'); select.value = 'abort:503'; select.dispatchEvent(new Event('change')); return null;",
-    );
-    let status_json: Value = {
-        let run = project.run(&["--json", "ps"]);
-        run.success();
-        serde_json::from_str(&run.stdout).expect("ps --json")
-    };
-    let gateway = status_json["gateway"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| {
-            output
-                .split_whitespace()
-                .find(|word| {
-                    word.starts_with("http://127.0.0.1:") && !word.contains(&format!(":{port}"))
-                })
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| panic!("the gateway's address: {status_json}\n{output}"));
-    let gateway_port: u16 = gateway
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("gateway port");
-    wait_until(
-        "the gateway answers item with the injected 503",
-        Duration::from_secs(5),
-        || (http(gateway_port, "GET", "/item/items/1", &[], "").0 == 503).then_some(()),
-    );
-    browser.script(
-        "const select = document.querySelector('select[data-fault=item]'); select.value = ''; select.dispatchEvent(new Event('change')); return null;",
-    );
-    wait_until("the fault is cleared", Duration::from_secs(5), || {
-        (http(gateway_port, "GET", "/user/users/1", &[], "").0 == 200).then_some(())
-    });
-
-    for page in ["logs", "traces", "graph"] {
-        browser.open(&format!("http://127.0.0.1:{port}/#{page}"));
-        std::thread::sleep(Duration::from_millis(1500));
-        browser.screenshot(page);
-    }
-    let errors = browser.console_errors();
-    assert!(
-        errors.is_empty(),
-        "the browser console has errors: {errors:#?}"
-    );
 }
