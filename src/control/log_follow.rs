@@ -1,15 +1,16 @@
 //! Follows every container of the project into the log store ([`crate::trace::logs`]), in the
 //! foreground and detached alike, so `GET /api/v2/logs?traceId=` finds the lines that name a trace.
 //!
-//! Every [`POLL`] the project's running containers are listed; each one not followed yet gets a
-//! task reading its output. A task ends with its container (stopped, restarted, removed); the next
-//! poll follows it again, skipping the lines already kept (the engine's fixed-width timestamps
-//! order them), so a restart neither loses nor repeats lines. On the first connection only the last
-//! [`FIRST_TAIL`] lines are read.
+//! At each new listing of the project's containers (the control plane's shared
+//! [`ContainerWatch`]), and every [`POLL`] in any case, each running container not followed yet
+//! gets a task reading its output. A task ends with its container (stopped, restarted, removed);
+//! the next look follows it again, skipping the lines already kept (the engine's fixed-width
+//! timestamps order them), so a restart neither loses nor repeats lines. On the first connection
+//! only the last [`FIRST_TAIL`] lines are read.
 //!
 //! **Bound**: the store bounds what is kept; here at most one task per container and one line at a
 //! time. Runs on the control plane's runtime, never on the data plane's threads; a Docker failure is
-//! logged and tried again at the next poll.
+//! logged and tried again at the next look.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -20,10 +21,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::docker::{unix_seconds, Docker, ObservedContainer};
+use crate::engine::watch::ContainerWatch;
 use crate::trace::logs::container::ContainerLine;
 use crate::trace::logs::{LogStore, Stream};
 
-/// How often the project's containers are looked at.
+/// How often the followers are looked at with no new listing (a follower that ended early).
 pub const POLL: Duration = Duration::from_secs(1);
 /// Lines read back when a container is first followed.
 pub const FIRST_TAIL: usize = 1000;
@@ -32,7 +34,13 @@ pub const FIRST_TAIL: usize = 1000;
 type Seen = Arc<Mutex<HashMap<String, String>>>;
 
 /// Follows the project's containers until `shutdown`.
-pub async fn run(docker: Docker, project: String, logs: LogStore, shutdown: CancellationToken) {
+pub async fn run(
+    docker: Docker,
+    containers: ContainerWatch,
+    logs: LogStore,
+    shutdown: CancellationToken,
+) {
+    let mut listings = containers.subscribe();
     let seen: Seen = Arc::default();
     let mut following: HashSet<String> = HashSet::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
@@ -42,31 +50,30 @@ pub async fn run(docker: Docker, project: String, logs: LogStore, shutdown: Canc
                 following.remove(&id);
             }
         }
-        match docker.project_containers(&project).await {
-            Ok(containers) => {
-                let present: HashSet<&str> = containers
-                    .iter()
-                    .map(|container| container.id.as_str())
-                    .collect();
-                if let Ok(mut seen) = seen.lock() {
-                    seen.retain(|id, _| present.contains(id.as_str()));
-                }
-                for container in containers {
-                    if container.state == "running" && following.insert(container.id.clone()) {
-                        let follower = follow(
-                            docker.clone(),
-                            container,
-                            logs.clone(),
-                            seen.clone(),
-                            shutdown.clone(),
-                        );
-                        tasks.spawn(follower);
-                    }
+        let latest = listings.borrow_and_update().clone();
+        if let Some(containers) = latest {
+            let present: HashSet<&str> = containers
+                .iter()
+                .map(|container| container.id.as_str())
+                .collect();
+            if let Ok(mut seen) = seen.lock() {
+                seen.retain(|id, _| present.contains(id.as_str()));
+            }
+            for container in containers.iter() {
+                if container.state == "running" && following.insert(container.id.clone()) {
+                    let follower = follow(
+                        docker.clone(),
+                        container.clone(),
+                        logs.clone(),
+                        seen.clone(),
+                        shutdown.clone(),
+                    );
+                    tasks.spawn(follower);
                 }
             }
-            Err(error) => tracing::debug!(%error, "cannot list the containers to follow"),
         }
         tokio::select! {
+            changed = listings.changed() => if changed.is_err() { break },
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.cancelled() => break,
         }

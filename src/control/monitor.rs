@@ -1,7 +1,9 @@
 //! The control plane's view of the running containers, kept current: which replicas serve each
 //! service (and whether they are healthy), which container address (on any of its networks) is
 //! which caller, and a one-line state per service for the proxy's error pages. The proxy is fed
-//! from here.
+//! from here. The containers come from the control plane's shared [`ContainerWatch`] (a look
+//! follows each change at once); the replicas are probed every [`INTERVAL`], and the results
+//! kept per container for the dashboard ([`Monitor::health`], announced by [`Monitor::looks`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -9,32 +11,58 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::docker::{Docker, ObservedContainer};
 use crate::engine::health;
+use crate::engine::watch::ContainerWatch;
 use crate::manifest::Manifest;
 use crate::proxy::{Caller, Endpoint, Proxy, ServiceStatus};
 
-/// How often the monitor looks again.
+/// How often the monitor probes the replicas again (it looks at once when containers change).
 pub const INTERVAL: Duration = Duration::from_millis(1000);
 
 /// What the monitor knows, shared with the proxy (as its [`ServiceStatus`]).
 pub struct Monitor {
     docker: Docker,
-    project: String,
+    containers: ContainerWatch,
     manifest: RwLock<Arc<Manifest>>,
     states: RwLock<HashMap<String, String>>,
+    /// The last probe of each running replica, by container id (12 characters).
+    health: RwLock<HashMap<String, Health>>,
+    /// Counts the looks taken (receivers learn of each).
+    looks: watch::Sender<u64>,
+}
+
+/// A replica's last probe: `healthy`, `unhealthy` (with the failing probe's words) or `none` (no
+/// health check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub health: &'static str,
+    pub detail: Option<String>,
 }
 
 impl Monitor {
-    pub fn new(docker: Docker, manifest: &Manifest) -> Arc<Monitor> {
+    pub fn new(docker: Docker, containers: ContainerWatch, manifest: &Manifest) -> Arc<Monitor> {
         Arc::new(Monitor {
             docker,
-            project: manifest.project.clone(),
+            containers,
             manifest: RwLock::new(Arc::new(manifest.clone())),
             states: RwLock::new(HashMap::new()),
+            health: RwLock::new(HashMap::new()),
+            looks: watch::channel(0).0,
         })
+    }
+
+    /// The last probe of a replica (by the first 12 characters of its container id).
+    pub fn health(&self, id: &str) -> Option<Health> {
+        self.health.read().ok()?.get(id).cloned()
+    }
+
+    /// Changes after every look (new listing, new probe results).
+    pub fn looks(&self) -> watch::Receiver<u64> {
+        self.looks.subscribe()
     }
 
     /// Uses a new manifest from the next look on (a re-up).
@@ -51,14 +79,19 @@ impl Monitor {
             .unwrap_or_else(|poison| poison.into_inner().clone())
     }
 
-    /// One look: lists the containers, probes the running replicas, updates the proxy.
+    /// One look at a fresh listing of the containers (taken after this call).
     pub async fn refresh(&self, proxy: &Proxy) {
-        let Ok(containers) = self.docker.project_containers(&self.project).await else {
-            return;
-        };
+        if let Some(containers) = self.containers.fresh().await {
+            self.look(proxy, &containers).await;
+        }
+    }
+
+    /// Probes the running replicas of `containers` and updates the proxy.
+    async fn look(&self, proxy: &Proxy, containers: &[ObservedContainer]) {
         let manifest = self.manifest();
         let mut callers: HashMap<IpAddr, Caller> = HashMap::new();
         let mut states: HashMap<String, String> = HashMap::new();
+        let mut health: HashMap<String, Health> = HashMap::new();
         for service in manifest
             .services
             .values()
@@ -97,21 +130,40 @@ impl Monitor {
                         }
                         None => Ok(()),
                     };
+                    let endpoint = Endpoint {
+                        name: format!("{}-{}", service.name, container.replica),
+                        address,
+                        healthy: verdict.is_ok(),
+                    };
                     Some((
-                        Endpoint {
-                            name: format!("{}-{}", service.name, container.replica),
-                            address,
-                            healthy: verdict.is_ok(),
-                        },
-                        verdict.err(),
+                        container.id.chars().take(12).collect::<String>(),
+                        (endpoint, verdict.err()),
                     ))
                 });
-            let probed: Vec<(Endpoint, Option<String>)> = futures_util::future::join_all(probes)
-                .await
-                .into_iter()
-                .flatten()
-                .collect();
+            let (ids, probed): (Vec<String>, Vec<(Endpoint, Option<String>)>) =
+                futures_util::future::join_all(probes)
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .unzip();
             states.insert(service.name.clone(), describe_state(&replicas, &probed));
+            for (id, (_, failure)) in ids.into_iter().zip(&probed) {
+                let verdict = match (&service.healthcheck, failure) {
+                    (None, _) => Health {
+                        health: "none",
+                        detail: None,
+                    },
+                    (Some(_), None) => Health {
+                        health: "healthy",
+                        detail: None,
+                    },
+                    (Some(_), Some(detail)) => Health {
+                        health: "unhealthy",
+                        detail: Some(detail.clone()),
+                    },
+                };
+                health.insert(id, verdict);
+            }
             proxy.set_endpoints(
                 &service.name,
                 probed.into_iter().map(|(endpoint, _)| endpoint).collect(),
@@ -121,6 +173,10 @@ impl Monitor {
         if let Ok(mut current) = self.states.write() {
             *current = states;
         }
+        if let Ok(mut current) = self.health.write() {
+            *current = health;
+        }
+        self.looks.send_modify(|looks| *looks += 1);
     }
 
     /// Where the proxy reaches a replica, and where its health is probed. With `port:`, the
@@ -155,12 +211,18 @@ impl Monitor {
         }
     }
 
-    /// Looks every [`INTERVAL`] until `shutdown`.
+    /// Looks at each new listing, and every [`INTERVAL`] in any case, until `shutdown`.
     pub async fn run(self: Arc<Self>, proxy: Proxy, shutdown: CancellationToken) {
+        let mut listings = self.containers.subscribe();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(INTERVAL) => self.refresh(&proxy).await,
+                changed = listings.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(INTERVAL) => {}
+            }
+            let latest = listings.borrow_and_update().clone();
+            if let Some(containers) = latest {
+                self.look(&proxy, &containers).await;
             }
         }
     }
@@ -206,7 +268,7 @@ impl ServiceStatus for Monitor {
 
     fn recent_logs<'a>(&'a self, service: &'a str, lines: usize) -> BoxFuture<'a, Vec<String>> {
         Box::pin(async move {
-            let Ok(containers) = self.docker.project_containers(&self.project).await else {
+            let Some(containers) = self.containers.latest() else {
                 return Vec::new();
             };
             let mut collected = Vec::new();

@@ -56,6 +56,7 @@ pub struct ControlPlane {
     pub store: Store,
     pub proxy: Proxy,
     monitor: Arc<Monitor>,
+    containers: crate::engine::watch::ContainerWatch,
     /// The trace server as the developer reaches it (`http://127.0.0.1:9411`).
     pub zipkin_url: String,
     /// The gateway as the developer reaches it (`http://127.0.0.1:8080`).
@@ -78,8 +79,6 @@ pub struct ControlPlane {
     spans: SpanDrain,
     /// What a reload needs to listen on networks a re-up added.
     late: LateListeners,
-    /// The project whose containers' output goes into the log store.
-    project: String,
 }
 
 /// The gateway addresses listened on, and how to listen on more (a re-up may add networks).
@@ -106,7 +105,13 @@ impl ControlPlane {
     ) -> Result<ControlPlane, ControlPlaneError> {
         let mut tasks = JoinSet::new();
         let store = Store::with_max_logs(manifest.tracing.max_spans, manifest.tracing.max_logs);
-        let monitor = Monitor::new(docker.clone(), manifest);
+        // One look at the containers for the monitor, the log follower and the dashboard.
+        let containers = crate::engine::watch::ContainerWatch::start(
+            docker.clone(),
+            manifest.project.clone(),
+            shutdown.clone(),
+        );
+        let monitor = Monitor::new(docker.clone(), containers.clone(), manifest);
         // The data plane only queues spans; a task here ingests them (`control::spans`).
         let (recorder, spans) = StoreRecorder::start(store.clone(), QUEUE_SPANS);
         let proxy = Proxy::new(
@@ -224,6 +229,7 @@ impl ControlPlane {
             manifest,
             proxy.clone(),
             monitor.clone(),
+            containers.clone(),
             shutdown,
         );
         let token = crate::dashboard::auth::new_token();
@@ -273,6 +279,7 @@ impl ControlPlane {
             store,
             proxy,
             monitor,
+            containers,
             zipkin_url: format!("http://127.0.0.1:{zipkin_port}"),
             dashboard_url: format!("http://127.0.0.1:{zipkin_port}/?token={token}"),
             dashboard,
@@ -288,7 +295,6 @@ impl ControlPlane {
             workers,
             spans,
             late,
-            project: manifest.project.clone(),
         })
     }
 
@@ -301,7 +307,7 @@ impl ControlPlane {
             .spawn(monitor.run(self.proxy.clone(), shutdown.clone()));
         self.tasks.spawn(super::log_follow::run(
             self.late.docker.clone(),
-            self.project.clone(),
+            self.containers.clone(),
             self.store.logs().clone(),
             shutdown.clone(),
         ));

@@ -2,29 +2,28 @@
 //! snapshot current; carries out actions through the engine (restart, stop, start) and the
 //! proxy's config swap (faults).
 //!
-//! The engine client has no event stream, so the containers are listed every [`POLL`] (and at
-//! once after an action): a container that dies shows within that time. Health is probed on its
-//! own loop every [`HEALTH_INTERVAL`] (as `sandbox ps` probes), so a slow probe never holds the
-//! state back. Everything kept is bounded by the number of containers and services.
+//! The containers come from the control plane's shared [`ContainerWatch`], listed again at each
+//! engine event (a container that dies shows at once) and after an action; health is the
+//! monitor's last probe of each replica ([`Monitor::health`]); the snapshot is rebuilt at each
+//! new listing and after each of the monitor's looks (at least every second, so rates move).
+//! Everything kept is bounded by the number of containers and services.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::model::{Action, FaultView, ReplicaResource, Resources, ServiceResource};
 use super::{ActionError, System};
+use crate::control::monitor::Monitor;
 use crate::engine::docker::{Docker, ObservedContainer};
+use crate::engine::watch::ContainerWatch;
 use crate::manifest::{AbortFault, DelayFault, Faults, Manifest, RouteTarget};
 use crate::proxy::{Proxy, ServiceStatus};
 
-/// How often the containers are listed.
-pub const POLL: Duration = Duration::from_millis(250);
-/// How often running replicas are probed.
-pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 /// The window request rates are measured over.
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
@@ -34,12 +33,9 @@ pub struct LiveSystem {
     project: String,
     manifest: RwLock<Arc<Manifest>>,
     proxy: Proxy,
-    status: Arc<dyn ServiceStatus>,
+    monitor: Arc<Monitor>,
+    containers: ContainerWatch,
     sender: watch::Sender<Arc<Resources>>,
-    /// Wakes the poller (after an action, or new health results).
-    wake: Notify,
-    /// Probe results by container id (12 characters): health and the failing probe's words.
-    health: Mutex<HashMap<String, (String, Option<String>)>>,
     memory: Mutex<Memory>,
 }
 
@@ -63,7 +59,8 @@ impl LiveSystem {
         docker: Docker,
         manifest: &Manifest,
         proxy: Proxy,
-        status: Arc<dyn ServiceStatus>,
+        monitor: Arc<Monitor>,
+        containers: ContainerWatch,
         shutdown: &CancellationToken,
     ) -> Arc<LiveSystem> {
         let system = Arc::new(LiveSystem {
@@ -71,18 +68,16 @@ impl LiveSystem {
             project: manifest.project.clone(),
             manifest: RwLock::new(Arc::new(manifest.clone())),
             proxy,
-            status,
+            monitor,
+            containers,
             sender: watch::channel(Arc::new(Resources {
                 project: manifest.project.clone(),
                 services: Vec::new(),
             }))
             .0,
-            wake: Notify::new(),
-            health: Mutex::new(HashMap::new()),
             memory: Mutex::new(Memory::default()),
         });
         tokio::spawn(system.clone().watch(shutdown.clone()));
-        tokio::spawn(system.clone().probe(shutdown.clone()));
         system
     }
 
@@ -100,10 +95,14 @@ impl LiveSystem {
             .unwrap_or_else(|poison| poison.into_inner().clone())
     }
 
+    /// Rebuilds the snapshot at each new listing and each look of the monitor.
     async fn watch(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut listings = self.containers.subscribe();
+        let mut looks = self.monitor.looks();
         loop {
-            if let Ok(containers) = self.docker.project_containers(&self.project).await {
-                let snapshot = self.snapshot(containers).await;
+            let latest = listings.borrow_and_update().clone();
+            if let Some(containers) = latest {
+                let snapshot = self.snapshot(&containers).await;
                 self.sender.send_if_modified(|current| {
                     let changed = **current != snapshot;
                     if changed {
@@ -114,35 +113,14 @@ impl LiveSystem {
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(POLL) => {}
-                () = self.wake.notified() => {}
-            }
-        }
-    }
-
-    async fn probe(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            let manifest = self.manifest();
-            if let Ok(statuses) =
-                crate::engine::status::project_status(&self.docker, &self.project, Some(&manifest))
-                    .await
-            {
-                let results = statuses
-                    .into_iter()
-                    .map(|status| (status.id, (status.health, status.health_detail)))
-                    .collect();
-                *self.health.lock().unwrap_or_else(|p| p.into_inner()) = results;
-                self.wake.notify_one();
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(HEALTH_INTERVAL) => {}
+                changed = listings.changed() => if changed.is_err() { return },
+                changed = looks.changed() => if changed.is_err() { return },
             }
         }
     }
 
     /// The resources from one listing of the containers.
-    async fn snapshot(&self, containers: Vec<ObservedContainer>) -> Resources {
+    async fn snapshot(&self, containers: &[ObservedContainer]) -> Resources {
         let manifest = self.manifest();
         let config = self.proxy.config();
         let rates = self.rates();
@@ -172,7 +150,7 @@ impl LiveSystem {
             services.push(ServiceResource {
                 name: service.name.clone(),
                 image: service.image.clone(),
-                summary: self.status.state(&service.name).unwrap_or_default(),
+                summary: self.monitor.state(&service.name).unwrap_or_default(),
                 routes,
                 requests,
                 errors,
@@ -238,15 +216,9 @@ impl LiveSystem {
             entry.1
         };
         let running = container.state == "running";
-        let (health, health_detail) = match self
-            .health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
-        {
+        let (health, health_detail) = match self.monitor.health(&id) {
             _ if !running => ("none".to_string(), None),
-            Some(result) => result,
+            Some(result) => (result.health.to_string(), result.detail),
             None if service.healthcheck.is_some() => ("starting".to_string(), None),
             None => ("none".to_string(), None),
         };
@@ -381,7 +353,7 @@ impl LiveSystem {
                 format!("restarted `{service}`")
             }
         };
-        self.wake.notify_one();
+        self.containers.refresh();
         Ok(done)
     }
 
@@ -403,7 +375,7 @@ impl LiveSystem {
             }),
         };
         self.proxy.swap_config(config);
-        self.wake.notify_one();
+        self.containers.refresh();
         Ok(match (fault.delay_ms, fault.abort) {
             (None, None) => format!("no fault on `{service}`"),
             (delay, abort) => format!(

@@ -436,7 +436,8 @@ pub async fn up(
     }
     // A service's forwarder (which holds its names) is made beside the service itself, and is
     // there before the service counts as started for its dependents.
-    let mut forwarders = plan_forwarders(docker, manifest, &meshed, wiring, &selected, events).await?;
+    let mut forwarders =
+        plan_forwarders(docker, manifest, &meshed, wiring, &selected, events).await?;
 
     // Which conditions dependents wait for, per service.
     let mut needed: BTreeMap<&str, BTreeSet<DependencyCondition>> = BTreeMap::new();

@@ -229,6 +229,26 @@ impl Docker {
         self.containers_labelled(Some(project), Some(role)).await
     }
 
+    /// The engine's container events for `project` (created, started, died, removed, health
+    /// changes, …) as they happen: each item says only that something changed. Ends when the
+    /// engine closes the stream; an error item when it fails.
+    pub fn project_container_events(
+        &self,
+        project: &str,
+    ) -> impl Stream<Item = Result<(), EngineError>> + Send + 'static {
+        let mut filters = project_filter(Some(project));
+        filters.insert("type".to_string(), vec!["container".to_string()]);
+        let options = bollard::query_parameters::EventsOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        self.client.events(Some(options)).map(|event| {
+            event.map(|_| ()).map_err(|error| EngineError::Api {
+                action: "following the engine's events".to_string(),
+                message: error.to_string(),
+            })
+        })
+    }
+
     /// Every container made by any sandbox on this engine.
     pub async fn all_sandbox_containers(&self) -> Result<Vec<ObservedContainer>, EngineError> {
         self.containers_labelled(None, None).await

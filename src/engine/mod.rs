@@ -3,7 +3,8 @@
 //! doing it ([`apply`]), images ([`image`]; the probes they bring in [`image_health`]), health
 //! probes ([`health`]; gRPC's in [`grpc_health`]), the transparent mesh's forwarders ([`mesh`];
 //! their image in [`forwarder`]), the labels that find everything again ([`labels`]) and what
-//! differs on Podman's Docker-compatible API ([`podman`]).
+//! differs on Podman's Docker-compatible API ([`podman`]); one shared look at a project's containers
+//! ([`watch`]).
 //!
 //! Only `docker.rs` (and its `docker/` submodules) talks to bollard; everything else works with
 //! this module's own types.
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod podman;
 pub mod spec;
 pub mod status;
+pub mod watch;
 
 pub use apply::{down, prepare, up, DownOptions, DownOutcome, UpOptions, UpOutcome};
 pub use docker::Docker;

@@ -674,13 +674,14 @@ fn a_stopped_callee_and_a_closed_port_fail_at_once() {
     }
 
     docker(&["stop", "-t", "1", &container(&sandbox, "item", 1)]);
-    // L7: user's direct call gets the proxy's 503 naming item and its state, passed on.
+    // L7: user's direct call gets the proxy's 503 naming item and its state, passed on (while
+    // item shuts down its probes fail first: "no healthy replica", then "no running replica").
     let answer = wait_until(
         "user passes on the 503 for the stopped item",
         Duration::from_secs(15),
         || {
             let answer = sandbox.get("/user/users/1");
-            (answer.status == 503).then_some(answer)
+            (answer.status == 503 && answer.body.contains("no running replica")).then_some(answer)
         },
     );
     assert!(
