@@ -176,10 +176,7 @@ impl LogStore {
             .records
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        let evicted: u64 = records
-            .into_iter()
-            .map(|record| stored.push(record))
-            .sum();
+        let evicted: u64 = records.into_iter().map(|record| stored.push(record)).sum();
         drop(stored);
         if evicted > 0 {
             self.inner.evicted.fetch_add(evicted, Ordering::Relaxed);

@@ -86,7 +86,10 @@ impl Records {
 
     /// Turns the record with `sequence` into a hole; 1 if it was held.
     fn punch(&mut self, sequence: u64) -> u64 {
-        let Ok(index) = self.entries.binary_search_by_key(&sequence, |entry| entry.0) else {
+        let Ok(index) = self
+            .entries
+            .binary_search_by_key(&sequence, |entry| entry.0)
+        else {
             return 0;
         };
         if self.entries[index].1.take().is_none() {
