@@ -362,9 +362,9 @@ impl RuleTags {
 fn address(tags: &mut RuleTags, keys: &[&str], remove: &[&str]) -> Option<IpAddr> {
     let found = keys
         .iter()
-        .find_map(|key| tags.get(*key).and_then(|text| text.parse::<IpAddr>().ok()));
+        .find_map(|key| tags.get(key).and_then(|text| text.parse::<IpAddr>().ok()));
     remove.iter().for_each(|key| {
-        tags.remove(*key);
+        tags.remove(key);
     });
     found
 }
@@ -372,10 +372,10 @@ fn address(tags: &mut RuleTags, keys: &[&str], remove: &[&str]) -> Option<IpAddr
 fn port(tags: &mut RuleTags, keys: &[&str], remove: &[&str]) -> Option<u16> {
     let found = keys
         .iter()
-        .find_map(|key| tags.get(*key).and_then(|text| text.parse::<u16>().ok()))
+        .find_map(|key| tags.get(key).and_then(|text| text.parse::<u16>().ok()))
         .filter(|port| *port != 0);
     remove.iter().for_each(|key| {
-        tags.remove(*key);
+        tags.remove(key);
     });
     found
 }
@@ -407,7 +407,7 @@ fn remote_endpoint(kind: Option<Kind>, tags: &mut RuleTags) -> Option<Endpoint> 
             "peer.hostname",
         ]
         .iter()
-        .find_map(|key| tags.get(*key).cloned());
+        .find_map(|key| tags.get(key).cloned());
     }
     let ip = address(
         tags,
