@@ -2,7 +2,10 @@
 //! connections) against the same spans sent as Zipkin JSON v2, the server's RSS with them stored,
 //! and `/api/v2/trace/{id}` latency over them.
 //!
-//! `cargo run --release --example otlp_load -- {otlp|zipkin} ZIPKIN_ADDRESS OTLP_ADDRESS SERVER_PID [SPANS]`
+//! `cargo run --release --example otlp_load -- {otlp|zipkin} ZIPKIN_ADDRESS OTLP_ADDRESS SERVER_PID [SPANS] [--ingest-only]`
+//!
+//! `--ingest-only` stops after the ingest (no RSS, no queries): what `bench/otlp_instructions.sh`
+//! counts the server's instructions over.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,6 +233,7 @@ async fn main() {
     let otlp = args.next().unwrap_or_else(|| "127.0.0.1:4318".into());
     let pid = args.next().unwrap_or_default();
     let spans: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(500_000);
+    let ingest_only = args.next().as_deref() == Some("--ingest-only");
     let client: HttpClient = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(CONNECTIONS)
         .build_http();
@@ -242,7 +246,9 @@ async fn main() {
             id.iter().map(|b| format!("{b:02x}")).collect()
         })
         .collect();
-    println!("server RSS before ingest: {:.1} MB", rss_mb(&pid));
+    if !ingest_only {
+        println!("server RSS before ingest: {:.1} MB", rss_mb(&pid));
+    }
     match mode.as_str() {
         "otlp" => {
             let batches = requests
@@ -271,6 +277,9 @@ async fn main() {
             )
             .await;
         }
+    }
+    if ingest_only {
+        return;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     println!("server RSS with the spans stored: {:.1} MB", rss_mb(&pid));

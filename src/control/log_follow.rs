@@ -8,9 +8,10 @@
 //! timestamps order them), so a restart neither loses nor repeats lines. On the first connection
 //! only the last [`FIRST_TAIL`] lines are read.
 //!
-//! **Bound**: the store bounds what is kept; here at most one task per container and one line at a
-//! time. Runs on the control plane's runtime, never on the data plane's threads; a Docker failure is
-//! logged and tried again at the next look.
+//! **Bound**: the store bounds what is kept (in all, and per service for container output, so one
+//! noisy service evicts its own old lines rather than everyone's); here at most one task per
+//! container and one line at a time. Runs on the control plane's runtime, never on the data
+//! plane's threads; a Docker failure is logged and tried again at the next look.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -323,6 +323,76 @@ async fn hand_written_json_bodies_are_taken_with_partial_success() {
     assert_eq!(found[0]["body"], "render failed");
 }
 
+/// A gzipped protobuf batch (what SDKs send with `OTEL_EXPORTER_OTLP_COMPRESSION=gzip`) on the
+/// OTLP/HTTP port: taken whole, and stored as the same batch unzipped would be.
+#[tokio::test]
+async fn gzipped_protobuf_batches_are_taken() {
+    use prost::Message;
+    use sandbox::trace::otlp::proto::{
+        AnyValue, ExportTraceServiceRequest, KeyValue, OtlpSpan, Resource, ResourceSpans,
+        ScopeSpans, Value as OtlpValue,
+    };
+    let (server, otlp) = start_with_otlp(TraceConfig::default()).await;
+    let spans = (1..=3u64)
+        .map(|id| OtlpSpan {
+            trace_id: 0x5b8e_fff7_9803_8103_d269_b633_813f_c60d_u128
+                .to_be_bytes()
+                .to_vec(),
+            span_id: id.to_be_bytes().to_vec(),
+            parent_span_id: if id > 1 {
+                (id - 1).to_be_bytes().to_vec()
+            } else {
+                Vec::new()
+            },
+            name: format!("step {id}"),
+            kind: 2,
+            start_time_unix_nano: 1_544_712_660_000_000_000 + id * 1000,
+            end_time_unix_nano: 1_544_712_660_000_000_000 + id * 1000 + 5000,
+            ..OtlpSpan::default()
+        })
+        .collect();
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(AnyValue {
+                        value: Some(OtlpValue::String("zipped".into())),
+                    }),
+                }],
+            }),
+            scope_spans: vec![ScopeSpans { scope: None, spans }],
+        }],
+    };
+    let reply = server
+        .send_to(
+            otlp,
+            Method::POST,
+            "/v1/traces",
+            &[
+                ("content-type", "application/x-protobuf"),
+                ("content-encoding", "gzip"),
+            ],
+            gzip(&request.encode_to_vec()),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert!(
+        reply.body.is_empty(),
+        "no partial success: {:?}",
+        reply.body
+    );
+    let spans = spans_of(
+        &server
+            .get("/api/v2/trace/5b8efff798038103d269b633813fc60d")
+            .await,
+    );
+    assert_eq!(spans.len(), 3);
+    assert!(spans
+        .iter()
+        .all(|span| span["localEndpoint"]["serviceName"] == "zipped"));
+}
+
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();

@@ -1,27 +1,32 @@
 //! The bounded log store: OTLP log records now, container output later (a `push` of records whose
 //! [`LogSource`] is [`LogSource::Container`]), each joined to its trace by trace id.
 //!
-//! **Bound**: at most `max_logs` records; the oldest are evicted first. Each record is bounded too:
-//! the body is cut at [`MAX_BODY_BYTES`], at most [`MAX_ATTRIBUTES`] attributes are kept, each key
-//! and value cut at [`MAX_ATTRIBUTE_BYTES`], so the store's memory has a ceiling whatever clients
-//! send.
+//! **Bound**: at most `max_logs` records; the oldest are evicted first. Container output is capped
+//! per service as well: a service's lines take at most [`SERVICE_SHARE_PERCENT`] of `max_logs`,
+//! past which its own oldest line goes, so one noisy service cannot evict every other service's
+//! lines ([`records`]). Each record is bounded too: the body is cut at [`MAX_BODY_BYTES`], at most
+//! [`MAX_ATTRIBUTES`] attributes are kept, each key and value cut at [`MAX_ATTRIBUTE_BYTES`], so
+//! the store's memory has a ceiling whatever clients send.
 //!
 //! Owns the records and their search ([`query`]); knows nothing of OTLP or HTTP.
 
 pub mod container;
 pub mod context;
 pub mod query;
+mod records;
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use query::LogQuery;
+use records::Records;
 
 use crate::trace::model::{SpanId, TraceId};
 
 /// Records kept when the manifest says nothing (`tracing: {max_logs}`).
 pub const DEFAULT_MAX_LOGS: usize = 100_000;
+/// The share of `max_logs`, in percent, that one service's container output may hold.
+pub const SERVICE_SHARE_PERCENT: usize = 25;
 /// Longest body kept, in bytes; a longer one is cut (at a character boundary) and marked `…`.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Most attributes kept per record.
@@ -120,9 +125,7 @@ fn cut(text: &mut String, max: usize) {
 
 struct Inner {
     max_logs: usize,
-    /// (sequence, record), oldest first.
-    records: RwLock<VecDeque<(u64, Arc<LogRecord>)>>,
-    next_sequence: AtomicU64,
+    records: RwLock<Records>,
     evicted: AtomicU64,
 }
 
@@ -142,20 +145,24 @@ impl std::fmt::Debug for LogStore {
 }
 
 impl LogStore {
-    /// A store keeping at most `max_logs` records (at least 1).
+    /// A store keeping at most `max_logs` records (at least 1), and of each service's container
+    /// output at most [`SERVICE_SHARE_PERCENT`] of them.
     pub fn new(max_logs: usize) -> Self {
+        let max_logs = max_logs.max(1);
         LogStore {
             inner: Arc::new(Inner {
-                max_logs: max_logs.max(1),
-                records: RwLock::default(),
-                next_sequence: AtomicU64::new(0),
+                max_logs,
+                records: RwLock::new(Records::new(
+                    max_logs,
+                    max_logs * SERVICE_SHARE_PERCENT / 100,
+                )),
                 evicted: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Keeps `records` (bounded one by one), evicting the oldest past the bound; they are
-    /// searchable when this returns.
+    /// Keeps `records` (bounded one by one), evicting the oldest past the bound and a service's
+    /// oldest container line past its share; they are searchable when this returns.
     pub fn push(&self, records: Vec<LogRecord>) {
         let records: Vec<Arc<LogRecord>> = records
             .into_iter()
@@ -169,14 +176,10 @@ impl LogStore {
             .records
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        for record in records {
-            let sequence = self.inner.next_sequence.fetch_add(1, Ordering::Relaxed);
-            stored.push_back((sequence, record));
-        }
-        let over = stored.len().saturating_sub(self.inner.max_logs);
-        if over > 0 {
-            stored.drain(..over);
-            self.inner.evicted.fetch_add(over as u64, Ordering::Relaxed);
+        let evicted: u64 = records.into_iter().map(|record| stored.push(record)).sum();
+        drop(stored);
+        if evicted > 0 {
+            self.inner.evicted.fetch_add(evicted, Ordering::Relaxed);
         }
     }
 
@@ -194,7 +197,7 @@ impl LogStore {
         self.len() == 0
     }
 
-    /// Records evicted to stay within the bound, since start.
+    /// Records evicted to stay within the bounds, since start.
     pub fn evicted(&self) -> u64 {
         self.inner.evicted.load(Ordering::Relaxed)
     }
@@ -208,7 +211,7 @@ impl LogStore {
                 .rev()
                 .filter(|(_, record)| query.matches(record))
                 .take(query.limit)
-                .map(|(sequence, record)| (*sequence, record.clone()))
+                .map(|(sequence, record)| (sequence, record.clone()))
                 .collect()
         };
         found.sort_by_key(|(sequence, record)| (record.time_unix_nano, *sequence));
@@ -269,6 +272,33 @@ mod tests {
             .map(|r| r.body.clone())
             .collect();
         assert_eq!(bodies, ["3", "4", "5"]);
+    }
+
+    #[test]
+    fn one_services_container_output_holds_at_most_its_share() {
+        let store = LogStore::new(100);
+        let line = |service: &str, n: usize| {
+            let mut line = record(service, n as u64, &format!("{service} {n}"));
+            line.source = LogSource::Container {
+                replica: format!("shop-{service}-1"),
+                stream: Stream::Stdout,
+            };
+            line
+        };
+        store.push(vec![line("web", 0), line("db", 0)]);
+        store.push((1..=1000).map(|n| line("worker", n)).collect());
+        let share = 100 * SERVICE_SHARE_PERCENT / 100;
+        assert_eq!(store.len(), 2 + share);
+        assert_eq!(store.evicted(), (1000 - share) as u64);
+        let of = |service: &str| LogQuery {
+            service: Some(service.into()),
+            ..LogQuery::default()
+        };
+        assert_eq!(store.search(&of("web"))[0].body, "web 0");
+        assert_eq!(store.search(&of("db"))[0].body, "db 0");
+        let worker = store.search(&of("worker"));
+        assert_eq!(worker.len(), share);
+        assert_eq!(worker[0].body, format!("worker {}", 1001 - share));
     }
 
     #[test]

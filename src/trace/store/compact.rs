@@ -118,14 +118,12 @@ impl StoredSpan {
                 .map(|a| a.value.len())
                 .sum::<usize>();
         let mut text = String::with_capacity(size);
-        let tags = span
-            .tags
-            .iter()
-            .map(|(key, value)| {
-                text.push_str(value);
-                Some((symbols.get(key)?, text.len() as u32))
-            })
-            .collect::<Option<_>>()?;
+        // Collected at its final size: `collect::<Option<Box<[_]>>>` grows a vector step by step.
+        let mut tags = Vec::with_capacity(span.tags.len());
+        for (key, value) in &span.tags {
+            text.push_str(value);
+            tags.push((symbols.get(key)?, text.len() as u32));
+        }
         let annotations = span
             .annotations
             .iter()
@@ -144,7 +142,7 @@ impl StoredSpan {
             flags: if span.debug { DEBUG } else { 0 } | if span.shared { SHARED } else { 0 },
             local,
             remote,
-            tags,
+            tags: tags.into_boxed_slice(),
             annotations,
             text: text.into_boxed_str(),
         })

@@ -19,11 +19,12 @@ mod compact;
 mod search;
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use compact::{kind_code, StoredSpan};
+use foldhash::HashMap;
 
 use crate::trace::dependencies::{DependencyLink, Linker};
 use crate::trace::forward::Forwarder;
