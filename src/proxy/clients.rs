@@ -153,7 +153,7 @@ impl Clients {
 
 /// Opens a connection to `address` within `timeout`.
 pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+    let stream = tokio::time::timeout(timeout, super::upstream::connect(address))
         .await
         .map_err(|_| UpstreamError::ConnectTimeout(timeout))?
         .map_err(|error| UpstreamError::Connect(error.to_string()))?;
