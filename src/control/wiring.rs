@@ -169,7 +169,8 @@ impl ContainerSide {
 enum Reach {
     /// Through a gateway address the control plane listens on: mesh and trace server.
     Gateway(IpAddr),
-    /// Through the engine's host-gateway name (Docker Desktop): trace server only.
+    /// Through the engine's host-gateway name (Docker Desktop): the trace server, and the mesh
+    /// intake where the name arrives where it listens ([`HostGateway`]).
     HostGateway,
     /// The host's own network stack (`network_mode: host`): the trace server on loopback.
     Loopback,

@@ -320,13 +320,19 @@ fn a_fault_on_the_callee_hits_the_direct_call() {
 
 #[test]
 fn retries_on_the_callee_hide_a_killed_replica_from_direct_calls() {
-    let project = Project::new("mesh-retries");
+    retries_hide_a_killed_replica("mesh-retries", &[]);
+}
+
+/// The direct chain with two `item` replicas and retries, brought up with `environment`: a
+/// replica killed under load costs no request.
+pub(crate) fn retries_hide_a_killed_replica(name: &str, environment: &[(&str, &str)]) {
+    let project = Project::new(name);
     let manifest = direct_chain(
         &project,
         "    retries: {attempts: 2, on: [connect-failure, 5xx], backoff: {base: 10ms, max: 50ms}}\n    restart: \"no\"\n",
         "    replicas: 2\n",
     );
-    let sandbox = Sandbox::up(project, &manifest, &[]);
+    let sandbox = Sandbox::up(project, &manifest, environment);
     let warm: Vec<u16> = (0..4)
         .map(|id| sandbox.get(&format!("/user/users/{id}")).status)
         .collect();

@@ -8,7 +8,7 @@
 //! What runs: the demo chain calling `http://item:8080` directly (one trace gateway → user →
 //! item with the mesh's spans), an L4 transfer of 10 MiB each way, proof that the replica was
 //! connected by its forwarder (a CGI answers with the address it was called from), and the
-//! dial port refusing requests without the token.
+//! dial port refusing requests without the token; retries hiding a killed replica.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -188,6 +188,13 @@ fn forced_host_gateway_mesh_carries_the_direct_chain_and_an_l4_transfer() {
         .expect("the client span");
     assert_eq!(tag_number(span, "sandbox.bytes_sent"), 10 * 1024 * 1024);
     assert_eq!(tag_number(span, "sandbox.bytes_received"), 10 * 1024 * 1024);
+}
+
+#[test]
+fn forced_host_gateway_retries_hide_a_killed_replica() {
+    // The dead replica is dialed by its forwarder, which answers that it could not connect: a
+    // connect failure, retried on the other replica.
+    crate::mesh::retries_hide_a_killed_replica("mesh-host-retries", &FORCED);
 }
 
 /// Sends `bytes` to `address` and reads what comes back before the connection ends.
