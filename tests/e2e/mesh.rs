@@ -638,7 +638,16 @@ fn an_opted_out_service_sees_its_callers_address_and_no_span() {
 
 #[test]
 fn a_stopped_callee_and_a_closed_port_fail_at_once() {
-    let project = Project::new("mesh-down");
+    stopped_callee_and_closed_ports_fail_at_once("mesh-down", &[]);
+}
+
+/// A port the forwarder does not know, one the service does not listen on, then the service
+/// stopped (L7 and L4), brought up with `environment`: each fails at once.
+pub(crate) fn stopped_callee_and_closed_ports_fail_at_once(
+    name: &str,
+    environment: &[(&str, &str)],
+) {
+    let project = Project::new(name);
     let image = demo_context(&project);
     let manifest = format!(
         "gateway: {{port: 0}}\nservices:\n{}{}{}",
@@ -656,7 +665,7 @@ fn a_stopped_callee_and_a_closed_port_fail_at_once() {
         ),
         sleeper(&project, "client", ""),
     );
-    let sandbox = Sandbox::up(project, &manifest, &[]);
+    let sandbox = Sandbox::up(project, &manifest, environment);
     let client = container(&sandbox, "client", 1);
 
     // A port the service's forwarder does not know: refused, as without sandbox. A port it knows

@@ -8,7 +8,8 @@
 //! What runs: the demo chain calling `http://item:8080` directly (one trace gateway → user →
 //! item with the mesh's spans), an L4 transfer of 10 MiB each way, proof that the replica was
 //! connected by its forwarder (a CGI answers with the address it was called from), and the
-//! dial port refusing requests without the token; retries hiding a killed replica.
+//! dial port refusing requests without the token; retries hiding a killed replica; a stopped
+//! callee and closed ports failing at once.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -195,6 +196,12 @@ fn forced_host_gateway_retries_hide_a_killed_replica() {
     // The dead replica is dialed by its forwarder, which answers that it could not connect: a
     // connect failure, retried on the other replica.
     crate::mesh::retries_hide_a_killed_replica("mesh-host-retries", &FORCED);
+}
+
+#[test]
+fn forced_host_gateway_bad_cases_fail_at_once() {
+    // A port the service does not listen on: the forwarder answers the dial "refused".
+    crate::mesh::stopped_callee_and_closed_ports_fail_at_once("mesh-host-down", &FORCED);
 }
 
 /// Sends `bytes` to `address` and reads what comes back before the connection ends.
