@@ -8,7 +8,8 @@
 //! caller's connection is reset at once: a caller never hangs on a forwarder.
 //!
 //! In dial mode the control plane connects the dial port and sends a header with the dial TLV
-//! and the token; the forwarder connects the header's destination and splices.
+//! and the token; the forwarder connects the header's destination, answers with one byte
+//! (`wire::DIAL_CONNECTED`, or why it could not) and splices.
 //!
 //! Log lines go to stderr, prefixed `sandbox-forwarder:`; the token is never written.
 
@@ -22,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::listen::{listen, unmapped};
-use crate::wire::{token_matches, Header, MAX_LEN};
+use crate::wire::{token_matches, Header, DIAL_CONNECTED, DIAL_FAILED, DIAL_REFUSED, MAX_LEN};
 use crate::{os, resolve, splice};
 
 /// The bounds a forwarder works within.
@@ -266,17 +267,30 @@ fn dial(control: TcpStream, shared: &Shared) {
             return;
         }
     };
-    let target = TcpStream::connect_timeout(&header.destination, shared.limits.connect_timeout)
-        .and_then(|target| (&target).write_all(&rest).map(|()| target));
-    match target {
-        Ok(target) => splice_pair(control, target, shared),
+    let target = TcpStream::connect_timeout(&header.destination, shared.limits.connect_timeout);
+    let target = match target {
+        Ok(target) => target,
         Err(error) => {
             shared.throttle.log(format_args!(
                 "dialing {} failed: {error}",
                 header.destination
             ));
-            os::reset(control);
+            let answer = match error.kind() {
+                io::ErrorKind::ConnectionRefused => DIAL_REFUSED,
+                _ => DIAL_FAILED,
+            };
+            // An orderly close after the answer, so the control plane reads it.
+            let _ = (&control).write_all(&[answer]);
+            let _ = control.shutdown(std::net::Shutdown::Both);
+            return;
         }
+    };
+    let connected = (&control)
+        .write_all(&[DIAL_CONNECTED])
+        .and_then(|()| (&target).write_all(&rest));
+    match connected {
+        Ok(()) => splice_pair(control, target, shared),
+        Err(_) => os::reset(control), // the control plane went away
     }
 }
 

@@ -11,9 +11,24 @@
 //! the addresses (source, destination, source port, destination port), then TLVs: a type byte,
 //! a big-endian length and the value. sandbox's TLVs use the range the specification leaves to
 //! applications (`0xE0`–`0xEF`).
+//!
+//! A dial request is answered with one byte before the destination's own bytes:
+//! [`DIAL_CONNECTED`] once the forwarder holds the connection (then it splices), or
+//! [`DIAL_REFUSED`] / [`DIAL_FAILED`] and an orderly close, so the control plane tells a
+//! refused or unreachable replica (a connect failure, retried elsewhere) from a replica that
+//! closed a connection it had accepted. A request without the right token gets no answer: the
+//! connection is reset.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The answer to a dial request: the destination is connected; its bytes follow.
+pub const DIAL_CONNECTED: u8 = 0x00;
+/// The answer to a dial request: the destination refused the connection (nothing listens).
+pub const DIAL_REFUSED: u8 = 0x01;
+/// The answer to a dial request: no connection within the forwarder's connect timeout, or
+/// another failure (no route to the address).
+pub const DIAL_FAILED: u8 = 0x02;
 
 /// Every PROXY v2 header starts with these bytes.
 pub const SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";

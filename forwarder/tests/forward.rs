@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sandbox_forwarder::config::{Config, Intake};
 use sandbox_forwarder::forward::{Forwarder, Limits};
-use sandbox_forwarder::wire::Header;
+use sandbox_forwarder::wire::{Header, DIAL_CONNECTED, DIAL_REFUSED};
 
 const TOKEN: &[u8] = b"0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(5);
@@ -203,7 +203,7 @@ fn a_dial_request_with_the_token_is_connected_and_spliced() {
     });
     let (intake, _) = echoing_intake();
     let (_, dial) = start(config(intake), Limits::default());
-    let request = |token: &[u8], dial_flag: bool| {
+    let request = |token: &[u8], dial_flag: bool, destination: SocketAddr| {
         let mut control = TcpStream::connect(dial).unwrap();
         let mut bytes = Header {
             source: control.local_addr().unwrap(),
@@ -217,14 +217,51 @@ fn a_dial_request_with_the_token_is_connected_and_spliced() {
         control.write_all(&bytes).unwrap();
         control
     };
-    let mut control = request(TOKEN, true);
-    let mut answer = [0u8; 5];
+    let mut control = request(TOKEN, true, destination);
+    let mut answer = [0u8; 6];
     control.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer, b"hello");
+    assert_eq!(answer[0], DIAL_CONNECTED, "the answer comes first");
+    assert_eq!(&answer[1..], b"hello");
     control.shutdown(Shutdown::Write).unwrap();
     assert!(ends_within(control) < WAIT);
-    assert!(ends_within(request(b"0123456789abcdeX", true)) < Duration::from_secs(1));
-    assert!(ends_within(request(TOKEN, false)) < Duration::from_secs(1));
+    // Without the token, or without the dial flag: reset with no answer.
+    for refused in [
+        request(b"0123456789abcdeX", true, destination),
+        request(TOKEN, false, destination),
+    ] {
+        let mut refused = refused;
+        refused
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match refused.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => panic!("an answer to a refused request: {byte:?}"),
+            Err(error) => assert_ne!(error.kind(), ErrorKind::WouldBlock, "no hang"),
+        }
+    }
+}
+
+#[test]
+fn a_dial_to_a_closed_port_is_answered_refused() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let destination = closed.local_addr().unwrap();
+    drop(closed);
+    let (intake, _) = echoing_intake();
+    let (_, dial) = start(config(intake), Limits::default());
+    let mut control = TcpStream::connect(dial).unwrap();
+    let header = Header {
+        source: control.local_addr().unwrap(),
+        destination,
+        token: TOKEN.to_vec(),
+        service: "item".to_string(),
+        dial: true,
+    };
+    control.write_all(&header.encode()).unwrap();
+    control.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answer = Vec::new();
+    control.read_to_end(&mut answer).unwrap();
+    assert_eq!(answer, [DIAL_REFUSED], "one byte, then an orderly close");
 }
 
 fn binary() -> Command {

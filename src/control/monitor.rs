@@ -89,6 +89,8 @@ impl Monitor {
     /// Probes the running replicas of `containers` and updates the proxy.
     async fn look(&self, proxy: &Proxy, containers: &[ObservedContainer]) {
         let manifest = self.manifest();
+        let dialers = self.dialers().await;
+        let mut dial_routes: HashMap<IpAddr, SocketAddr> = HashMap::new();
         let mut callers: HashMap<IpAddr, Caller> = HashMap::new();
         let mut states: HashMap<String, String> = HashMap::new();
         let mut health: HashMap<String, Health> = HashMap::new();
@@ -112,13 +114,18 @@ impl Monitor {
                     .filter_map(|ip| ip.parse::<IpAddr>().ok())
                 {
                     callers.insert(ip, caller.clone());
+                    if let Some(dialer) = dialers.get(&service.name) {
+                        dial_routes.insert(ip, *dialer);
+                    }
                 }
             }
+            let dialed = dialers.contains_key(&service.name);
             let probes = replicas
                 .iter()
                 .filter(|container| container.state == "running")
                 .map(|container| async move {
-                    let (address, probe_address) = self.replica_address(service, container)?;
+                    let (address, probe_address) =
+                        self.replica_address(service, container, dialed)?;
                     let verdict = match &service.healthcheck {
                         Some(healthcheck) => {
                             let target = health::ProbeTarget {
@@ -170,6 +177,7 @@ impl Monitor {
             );
         }
         proxy.set_callers(callers);
+        proxy.set_dial_routes(dial_routes);
         if let Ok(mut current) = self.states.write() {
             *current = states;
         }
@@ -179,16 +187,53 @@ impl Monitor {
         self.looks.send_modify(|looks| *looks += 1);
     }
 
+    /// Where the host cannot connect containers: each meshed service's forwarder dial address
+    /// (its dial port, published on the host's loopback), by service. Empty elsewhere.
+    async fn dialers(&self) -> HashMap<String, SocketAddr> {
+        if self.docker.host_reaches_containers() {
+            return HashMap::new();
+        }
+        let Ok(forwarders) = self.docker.mesh_forwarders(&self.project).await else {
+            return HashMap::new();
+        };
+        forwarders
+            .iter()
+            .filter(|forwarder| forwarder.state == "running")
+            .filter_map(|forwarder| {
+                let service = forwarder.labels.get(crate::engine::labels::MESH_SERVICE)?;
+                let dial_port: u16 = forwarder
+                    .labels
+                    .get(crate::engine::mesh::DIAL_PORT_LABEL)?
+                    .parse()
+                    .ok()?;
+                let published = forwarder.ports.iter().find(|publish| {
+                    publish.container_port == dial_port && publish.protocol == "tcp"
+                })?;
+                Some((service.clone(), published.local_address()?))
+            })
+            .collect()
+    }
+
     /// Where the proxy reaches a replica, and where its health is probed. With `port:`, the
     /// service's port (the container's address, or the published port where the host does not
     /// reach containers). Without, the container's own address at port 0, for the mesh intake,
     /// which connects at the port each caller dialed (none where the host does not reach
-    /// containers); an address-based health probe there has no port to try.
+    /// containers); an address-based health probe there has no port to try. `dialed`: the
+    /// service's forwarder connects its replicas for the proxy, so the proxy's address is the
+    /// container's own (the probe still uses the published port).
     fn replica_address(
         &self,
         service: &crate::manifest::Service,
         container: &ObservedContainer,
+        dialed: bool,
     ) -> Option<(SocketAddr, Option<SocketAddr>)> {
+        if dialed {
+            let ip: IpAddr = container.ip.as_deref()?.parse().ok()?;
+            let probe = service.port.and_then(|port| {
+                health::reachable_address(&self.docker, None, &container.ports, port)
+            });
+            return Some((SocketAddr::new(ip, service.port.unwrap_or(0)), probe));
+        }
         match service.port {
             Some(port) => {
                 let address = health::reachable_address(

@@ -17,7 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::monitor::Monitor;
 use super::spans::{SpanDrain, StoreRecorder, QUEUE_SPANS};
-use super::wiring::{self, ContainerSide, Loopback, MESH_INTAKE_PORT, MESH_PORT, ZIPKIN_PORT};
+use super::wiring::{
+    self, ContainerSide, HostGateway, Loopback, MESH_INTAKE_PORT, MESH_PORT, ZIPKIN_PORT,
+};
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::spec::Wiring;
 use crate::manifest::Manifest;
@@ -149,6 +151,7 @@ impl ControlPlane {
             .unwrap_or(ZIPKIN_PORT);
         let intake_port = listen_intake_loopback(&workers).await?;
         let (otlp, mut otlp_listeners) = bind_otlp_local(manifest).await?;
+        let host_gateway = HostGateway::of(docker).await;
         let side = ContainerSide::detect(
             networks,
             Loopback {
@@ -156,8 +159,15 @@ impl ControlPlane {
                 intake: intake_port,
                 otlp_http: otlp.http,
             },
+            host_gateway,
         );
         let mut zipkin_listeners = vec![zipkin_local];
+        if let Some(ip) = host_gateway.listen_address() {
+            let (zipkin, otlp_http) =
+                listen_host_gateway(&workers, ip, zipkin_port, intake_port, otlp.http).await?;
+            zipkin_listeners.extend(zipkin);
+            otlp_listeners.extend(otlp_http);
+        }
         let zipkin_fixed = manifest.tracing.port.unwrap_or(ZIPKIN_PORT);
         for (ip, shared) in side.listen_addresses() {
             let listeners = async {
@@ -340,6 +350,7 @@ impl ControlPlane {
                 intake: late.intake_port,
                 otlp_http: late.otlp.http,
             },
+            HostGateway::of(&late.docker).await,
         );
         for (ip, _) in side.listen_addresses() {
             let new = late
@@ -417,6 +428,38 @@ async fn listen_mesh_and_intake(workers: &Workers, ip: IpAddr) -> Result<(), Con
     bound("mesh", mesh, workers.listen_mesh(mesh).await)?;
     let intake = SocketAddr::new(ip, MESH_INTAKE_PORT);
     bound("mesh intake", intake, workers.listen_intake(intake).await)
+}
+
+/// Where the engine's host-gateway name arrives when that path is forced on Linux (`ip`, the
+/// default bridge's gateway): the mesh intake (required), the trace server and OTLP/HTTP
+/// (logged when taken), each at its loopback port, as containers are told.
+async fn listen_host_gateway(
+    workers: &Workers,
+    ip: IpAddr,
+    zipkin_port: u16,
+    intake_port: u16,
+    otlp_http_port: u16,
+) -> Result<(Option<TcpListener>, Option<TcpListener>), ControlPlaneError> {
+    let intake = SocketAddr::new(ip, intake_port);
+    workers
+        .listen_intake(intake)
+        .await
+        .map_err(|source| ControlPlaneError::Bind {
+            what: "mesh intake",
+            address: intake,
+            source,
+            hint: "stop what uses the port, or unset `SANDBOX_MESH_REACH`",
+        })?;
+    let optional = |what, port| async move {
+        bind(what, SocketAddr::new(ip, port), BUSY_GATEWAY_HINT)
+            .await
+            .map_err(|error| tracing::warn!(%error, "not listening on the host gateway {ip}"))
+            .ok()
+    };
+    Ok((
+        optional("trace server", zipkin_port).await,
+        optional("OTLP/HTTP receiver", otlp_http_port).await,
+    ))
 }
 
 /// The mesh intake on loopback, for forwarders that reach the host through the engine's

@@ -9,11 +9,16 @@
 //! networks and `bridge`, where another project's control plane may hold the ports). The mesh and
 //! the trace server listen on every such gateway, so a service reaches them on a network it is on,
 //! internal ones included (the host's bridge address stays reachable there).
+//!
+//! Where the host has no address on the containers' networks ([`HostGateway`]: Docker Desktop,
+//! or forced with `SANDBOX_MESH_REACH=host`), containers reach the control plane through the
+//! engine's host-gateway name, forwarders included: they hand connections to the intake at
+//! `host.docker.internal:<intake port>` and dial replicas for the control plane.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::engine::docker::NetworkInfo;
+use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::mesh::Intake;
 use crate::engine::spec::Wiring;
 use crate::manifest::{by_priority, Manifest, NetworkMode, Service};
@@ -43,6 +48,68 @@ pub struct ContainerSide {
     pub shared: BTreeSet<String>,
     /// The control plane's loopback ports.
     pub loopback: Loopback,
+    /// Where the engine's host-gateway name arrives: the mesh works through it when it arrives
+    /// where the control plane listens.
+    pub host_gateway: HostGateway,
+}
+
+/// Where a container's connection to the engine's host-gateway name (`host.docker.internal`)
+/// arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostGateway {
+    /// At the host's loopback (Docker Desktop), where the trace server and the intake listen.
+    Loopback,
+    /// At this address of the host: on Linux, the default bridge's gateway, where the
+    /// host-gateway name points. Used only when forced (`SANDBOX_MESH_REACH=host`): the control
+    /// plane then listens there (trace server, OTLP, intake, at their loopback ports) instead of
+    /// on the networks' gateways, as if it could not.
+    Forced(IpAddr),
+    /// Somewhere the control plane does not listen (a remote engine's host, rootless Podman's
+    /// namespace), or not used (Linux, where the networks' gateways serve): no mesh through it.
+    Elsewhere,
+}
+
+impl HostGateway {
+    /// Where the host-gateway name arrives on the engine `docker` talks to.
+    pub async fn of(docker: &Docker) -> HostGateway {
+        if crate::engine::mesh::reach_forced() {
+            return match docker.network_info("bridge", "bridge").await {
+                Ok(Some(NetworkInfo {
+                    gateway: Some(gateway),
+                    ..
+                })) => match gateway.parse() {
+                    Ok(ip) => HostGateway::Forced(ip),
+                    Err(_) => HostGateway::Elsewhere,
+                },
+                _ => {
+                    tracing::warn!(
+                        "`SANDBOX_MESH_REACH=host`: the engine has no `bridge` gateway, so no mesh"
+                    );
+                    HostGateway::Elsewhere
+                }
+            };
+        }
+        let local =
+            docker.endpoint().starts_with("unix://") || docker.endpoint().starts_with("npipe://");
+        if local && !docker.host_reaches_containers() && !docker.kind().is_podman() {
+            HostGateway::Loopback
+        } else {
+            HostGateway::Elsewhere
+        }
+    }
+
+    /// Whether forwarders can reach the intake through it.
+    fn meshes(self) -> bool {
+        !matches!(self, HostGateway::Elsewhere)
+    }
+
+    /// The address the control plane must listen on besides loopback, when forced.
+    pub fn listen_address(self) -> Option<IpAddr> {
+        match self {
+            HostGateway::Forced(ip) => Some(ip),
+            HostGateway::Loopback | HostGateway::Elsewhere => None,
+        }
+    }
 }
 
 /// The control plane's ports on the host's loopback: for `network_mode: host` containers, and
@@ -58,10 +125,16 @@ pub struct Loopback {
 }
 
 impl ContainerSide {
-    /// The networks whose gateway address this process can listen on.
-    pub fn detect(networks: &[NetworkInfo], loopback: Loopback) -> ContainerSide {
+    /// The networks whose gateway address this process can listen on (none when the
+    /// host-gateway path is forced).
+    pub fn detect(
+        networks: &[NetworkInfo],
+        loopback: Loopback,
+        host_gateway: HostGateway,
+    ) -> ContainerSide {
         let gateways = networks
             .iter()
+            .filter(|_| !matches!(host_gateway, HostGateway::Forced(_)))
             .filter_map(|network| Some((network.name.clone(), network.listenable_gateway()?)))
             .collect();
         let shared = networks
@@ -73,6 +146,7 @@ impl ContainerSide {
             gateways,
             shared,
             loopback,
+            host_gateway,
         }
     }
 
@@ -95,7 +169,8 @@ impl ContainerSide {
 enum Reach {
     /// Through a gateway address the control plane listens on: mesh and trace server.
     Gateway(IpAddr),
-    /// Through the engine's host-gateway name (Docker Desktop): trace server only.
+    /// Through the engine's host-gateway name (Docker Desktop): the trace server, and the mesh
+    /// intake where the name arrives where it listens ([`HostGateway`]).
     HostGateway,
     /// The host's own network stack (`network_mode: host`): the trace server on loopback.
     Loopback,
@@ -152,7 +227,7 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
     let mut mesh_intake = BTreeMap::new();
     for service in manifest.services.values() {
         let (reach, own_hosts) = reach(manifest, service, side, 0);
-        if let (Some(intake), true) = (intake(reach), own_hosts) {
+        if let (Some(intake), true) = (intake(reach, side), own_hosts) {
             mesh_intake.insert(service.name.clone(), intake);
         }
         let mut environment =
@@ -218,15 +293,22 @@ pub fn wiring(manifest: &Manifest, side: &ContainerSide) -> Wiring {
 }
 
 /// Where a forwarder on a network reached as `reach` hands its connections: the mesh intake on
-/// the network's gateway address. Where the control plane reaches the network only through the
-/// engine's host-gateway name (Docker Desktop, rootless Podman) the service is not meshed yet:
-/// the host cannot open connections to container addresses there, so the intake would need the
-/// callee's forwarder to dial for it (its dial mode), which the proxy does not use yet.
-fn intake(reach: Reach) -> Option<Intake> {
+/// the network's gateway address; or, where the control plane is reached only through the
+/// engine's host-gateway name and it arrives where the intake listens ([`HostGateway`]),
+/// `host.docker.internal:<intake port>`, the forwarder dialing replicas for the control plane
+/// (the host cannot open connections to container addresses there). Elsewhere (a remote engine,
+/// rootless Podman) the service is not meshed.
+fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
     match reach {
         Reach::Gateway(ip) => Some(Intake {
             address: SocketAddr::new(ip, MESH_INTAKE_PORT).to_string(),
             extra_hosts: Vec::new(),
+            dial: false,
+        }),
+        Reach::HostGateway if side.host_gateway.meshes() => Some(Intake {
+            address: format!("{HOST_GATEWAY_NAME}:{}", side.loopback.intake),
+            extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
+            dial: true,
         }),
         Reach::HostGateway | Reach::Loopback | Reach::Nothing => None,
     }
@@ -277,6 +359,7 @@ mod tests {
                 intake: 41001,
                 otlp_http: 41002,
             },
+            host_gateway: HostGateway::Elsewhere,
         }
     }
 
@@ -459,7 +542,8 @@ services:
             intake("db"),
             Some(Intake {
                 address: "10.2.0.1:15002".to_string(),
-                extra_hosts: Vec::new()
+                extra_hosts: Vec::new(),
+                dial: false,
             })
         );
         assert_eq!(
@@ -468,6 +552,66 @@ services:
             "no bound gateway on `front`: the host cannot reach its containers, so no mesh"
         );
         assert!(wiring.meshed.is_empty(), "decided by `up`, with the images");
+    }
+
+    #[test]
+    fn where_the_host_gateway_reaches_the_intake_forwarders_use_it_and_dial() {
+        let manifest = load(NETWORKS);
+        for host_gateway in [
+            HostGateway::Loopback,
+            HostGateway::Forced("172.17.0.1".parse().unwrap()),
+        ] {
+            let side = ContainerSide {
+                host_gateway,
+                ..side(&[])
+            };
+            let wiring = wiring(&manifest, &side);
+            let intake = &wiring.mesh_intake["web"];
+            assert_eq!(
+                intake.address, "host.docker.internal:41001",
+                "the intake's loopback port"
+            );
+            assert_eq!(intake.extra_hosts, ["host.docker.internal:host-gateway"]);
+            assert!(
+                intake.dial,
+                "the host cannot connect containers: forwarders dial"
+            );
+            assert_eq!(
+                wiring.service_environment["web"]["ZIPKIN_ENDPOINT"],
+                "http://host.docker.internal:41000/api/v2/spans"
+            );
+            assert_eq!(
+                wiring.service_environment["web"]["API_URL"], "http://api:80",
+                "called by name: through the forwarder"
+            );
+        }
+    }
+
+    #[test]
+    fn forcing_the_host_gateway_ignores_listenable_gateways() {
+        let network = NetworkInfo {
+            key: "default".to_string(),
+            name: "shop_default".to_string(),
+            gateway: Some("127.0.0.1".to_string()),
+            internal: false,
+            shared: false,
+            gateway_appears_on_attach: false,
+        };
+        let forced = HostGateway::Forced("172.17.0.1".parse().unwrap());
+        let loopback = side(&[]).loopback;
+        assert!(
+            ContainerSide::detect(std::slice::from_ref(&network), loopback, forced)
+                .gateways
+                .is_empty()
+        );
+        assert_eq!(forced.listen_address(), "172.17.0.1".parse().ok());
+        assert_eq!(HostGateway::Loopback.listen_address(), None);
+        let normal = ContainerSide::detect(&[network], loopback, HostGateway::Elsewhere);
+        assert_eq!(normal.gateways.len(), 1, "a bindable gateway is used");
+        assert!(
+            wiring(&load(NETWORKS), &side(&[])).mesh_intake.is_empty(),
+            "the host gateway arrives elsewhere: no mesh"
+        );
     }
 
     #[test]

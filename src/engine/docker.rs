@@ -184,7 +184,9 @@ impl Docker {
         let host_reaches_containers = endpoint.starts_with("unix://")
             && cfg!(target_os = "linux")
             && !endpoint.contains("/.docker/")
-            && !kind.rootless();
+            && !kind.rootless()
+            // Forced (tests): as if the host could not reach containers, like Docker Desktop.
+            && !super::mesh::reach_forced();
         Ok(Docker {
             client,
             endpoint,

@@ -6,13 +6,18 @@
 //! on with the service's DNS names there (its name and that network's aliases); the service's own
 //! containers keep only their container names, and `links` to the service point at the forwarder
 //! (see `spec`). The forwarder process's contract is its environment ([`forwarder_spec`]).
+//!
+//! Where the control plane cannot open connections to container addresses ([`Intake::dial`]:
+//! Docker Desktop, or `SANDBOX_MESH_REACH=host`), the forwarder also listens on a dial port
+//! ([`dial_port`]) published on the host's loopback, and the control plane opens its upstream
+//! connections through it (`proxy::upstream::DialRoutes`).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use super::labels;
 use super::spec::{ContainerSpec, Endpoint};
-use crate::manifest::{by_priority, Manifest, NetworkMode, RestartPolicy, Service};
+use crate::manifest::{by_priority, Manifest, NetworkMode, PortPublish, RestartPolicy, Service};
 
 /// The service a forwarder stands for.
 pub const SERVICE_VARIABLE: &str = "SANDBOX_MESH_SERVICE";
@@ -22,6 +27,22 @@ pub const PORTS_VARIABLE: &str = "SANDBOX_MESH_PORTS";
 pub const INTAKE_VARIABLE: &str = "SANDBOX_MESH_INTAKE";
 /// The project's token, sent in each connection's header. Never printed.
 pub const TOKEN_VARIABLE: &str = "SANDBOX_MESH_TOKEN";
+/// The port the control plane sends dial requests to (in the container), when it dials.
+pub const DIAL_PORT_VARIABLE: &str = "SANDBOX_MESH_DIAL_PORT";
+/// On a forwarder that dials: its dial port in the container, so the control plane finds the
+/// published host port.
+pub const DIAL_PORT_LABEL: &str = "dev.sandbox.mesh-dial-port";
+/// The dial port a forwarder takes unless its service listens there ([`dial_port`]).
+pub const DIAL_PORT: u16 = 15003;
+/// Forces the path of engines whose host cannot reach containers on an engine whose host can
+/// (`host`): forwarders reach the control plane through the engine's host-gateway name and
+/// dial for it. For testing that path on Linux; any other value, or none, changes nothing.
+pub const REACH_VARIABLE: &str = "SANDBOX_MESH_REACH";
+
+/// Whether [`REACH_VARIABLE`] forces the host-gateway path.
+pub fn reach_forced() -> bool {
+    std::env::var(REACH_VARIABLE).is_ok_and(|value| value.trim() == "host")
+}
 
 /// Where one service's forwarder reaches the control plane's mesh intake (from `control::wiring`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +51,9 @@ pub struct Intake {
     pub address: String,
     /// `/etc/hosts` entries the forwarder needs for `address` (`host.docker.internal:host-gateway`).
     pub extra_hosts: Vec<String>,
+    /// The control plane cannot connect container addresses: the forwarder listens on a dial
+    /// port too, published on the host's loopback, and connects replicas for it.
+    pub dial: bool,
 }
 
 /// Whether a service is meshed.
@@ -158,17 +182,25 @@ pub fn forwarder_spec(
 ) -> ContainerSpec {
     let name = labels::forwarder_name(&manifest.project, &service.name);
     let listed: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let environment = BTreeMap::from([
+    let mut environment = BTreeMap::from([
         (SERVICE_VARIABLE, service.name.clone()),
         (PORTS_VARIABLE, listed.join(",")),
         (INTAKE_VARIABLE, inputs.intake.address.clone()),
         (TOKEN_VARIABLE, inputs.token.to_string()),
     ]);
-    let container_labels = BTreeMap::from([
+    let mut container_labels = BTreeMap::from([
         (labels::PROJECT.to_string(), manifest.project.clone()),
         (labels::MESH_SERVICE.to_string(), service.name.clone()),
         (labels::ROLE.to_string(), labels::MESH_FORWARDER.to_string()),
     ]);
+    let mut publishes = Vec::new();
+    if inputs.intake.dial {
+        let dial = dial_port(ports);
+        environment.insert(DIAL_PORT_VARIABLE, dial.to_string());
+        container_labels.insert(DIAL_PORT_LABEL.to_string(), dial.to_string());
+        // Loopback only, on a port the engine picks: the control plane alone dials.
+        publishes.push(PortPublish::new("127.0.0.1", None, dial, "tcp"));
+    }
     let networks = forwarder_endpoints(manifest, service);
     let network_mode = match service.network_mode {
         NetworkMode::Bridge => "bridge".to_string(),
@@ -190,7 +222,7 @@ pub fn forwarder_spec(
             .map(|(key, value)| format!("{key}={value}"))
             .collect(),
         labels: container_labels,
-        publishes: Vec::new(),
+        publishes,
         volumes: Vec::new(),
         network_mode,
         networks,
@@ -206,6 +238,13 @@ pub fn forwarder_spec(
         volumes_from: Vec::new(),
         files: Vec::new(),
     }
+}
+
+/// The forwarder's dial port: [`DIAL_PORT`], or the next port its service does not listen on.
+pub fn dial_port(ports: &[u16]) -> u16 {
+    (DIAL_PORT..=u16::MAX)
+        .find(|port| !ports.contains(port))
+        .unwrap_or(DIAL_PORT - 1)
 }
 
 /// The service's networks in join order, each with the service's DNS names there: its name, then
@@ -342,6 +381,7 @@ networks:
         Intake {
             address: "10.5.0.1:15002".to_string(),
             extra_hosts: Vec::new(),
+            dial: false,
         }
     }
 
@@ -401,6 +441,7 @@ networks:
         let intake = Intake {
             address: "host.docker.internal:41234".to_string(),
             extra_hosts: vec!["host.docker.internal:host-gateway".to_string()],
+            dial: true,
         };
         let spec = forwarder_spec(
             &manifest,
@@ -411,12 +452,19 @@ networks:
         assert_eq!(
             spec.environment,
             [
+                "SANDBOX_MESH_DIAL_PORT=15003",
                 "SANDBOX_MESH_INTAKE=host.docker.internal:41234",
                 "SANDBOX_MESH_PORTS=80,8080",
                 "SANDBOX_MESH_SERVICE=api",
                 "SANDBOX_MESH_TOKEN=ab12",
             ]
         );
+        // The dial port on the host's loopback only, where the control plane finds it.
+        assert_eq!(spec.publishes.len(), 1);
+        assert_eq!(spec.publishes[0].host_ip, "127.0.0.1");
+        assert_eq!(spec.publishes[0].host_port, None);
+        assert_eq!(spec.publishes[0].container_port, 15003);
+        assert_eq!(spec.labels[DIAL_PORT_LABEL], "15003");
         assert_eq!(spec.extra_hosts, ["host.docker.internal:host-gateway"]);
         assert_eq!(spec.labels[labels::ROLE], labels::MESH_FORWARDER);
         assert_eq!(spec.labels[labels::MESH_SERVICE], "api");
@@ -456,6 +504,18 @@ networks:
             ..inputs(&intake)
         };
         assert_ne!(first, hash(&[8080], other_image));
+    }
+
+    #[test]
+    fn the_dial_port_avoids_the_services_own() {
+        assert_eq!(dial_port(&[80, 8080]), 15003);
+        assert_eq!(dial_port(&[15003, 15004, 15006]), 15005);
+        let spec = forwarder_of(NETWORKS, "api", &[8080]);
+        assert!(
+            spec.publishes.is_empty(),
+            "no dial port where the host reaches containers"
+        );
+        assert!(!spec.labels.contains_key(DIAL_PORT_LABEL));
     }
 
     #[test]

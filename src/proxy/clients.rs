@@ -8,6 +8,9 @@
 //! - [`Client::H2`]: hyper-util's pooled client for h2c replicas (`http2: true`; one multiplexed
 //!   connection per replica).
 //!
+//! All three open connections with [`connect`] (`upstream::connect`: straight, or through a
+//! forwarder's dial port where the host cannot connect containers).
+//!
 //! Both HTTP/1.1 clients keep their connections in an [`IdlePool`] and follow one rule for a
 //! pooled connection that turns out stale (see [`may_resend`]).
 
@@ -16,8 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Response, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use super::body::ProxyBody;
@@ -97,14 +99,48 @@ pub fn may_resend(method: &Method, bodiless: bool, written: bool) -> bool {
 pub struct Clients {
     fast: h1::client::Client,
     hyper: hyper_client::Client,
-    http2: hyper_util::client::legacy::Client<HttpConnector, ProxyBody>,
+    http2: hyper_util::client::legacy::Client<Connector, ProxyBody>,
+}
+
+/// hyper-util's connector for h2c replicas: [`connect`], as the other clients open theirs (so
+/// a replica reached through its forwarder's dial port is reached so over h2c too).
+#[derive(Debug, Clone, Copy)]
+pub struct Connector {
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = UpstreamError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, UpstreamError>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), UpstreamError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let timeout = self.timeout;
+        Box::pin(async move {
+            // Requests to replicas carry their address as the authority.
+            let address: SocketAddr = uri
+                .authority()
+                .and_then(|authority| authority.as_str().parse().ok())
+                .ok_or_else(|| UpstreamError::Connect(format!("`{uri}` names no address")))?;
+            connect(address, timeout).await.map(TokioIo::new)
+        })
+    }
 }
 
 impl Clients {
     pub fn new(limits: &Limits) -> Clients {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(limits.connect_timeout));
+        let connector = Connector {
+            timeout: limits.connect_timeout,
+        };
         Clients {
             fast: h1::client::Client::new(
                 Arc::new(IdlePool::new(MAX_IDLE_PER_REPLICA, IDLE_TIMEOUT)),
@@ -153,7 +189,7 @@ impl Clients {
 
 /// Opens a connection to `address` within `timeout`.
 pub async fn connect(address: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
-    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+    let stream = tokio::time::timeout(timeout, super::upstream::connect(address))
         .await
         .map_err(|_| UpstreamError::ConnectTimeout(timeout))?
         .map_err(|error| UpstreamError::Connect(error.to_string()))?;

@@ -217,8 +217,11 @@ async fn open(
         report.replica = Some(replica.clone());
         let guard = replica.start();
         let address = replica.address_for(Some(port));
-        let connected =
-            tokio::time::timeout(config.limits.connect_timeout, TcpStream::connect(address)).await;
+        let connected = tokio::time::timeout(
+            config.limits.connect_timeout,
+            super::upstream::connect(address),
+        )
+        .await;
         let detail = match connected {
             Ok(Ok(stream)) => {
                 replica.record(false, &traffic.outlier_detection);

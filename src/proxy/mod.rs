@@ -181,7 +181,7 @@ mod workers;
 
 use std::collections::HashMap;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
@@ -360,6 +360,18 @@ impl Proxy {
             .mesh_token
             .write()
             .unwrap_or_else(|poison| poison.into_inner()) = Some(token.into());
+    }
+
+    /// Where the control plane cannot connect container addresses: each container IP of `via`
+    /// is reached through the forwarder dial address it maps to, with the mesh token
+    /// ([`Proxy::set_mesh_token`], set before). Empty: every connection goes straight. For the
+    /// whole process (its one control plane), new connections see the change.
+    pub fn set_dial_routes(&self, via: HashMap<IpAddr, SocketAddr>) {
+        let token = self
+            .shared
+            .mesh_token()
+            .unwrap_or_else(|| Arc::from(&[][..]));
+        upstream::set_dial_routes(upstream::DialRoutes::new(token, via));
     }
 
     /// The metrics (also served at `/__sandbox/metrics`).

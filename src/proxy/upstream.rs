@@ -4,13 +4,23 @@
 //! State here outlives configuration swaps: a service's replicas, counters and ejections are kept
 //! when the routing table changes. Replicas are shared (`Arc`) with the requests using them, so a
 //! health change or a new endpoint list never drops a request in flight.
+//!
+//! Also the one way every upstream connection is opened ([`connect`]): straight to the address,
+//! or, where the control plane cannot open connections to container addresses (Docker Desktop,
+//! or `SANDBOX_MESH_REACH=host`), through the [`DialRoutes`]: the forwarder of the replica's
+//! service connects it on its network (its dial mode, `sandbox_forwarder::wire`).
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
+use sandbox_forwarder::wire::{Header, DIAL_CONNECTED, DIAL_REFUSED};
 use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::manifest::{CircuitBreaker, LoadBalancer, OutlierDetection};
@@ -378,6 +388,112 @@ pub struct ReplicaView {
     pub in_flight: usize,
 }
 
+/// Which container addresses are reached through a forwarder's dial port, and the token the
+/// dial requests carry. Empty (the default) on engines whose host reaches containers: every
+/// connection goes straight to its address.
+#[derive(Clone, Default)]
+pub struct DialRoutes {
+    /// The sandbox's mesh token, presented in each dial request.
+    token: Arc<[u8]>,
+    /// A container's IP → the host-side address of a forwarder on one of its networks (the
+    /// forwarder's dial port, published on the host's loopback).
+    via: HashMap<IpAddr, SocketAddr>,
+}
+
+impl std::fmt::Debug for DialRoutes {
+    // The token is a secret: never in logs.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DialRoutes")
+            .field("via", &self.via)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DialRoutes {
+    /// Routes `via` (container IP → forwarder dial address) with the mesh `token`.
+    pub fn new(token: Arc<[u8]>, via: HashMap<IpAddr, SocketAddr>) -> DialRoutes {
+        DialRoutes { token, via }
+    }
+
+    /// Whether no address is dialed through a forwarder.
+    pub fn is_empty(&self) -> bool {
+        self.via.is_empty()
+    }
+
+    /// Opens a connection to `address`: through the forwarder that reaches its IP, if one does,
+    /// else straight. A refusal the forwarder reports is a `ConnectionRefused` error, as a
+    /// direct connect's is, so retries and outlier detection treat both alike.
+    pub async fn connect(&self, address: SocketAddr) -> io::Result<TcpStream> {
+        match self.via.get(&address.ip()) {
+            None => TcpStream::connect(address).await,
+            Some(via) => self.dial(*via, address).await,
+        }
+    }
+
+    async fn dial(&self, via: SocketAddr, address: SocketAddr) -> io::Result<TcpStream> {
+        let mut stream = TcpStream::connect(via).await.map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("the mesh forwarder that dials {address} ({via}): {error}"),
+            )
+        })?;
+        let header = Header {
+            source: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+            destination: address,
+            token: self.token.to_vec(),
+            service: String::new(),
+            dial: true,
+        };
+        stream.write_all(&header.encode()).await?;
+        let mut answer = [0u8; 1];
+        let answered = stream.read(&mut answer).await;
+        match (answered, answer[0]) {
+            (Ok(1), DIAL_CONNECTED) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            (Ok(1), DIAL_REFUSED) => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("connection refused (dialed by the mesh forwarder at {via})"),
+            )),
+            (Ok(1), _) => Err(io::Error::other(format!(
+                "the mesh forwarder at {via} could not connect {address}"
+            ))),
+            // No answer: the forwarder refused the request (a wrong token) or went away.
+            (Ok(_) | Err(_), _) => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("the mesh forwarder at {via} refused to dial {address}"),
+            )),
+        }
+    }
+}
+
+/// The process's dial routes: one control plane per process, and the upstream clients (per
+/// data-plane worker, pooled by address) open connections by address alone.
+static DIAL_ROUTES: RwLock<Option<Arc<DialRoutes>>> = RwLock::new(None);
+
+/// Replaces the process's dial routes (the monitor, at each look at the containers).
+pub fn set_dial_routes(routes: DialRoutes) {
+    let routes = (!routes.is_empty()).then(|| Arc::new(routes));
+    *DIAL_ROUTES
+        .write()
+        .unwrap_or_else(|poison| poison.into_inner()) = routes;
+}
+
+/// Opens an upstream connection to `address` (straight, or through a forwarder: see
+/// [`DialRoutes`]); the callers bound it with their connect timeout.
+pub async fn connect(address: SocketAddr) -> io::Result<TcpStream> {
+    let routes = DIAL_ROUTES
+        .read()
+        .unwrap_or_else(|poison| poison.into_inner())
+        .clone();
+    match routes {
+        Some(routes) => routes.connect(address).await,
+        None => TcpStream::connect(address).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -441,6 +557,99 @@ mod tests {
                 .pick(LoadBalancer::RoundRobin, None, Some(6379))
                 .err(),
             Some(NoReplica::NoneHealthy)
+        );
+    }
+
+    /// A forwarder in dial mode on loopback (its service port unused) with `token`.
+    fn dialing_forwarder(token: &[u8]) -> SocketAddr {
+        use sandbox_forwarder::config::{Config, Intake};
+        use sandbox_forwarder::forward::{Forwarder, Limits};
+        let forwarder = Forwarder::bind(
+            Config {
+                service: "item".into(),
+                ports: vec![0],
+                intake: Intake {
+                    host: "127.0.0.1".into(),
+                    port: 9,
+                },
+                token: token.to_vec(),
+                dial_port: Some(0),
+            },
+            Limits::default(),
+        )
+        .expect("a forwarder");
+        let dial = forwarder
+            .dial_addresses()
+            .into_iter()
+            .find(SocketAddr::is_ipv4)
+            .or_else(|| forwarder.dial_addresses().first().copied())
+            .expect("a dial address");
+        std::thread::spawn(move || forwarder.serve());
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), dial.port())
+    }
+
+    #[tokio::test]
+    async fn connections_to_routed_addresses_go_through_the_forwarder() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = echo.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = echo.accept().await {
+                tokio::spawn(async move {
+                    let (mut reader, mut writer) = stream.split();
+                    let _ = tokio::io::copy(&mut reader, &mut writer).await;
+                });
+            }
+        });
+        let via = dialing_forwarder(b"secret");
+        let routes = DialRoutes::new(
+            Arc::from(&b"secret"[..]),
+            HashMap::from([(target.ip(), via)]),
+        );
+        let mut stream = routes.connect(target).await.expect("dialed");
+        assert_eq!(
+            stream.peer_addr().unwrap(),
+            via,
+            "connected to the forwarder, not the target"
+        );
+        stream.write_all(b"ping").await.unwrap();
+        let mut answer = [0u8; 4];
+        stream.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"ping", "the target's bytes come back");
+
+        // A closed port is refused as a direct connect is.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_address = closed.local_addr().unwrap();
+        drop(closed);
+        let refused = routes.connect(closed_address).await.unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            io::ErrorKind::ConnectionRefused,
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_dial_without_the_token_is_refused() {
+        let via = dialing_forwarder(b"secret");
+        let target: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let routes = DialRoutes::new(
+            Arc::from(&b"not it"[..]),
+            HashMap::from([(target.ip(), via)]),
+        );
+        let refused = tokio::time::timeout(Duration::from_secs(5), routes.connect(target))
+            .await
+            .expect("never a hang")
+            .unwrap_err();
+        assert_eq!(
+            refused.kind(),
+            io::ErrorKind::ConnectionAborted,
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("refused to dial"), "{refused}");
+        assert!(
+            !format!("{routes:?}").contains("not it"),
+            "no token in logs"
         );
     }
 

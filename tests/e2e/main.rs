@@ -11,6 +11,7 @@ mod forwarder;
 mod grpc;
 mod lifecycle;
 pub mod mesh;
+mod mesh_host;
 mod mesh_wiring;
 mod otlp;
 mod podman;

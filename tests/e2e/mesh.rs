@@ -23,12 +23,12 @@ use crate::util::{busybox_context, demo_context, wait_until, Project};
 // Helpers
 
 /// The container of `replica` of `service`.
-fn container(sandbox: &Sandbox, service: &str, replica: u32) -> String {
+pub(crate) fn container(sandbox: &Sandbox, service: &str, replica: u32) -> String {
     format!("{}-{service}-{replica}", sandbox.project.name)
 }
 
 /// Runs `sh -c script` in `container`; (exit success, stdout, stderr).
-fn exec(container: &str, script: &str) -> (bool, String, String) {
+pub(crate) fn exec(container: &str, script: &str) -> (bool, String, String) {
     let output = Command::new("docker")
         .args(["exec", container, "sh", "-c", script])
         .output()
@@ -41,7 +41,7 @@ fn exec(container: &str, script: &str) -> (bool, String, String) {
 }
 
 /// Runs the docker CLI; panics with its output unless it succeeds; returns stdout.
-fn docker(args: &[&str]) -> String {
+pub(crate) fn docker(args: &[&str]) -> String {
     let output = Command::new("docker").args(args).output().expect("docker");
     assert!(
         output.status.success(),
@@ -53,7 +53,7 @@ fn docker(args: &[&str]) -> String {
 }
 
 /// A busybox service block that only sleeps (a caller to `docker exec` in), built from `bb/`.
-fn sleeper(project: &Project, name: &str, extra: &str) -> String {
+pub(crate) fn sleeper(project: &Project, name: &str, extra: &str) -> String {
     let image = busybox_context(&project.path("bb"));
     format!(
         "  {name}:\n    image: {image}\n    build: ./bb\n    command: [\"sleep\", \"3600\"]\n{extra}"
@@ -61,7 +61,7 @@ fn sleeper(project: &Project, name: &str, extra: &str) -> String {
 }
 
 /// A busybox TCP echo on 7000 (`nc -ll -e cat`: one `cat` per connection).
-fn echo(project: &Project, name: &str) -> String {
+pub(crate) fn echo(project: &Project, name: &str) -> String {
     let image = busybox_context(&project.path("bb"));
     format!(
         "  {name}:\n    image: {image}\n    build: ./bb\n    command: [\"nc\", \"-ll\", \"-p\", \"7000\", \"-e\", \"cat\"]\n    expose: [\"7000\"]\n"
@@ -69,7 +69,7 @@ fn echo(project: &Project, name: &str) -> String {
 }
 
 /// `(parent, child)` pairs of `/api/v2/dependencies` up to now.
-fn dependencies(sandbox: &Sandbox) -> Vec<(String, String)> {
+pub(crate) fn dependencies(sandbox: &Sandbox) -> Vec<(String, String)> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -94,7 +94,7 @@ fn dependencies(sandbox: &Sandbox) -> Vec<(String, String)> {
 }
 
 /// The spans of every stored trace of `service` with a span named `name`.
-fn traces(sandbox: &Sandbox, service: &str, name: &str) -> Vec<Value> {
+pub(crate) fn traces(sandbox: &Sandbox, service: &str, name: &str) -> Vec<Value> {
     let answer = send(
         sandbox.zipkin,
         "GET",
@@ -109,7 +109,7 @@ fn traces(sandbox: &Sandbox, service: &str, name: &str) -> Vec<Value> {
     traces.into_iter().flatten().collect()
 }
 
-fn tag_number(span: &Value, key: &str) -> u64 {
+pub(crate) fn tag_number(span: &Value, key: &str) -> u64 {
     span["tags"][key]
         .as_str()
         .and_then(|value| value.parse().ok())
@@ -320,13 +320,19 @@ fn a_fault_on_the_callee_hits_the_direct_call() {
 
 #[test]
 fn retries_on_the_callee_hide_a_killed_replica_from_direct_calls() {
-    let project = Project::new("mesh-retries");
+    retries_hide_a_killed_replica("mesh-retries", &[]);
+}
+
+/// The direct chain with two `item` replicas and retries, brought up with `environment`: a
+/// replica killed under load costs no request.
+pub(crate) fn retries_hide_a_killed_replica(name: &str, environment: &[(&str, &str)]) {
+    let project = Project::new(name);
     let manifest = direct_chain(
         &project,
         "    retries: {attempts: 2, on: [connect-failure, 5xx], backoff: {base: 10ms, max: 50ms}}\n    restart: \"no\"\n",
         "    replicas: 2\n",
     );
-    let sandbox = Sandbox::up(project, &manifest, &[]);
+    let sandbox = Sandbox::up(project, &manifest, environment);
     let warm: Vec<u16> = (0..4)
         .map(|id| sandbox.get(&format!("/user/users/{id}")).status)
         .collect();
@@ -632,7 +638,16 @@ fn an_opted_out_service_sees_its_callers_address_and_no_span() {
 
 #[test]
 fn a_stopped_callee_and_a_closed_port_fail_at_once() {
-    let project = Project::new("mesh-down");
+    stopped_callee_and_closed_ports_fail_at_once("mesh-down", &[]);
+}
+
+/// A port the forwarder does not know, one the service does not listen on, then the service
+/// stopped (L7 and L4), brought up with `environment`: each fails at once.
+pub(crate) fn stopped_callee_and_closed_ports_fail_at_once(
+    name: &str,
+    environment: &[(&str, &str)],
+) {
+    let project = Project::new(name);
     let image = demo_context(&project);
     let manifest = format!(
         "gateway: {{port: 0}}\nservices:\n{}{}{}",
@@ -650,7 +665,7 @@ fn a_stopped_callee_and_a_closed_port_fail_at_once() {
         ),
         sleeper(&project, "client", ""),
     );
-    let sandbox = Sandbox::up(project, &manifest, &[]);
+    let sandbox = Sandbox::up(project, &manifest, environment);
     let client = container(&sandbox, "client", 1);
 
     // A port the service's forwarder does not know: refused, as without sandbox. A port it knows

@@ -246,6 +246,7 @@ async fn reload_in_place(
             intake: running.intake_port.unwrap_or(wiring::MESH_INTAKE_PORT),
             otlp_http: port_of(&running.otlp_http, crate::trace::otlp::DEFAULT_HTTP_PORT),
         },
+        wiring::HostGateway::of(&docker).await,
     );
     let wiring = wiring::wiring(manifest, &side);
     engine::up(
