@@ -21,5 +21,6 @@ pub mod forward;
 pub mod listen;
 pub mod os;
 pub mod resolve;
+pub mod sniff;
 pub mod splice;
 pub mod wire;

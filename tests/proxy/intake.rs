@@ -81,6 +81,7 @@ async fn forward(intake: SocketAddr, service: &str, port: u16, token: &[u8]) -> 
         token: token.to_vec(),
         service: service.into(),
         dial: false,
+        sniffed: None,
     };
     stream.write_all(&header.encode()).await.expect("header");
     stream
