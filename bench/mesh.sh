@@ -11,7 +11,8 @@
 #           load starts inside a container on the project's network.
 # Direct: client → item's (echo's) container IP. Mesh: client → `item:8080` (`echo:7000`), i.e.
 # client → forwarder container → intake (control plane on the host, L7 pipeline with its default
-# tracing, or the L4 splice) → item's container. Parts (`PARTS`):
+# tracing) → item's container; at L4 the intake only decides (over a control connection) and the
+# forwarder splices client → echo's container itself. Parts (`PARTS`):
 #   latency    one keep-alive HTTP/1.1 connection (L7, `GET /ping`) and one TCP connection (L4,
 #              64-byte ping-pong) at a steady RATE (1000/s) for SECONDS (10) after 1 s of warm-up;
 #              p50/p99 of each request (write to last byte read). Goal: p50 +100 us, p99 +500 us.

@@ -2,10 +2,20 @@
 //! it splices), a cap on concurrent connections and one fixed buffer per direction, so memory is
 //! bounded whatever the callers do.
 //!
-//! A caller's connection is handed to the intake with a header naming the caller (its peer
-//! address), the address it called (the accepted socket's local address: this forwarder's IP
-//! and the service's port), the service and the token. When the intake cannot be reached the
-//! caller's connection is reset at once: a caller never hangs on a forwarder.
+//! A caller's connection is first sniffed ([`sniff::peek`]: its first bytes peeked, for at most
+//! [`Limits::sniff_window`]), then handed to the intake with a header naming the caller (its
+//! peer address), the address it called (the accepted socket's local address: this forwarder's
+//! IP and the service's port), the service, the token and what the sniff found:
+//! - HTTP: the caller's bytes follow the header on the intake connection (the control plane
+//!   serves it at L7);
+//! - anything else (L4): the intake connection carries the control plane's verdict instead
+//!   ([`crate::wire::Message`]): refused (the caller's connection is reset), or the replicas to
+//!   connect in order; the forwarder connects them itself, splices the caller to the first that
+//!   accepts, and reports which did and how the connection ended, so the bytes take the shortest
+//!   path and the control plane still decides and records every connection.
+//!
+//! When the intake cannot be reached the caller's connection is reset at once: a caller never
+//! hangs on a forwarder.
 //!
 //! In dial mode the control plane connects the dial port and sends a header with the dial TLV
 //! and the token; the forwarder connects the header's destination, answers with one byte
@@ -23,7 +33,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::listen::{listen, unmapped};
-use crate::wire::{token_matches, Header, DIAL_CONNECTED, DIAL_FAILED, DIAL_REFUSED, MAX_LEN};
+use crate::sniff;
+use crate::splice::Direction;
+use crate::wire::{
+    token_matches, Dialed, Ended, Ending, Failure, Header, Message, DIAL_CONNECTED, DIAL_FAILED,
+    DIAL_REFUSED, MAX_LEN,
+};
 use crate::{os, resolve, splice};
 
 /// The bounds a forwarder works within.
@@ -37,6 +52,11 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// How long the control plane may take to send a dial header.
     pub header_timeout: Duration,
+    /// How long a caller's first bytes are waited for before the connection is taken for L4.
+    pub sniff_window: Duration,
+    /// How long the control plane may take to decide on an L4 connection (its faults may delay
+    /// it, its circuit breaker may hold it).
+    pub verdict_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +66,8 @@ impl Default for Limits {
             buffer: 64 * 1024,
             connect_timeout: Duration::from_secs(3),
             header_timeout: Duration::from_secs(5),
+            sniff_window: sniff::WINDOW,
+            verdict_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -221,18 +243,22 @@ impl Drop for Slot {
     }
 }
 
-/// A caller's connection: to the intake with the header, then spliced.
+/// A caller's connection: sniffed, to the intake with the header, then spliced to the intake
+/// (HTTP) or, as the intake decides, to a replica (L4).
 fn forward(caller: TcpStream, shared: &Shared) {
     let config = &shared.config;
     let (Ok(source), Ok(destination)) = (caller.peer_addr(), caller.local_addr()) else {
         return; // the caller is already gone
     };
+    let sniffed = sniff::peek(&caller, shared.limits.sniff_window);
+    let l4 = sniffed.is_l4();
     let header = Header {
         source: unmapped(source),
         destination: unmapped(destination),
         token: config.token.clone(),
         service: config.service.clone(),
         dial: false,
+        sniffed: Some(sniffed),
     };
     let intake = resolve::connect(&config.intake, shared.limits.connect_timeout)
         .and_then(|intake| (&intake).write_all(&header.encode()).map(|()| intake));
@@ -249,7 +275,93 @@ fn forward(caller: TcpStream, shared: &Shared) {
             return;
         }
     };
-    splice_pair(caller, intake, shared);
+    if l4 {
+        splice_l4(caller, intake, shared);
+    } else {
+        splice_pair(caller, intake, shared);
+    }
+}
+
+/// An L4 caller: the intake's verdict read from `control`, the replicas it names connected in
+/// order, the caller spliced to the first that accepts, and the outcome reported on `control`.
+fn splice_l4(caller: TcpStream, mut control: TcpStream, shared: &Shared) {
+    let _ = control.set_nodelay(true);
+    let verdict = control
+        .set_read_timeout(Some(shared.limits.verdict_timeout))
+        .and_then(|()| Message::read_from(&mut control));
+    let dial = match verdict {
+        Ok(Message::Dial(dial)) => dial,
+        // An abort fault, no replica, the circuit breaker full: refused, as a closed port is.
+        Ok(Message::Refuse) => return os::reset(caller),
+        Ok(other) => {
+            shared.throttle.log(format_args!(
+                "the intake answered an L4 connection with {other:?}: refused it"
+            ));
+            return os::reset(caller);
+        }
+        Err(error) => {
+            shared.throttle.log(format_args!(
+                "no verdict from the intake on an L4 connection ({error}): refused it"
+            ));
+            return os::reset(caller);
+        }
+    };
+    let _ = control.set_read_timeout(None);
+    let connect_timeout = dial.connect_timeout.max(Duration::from_millis(1));
+    let mut failures = Vec::new();
+    let mut upstream = None;
+    for (index, candidate) in dial.candidates.iter().enumerate() {
+        if index > 0 {
+            thread::sleep(dial.backoffs.get(index - 1).copied().unwrap_or_default());
+        }
+        match TcpStream::connect_timeout(candidate, connect_timeout) {
+            Ok(stream) => {
+                upstream = Some((index as u8, stream));
+                break;
+            }
+            Err(error) => failures.push(Failure {
+                candidate: index as u8,
+                error: error.to_string(),
+            }),
+        }
+    }
+    let dialed = Message::Dialed(Dialed {
+        connected: upstream.as_ref().map(|(index, _)| *index),
+        failures,
+    });
+    // The splice goes on if the control connection is gone: the caller's bytes come first.
+    let reporting = (&control).write_all(&dialed.encode()).is_ok();
+    let Some((_, upstream)) = upstream else {
+        return os::reset(caller);
+    };
+    let _ = caller.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let outcome = match splice::both_ways_reported(caller, upstream, shared.limits.buffer) {
+        Ok(outcome) => outcome,
+        Err(error) => {
+            shared
+                .throttle
+                .log(format_args!("cannot splice a connection: {error}"));
+            splice::Outcome {
+                forward: 0,
+                backward: 0,
+                first: Direction::Forward,
+                failed: true,
+            }
+        }
+    };
+    if reporting {
+        let ended = Message::Ended(Ended {
+            close: match (outcome.failed, outcome.first) {
+                (true, _) => Ending::Reset,
+                (false, Direction::Forward) => Ending::Client,
+                (false, Direction::Backward) => Ending::Upstream,
+            },
+            sent: outcome.forward,
+            received: outcome.backward,
+        });
+        let _ = (&control).write_all(&ended.encode());
+    }
 }
 
 /// A dial request from the control plane: read and check its header, connect its destination,

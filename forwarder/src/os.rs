@@ -3,8 +3,11 @@
 //!   signal the process has no handler for, so without one `docker stop` waits its whole grace
 //!   period and then kills;
 //! - closing a connection with a reset (`SO_LINGER` 0), so a caller whose connection cannot be
-//!   handed on sees it refused at once rather than an orderly end.
+//!   handed on sees it refused at once rather than an orderly end;
+//! - moving a connection's bytes to another through a pipe inside the kernel (`splice(2)`),
+//!   without copying them through user space ([`Pipe`]).
 
+use std::io;
 use std::net::{Shutdown, TcpStream};
 
 /// Installs handlers that end the process with code 0 on SIGTERM and SIGINT.
@@ -103,5 +106,145 @@ mod linger {
     /// Elsewhere the close stays orderly.
     pub(super) fn zero(_stream: &std::net::TcpStream) -> bool {
         false
+    }
+}
+
+/// A pipe that moves bytes from one socket to another in the kernel (`splice(2)`): [`Pipe::fill`]
+/// takes bytes from a socket into the pipe, [`Pipe::drain`] gives them to another. Both block as
+/// the sockets do. Closed on drop. Only on Linux (x86_64, aarch64): elsewhere
+/// [`Pipe::new`] fails with [`io::ErrorKind::Unsupported`] and callers copy.
+pub struct Pipe {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    ends: splice::Ends,
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+impl Pipe {
+    /// A new pipe of at least `capacity` bytes where the kernel allows (else its default).
+    pub fn new(capacity: usize) -> io::Result<Pipe> {
+        Ok(Pipe {
+            ends: splice::Ends::new(capacity)?,
+        })
+    }
+
+    /// Moves at most `max` bytes from `from` into the pipe, which must be empty; 0 at the end of
+    /// `from`'s stream.
+    pub fn fill(&self, from: &TcpStream, max: usize) -> io::Result<usize> {
+        self.ends.fill(from, max)
+    }
+
+    /// Moves up to `len` bytes from the pipe to `to`; returns how many.
+    pub fn drain(&self, to: &TcpStream, len: usize) -> io::Result<usize> {
+        self.ends.drain(to, len)
+    }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+impl Pipe {
+    /// Not on this platform.
+    pub fn new(_capacity: usize) -> io::Result<Pipe> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn fill(&self, _from: &TcpStream, _max: usize) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub fn drain(&self, _to: &TcpStream, _len: usize) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod splice {
+    use std::io;
+    use std::net::TcpStream;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::raw::{c_int, c_uint};
+
+    const O_CLOEXEC: c_int = 0o2_000_000;
+    const F_SETPIPE_SZ: c_int = 1031;
+    const SPLICE_F_MOVE: c_uint = 1;
+
+    extern "C" {
+        fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+        fn fcntl(fd: c_int, command: c_int, ...) -> c_int;
+        fn splice(
+            fd_in: c_int,
+            off_in: *mut i64,
+            fd_out: c_int,
+            off_out: *mut i64,
+            len: usize,
+            flags: c_uint,
+        ) -> isize;
+    }
+
+    pub(super) struct Ends {
+        read: OwnedFd,
+        write: OwnedFd,
+    }
+
+    impl Ends {
+        pub(super) fn new(capacity: usize) -> io::Result<Ends> {
+            let mut fds = [-1 as c_int; 2];
+            // SAFETY: `fds` has room for the two descriptors `pipe2` writes.
+            if unsafe { pipe2(fds.as_mut_ptr(), O_CLOEXEC) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: both descriptors were just created and are owned here alone.
+            let (read, write) =
+                unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+            let size = c_int::try_from(capacity).unwrap_or(c_int::MAX);
+            // SAFETY: a valid pipe descriptor and an int argument. A refusal (above the
+            // system's pipe-max-size) leaves the default size, which works as well.
+            unsafe {
+                fcntl(write.as_raw_fd(), F_SETPIPE_SZ, size);
+            }
+            Ok(Ends { read, write })
+        }
+
+        pub(super) fn fill(&self, from: &TcpStream, max: usize) -> io::Result<usize> {
+            move_bytes(from.as_raw_fd(), self.write.as_raw_fd(), max)
+        }
+
+        pub(super) fn drain(&self, to: &TcpStream, len: usize) -> io::Result<usize> {
+            move_bytes(self.read.as_raw_fd(), to.as_raw_fd(), len)
+        }
+    }
+
+    /// One `splice(2)` call, retried when interrupted.
+    fn move_bytes(from: c_int, to: c_int, len: usize) -> io::Result<usize> {
+        loop {
+            // SAFETY: two open descriptors, no offsets (neither end is a file).
+            let moved = unsafe {
+                splice(
+                    from,
+                    std::ptr::null_mut(),
+                    to,
+                    std::ptr::null_mut(),
+                    len,
+                    SPLICE_F_MOVE,
+                )
+            };
+            if moved >= 0 {
+                return Ok(moved as usize);
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
     }
 }

@@ -18,9 +18,30 @@
 //! refused or unreachable replica (a connect failure, retried elsewhere) from a replica that
 //! closed a connection it had accepted. A request without the right token gets no answer: the
 //! connection is reset.
+//!
+//! # L4 connections decided by the control plane, spliced by the forwarder
+//! A forwarder that sniffed its caller's first bytes ([`crate::sniff`]) says what it found in
+//! the sniffed TLV. HTTP: the caller's bytes follow the header, as without the TLV. Anything
+//! else (L4): nothing follows the header; the connection stays a control connection for this
+//! one caller's connection, in [`Message`]s (a version byte, a kind byte, a big-endian length
+//! and at most [`MAX_MESSAGE`] bytes in all):
+//! 1. the control plane answers with a verdict: [`Message::Refuse`] (the forwarder resets the
+//!    caller's connection) or [`Message::Dial`] (the replicas to connect, in order, with the
+//!    back-off before each retry and the connect timeout);
+//! 2. the forwarder reports [`Message::Dialed`] once a candidate took the connection or all
+//!    failed (which failed and why), splices the caller to the replica itself, and when both
+//!    directions have ended reports [`Message::Ended`] (bytes each way, how it ended).
+//!
+//! The control plane holds the connection's circuit-breaker slot while the control connection
+//! is open and records the connection's spans from the reports; a forwarder whose control
+//! connection ends early splices on all the same.
 
 use std::fmt;
+use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::sniff::{valid_server_name, Sniffed};
 
 /// The answer to a dial request: the destination is connected; its bytes follow.
 pub const DIAL_CONNECTED: u8 = 0x00;
@@ -49,6 +70,16 @@ pub const TLV_TOKEN: u8 = 0xE0;
 pub const TLV_SERVICE: u8 = 0xE1;
 /// Present (empty): the sender asks the receiver to dial `destination` and splice.
 pub const TLV_DIAL: u8 = 0xE2;
+/// What the forwarder's sniff found: one byte ([`SNIFFED_HTTP`], [`SNIFFED_OTHER`],
+/// [`SNIFFED_TLS`]), for TLS followed by the server name (may be empty). Absent: the forwarder
+/// did not sniff, the receiver does (and splices L4 connections itself).
+pub const TLV_SNIFFED: u8 = 0xE8;
+/// [`TLV_SNIFFED`]: an HTTP request; its bytes follow the header.
+pub const SNIFFED_HTTP: u8 = 1;
+/// [`TLV_SNIFFED`]: L4, not TLS; control [`Message`]s follow the header.
+pub const SNIFFED_OTHER: u8 = 2;
+/// [`TLV_SNIFFED`]: L4, a TLS ClientHello; control [`Message`]s follow the header.
+pub const SNIFFED_TLS: u8 = 3;
 
 /// One header.
 #[derive(Clone, PartialEq, Eq)]
@@ -61,6 +92,8 @@ pub struct Header {
     pub token: Vec<u8>,
     pub service: String,
     pub dial: bool,
+    /// What the forwarder's sniff found (see [`TLV_SNIFFED`]); `None`: it did not sniff.
+    pub sniffed: Option<Sniffed>,
 }
 
 impl fmt::Debug for Header {
@@ -72,6 +105,7 @@ impl fmt::Debug for Header {
             .field("token", &"<redacted>")
             .field("service", &self.service)
             .field("dial", &self.dial)
+            .field("sniffed", &self.sniffed)
             .finish()
     }
 }
@@ -134,6 +168,21 @@ impl Header {
         push_tlv(&mut rest, TLV_SERVICE, self.service.as_bytes());
         if self.dial {
             push_tlv(&mut rest, TLV_DIAL, &[]);
+        }
+        match &self.sniffed {
+            None => {}
+            Some(Sniffed::Http) => push_tlv(&mut rest, TLV_SNIFFED, &[SNIFFED_HTTP]),
+            Some(Sniffed::Other) => push_tlv(&mut rest, TLV_SNIFFED, &[SNIFFED_OTHER]),
+            Some(Sniffed::Tls { sni }) => {
+                let mut value = vec![SNIFFED_TLS];
+                if let Some(sni) = sni
+                    .as_deref()
+                    .filter(|sni| valid_server_name(sni.as_bytes()))
+                {
+                    value.extend_from_slice(sni.as_bytes());
+                }
+                push_tlv(&mut rest, TLV_SNIFFED, &value);
+            }
         }
         out.extend_from_slice(&(rest.len() as u16).to_be_bytes());
         out.extend_from_slice(&rest);
@@ -206,6 +255,7 @@ impl Header {
             token: Vec::new(),
             service: String::new(),
             dial: false,
+            sniffed: None,
         };
         let mut tlvs = tlvs;
         while !tlvs.is_empty() {
@@ -225,11 +275,26 @@ impl Header {
                         .to_string();
                 }
                 TLV_DIAL => header.dial = true,
+                TLV_SNIFFED => header.sniffed = Some(sniffed(value)?),
                 _ => {}
             }
             tlvs = &tlvs[3 + value_len..];
         }
         Ok(Some((header, FIXED_LEN + len)))
+    }
+}
+
+/// The value of a [`TLV_SNIFFED`].
+fn sniffed(value: &[u8]) -> Result<Sniffed, WireError> {
+    match value {
+        [SNIFFED_HTTP] => Ok(Sniffed::Http),
+        [SNIFFED_OTHER] => Ok(Sniffed::Other),
+        [SNIFFED_TLS] => Ok(Sniffed::Tls { sni: None }),
+        [SNIFFED_TLS, name @ ..] if valid_server_name(name) => Ok(Sniffed::Tls {
+            sni: Some(String::from_utf8_lossy(name).into_owned()),
+        }),
+        [SNIFFED_TLS, ..] => Err(WireError::Malformed("server name")),
+        _ => Err(WireError::Malformed("sniffed TLV")),
     }
 }
 
@@ -274,6 +339,357 @@ pub fn token_matches(expected: &[u8], presented: &[u8]) -> bool {
         == 0
 }
 
+/// The version byte every control [`Message`] starts with.
+pub const CONTROL_VERSION: u8 = 1;
+/// A control message's head: version, kind, big-endian length of the body.
+pub const MESSAGE_HEAD: usize = 4;
+/// The most a control message may take, head included.
+pub const MAX_MESSAGE: usize = 4096;
+/// The most candidates a [`Message::Dial`] carries.
+pub const MAX_CANDIDATES: usize = 16;
+/// The longest error text a [`Failure`] carries, in bytes (longer ones are cut).
+pub const MAX_ERROR: usize = 200;
+
+const KIND_REFUSE: u8 = 1;
+const KIND_DIAL: u8 = 2;
+const KIND_DIALED: u8 = 3;
+const KIND_ENDED: u8 = 4;
+/// [`Dialed::connected`] when no candidate took the connection.
+const NONE_CONNECTED: u8 = 0xFF;
+
+/// One message on an L4 control connection (see the module's documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Control plane → forwarder: no replica for this connection (an `abort` fault, none up, the
+    /// circuit breaker full); the forwarder resets the caller's connection.
+    Refuse,
+    /// Control plane → forwarder: connect these, in order.
+    Dial(Dial),
+    /// Forwarder → control plane: the connects' outcome.
+    Dialed(Dialed),
+    /// Forwarder → control plane: the spliced connection ended.
+    Ended(Ended),
+}
+
+/// Where a forwarder connects an L4 caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dial {
+    /// The replicas, tried in order until one accepts (at most [`MAX_CANDIDATES`]; the first
+    /// is the connection's try, each further one a retry).
+    pub candidates: Vec<SocketAddr>,
+    /// The pause before each retry: `backoffs[i]` before `candidates[i + 1]` (missing ones are
+    /// no pause; microseconds on the wire).
+    pub backoffs: Vec<Duration>,
+    /// How long each connect may take (milliseconds on the wire).
+    pub connect_timeout: Duration,
+}
+
+/// Which candidate took the connection, and why the ones before it did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialed {
+    /// The index of the candidate connected; `None`: all failed (the caller was reset).
+    pub connected: Option<u8>,
+    /// The candidates that failed, in the order tried.
+    pub failures: Vec<Failure>,
+}
+
+/// A candidate that could not be connected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub candidate: u8,
+    /// What the connect returned (at most [`MAX_ERROR`] bytes).
+    pub error: String,
+}
+
+/// How a spliced connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    pub close: Ending,
+    /// Bytes from the caller to the replica.
+    pub sent: u64,
+    /// Bytes from the replica to the caller.
+    pub received: u64,
+}
+
+/// Which side ended a spliced connection first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The caller closed its side first (the replica's answer passed on after).
+    Client,
+    /// The replica closed its side first.
+    Upstream,
+    /// A side reset the connection or failed mid-stream.
+    Reset,
+}
+
+impl Ending {
+    fn code(self) -> u8 {
+        match self {
+            Ending::Client => 1,
+            Ending::Upstream => 2,
+            Ending::Reset => 3,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Ending> {
+        match code {
+            1 => Some(Ending::Client),
+            2 => Some(Ending::Upstream),
+            3 => Some(Ending::Reset),
+            _ => None,
+        }
+    }
+}
+
+impl Message {
+    /// The message's bytes. Bounded whatever the fields hold: candidates beyond
+    /// [`MAX_CANDIDATES`] and failures beyond them are left out, error texts are cut to
+    /// [`MAX_ERROR`] bytes, durations saturate.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        let kind = match self {
+            Message::Refuse => KIND_REFUSE,
+            Message::Dial(dial) => {
+                body.extend_from_slice(&millis(dial.connect_timeout).to_be_bytes());
+                let candidates = &dial.candidates[..dial.candidates.len().min(MAX_CANDIDATES)];
+                body.push(candidates.len() as u8);
+                for candidate in candidates {
+                    push_address(&mut body, *candidate);
+                }
+                for retry in 1..candidates.len() {
+                    let pause = dial.backoffs.get(retry - 1).copied().unwrap_or_default();
+                    body.extend_from_slice(&micros(pause).to_be_bytes());
+                }
+                KIND_DIAL
+            }
+            Message::Dialed(dialed) => {
+                body.push(match dialed.connected {
+                    Some(index) if usize::from(index) < MAX_CANDIDATES => index,
+                    _ => NONE_CONNECTED,
+                });
+                let failures = &dialed.failures[..dialed.failures.len().min(MAX_CANDIDATES)];
+                body.push(failures.len() as u8);
+                for failure in failures {
+                    body.push(failure.candidate);
+                    let error = cut(&failure.error, MAX_ERROR);
+                    body.push(error.len() as u8);
+                    body.extend_from_slice(error.as_bytes());
+                }
+                KIND_DIALED
+            }
+            Message::Ended(ended) => {
+                body.push(ended.close.code());
+                body.extend_from_slice(&ended.sent.to_be_bytes());
+                body.extend_from_slice(&ended.received.to_be_bytes());
+                KIND_ENDED
+            }
+        };
+        let mut out = Vec::with_capacity(MESSAGE_HEAD + body.len());
+        out.push(CONTROL_VERSION);
+        out.push(kind);
+        out.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// The length of the message `head` (its first [`MESSAGE_HEAD`] bytes) starts, head
+    /// included, once the head is checked.
+    pub fn length(head: [u8; MESSAGE_HEAD]) -> Result<usize, WireError> {
+        if head[0] != CONTROL_VERSION {
+            return Err(WireError::Unsupported("control message version"));
+        }
+        let len = MESSAGE_HEAD + usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if len > MAX_MESSAGE {
+            return Err(WireError::TooLong(len));
+        }
+        Ok(len)
+    }
+
+    /// Reads a message from the start of `bytes`: `Ok(None)` while more bytes are needed, else
+    /// the message and how many bytes it took.
+    pub fn decode(bytes: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+        let Some(head) = bytes.get(..MESSAGE_HEAD) else {
+            if bytes
+                .first()
+                .is_some_and(|version| *version != CONTROL_VERSION)
+            {
+                return Err(WireError::Unsupported("control message version"));
+            }
+            return Ok(None);
+        };
+        let len = Message::length([head[0], head[1], head[2], head[3]])?;
+        let Some(body) = bytes.get(MESSAGE_HEAD..len) else {
+            return Ok(None);
+        };
+        let mut body = Reader(body);
+        let message = match head[1] {
+            KIND_REFUSE => Message::Refuse,
+            KIND_DIAL => {
+                let connect_timeout = Duration::from_millis(body.u32()?.into());
+                let count = usize::from(body.u8()?);
+                if count == 0 || count > MAX_CANDIDATES {
+                    return Err(WireError::Malformed("candidate count"));
+                }
+                let candidates = (0..count)
+                    .map(|_| body.address())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let backoffs = (1..count)
+                    .map(|_| {
+                        body.u32()
+                            .map(|micros| Duration::from_micros(micros.into()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Message::Dial(Dial {
+                    candidates,
+                    backoffs,
+                    connect_timeout,
+                })
+            }
+            KIND_DIALED => {
+                let connected = match body.u8()? {
+                    NONE_CONNECTED => None,
+                    index if usize::from(index) < MAX_CANDIDATES => Some(index),
+                    _ => return Err(WireError::Malformed("candidate index")),
+                };
+                let count = usize::from(body.u8()?);
+                if count > MAX_CANDIDATES {
+                    return Err(WireError::Malformed("failure count"));
+                }
+                let failures = (0..count)
+                    .map(|_| {
+                        let candidate = body.u8()?;
+                        if usize::from(candidate) >= MAX_CANDIDATES {
+                            return Err(WireError::Malformed("candidate index"));
+                        }
+                        let len = usize::from(body.u8()?);
+                        let error = std::str::from_utf8(body.take(len)?)
+                            .map_err(|_| WireError::Malformed("error text is not UTF-8"))?;
+                        Ok(Failure {
+                            candidate,
+                            error: error.to_string(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Message::Dialed(Dialed {
+                    connected,
+                    failures,
+                })
+            }
+            KIND_ENDED => {
+                let close =
+                    Ending::from_code(body.u8()?).ok_or(WireError::Malformed("unknown ending"))?;
+                Message::Ended(Ended {
+                    close,
+                    sent: body.u64()?,
+                    received: body.u64()?,
+                })
+            }
+            _ => return Err(WireError::Unsupported("control message kind")),
+        };
+        if !body.0.is_empty() {
+            return Err(WireError::Malformed("bytes after the message"));
+        }
+        Ok(Some((message, len)))
+    }
+
+    /// Reads one whole message from a blocking stream (nothing past it).
+    pub fn read_from(stream: &mut impl Read) -> io::Result<Message> {
+        let invalid = |error: WireError| io::Error::new(io::ErrorKind::InvalidData, error);
+        let mut bytes = [0u8; MAX_MESSAGE];
+        stream.read_exact(&mut bytes[..MESSAGE_HEAD])?;
+        let head = [bytes[0], bytes[1], bytes[2], bytes[3]];
+        let len = Message::length(head).map_err(invalid)?;
+        stream.read_exact(&mut bytes[MESSAGE_HEAD..len])?;
+        match Message::decode(&bytes[..len]).map_err(invalid)? {
+            Some((message, _)) => Ok(message),
+            None => Err(invalid(WireError::Malformed("message cut short"))),
+        }
+    }
+}
+
+/// Milliseconds, saturating at `u32::MAX` (about 49 days).
+fn millis(duration: Duration) -> u32 {
+    u32::try_from(duration.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// Microseconds, saturating at `u32::MAX` (about 71 minutes).
+fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// An address: a family byte (4 or 6), the IP's octets, the port (big endian).
+fn push_address(out: &mut Vec<u8>, address: SocketAddr) {
+    match address.ip() {
+        IpAddr::V4(ip) => {
+            out.push(4);
+            out.extend_from_slice(&ip.octets());
+        }
+        IpAddr::V6(ip) => {
+            out.push(6);
+            out.extend_from_slice(&ip.octets());
+        }
+    }
+    out.extend_from_slice(&address.port().to_be_bytes());
+}
+
+/// A bounds-checked reader over a message's body.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], WireError> {
+        let taken = self
+            .0
+            .get(..count)
+            .ok_or(WireError::Malformed("message cut short"))?;
+        self.0 = &self.0[count..];
+        Ok(taken)
+    }
+
+    fn u8(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, WireError> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, WireError> {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    fn address(&mut self) -> Result<SocketAddr, WireError> {
+        let ip = match self.u8()? {
+            4 => {
+                let octets = self.take(4)?;
+                IpAddr::V4(Ipv4Addr::new(octets[0], octets[1], octets[2], octets[3]))
+            }
+            6 => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(self.take(16)?);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+            _ => return Err(WireError::Malformed("address family")),
+        };
+        let port = self.take(2)?;
+        Ok(SocketAddr::new(ip, u16::from_be_bytes([port[0], port[1]])))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +701,7 @@ mod tests {
             token: b"s3cret".to_vec(),
             service: "item".to_string(),
             dial: false,
+            sniffed: None,
         }
     }
 
@@ -372,5 +789,182 @@ mod tests {
         assert!(!token_matches(b"abc", b"abd"));
         assert!(!token_matches(b"abc", b"ab"));
         assert!(!format!("{:?}", header("1.2.3.4:1", "5.6.7.8:2")).contains("s3cret"));
+    }
+
+    #[test]
+    fn the_sniffed_tlv_reads_back() {
+        for sniffed in [
+            Sniffed::Http,
+            Sniffed::Other,
+            Sniffed::Tls { sni: None },
+            Sniffed::Tls {
+                sni: Some("db.example.internal".into()),
+            },
+        ] {
+            let sent = Header {
+                sniffed: Some(sniffed),
+                ..header("172.18.0.5:41234", "172.18.0.9:6379")
+            };
+            assert_eq!(Header::decode(&sent.encode()).unwrap().unwrap().0, sent);
+        }
+        // A name that is not a host name is not sent (and not taken).
+        let odd = Header {
+            sniffed: Some(Sniffed::Tls {
+                sni: Some("bad name".into()),
+            }),
+            ..header("1.2.3.4:1", "5.6.7.8:2")
+        };
+        let (read, _) = Header::decode(&odd.encode()).unwrap().unwrap();
+        assert_eq!(read.sniffed, Some(Sniffed::Tls { sni: None }));
+        for value in [
+            &[][..],
+            &[0],
+            &[9],
+            &[SNIFFED_HTTP, 1],
+            &[SNIFFED_TLS, b' '],
+        ] {
+            let mut bytes = header("1.2.3.4:1", "5.6.7.8:2").encode();
+            bytes.push(TLV_SNIFFED);
+            bytes.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            bytes.extend_from_slice(value);
+            let len = u16::from_be_bytes([bytes[14], bytes[15]]) + 3 + value.len() as u16;
+            bytes[14..16].copy_from_slice(&len.to_be_bytes());
+            assert!(
+                matches!(Header::decode(&bytes), Err(WireError::Malformed(_))),
+                "{value:?}"
+            );
+        }
+    }
+
+    fn messages() -> Vec<Message> {
+        vec![
+            Message::Refuse,
+            Message::Dial(Dial {
+                candidates: vec![
+                    "172.18.0.7:6379".parse().unwrap(),
+                    "[fd00::8]:6379".parse().unwrap(),
+                    "172.18.0.7:6379".parse().unwrap(),
+                ],
+                backoffs: vec![Duration::from_micros(12_500), Duration::from_millis(50)],
+                connect_timeout: Duration::from_secs(3),
+            }),
+            Message::Dialed(Dialed {
+                connected: Some(1),
+                failures: vec![Failure {
+                    candidate: 0,
+                    error: "Connection refused (os error 111)".into(),
+                }],
+            }),
+            Message::Dialed(Dialed {
+                connected: None,
+                failures: Vec::new(),
+            }),
+            Message::Ended(Ended {
+                close: Ending::Upstream,
+                sent: 10 << 20,
+                received: u64::MAX,
+            }),
+        ]
+    }
+
+    #[test]
+    fn control_messages_read_back_and_every_prefix_asks_for_more() {
+        for message in messages() {
+            let mut bytes = message.encode();
+            let len = bytes.len();
+            assert!(len <= MAX_MESSAGE);
+            for cut in 0..len {
+                assert_eq!(
+                    Message::decode(&bytes[..cut]),
+                    Ok(None),
+                    "{message:?} cut at {cut}"
+                );
+            }
+            bytes.extend_from_slice(b"next");
+            assert_eq!(Message::decode(&bytes), Ok(Some((message.clone(), len))));
+            let read = Message::read_from(&mut &bytes[..]).unwrap();
+            assert_eq!(read, message);
+        }
+    }
+
+    #[test]
+    fn control_messages_stay_within_their_bounds() {
+        let address: SocketAddr = "[fd00::1]:65535".parse().unwrap();
+        let dial = Message::Dial(Dial {
+            candidates: vec![address; 100],
+            backoffs: vec![Duration::from_secs(1 << 40); 100],
+            connect_timeout: Duration::MAX,
+        });
+        let bytes = dial.encode();
+        assert!(bytes.len() <= MAX_MESSAGE);
+        let Some((Message::Dial(read), _)) = Message::decode(&bytes).unwrap() else {
+            panic!("not a dial");
+        };
+        assert_eq!(read.candidates.len(), MAX_CANDIDATES);
+        assert_eq!(read.backoffs.len(), MAX_CANDIDATES - 1);
+        assert_eq!(read.backoffs[0], Duration::from_micros(u32::MAX.into()));
+        let dialed = Message::Dialed(Dialed {
+            connected: Some(200),
+            failures: vec![
+                Failure {
+                    candidate: 3,
+                    error: "é".repeat(300),
+                };
+                100
+            ],
+        });
+        let bytes = dialed.encode();
+        assert!(bytes.len() <= MAX_MESSAGE);
+        let Some((Message::Dialed(read), _)) = Message::decode(&bytes).unwrap() else {
+            panic!("not a report");
+        };
+        assert_eq!(read.connected, None, "an index out of range is no index");
+        assert_eq!(read.failures.len(), MAX_CANDIDATES);
+        assert_eq!(read.failures[0].error, "é".repeat(MAX_ERROR / 2));
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panicking() {
+        assert!(matches!(
+            Message::decode(&[2, 1, 0, 0]),
+            Err(WireError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[7]),
+            Err(WireError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[1, 9, 0, 0]),
+            Err(WireError::Unsupported(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[1, 2, 0xff, 0xff]),
+            Err(WireError::TooLong(_))
+        ));
+        assert!(matches!(
+            Message::decode(&[1, 1, 0, 1, 0]),
+            Err(WireError::Malformed(_))
+        ));
+        // No candidates, a bad family, an unknown ending.
+        assert!(Message::decode(&[1, 2, 0, 5, 0, 0, 0, 1, 0]).is_err());
+        assert!(Message::decode(&[1, 2, 0, 8, 0, 0, 0, 1, 1, 5, 0, 0]).is_err());
+        assert!(
+            Message::decode(&[1, 4, 0, 17, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+                .is_err()
+        );
+        // Every byte string of a few bytes, and every corruption of real messages: an answer,
+        // never a panic.
+        for message in messages() {
+            let bytes = message.encode();
+            for at in 0..bytes.len() {
+                for value in [0u8, 1, 0x7f, 0xff] {
+                    let mut bad = bytes.clone();
+                    bad[at] = value;
+                    let _ = Message::decode(&bad);
+                    let _ = Message::read_from(&mut &bad[..]);
+                }
+            }
+        }
+        assert!(Message::read_from(&mut &[1u8, 3, 0][..]).is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! The forwarder on loopback: fake intakes check the header it sends and answer, callers check
-//! what arrives, and the binary is run for its exit codes and its handling of SIGTERM.
+//! The forwarder on loopback: fake intakes check the header it sends and answer (for L4
+//! connections with a verdict, then read the forwarder's reports), callers check what arrives,
+//! and the binary is run for its exit codes and its handling of SIGTERM.
 
 // A test panics to report its failure; helpers here are not `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -13,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use sandbox_forwarder::config::{Config, Intake};
 use sandbox_forwarder::forward::{Forwarder, Limits};
-use sandbox_forwarder::wire::{Header, DIAL_CONNECTED, DIAL_REFUSED};
+use sandbox_forwarder::sniff::Sniffed;
+use sandbox_forwarder::wire::{
+    Dial, Dialed, Ended, Ending, Failure, Header, Message, DIAL_CONNECTED, DIAL_REFUSED,
+};
 
 const TOKEN: &[u8] = b"0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(5);
@@ -97,42 +101,124 @@ fn ends_within(mut stream: TcpStream) -> Duration {
     started.elapsed()
 }
 
+/// An HTTP request's first bytes: the forwarder hands such a connection to the intake.
+const REQUEST: &[u8] = b"GET /ping HTTP/1.1\r\nHost: item\r\n\r\n";
+
+/// Limits with a short sniff window, so that silent callers are taken for L4 quickly.
+fn quick() -> Limits {
+    Limits {
+        sniff_window: Duration::from_millis(50),
+        ..Limits::default()
+    }
+}
+
 #[test]
-fn a_caller_is_handed_on_with_its_header_and_bytes_pass_both_ways() {
+fn an_http_caller_is_handed_on_with_its_header_and_bytes_pass_both_ways() {
     let (intake, headers) = echoing_intake();
     let (service, _) = start(config(intake), Limits::default());
     let mut caller = TcpStream::connect(service).unwrap();
-    caller.write_all(b"ping").unwrap();
-    let mut answer = [0u8; 4];
+    caller.write_all(REQUEST).unwrap();
+    let mut answer = vec![0u8; REQUEST.len()];
     caller.read_exact(&mut answer).unwrap();
-    assert_eq!(&answer, b"ping");
+    assert_eq!(answer, REQUEST);
     let header = headers.recv_timeout(WAIT).unwrap();
     assert_eq!(header.source, caller.local_addr().unwrap(), "the caller");
     assert_eq!(header.destination, service, "the address the caller called");
     assert_eq!(header.service, "item");
     assert_eq!(header.token, TOKEN);
     assert!(!header.dial);
+    assert_eq!(header.sniffed, Some(Sniffed::Http));
     // The caller's half-close travels on; the echo's end comes back.
     caller.shutdown(Shutdown::Write).unwrap();
     assert!(ends_within(caller) < WAIT);
 }
 
-#[test]
-fn a_server_first_intake_half_closes_and_the_caller_still_sends() {
+/// What an L4 intake saw: the header and the forwarder's reports.
+struct Seen {
+    header: Header,
+    reports: Vec<Message>,
+}
+
+/// An intake for one L4 connection: reads the header, answers `verdict`, then reads reports
+/// until the forwarder closes the control connection (or `hang_up`: closes it after the
+/// verdict).
+fn l4_intake(verdict: Message, hang_up: bool) -> (SocketAddr, mpsc::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let intake = listener.local_addr().unwrap();
+    let address = listener.local_addr().unwrap();
+    let (seen, received) = mpsc::channel();
+    thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let (header, early) = read_header(&mut stream);
+        assert!(
+            early.is_empty(),
+            "an L4 caller's bytes do not come to the intake"
+        );
+        stream.write_all(&verdict.encode()).unwrap();
+        let mut reports = Vec::new();
+        if !hang_up {
+            while let Ok(message) = Message::read_from(&mut stream) {
+                reports.push(message);
+            }
+        }
+        let _ = seen.send(Seen { header, reports });
+    });
+    (address, received)
+}
+
+/// A replica that greets, half-closes, and reports what it then received.
+fn server_first_replica() -> (SocketAddr, mpsc::Receiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
     let (report, reported) = mpsc::channel();
     thread::spawn(move || {
         let (mut stream, _) = listener.accept().unwrap();
-        let (_, early) = read_header(&mut stream);
-        assert!(early.is_empty());
         stream.write_all(b"220 greeting\r\n").unwrap();
         stream.shutdown(Shutdown::Write).unwrap();
         let mut received = Vec::new();
         stream.read_to_end(&mut received).unwrap();
         report.send(received).unwrap();
     });
-    let (service, _) = start(config(intake), Limits::default());
+    (address, reported)
+}
+
+/// A replica echoing every connection (half-close included).
+fn echo_replica() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            thread::spawn(move || {
+                let mut reader = stream.try_clone().unwrap();
+                let _ = std::io::copy(&mut reader, &mut stream);
+                let _ = stream.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    address
+}
+
+/// A loopback address nothing listens on.
+fn closed_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn dial(candidates: Vec<SocketAddr>, backoffs: Vec<Duration>) -> Message {
+    Message::Dial(Dial {
+        candidates,
+        backoffs,
+        connect_timeout: Duration::from_secs(1),
+    })
+}
+
+#[test]
+fn a_silent_caller_is_spliced_to_the_replica_the_intake_names_and_reported() {
+    let (replica, reported) = server_first_replica();
+    let (intake, seen) = l4_intake(dial(vec![replica], Vec::new()), false);
+    let (service, _) = start(config(intake), quick());
     let mut caller = TcpStream::connect(service).unwrap();
     let mut greeting = Vec::new();
     caller.read_to_end(&mut greeting).unwrap();
@@ -143,6 +229,171 @@ fn a_server_first_intake_half_closes_and_the_caller_still_sends() {
         reported.recv_timeout(WAIT).unwrap(),
         b"QUIT after the half-close"
     );
+    let seen = seen.recv_timeout(WAIT).unwrap();
+    assert_eq!(seen.header.sniffed, Some(Sniffed::Other));
+    assert_eq!(seen.header.source, caller.local_addr().unwrap());
+    assert_eq!(
+        seen.reports,
+        [
+            Message::Dialed(Dialed {
+                connected: Some(0),
+                failures: Vec::new(),
+            }),
+            Message::Ended(Ended {
+                close: Ending::Upstream,
+                sent: 25,
+                received: 14,
+            }),
+        ]
+    );
+}
+
+#[test]
+fn candidates_are_tried_in_order_after_their_back_off_and_the_bytes_pass_intact() {
+    let replica = echo_replica();
+    let closed = closed_port();
+    let backoff = Duration::from_millis(100);
+    let (intake, seen) = l4_intake(dial(vec![closed, replica], vec![backoff]), false);
+    let (service, _) = start(config(intake), quick());
+    // Binary data that starts like nothing HTTP: L4 at once.
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i * 7 + i / 4099) as u8 | 1)
+        .collect();
+    let started = Instant::now();
+    let mut caller = TcpStream::connect(service).unwrap();
+    let writer = {
+        let mut caller = caller.try_clone().unwrap();
+        let data = data.clone();
+        thread::spawn(move || {
+            caller.write_all(&data).unwrap();
+            caller.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let mut echoed = Vec::new();
+    caller.read_to_end(&mut echoed).unwrap();
+    writer.join().unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        echoed == data,
+        "{} bytes came back of {}",
+        echoed.len(),
+        data.len()
+    );
+    let seen = seen.recv_timeout(WAIT).unwrap();
+    assert_eq!(seen.header.sniffed, Some(Sniffed::Other));
+    let [Message::Dialed(dialed), Message::Ended(ended)] = seen.reports.as_slice() else {
+        panic!("reports: {:?}", seen.reports);
+    };
+    assert_eq!(dialed.connected, Some(1), "{dialed:?}");
+    assert!(elapsed >= backoff, "the back-off was kept: {elapsed:?}");
+    let [Failure {
+        candidate: 0,
+        error,
+    }] = dialed.failures.as_slice()
+    else {
+        panic!("failures: {:?}", dialed.failures);
+    };
+    assert!(error.contains("refused"), "{error}");
+    assert_eq!(
+        *ended,
+        Ended {
+            close: Ending::Client,
+            sent: data.len() as u64,
+            received: data.len() as u64,
+        }
+    );
+}
+
+#[test]
+fn a_refusal_or_no_candidate_connecting_resets_the_caller_at_once() {
+    let (intake, seen) = l4_intake(Message::Refuse, false);
+    let (service, _) = start(config(intake), quick());
+    let mut caller = TcpStream::connect(service).unwrap();
+    caller.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    assert!(ends_within(caller) < Duration::from_secs(1));
+    assert!(seen.recv_timeout(WAIT).unwrap().reports.is_empty());
+
+    let (closed, also_closed) = (closed_port(), closed_port());
+    let (intake, seen) = l4_intake(dial(vec![closed, also_closed], Vec::new()), false);
+    let (service, _) = start(config(intake), quick());
+    let mut caller = TcpStream::connect(service).unwrap();
+    caller.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    assert!(ends_within(caller) < Duration::from_secs(1));
+    let seen = seen.recv_timeout(WAIT).unwrap();
+    let [Message::Dialed(dialed)] = seen.reports.as_slice() else {
+        panic!("reports: {:?}", seen.reports);
+    };
+    assert_eq!(dialed.connected, None);
+    let tried: Vec<u8> = dialed
+        .failures
+        .iter()
+        .map(|failure| failure.candidate)
+        .collect();
+    assert_eq!(tried, [0, 1]);
+}
+
+#[test]
+fn the_splice_lives_on_when_the_control_connection_ends() {
+    let replica = echo_replica();
+    let (intake, seen) = l4_intake(dial(vec![replica], Vec::new()), true);
+    let (service, _) = start(config(intake), quick());
+    let mut caller = TcpStream::connect(service).unwrap();
+    caller.write_all(b"\x00\x00\x00\x08first").unwrap();
+    let mut answer = [0u8; 9];
+    caller.read_exact(&mut answer).unwrap();
+    seen.recv_timeout(WAIT).unwrap();
+    thread::sleep(Duration::from_millis(50));
+    caller.write_all(b"second").unwrap();
+    let mut answer = [0u8; 6];
+    caller.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"second");
+}
+
+#[test]
+fn a_tls_caller_is_l4_with_its_server_name_in_the_header() {
+    let replica = echo_replica();
+    let (intake, seen) = l4_intake(dial(vec![replica], Vec::new()), false);
+    let (service, _) = start(config(intake), quick());
+    let mut caller = TcpStream::connect(service).unwrap();
+    let hello = client_hello("DB.internal");
+    caller.write_all(&hello).unwrap();
+    let mut answer = vec![0u8; hello.len()];
+    caller.read_exact(&mut answer).unwrap();
+    assert_eq!(answer, hello, "the ClientHello passed untouched");
+    caller.shutdown(Shutdown::Write).unwrap();
+    ends_within(caller);
+    let seen = seen.recv_timeout(WAIT).unwrap();
+    assert_eq!(
+        seen.header.sniffed,
+        Some(Sniffed::Tls {
+            sni: Some("db.internal".into())
+        })
+    );
+}
+
+/// A minimal TLS ClientHello record naming `name`.
+fn client_hello(name: &str) -> Vec<u8> {
+    let mut server_name = Vec::new();
+    server_name.extend_from_slice(&((3 + name.len()) as u16).to_be_bytes());
+    server_name.push(0);
+    server_name.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    server_name.extend_from_slice(name.as_bytes());
+    let mut extensions = vec![0x00, 0x00];
+    extensions.extend_from_slice(&(server_name.len() as u16).to_be_bytes());
+    extensions.extend_from_slice(&server_name);
+    let mut body = vec![0x03, 0x03];
+    body.extend_from_slice(&[7; 32]);
+    body.push(0);
+    body.extend_from_slice(&[0x00, 0x02, 0x13, 0x01, 0x01, 0x00]);
+    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    body.extend_from_slice(&extensions);
+    let mut handshake = vec![0x01];
+    handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(&body);
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
+    record.extend_from_slice(&handshake);
+    record
 }
 
 #[test]
@@ -165,8 +416,8 @@ fn connections_beyond_the_cap_are_refused_and_slots_come_back() {
     };
     let (service, _) = start(config(intake), limits);
     let mut first = TcpStream::connect(service).unwrap();
-    first.write_all(b"x").unwrap();
-    first.read_exact(&mut [0u8; 1]).unwrap();
+    first.write_all(REQUEST).unwrap();
+    first.read_exact(&mut vec![0u8; REQUEST.len()]).unwrap();
     headers.recv_timeout(WAIT).unwrap();
     let second = TcpStream::connect(service).unwrap();
     assert!(ends_within(second) < Duration::from_secs(1));
@@ -179,9 +430,9 @@ fn connections_beyond_the_cap_are_refused_and_slots_come_back() {
         next.set_read_timeout(Some(WAIT)).unwrap();
         // While the slot is still taken, the forwarder resets the connection: the write or the
         // read fails, and the loop tries again.
-        let mut answer = [0u8; 1];
-        if next.write_all(b"y").is_ok() && next.read_exact(&mut answer).is_ok() {
-            assert_eq!(&answer, b"y");
+        let mut answer = vec![0u8; REQUEST.len()];
+        if next.write_all(REQUEST).is_ok() && next.read_exact(&mut answer).is_ok() {
+            assert_eq!(answer, REQUEST);
             break;
         }
         assert!(Instant::now() < deadline, "the slot never came back");
@@ -211,6 +462,7 @@ fn a_dial_request_with_the_token_is_connected_and_spliced() {
             token: token.to_vec(),
             service: "item".to_string(),
             dial: dial_flag,
+            sniffed: None,
         }
         .encode();
         bytes.extend_from_slice(b"hello"); // data in the header's packet reaches the target
@@ -256,6 +508,7 @@ fn a_dial_to_a_closed_port_is_answered_refused() {
         token: TOKEN.to_vec(),
         service: "item".to_string(),
         dial: true,
+        sniffed: None,
     };
     control.write_all(&header.encode()).unwrap();
     control.set_read_timeout(Some(WAIT)).unwrap();

@@ -193,7 +193,8 @@ impl Monitor {
         if self.docker.host_reaches_containers() {
             return HashMap::new();
         }
-        let Ok(forwarders) = self.docker.mesh_forwarders(&self.project).await else {
+        let project = self.manifest().project.clone();
+        let Ok(forwarders) = self.docker.mesh_forwarders(&project).await else {
             return HashMap::new();
         };
         forwarders

@@ -1,6 +1,6 @@
-//! L4: a mesh intake connection that is not HTTP (a database, a cache, a broker, TLS between
-//! services) spliced to a replica of the service its forwarder stands for, at the port the
-//! caller dialed. The service's policies that make sense for bytes apply:
+//! L4: a mesh connection that is not HTTP (a database, a cache, a broker, TLS between services)
+//! joined to a replica of the service its forwarder stands for, at the port the caller dialed.
+//! The service's policies that make sense for bytes apply:
 //! - `faults`: `delay` delays the connect, `abort` refuses the connection (each at its
 //!   percentage);
 //! - the circuit breaker admits the connection (a slot while it lives);
@@ -9,11 +9,23 @@
 //!   connect failures (`connect-failure`, `gateway-error`, `5xx`), the next try goes to another
 //!   replica after the policy's back-off.
 //!
+//! The replicas to try are chosen up front ([`plan`]: the first try and one per retry the policy
+//! allows, each avoiding the one before it). Who connects them and carries the bytes:
+//! - a forwarder that sniffed the connection itself ([`serve_remote`]) gets them as a
+//!   [`Message::Dial`] verdict on its intake connection (or [`Message::Refuse`]), connects them
+//!   in order, splices the caller to the replica on its own network (the bytes never reach the
+//!   control plane) and reports which replica took it ([`Message::Dialed`]) and how it ended
+//!   ([`Message::Ended`]). The circuit-breaker slot and the replica's count are held while the
+//!   control connection is open; a control connection that ends early is recorded as `reset`
+//!   with what is known (the forwarder splices on);
+//! - a forwarder that did not sniff (an older image: no sniffed TLV) hands the bytes over, and
+//!   [`serve`] connects and splices here, in bounded buffers.
+//!
 //! No replica, a closed port, an abort: the caller's connection is reset at once (never a hang).
-//! Bytes then pass both ways in bounded buffers, each side's end passed on to the other (half
-//! close), with no idle timeout. When the connection ends: one client and one server span (a new
-//! trace: nothing to propagate at L4), named `tcp <port>` or `tls <server name>`, an access-log
-//! line and the `sandbox_proxy_l4_*` metrics.
+//! Bytes pass both ways, each side's end passed on to the other (half close), with no idle
+//! timeout. When the connection ends: one client and one server span (a new trace: nothing to
+//! propagate at L4), named `tcp <port>` or `tls <server name>`, an access-log line and the
+//! `sandbox_proxy_l4_*` metrics.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -21,11 +33,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sandbox_forwarder::wire::{self, Dial, Ending, Message, MESSAGE_HEAD};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::{RetryOn, RetryPolicy};
+use crate::manifest::{RetryOn, RetryPolicy, TrafficPolicy};
 
 use super::config::ProxyConfig;
 use super::error::ProxyError;
@@ -97,15 +110,32 @@ struct Report {
     error: Option<String>,
 }
 
-/// A connection to a replica, holding its circuit-breaker slot and its place in the replica's
-/// count while it lives.
-struct Opened {
-    stream: TcpStream,
-    _admit: AdmitGuard,
-    _replica: ReplicaGuard,
+impl Report {
+    fn new() -> Report {
+        Report {
+            close: Close::Client,
+            sent: 0,
+            received: 0,
+            replica: None,
+            retries: 0,
+            annotations: Vec::new(),
+            error: None,
+        }
+    }
 }
 
-/// Splices `client` to a replica of the called service until both sides have ended.
+/// What [`plan`] decided for a connection: its circuit-breaker slot and the replicas to try, in
+/// order, with the pause before each retry.
+struct Plan<'a> {
+    traffic: &'a TrafficPolicy,
+    admit: AdmitGuard,
+    candidates: Vec<Arc<Replica>>,
+    /// `backoffs[i]` before `candidates[i + 1]`.
+    backoffs: Vec<Duration>,
+}
+
+/// Splices `client` to a replica of the called service until both sides have ended: the
+/// intake-side splice, for forwarders that hand the bytes over.
 pub(super) async fn serve(
     shared: Arc<Shared>,
     client: TcpStream,
@@ -115,21 +145,15 @@ pub(super) async fn serve(
     let config = shared.config();
     let started = Instant::now();
     let start_micros = now_micros();
-    let mut report = Report {
-        close: Close::Client,
-        sent: 0,
-        received: 0,
-        replica: None,
-        retries: 0,
-        annotations: Vec::new(),
-        error: None,
-    };
+    let mut report = Report::new();
     let opened = tokio::select! {
         opened = open(&shared, &config, &connection, &mut report) => opened,
         () = shutdown.cancelled() => Err(Close::Shutdown),
     };
     match opened {
-        Ok(opened) => splice(client, opened.stream, &shutdown, &mut report).await,
+        Ok((upstream, _admit, _replica)) => {
+            splice(client, upstream, &shutdown, &mut report).await;
+        }
         Err(close) => {
             report.close = close;
             // A reset, at once: the caller's client sees its connection refused, not a hang.
@@ -140,13 +164,198 @@ pub(super) async fn serve(
     finish(&shared, &config, &connection, report, started, start_micros);
 }
 
-/// Faults, the circuit breaker, then a replica per try until one accepts the connection.
+/// The plan, then its candidates connected here in order until one accepts.
 async fn open(
     shared: &Shared,
     config: &ProxyConfig,
     connection: &Connection,
     report: &mut Report,
-) -> Result<Opened, Close> {
+) -> Result<(TcpStream, AdmitGuard, ReplicaGuard), Close> {
+    let plan = plan(shared, config, connection, report).await?;
+    let port = connection.called.port;
+    let tries = plan.candidates.len();
+    for (attempt, replica) in plan.candidates.iter().enumerate() {
+        if attempt > 0 {
+            tokio::time::sleep(plan.backoffs[attempt - 1]).await;
+        }
+        report.replica = Some(replica.clone());
+        let guard = replica.start();
+        let address = replica.address_for(Some(port));
+        let connected = tokio::time::timeout(
+            config.limits.connect_timeout,
+            super::upstream::connect(address),
+        )
+        .await;
+        let detail = match connected {
+            Ok(Ok(stream)) => {
+                connected_to(replica, plan.traffic, report);
+                let _ = stream.set_nodelay(true);
+                return Ok((stream, plan.admit, guard));
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no connection within {:?}", config.limits.connect_timeout),
+        };
+        let last = attempt + 1 == tries;
+        connect_failed(
+            shared,
+            connection,
+            plan.traffic,
+            replica,
+            detail,
+            attempt,
+            last,
+            report,
+        );
+    }
+    Err(Close::Refused)
+}
+
+/// Serves an L4 connection whose forwarder sniffed it and splices it itself: `control` carries
+/// the verdict to the forwarder and its reports back (see the module's documentation).
+pub(super) async fn serve_remote(
+    shared: Arc<Shared>,
+    mut control: TcpStream,
+    connection: Connection,
+    shutdown: CancellationToken,
+) {
+    let config = shared.config();
+    let started = Instant::now();
+    let start_micros = now_micros();
+    let mut report = Report::new();
+    let _ = control.set_nodelay(true);
+    let planned = tokio::select! {
+        planned = plan(&shared, &config, &connection, &mut report) => planned,
+        () = shutdown.cancelled() => Err(Close::Shutdown),
+    };
+    match planned {
+        Err(close) => {
+            report.close = close;
+            // The forwarder resets the caller's connection; if this write fails it does so too.
+            let _ = control.write_all(&Message::Refuse.encode()).await;
+        }
+        Ok(plan) => {
+            let port = connection.called.port;
+            let dial = Message::Dial(Dial {
+                candidates: plan
+                    .candidates
+                    .iter()
+                    .map(|replica| replica.address_for(Some(port)))
+                    .collect(),
+                backoffs: plan.backoffs.clone(),
+                connect_timeout: config.limits.connect_timeout,
+            });
+            let followed = tokio::select! {
+                followed = follow(&shared, &mut control, &connection, &plan, &mut report, dial) => followed,
+                () = shutdown.cancelled() => Err(Close::Shutdown),
+            };
+            if let Err(close) = followed {
+                report.close = close;
+            }
+        }
+    }
+    finish(&shared, &config, &connection, report, started, start_micros);
+}
+
+/// Sends the dial verdict and follows the forwarder's reports until the connection ended; the
+/// plan's slot and the connected replica's count are held until then.
+async fn follow(
+    shared: &Shared,
+    control: &mut TcpStream,
+    connection: &Connection,
+    plan: &Plan<'_>,
+    report: &mut Report,
+    dial: Message,
+) -> Result<(), Close> {
+    let lost = |report: &mut Report, error: io::Error| {
+        report.error = Some(format!(
+            "the forwarder's control connection ended early: {error}"
+        ));
+        Close::Reset
+    };
+    if let Err(error) = control.write_all(&dial.encode()).await {
+        return Err(lost(report, error));
+    }
+    let dialed = match read_message(control).await {
+        Ok(Message::Dialed(dialed)) => dialed,
+        Ok(other) => return Err(lost(report, unexpected(&other))),
+        Err(error) => return Err(lost(report, error)),
+    };
+    let tries = match dialed.connected {
+        Some(index) => usize::from(index) + 1,
+        None => plan.candidates.len(),
+    };
+    for (attempt, failure) in dialed.failures.iter().enumerate() {
+        let Some(replica) = plan.candidates.get(usize::from(failure.candidate)) else {
+            continue;
+        };
+        report.replica = Some(replica.clone());
+        let last = attempt + 1 >= tries;
+        let detail = failure.error.clone();
+        connect_failed(
+            shared,
+            connection,
+            plan.traffic,
+            replica,
+            detail,
+            attempt,
+            last,
+            report,
+        );
+    }
+    let Some(replica) = dialed
+        .connected
+        .and_then(|index| plan.candidates.get(usize::from(index)))
+    else {
+        if report.error.is_none() {
+            report.error = Some("no replica accepted the connection".to_string());
+        }
+        return Err(Close::Refused);
+    };
+    connected_to(replica, plan.traffic, report);
+    let _guard = replica.start();
+    let ended = match read_message(control).await {
+        Ok(Message::Ended(ended)) => ended,
+        Ok(other) => return Err(lost(report, unexpected(&other))),
+        Err(error) => return Err(lost(report, error)),
+    };
+    report.sent = ended.sent;
+    report.received = ended.received;
+    report.close = match ended.close {
+        Ending::Client => Close::Client,
+        Ending::Upstream => Close::Upstream,
+        Ending::Reset => Close::Reset,
+    };
+    Ok(())
+}
+
+fn unexpected(message: &Message) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("unexpected message {message:?}"),
+    )
+}
+
+/// Reads one control message (bounded by [`wire::MAX_MESSAGE`]).
+async fn read_message(control: &mut TcpStream) -> io::Result<Message> {
+    let invalid = |error: wire::WireError| io::Error::new(io::ErrorKind::InvalidData, error);
+    let mut bytes = [0u8; wire::MAX_MESSAGE];
+    control.read_exact(&mut bytes[..MESSAGE_HEAD]).await?;
+    let len = Message::length([bytes[0], bytes[1], bytes[2], bytes[3]]).map_err(invalid)?;
+    control.read_exact(&mut bytes[MESSAGE_HEAD..len]).await?;
+    match Message::decode(&bytes[..len]).map_err(invalid)? {
+        Some((message, _)) => Ok(message),
+        None => Err(invalid(wire::WireError::Malformed("message cut short"))),
+    }
+}
+
+/// Faults, the circuit breaker, then the replicas to try: one per try the retry policy allows
+/// (at most `wire::MAX_CANDIDATES`), each avoiding the one before it.
+async fn plan<'a>(
+    shared: &Shared,
+    config: &'a ProxyConfig,
+    connection: &Connection,
+    report: &mut Report,
+) -> Result<Plan<'a>, Close> {
     let service: &str = &connection.called.service;
     let port = connection.called.port;
     let Some(service_config) = config.services.get(service) else {
@@ -192,73 +401,81 @@ async fn open(
         );
         return Err(Close::Refused);
     };
-    let max_retries = traffic
+    let retry_policy = traffic
         .retries
         .as_ref()
-        .filter(|policy| retries_connect(policy))
-        .map_or(0, |policy| policy.attempts);
-    let mut last_failed: Option<Arc<Replica>> = None;
-    let mut attempt = 0;
-    loop {
-        let replica = match upstream.pick(traffic.load_balancer, last_failed.as_deref(), Some(port))
-        {
-            Ok(replica) => replica,
+        .filter(|policy| retries_connect(policy));
+    let max_retries = retry_policy.map_or(0, |policy| policy.attempts as usize);
+    let tries = (1 + max_retries).min(wire::MAX_CANDIDATES);
+    let mut candidates: Vec<Arc<Replica>> = Vec::with_capacity(tries);
+    for _ in 0..tries {
+        match upstream.pick(
+            traffic.load_balancer,
+            candidates.last().map(|r| r.as_ref()),
+            Some(port),
+        ) {
+            Ok(replica) => candidates.push(replica),
+            Err(_) if !candidates.is_empty() => break,
             Err(reason) => {
-                if report.error.is_none() {
-                    let error = ProxyError::NoReplica {
-                        service: service.to_string(),
-                        reason,
-                    };
-                    report.error = Some(error.to_string());
-                }
+                let error = ProxyError::NoReplica {
+                    service: service.to_string(),
+                    reason,
+                };
+                report.error = Some(error.to_string());
                 return Err(Close::Refused);
             }
-        };
-        report.replica = Some(replica.clone());
-        let guard = replica.start();
-        let address = replica.address_for(Some(port));
-        let connected = tokio::time::timeout(
-            config.limits.connect_timeout,
-            super::upstream::connect(address),
-        )
-        .await;
-        let detail = match connected {
-            Ok(Ok(stream)) => {
-                replica.record(false, &traffic.outlier_detection);
-                let _ = stream.set_nodelay(true);
-                report.error = None;
-                return Ok(Opened {
-                    stream,
-                    _admit: admit,
-                    _replica: guard,
-                });
-            }
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("no connection within {:?}", config.limits.connect_timeout),
-        };
-        if replica.record(true, &traffic.outlier_detection) {
-            shared.metrics.record_ejection(service);
-        }
-        let error = ProxyError::ConnectFailed {
-            service: service.to_string(),
-            replica: replica.name.clone(),
-            detail,
-        };
-        report.error = Some(error.to_string());
-        if attempt >= max_retries {
-            return Err(Close::Refused);
-        }
-        attempt += 1;
-        report.retries = attempt;
-        report
-            .annotations
-            .push((now_micros(), format!("retry {attempt}: {error}")));
-        drop(guard);
-        last_failed = Some(replica);
-        if let Some(policy) = &traffic.retries {
-            tokio::time::sleep(backoff(policy, attempt)).await;
         }
     }
+    let backoffs = (1..candidates.len())
+        .map(|attempt| {
+            retry_policy.map_or(Duration::ZERO, |policy| backoff(policy, attempt as u32))
+        })
+        .collect();
+    Ok(Plan {
+        traffic,
+        admit,
+        candidates,
+        backoffs,
+    })
+}
+
+/// A candidate took the connection: outlier detection counts a success.
+fn connected_to(replica: &Arc<Replica>, traffic: &TrafficPolicy, report: &mut Report) {
+    replica.record(false, &traffic.outlier_detection);
+    report.replica = Some(replica.clone());
+    report.error = None;
+}
+
+/// A candidate (try `attempt`, from 0) could not be connected: outlier detection counts a
+/// failure, the error is kept, and unless it was the `last` try a retry is annotated.
+#[allow(clippy::too_many_arguments)]
+fn connect_failed(
+    shared: &Shared,
+    connection: &Connection,
+    traffic: &TrafficPolicy,
+    replica: &Arc<Replica>,
+    detail: String,
+    attempt: usize,
+    last: bool,
+    report: &mut Report,
+) {
+    let service: &str = &connection.called.service;
+    if replica.record(true, &traffic.outlier_detection) {
+        shared.metrics.record_ejection(service);
+    }
+    let error = ProxyError::ConnectFailed {
+        service: service.to_string(),
+        replica: replica.name.clone(),
+        detail,
+    };
+    if !last {
+        let retry = attempt as u32 + 1;
+        report.retries = retry;
+        report
+            .annotations
+            .push((now_micros(), format!("retry {retry}: {error}")));
+    }
+    report.error = Some(error.to_string());
 }
 
 /// Whether `policy` retries a connection that could not be opened.

@@ -444,6 +444,7 @@ impl DialRoutes {
             token: self.token.to_vec(),
             service: String::new(),
             dial: true,
+            sniffed: None,
         };
         stream.write_all(&header.encode()).await?;
         let mut answer = [0u8; 1];

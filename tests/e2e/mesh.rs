@@ -445,6 +445,53 @@ fn ten_mebibytes_pass_intact_through_an_l4_connection_with_its_span() {
     );
 }
 
+#[test]
+fn l4_faults_refuse_or_delay_the_connection_the_forwarder_would_splice() {
+    let project = Project::new("mesh-l4-fault");
+    let manifest = format!(
+        "gateway: {{port: 0}}\nservices:\n{}    faults: {{abort: {{status: 503, percent: 100}}}}\n{}    faults: {{delay: {{fixed: 1s}}}}\n{}",
+        echo(&project, "shut"),
+        echo(&project, "slow"),
+        sleeper(&project, "client", ""),
+    );
+    let sandbox = Sandbox::up(project, &manifest, &[]);
+    let client = container(&sandbox, "client", 1);
+    // Abort: the connection is refused at once, never a hang.
+    let started = Instant::now();
+    let (_, out, err) = exec(
+        &client,
+        "echo hello | timeout 10 nc shut 7000; echo exit=$?",
+    );
+    let elapsed = started.elapsed();
+    assert!(!out.contains("exit=124"), "nc hung: {out}{err}");
+    assert!(!out.contains("hello"), "{out}{err}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    // Delay: the connect waits, then the bytes pass.
+    let started = Instant::now();
+    let (ok, out, err) = exec(&client, "echo hello | timeout 10 nc slow 7000");
+    let elapsed = started.elapsed();
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("hello"), "{out}{err}");
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    let spans = wait_until("both connections' spans", Duration::from_secs(10), || {
+        let spans = traces(&sandbox, "client", "tcp 7000");
+        (has_span(&spans, "CLIENT", "client", "shut")
+            && has_span(&spans, "CLIENT", "client", "slow"))
+        .then_some(spans)
+    });
+    let all = serde_json::to_string(&spans).unwrap();
+    let close = |callee: &str| {
+        spans
+            .iter()
+            .find(|span| {
+                span["kind"] == "CLIENT" && span["remoteEndpoint"]["serviceName"] == callee
+            })
+            .map(|span| span["tags"]["sandbox.close"].clone())
+    };
+    assert_eq!(close("shut"), Some("fault".into()), "{all}");
+    assert_ne!(close("slow"), Some("fault".into()), "{all}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Several networks and aliases
 

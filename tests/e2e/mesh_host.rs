@@ -242,6 +242,7 @@ fn a_forwarders_dial_port_refuses_requests_without_the_token() {
             token: token.to_vec(),
             service: String::new(),
             dial: true,
+            sniffed: None,
         }
         .encode();
         bytes.extend_from_slice(b"hello\n");

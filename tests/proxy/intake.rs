@@ -1,7 +1,10 @@
 //! The mesh intake: a forwarder's connection opens with a PROXY v2 header (token, service, the
 //! caller's address, the port dialed). HTTP goes through the mesh's request phases to the
-//! service's replica at the dialed port; anything else is spliced at L4, one span per connection.
-//! The forwarder here is faked: it writes the header, then speaks as the caller.
+//! service's replica at the dialed port; anything else is L4, one span per connection: spliced
+//! here for a forwarder that did not sniff, or decided here and spliced by a forwarder that did
+//! (a verdict on the connection, then the forwarder's reports).
+//! The forwarder here is faked: it writes the header, then speaks as the caller, or for an L4
+//! connection it sniffed reads the verdict and writes reports as a forwarder would.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,7 +15,10 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use sandbox::proxy::{Caller, Endpoint, ProxySpan, SpanKind};
-use sandbox_forwarder::wire::Header;
+use sandbox_forwarder::sniff::Sniffed;
+use sandbox_forwarder::wire::{
+    Dial, Dialed, Ended, Ending, Failure, Header, Message, MESSAGE_HEAD,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -71,9 +77,20 @@ fn set_replicas(running: &Running, replicas: &[(&str, [u8; 4])]) {
 
 const ITEM: &str = "services:\n  item:\n    image: demo:1\n";
 
-/// What a forwarder does: connects to the intake and writes the header for a caller that
-/// dialed `service` on `port`.
+/// What a forwarder that does not sniff does: connects to the intake and writes the header for
+/// a caller that dialed `service` on `port`.
 async fn forward(intake: SocketAddr, service: &str, port: u16, token: &[u8]) -> TcpStream {
+    forward_sniffed(intake, service, port, token, None).await
+}
+
+/// [`forward`] with what the forwarder's sniff found.
+async fn forward_sniffed(
+    intake: SocketAddr,
+    service: &str,
+    port: u16,
+    token: &[u8],
+    sniffed: Option<Sniffed>,
+) -> TcpStream {
     let mut stream = TcpStream::connect(intake).await.expect("connect intake");
     let header = Header {
         source: CALLER.parse().expect("address"),
@@ -81,6 +98,7 @@ async fn forward(intake: SocketAddr, service: &str, port: u16, token: &[u8]) -> 
         token: token.to_vec(),
         service: service.into(),
         dial: false,
+        sniffed,
     };
     stream.write_all(&header.encode()).await.expect("header");
     stream
@@ -457,4 +475,225 @@ async fn half_close_passes_the_end_of_input_on() {
         .expect("in time")
         .expect("read");
     assert_eq!(answer, "got 8 bytes");
+}
+
+// L4 decided by the intake, spliced by the forwarder.
+
+/// Reads one control message from the intake (within 5 s).
+async fn verdict(control: &mut TcpStream) -> Message {
+    let mut bytes = vec![0u8; MESSAGE_HEAD];
+    tokio::time::timeout(Duration::from_secs(5), control.read_exact(&mut bytes))
+        .await
+        .expect("a verdict in time")
+        .expect("a verdict");
+    let length = Message::length([bytes[0], bytes[1], bytes[2], bytes[3]]).expect("a head");
+    bytes.resize(length, 0);
+    control
+        .read_exact(&mut bytes[MESSAGE_HEAD..])
+        .await
+        .expect("the body");
+    Message::decode(&bytes)
+        .expect("a message")
+        .expect("whole")
+        .0
+}
+
+async fn report(control: &mut TcpStream, message: Message) {
+    control.write_all(&message.encode()).await.expect("report");
+}
+
+l4_only!(a_sniffing_forwarder_gets_the_replicas_and_its_report_becomes_the_span);
+async fn a_sniffing_forwarder_gets_the_replicas_and_its_report_becomes_the_span() {
+    let yaml = format!(
+        "{ITEM}    retries: {{attempts: 2, on: [connect-failure], backoff: {{base: 10ms, max: 20ms}}}}\n"
+    );
+    let replicas = [("item-1", [127, 0, 0, 1]), ("item-2", [127, 0, 0, 2])];
+    let (running, spans, intake) = start_intake(&yaml, &replicas).await;
+    let mut control = forward_sniffed(intake, "item", 6379, TOKEN, Some(Sniffed::Other)).await;
+    let Message::Dial(Dial {
+        candidates,
+        backoffs,
+        connect_timeout,
+    }) = verdict(&mut control).await
+    else {
+        panic!("not a dial");
+    };
+    // The try and its two retries, each avoiding the one before, at the port dialed.
+    assert_eq!(candidates.len(), 3, "{candidates:?}");
+    assert!(candidates.iter().all(|candidate| candidate.port() == 6379));
+    assert_ne!(candidates[0], candidates[1]);
+    assert_ne!(candidates[1], candidates[2]);
+    assert_eq!(backoffs.len(), 2);
+    assert!(backoffs
+        .iter()
+        .all(|pause| *pause >= Duration::from_millis(5) && *pause <= Duration::from_millis(20)));
+    assert!(connect_timeout > Duration::ZERO);
+    let failed = if candidates[0].ip() == std::net::Ipv4Addr::new(127, 0, 0, 1) {
+        "item-1"
+    } else {
+        "item-2"
+    };
+    let dialed = Dialed {
+        connected: Some(1),
+        failures: vec![Failure {
+            candidate: 0,
+            error: "Connection refused (os error 111)".into(),
+        }],
+    };
+    report(&mut control, Message::Dialed(dialed)).await;
+    // The slot is held while the forwarder splices.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        spans.take().is_empty(),
+        "no span before the connection ends"
+    );
+    let ended = Ended {
+        close: Ending::Upstream,
+        sent: 1000,
+        received: 2_000_000,
+    };
+    report(&mut control, Message::Ended(ended)).await;
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.name, "tcp 6379");
+    assert_eq!(
+        (
+            client.local_service.as_str(),
+            client.remote_service.as_str()
+        ),
+        ("user", "item")
+    );
+    assert_eq!(client.tags["sandbox.bytes_sent"], "1000");
+    assert_eq!(client.tags["sandbox.bytes_received"], "2000000");
+    assert_eq!(client.tags["sandbox.close"], "upstream");
+    assert_eq!(client.tags["sandbox.retries"], "1");
+    assert!(!client.tags.contains_key("error"), "{:?}", client.tags);
+    assert_eq!(client.remote_address, Some(candidates[1]));
+    assert_ne!(client.remote_replica.as_deref(), Some(failed));
+    assert!(
+        client
+            .annotations
+            .iter()
+            .any(|(_, text)| text.starts_with("retry 1:") && text.contains(failed)),
+        "{:?}",
+        client.annotations
+    );
+    let server = span(&recorded, SpanKind::Server);
+    assert_eq!(
+        server.remote_address,
+        Some(CALLER.parse().expect("address"))
+    );
+    let metrics = running.proxy.metrics().render();
+    for expected in [
+        "sandbox_proxy_l4_connections_total{service=\"item\",close=\"upstream\"} 1",
+        "sandbox_proxy_l4_bytes_total{service=\"item\",direction=\"received\"} 2000000",
+    ] {
+        assert!(metrics.contains(expected), "missing {expected}: {metrics}");
+    }
+}
+
+l4_only!(a_sniffing_forwarder_is_refused_by_verdict);
+async fn a_sniffing_forwarder_is_refused_by_verdict() {
+    // No replica.
+    let (running, spans, intake) = start_intake(ITEM, &[]).await;
+    let mut control = forward_sniffed(intake, "item", 6379, TOKEN, Some(Sniffed::Other)).await;
+    assert_eq!(verdict(&mut control).await, Message::Refuse);
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.tags["sandbox.close"], "refused");
+    assert!(client.tags["error"].contains("item"), "{:?}", client.tags);
+    // Every candidate failed: refused, each failure counted.
+    set_replicas(&running, &[("item-1", [127, 0, 0, 1])]);
+    let mut control = forward_sniffed(intake, "item", 6379, TOKEN, Some(Sniffed::Other)).await;
+    let Message::Dial(dial) = verdict(&mut control).await else {
+        panic!("not a dial");
+    };
+    assert_eq!(dial.candidates.len(), 1, "no retries configured");
+    let dialed = Dialed {
+        connected: None,
+        failures: vec![Failure {
+            candidate: 0,
+            error: "Connection refused (os error 111)".into(),
+        }],
+    };
+    report(&mut control, Message::Dialed(dialed)).await;
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.tags["sandbox.close"], "refused");
+    assert!(
+        client.tags["error"].contains("Connection refused"),
+        "{:?}",
+        client.tags
+    );
+    assert!(!client.tags.contains_key("sandbox.retries"));
+}
+
+l4_only!(an_abort_fault_is_a_refusal_and_a_delay_comes_before_the_verdict);
+async fn an_abort_fault_is_a_refusal_and_a_delay_comes_before_the_verdict() {
+    let yaml = format!("{ITEM}    faults:\n      abort: {{status: 503, percent: 100}}\n");
+    let (_running, spans, intake) = start_intake(&yaml, &[("item-1", [127, 0, 0, 1])]).await;
+    let mut control = forward_sniffed(intake, "item", 6379, TOKEN, Some(Sniffed::Other)).await;
+    assert_eq!(verdict(&mut control).await, Message::Refuse);
+    let recorded = wait_for_spans(&spans).await;
+    assert_eq!(
+        span(&recorded, SpanKind::Client).tags["sandbox.close"],
+        "fault"
+    );
+
+    let yaml = format!("{ITEM}    faults:\n      delay: {{fixed: 300ms}}\n");
+    let (_running, _spans, intake) = start_intake(&yaml, &[("item-1", [127, 0, 0, 1])]).await;
+    let started = Instant::now();
+    let mut control = forward_sniffed(intake, "item", 6379, TOKEN, Some(Sniffed::Other)).await;
+    assert!(matches!(verdict(&mut control).await, Message::Dial(_)));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+}
+
+l4_only!(a_control_connection_that_ends_early_is_a_reset_and_frees_the_slot);
+async fn a_control_connection_that_ends_early_is_a_reset_and_frees_the_slot() {
+    let yaml = format!("{ITEM}    circuit_breaker: {{max_requests: 1, max_pending: 0}}\n");
+    let (_running, spans, intake) = start_intake(&yaml, &[("item-1", [127, 0, 0, 1])]).await;
+    let tls = Some(Sniffed::Tls {
+        sni: Some("db.internal".into()),
+    });
+    let mut first = forward_sniffed(intake, "item", 6379, TOKEN, tls.clone()).await;
+    assert!(matches!(verdict(&mut first).await, Message::Dial(_)));
+    let dialed = Dialed {
+        connected: Some(0),
+        failures: Vec::new(),
+    };
+    report(&mut first, Message::Dialed(dialed)).await;
+    // The first connection holds the circuit breaker's only slot while it lives.
+    let mut second = forward_sniffed(intake, "item", 6379, TOKEN, tls.clone()).await;
+    assert_eq!(verdict(&mut second).await, Message::Refuse);
+    let recorded = wait_for_spans(&spans).await;
+    assert_eq!(
+        span(&recorded, SpanKind::Client).tags["sandbox.close"],
+        "refused"
+    );
+    drop(first);
+    let recorded = wait_for_spans(&spans).await;
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.name, "tls db.internal");
+    assert_eq!(client.tags["sandbox.close"], "reset");
+    assert!(
+        client.tags["error"].contains("control connection"),
+        "{:?}",
+        client.tags
+    );
+    // The slot is free again.
+    let mut third = forward_sniffed(intake, "item", 6379, TOKEN, tls).await;
+    assert!(matches!(verdict(&mut third).await, Message::Dial(_)));
+}
+
+l4_only!(a_forwarders_http_verdict_is_served_at_l7);
+async fn a_forwarders_http_verdict_is_served_at_l7() {
+    let one = TestUpstream::start("one").await;
+    let (_running, spans, intake) = start_intake(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let port = one.address.port();
+    let stream = forward_sniffed(intake, "item", port, TOKEN, Some(Sniffed::Http)).await;
+    let answer = request(stream, port, "/").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(one.hits(), 1);
+    let recorded = wait_for_spans(&spans).await;
+    assert!(recorded.iter().all(|span| !span.name.starts_with("tcp ")));
 }

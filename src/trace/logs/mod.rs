@@ -223,7 +223,7 @@ impl LogStore {
     /// live view follows. `sequence` 0 is the beginning.
     pub fn after(&self, sequence: u64, query: &LogQuery) -> (Vec<Arc<LogRecord>>, u64) {
         let stored = self.inner.records.read().unwrap_or_else(|e| e.into_inner());
-        let next = self.inner.next_sequence.load(Ordering::Relaxed);
+        let next = stored.next_sequence();
         let mut found: Vec<Arc<LogRecord>> = stored
             .iter()
             .rev()
@@ -238,7 +238,11 @@ impl LogStore {
 
     /// The sequence the next record will get ([`LogStore::after`] from it sees only new ones).
     pub fn next_sequence(&self) -> u64 {
-        self.inner.next_sequence.load(Ordering::Relaxed)
+        self.inner
+            .records
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_sequence()
     }
 }
 

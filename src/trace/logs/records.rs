@@ -46,6 +46,11 @@ impl Records {
         }
     }
 
+    /// The sequence the next record pushed gets.
+    pub(super) fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
     /// Records held.
     pub(super) fn len(&self) -> usize {
         self.live
