@@ -65,76 +65,106 @@ impl OnFinish for Finish {
             completed,
             duration_ms = elapsed.as_secs_f64() * 1000.0,
             retries = session.retries,
-            request_id = %session.request_id,
+            request_id = %session.request_id(),
             error = session.error.as_deref().unwrap_or(""),
         );
         if session.sampled {
             if let Some(recorder) = &shared.recorder {
-                for span in spans(&session, elapsed.as_micros() as u64) {
-                    recorder.record(span);
+                if let Some((client, server)) = spans(session, elapsed.as_micros() as u64) {
+                    recorder.record(client);
+                    recorder.record(server);
                 }
             }
         }
     }
 }
 
-/// The client span (the caller's side) and the server span (the target's, same id).
-fn spans(session: &Session, duration_micros: u64) -> Vec<ProxySpan> {
-    let Some(context) = &session.trace else {
-        return Vec::new();
+/// The client span (the caller's side) and the server span (the target's, same id). The session
+/// ends here: its strings move into the spans, and only what both spans hold is copied.
+fn spans(session: Session, duration_micros: u64) -> Option<(ProxySpan, ProxySpan)> {
+    let request_id = session.request_id().to_owned();
+    let Session {
+        trace,
+        service,
+        method,
+        path,
+        status,
+        route,
+        retries,
+        grpc,
+        error,
+        replica,
+        called,
+        caller,
+        caller_replica,
+        peer,
+        start_micros,
+        annotations,
+        ..
+    } = session;
+    let context = trace?;
+    let service = service.unwrap_or_else(|| "unknown".into());
+    let name = match &grpc {
+        Some(_) => path.clone(),
+        None => method.as_str().to_ascii_lowercase(),
     };
-    let service = session.service.clone().unwrap_or_else(|| "unknown".into());
     let mut tags = BTreeMap::new();
-    tags.insert("http.method", session.method.to_string());
-    tags.insert("http.path", session.path.clone());
-    tags.insert("http.status_code", session.status.to_string());
-    tags.insert("sandbox.route", session.route.to_string());
-    tags.insert("sandbox.request_id", session.request_id.clone());
-    if session.retries > 0 {
-        tags.insert("sandbox.retries", session.retries.to_string());
+    tags.insert("http.method", method.as_str().to_owned());
+    tags.insert("http.path", path);
+    tags.insert("http.status_code", status.to_string());
+    tags.insert("sandbox.route", route.into_owned());
+    tags.insert("sandbox.request_id", request_id);
+    if retries > 0 {
+        tags.insert("sandbox.retries", retries.to_string());
     }
-    if let Some(call) = &session.grpc {
+    if let Some(call) = grpc {
         tags.insert("rpc.system", "grpc".to_string());
-        tags.insert("rpc.service", call.service.clone());
-        tags.insert("rpc.method", call.method.clone());
+        tags.insert("rpc.service", call.service);
+        tags.insert("rpc.method", call.method);
         if let Some(status) = call.status {
             tags.insert("rpc.grpc.status_code", status.0.to_string());
         }
     }
-    if let Some(error) = &session.error {
-        tags.insert("error", error.clone());
-    } else if session.status >= 500 {
-        tags.insert("error", session.status.to_string());
+    if let Some(error) = error {
+        tags.insert("error", error);
+    } else if status >= 500 {
+        tags.insert("error", status.to_string());
     }
-    let replica = session.replica.as_ref();
-    let client = ProxySpan {
+    let remote_address = replica
+        .as_ref()
+        .map(|replica| replica.address_for(called.as_ref().map(|called| called.port)));
+    let caller = caller.into_owned();
+    let server = ProxySpan {
         trace_id: context.trace_id.clone(),
         id: context.span_id.clone(),
         parent_id: context.parent_id.clone(),
-        kind: SpanKind::Client,
-        shared: false,
-        name: match &session.grpc {
-            Some(_) => session.path.clone(),
-            None => session.method.as_str().to_ascii_lowercase(),
-        },
-        local_service: session.caller.to_string(),
-        remote_service: service.clone(),
-        remote_replica: replica.map(|replica| replica.name.clone()),
-        remote_address: replica
-            .map(|replica| replica.address_for(session.called.as_ref().map(|called| called.port))),
-        start_micros: session.start_micros,
-        duration_micros,
-        tags,
-        annotations: session.annotations.clone(),
-    };
-    let server = ProxySpan {
         kind: SpanKind::Server,
         shared: true,
-        local_service: service,
-        remote_service: session.caller.to_string(),
-        remote_replica: session.caller_replica.clone(),
-        remote_address: Some(session.peer),
-        ..client.clone()
+        name: name.clone(),
+        local_service: service.clone(),
+        remote_service: caller.clone(),
+        remote_replica: caller_replica,
+        remote_address: Some(peer),
+        start_micros,
+        duration_micros,
+        tags: tags.clone(),
+        annotations: annotations.clone(),
     };
-    vec![client, server]
+    let client = ProxySpan {
+        trace_id: context.trace_id,
+        id: context.span_id,
+        parent_id: context.parent_id,
+        kind: SpanKind::Client,
+        shared: false,
+        name,
+        local_service: caller,
+        remote_service: service,
+        remote_replica: replica.map(|replica| replica.name.clone()),
+        remote_address,
+        start_micros,
+        duration_micros,
+        tags,
+        annotations,
+    };
+    Some((client, server))
 }

@@ -158,9 +158,10 @@ impl Headers {
         self.map
     }
 
-    /// Keeps the emptied map for a later [`take_map`].
+    /// Keeps the emptied map (and the added lines' buffers) for later messages.
     pub fn recycle(self) {
         recycle(self.map);
+        self.added.recycle();
     }
 
     /// Moves the raw lines into the map (an edit names one of them).
@@ -196,9 +197,7 @@ impl Added {
     /// Adds a line whose parts are known to be valid (a `HeaderValue`'s bytes, another line's).
     fn push_valid(&mut self, name: &HeaderName, parts: &[&[u8]]) {
         if self.text.capacity() == 0 {
-            // Enough for every line the proxy adds to a request (trace headers included).
-            self.text.reserve(640);
-            self.lines.reserve(12);
+            self.reuse_buffers();
         }
         self.text.extend_from_slice(name.as_str().as_bytes());
         self.text.extend_from_slice(b": ");
@@ -210,6 +209,36 @@ impl Added {
         self.text.extend_from_slice(b"\r\n");
         let at = |offset: usize| u32::try_from(offset).unwrap_or(u32::MAX);
         self.lines.push((name.clone(), at(start), at(end)));
+    }
+
+    /// Buffers of a recycled message when there is one, else new ones with room for every line
+    /// the proxy adds to a request (trace headers included): two allocations a message saved.
+    fn reuse_buffers(&mut self) {
+        match ADDED.with(|kept| kept.borrow_mut().pop()) {
+            Some((text, lines)) if self.lines.is_empty() => {
+                self.text = text;
+                self.lines = lines;
+            }
+            _ => {
+                self.text.reserve(640);
+                self.lines.reserve(12);
+            }
+        }
+    }
+
+    /// Keeps the buffers (emptied) for [`Added::reuse_buffers`], if they are not too large.
+    fn recycle(mut self) {
+        if self.text.capacity() == 0 || self.text.capacity() > 4096 || self.lines.capacity() > 64 {
+            return;
+        }
+        self.text.clear();
+        self.lines.clear();
+        ADDED.with(|kept| {
+            let mut kept = kept.borrow_mut();
+            if kept.len() < KEPT_MAPS {
+                kept.push((self.text, self.lines));
+            }
+        });
     }
 
     fn get(&self, name: &HeaderName) -> Option<&[u8]> {
@@ -385,8 +414,13 @@ impl RawLinesBuilder {
 /// needs two per request.
 const KEPT_MAPS: usize = 64;
 
+/// The buffers of one message's added lines.
+type AddedBuffers = (Vec<u8>, Vec<(HeaderName, u32, u32)>);
+
 thread_local! {
     static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    /// Added lines' buffers kept per thread, as the maps (at most [`KEPT_MAPS`]).
+    static ADDED: RefCell<Vec<AddedBuffers>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty header map, recycled when one is kept.
@@ -435,6 +469,19 @@ mod tests {
         };
         headers.append_text(&HeaderName::from_static("x-added"), &[b"a", b"-", b"1"]);
         headers
+    }
+
+    #[test]
+    fn recycled_buffers_come_back_empty() {
+        three_parts().recycle();
+        let mut headers = Headers::default();
+        let name = HeaderName::from_static("x-next");
+        headers.append(&name, &HeaderValue::from_static("n"));
+        let mut text = Vec::new();
+        headers.write_h1(&mut text);
+        assert_eq!(text, b"x-next: n\r\n");
+        assert_eq!(headers.get(&name), Some(&b"n"[..]));
+        assert_eq!(headers.get(&HeaderName::from_static("x-added")), None);
     }
 
     /// What `write_h1` wrote, read back into a map.

@@ -90,14 +90,11 @@ pub async fn respond<B: RequestBody>(
                 .is_ok_and(|id| !id.is_empty() && id.len() <= 200)
         })
         .cloned();
-    let (request_id, request_id_header) = match incoming_id {
-        Some(value) => (value.to_str().unwrap_or_default().to_string(), Some(value)),
-        None => {
-            let id = new_request_id();
-            let value = HeaderValue::from_maybe_shared(Bytes::from(id.clone())).ok();
-            (id, value)
-        }
-    };
+    // One allocation for a new id (its text becomes the value's bytes), none for the client's.
+    let request_id = incoming_id.unwrap_or_else(|| {
+        HeaderValue::from_maybe_shared(Bytes::from(new_request_id()))
+            .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    });
     let mut session = Session {
         listener,
         called,
@@ -110,7 +107,6 @@ pub async fn respond<B: RequestBody>(
         peer,
         tls: request.extensions().get::<OverTls>().is_some(),
         request_id,
-        request_id_header,
         started: Instant::now(),
         start_micros: now_micros(),
         method: request.method().clone(),
@@ -598,12 +594,10 @@ fn upstream_request_filter(
     let mut headers = Headers::from_map(headers);
     let scheme: &[u8] = if session.tls { b"https" } else { b"http" };
     add_forwarded(&mut headers, names.forwarded, session.peer.ip(), scheme);
-    if let Some(value) = &session.request_id_header {
-        if names.request_id {
-            headers.insert(X_REQUEST_ID, value.clone());
-        } else {
-            headers.append(&X_REQUEST_ID, value);
-        }
+    if names.request_id {
+        headers.insert(X_REQUEST_ID, session.request_id.clone());
+    } else {
+        headers.append(&X_REQUEST_ID, &session.request_id);
     }
     if names.faults {
         headers.remove(&DELAY);
@@ -660,9 +654,7 @@ fn response_filter(
     if let Some(value) = upstream {
         headers.insert_text(X_SANDBOX_UPSTREAM, &[value]);
     }
-    if let Some(value) = &session.request_id_header {
-        headers.insert_text(X_REQUEST_ID, &[value.as_bytes()]);
-    }
+    headers.insert_text(X_REQUEST_ID, &[session.request_id.as_bytes()]);
     if shared.recorder.is_some() {
         if let Some(context) = &session.trace {
             headers.insert_text(X_SANDBOX_TRACE_ID, &[context.trace_id.as_bytes()]);
@@ -681,7 +673,7 @@ async fn fail_to_proxy(
     grpc: bool,
 ) -> Response<ProxyBody> {
     session.error = Some(error.to_string());
-    let report = ErrorReport::gather(error, shared.status.as_ref(), &session.request_id).await;
+    let report = ErrorReport::gather(error, shared.status.as_ref(), session.request_id()).await;
     let mut response = if grpc {
         report.into_grpc_response()
     } else {

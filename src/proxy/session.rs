@@ -62,9 +62,9 @@ pub struct Session {
     pub peer: SocketAddr,
     /// The request came over TLS.
     pub tls: bool,
-    pub request_id: String,
-    /// `request_id` as a header value, made once for both directions.
-    pub request_id_header: Option<HeaderValue>,
+    /// The request id (the client's `x-request-id`, else a new one), as the header value sent
+    /// both ways; [`Session::request_id`] reads it as text. Kept once: no copy as a `String`.
+    pub request_id: HeaderValue,
     pub started: Instant,
     pub start_micros: u64,
     pub method: Method,
@@ -87,6 +87,13 @@ pub struct Session {
     pub grpc: Option<grpc::Call>,
     /// A gRPC-Web call's translation back (`None`: not gRPC-Web).
     pub web: Option<grpc_web::Web>,
+}
+
+impl Session {
+    /// The request id as text (only visible ASCII is ever kept: see `phases::respond`).
+    pub fn request_id(&self) -> &str {
+        self.request_id.to_str().unwrap_or_default()
+    }
 }
 
 /// Where a request goes, and with which policies.
