@@ -109,6 +109,28 @@ pub(crate) fn traces(sandbox: &Sandbox, service: &str, name: &str) -> Vec<Value>
     traces.into_iter().flatten().collect()
 }
 
+/// `user`'s call to `item` went through the mesh (its client span from `user`, its server span
+/// at `item`), and the dependency links gateway → user → item are there.
+pub(crate) fn assert_mesh_spans_and_links(sandbox: &Sandbox, spans: &[Value]) {
+    let trace = serde_json::to_string(spans).unwrap();
+    let mesh = |kind: &str, local: &str| {
+        spans.iter().any(|span| {
+            span["kind"] == kind
+                && span["localEndpoint"]["serviceName"] == local
+                && span["tags"]["sandbox.route"] == "mesh"
+        })
+    };
+    assert!(mesh("CLIENT", "user"), "the mesh's client span: {trace}");
+    assert!(mesh("SERVER", "item"), "the mesh's server span: {trace}");
+    let links = dependencies(sandbox);
+    for (parent, child) in [("gateway", "user"), ("user", "item")] {
+        assert!(
+            links.contains(&(parent.to_string(), child.to_string())),
+            "the link {parent} → {child}: {links:?}"
+        );
+    }
+}
+
 pub(crate) fn tag_number(span: &Value, key: &str) -> u64 {
     span["tags"][key]
         .as_str()
@@ -260,24 +282,9 @@ fn a_direct_call_by_service_name_is_traced_through_the_mesh() {
                     .is_none_or(|parent| spans.iter().any(|other| other["id"] == parent))
             })
     });
+    assert_mesh_spans_and_links(&sandbox, &spans);
     let trace = serde_json::to_string(&spans).unwrap();
-    let mesh = |kind: &str, local: &str| {
-        spans.iter().any(|span| {
-            span["kind"] == kind
-                && span["localEndpoint"]["serviceName"] == local
-                && span["tags"]["sandbox.route"] == "mesh"
-        })
-    };
-    assert!(mesh("CLIENT", "user"), "the mesh's client span: {trace}");
-    assert!(mesh("SERVER", "item"), "the mesh's server span: {trace}");
     assert!(has_span(&spans, "SERVER", "user", "gateway"), "{trace}");
-    let links = dependencies(&sandbox);
-    for (parent, child) in [("gateway", "user"), ("user", "item")] {
-        assert!(
-            links.contains(&(parent.to_string(), child.to_string())),
-            "the link {parent} → {child}: {links:?}"
-        );
-    }
     let metrics = sandbox.metrics();
     assert!(
         metrics.contains(

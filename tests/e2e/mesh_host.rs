@@ -18,7 +18,8 @@ use std::time::Duration;
 use sandbox_forwarder::wire::{Header, DIAL_CONNECTED};
 
 use crate::mesh::{
-    container, dependencies, direct_chain, docker, echo, exec, sleeper, tag_number, traces,
+    assert_mesh_spans_and_links, container, direct_chain, docker, echo, exec, sleeper, tag_number,
+    traces,
 };
 use crate::proxy::{has_span, Sandbox};
 use crate::util::{busybox_context, wait_until, Project};
@@ -117,23 +118,7 @@ fn forced_host_gateway_mesh_carries_the_direct_chain_and_an_l4_transfer() {
             && has_span(spans, "CLIENT", "user", "item")
             && has_span(spans, "SERVER", "item", "user")
     });
-    let trace = serde_json::to_string(&spans).unwrap();
-    let mesh = |kind: &str, local: &str| {
-        spans.iter().any(|span| {
-            span["kind"] == kind
-                && span["localEndpoint"]["serviceName"] == local
-                && span["tags"]["sandbox.route"] == "mesh"
-        })
-    };
-    assert!(mesh("CLIENT", "user"), "the mesh's client span: {trace}");
-    assert!(mesh("SERVER", "item"), "the mesh's server span: {trace}");
-    let links = dependencies(&sandbox);
-    for (parent, child) in [("gateway", "user"), ("user", "item")] {
-        assert!(
-            links.contains(&(parent.to_string(), child.to_string())),
-            "the link {parent} → {child}: {links:?}"
-        );
-    }
+    assert_mesh_spans_and_links(&sandbox, &spans);
 
     // The replica was connected by its forwarder, not by the host: it sees the forwarder's
     // address, from a caller's call and from the gateway's.
