@@ -410,6 +410,61 @@ services:
     }
 
     #[test]
+    fn a_service_that_sets_its_own_telemetry_variables_keeps_them() {
+        let manifest = load(
+            "name: shop
+services:
+  item:
+    image: demo
+    environment:
+      OTEL_EXPORTER_OTLP_ENDPOINT: http://collector:4318
+      OTEL_TRACES_EXPORTER: console
+",
+        );
+        let mut environment =
+            crate::trace::otlp::environment::otlp_environment("http://172.18.0.1:4318");
+        environment.extend(crate::control::wiring::zipkin_environment(
+            "http://172.18.0.1:9411",
+        ));
+        let wiring = Wiring {
+            environment,
+            ..Wiring::default()
+        };
+        let spec = ContainerSpec::new(&manifest, &manifest.services["item"], 1, &wiring);
+        let has = |pair: &str| spec.environment.iter().any(|entry| entry == pair);
+        assert!(
+            has("OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318"),
+            "{:?}",
+            spec.environment
+        );
+        assert!(
+            has("OTEL_TRACES_EXPORTER=console"),
+            "{:?}",
+            spec.environment
+        );
+        // What the service does not set still comes from sandbox.
+        assert!(
+            has("OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"),
+            "{:?}",
+            spec.environment
+        );
+        assert!(
+            spec.environment
+                .iter()
+                .any(|entry| entry.starts_with("ZIPKIN_ENDPOINT=http://172.18.0.1:9411")),
+            "{:?}",
+            spec.environment
+        );
+        assert_eq!(
+            spec.environment
+                .iter()
+                .filter(|entry| entry.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT="))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn a_meshed_services_containers_keep_only_their_own_name() {
         let manifest = load(MESHED);
         let plain = spec_of(&manifest, "item", &[]);

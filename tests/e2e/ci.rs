@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{demo_chain, Project};
+use crate::util::{busybox_context, demo_chain, Project};
 
 const PASSING: &str = r#"smoke:
   - name: user answers with its item
@@ -293,4 +293,51 @@ fn a_trace_expectation_fails_when_a_hop_is_missing() {
         report.contains(r#"<failure message="trace: never reached `payments`"#),
         "{report}"
     );
+}
+
+/// A service whose CGI writes the request's `traceparent` to its output, then fails the request.
+fn declining_billing(project: &Project) -> String {
+    let image = busybox_context(&project.path("bb"));
+    format!(
+        r#"services:
+  billing:
+    image: {image}
+    build: ./bb
+    port: 8080
+    healthcheck: {{http: /health}}
+    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin
+        echo ok > /www/health
+        printf '#!/bin/sh\necho "declining the card, traceparent $$HTTP_TRACEPARENT" >&2\necho "Status: 502 Bad Gateway"\necho Content-Type: text/plain\necho\necho declined\n' > /www/cgi-bin/charge
+        chmod +x /www/cgi-bin/charge
+        exec httpd -f -p 8080 -h /www
+smoke:
+  - name: the card is charged
+    request: {{method: GET, path: /billing/cgi-bin/charge}}
+    expect: {{status: 200}}
+"#
+    )
+}
+
+#[test]
+fn a_failing_checks_report_shows_the_lines_its_trace_left_under_its_spans() {
+    let project = Project::new("run-trace-logs");
+    project.manifest(&declining_billing(&project));
+    let run = project.run(&["run", "--", "true"]);
+    run.expect_code(7);
+    // Under the trace's waterfall, as `sandbox trace` draws it: `│ time container stream | line`; the
+    // same line in the service's last log lines has no `│`.
+    let joined = regex::Regex::new(
+        r"│ \d\d:\d\d:\d\d\.\d{3} \S+ (stdout |stderr )?\| declining the card, traceparent 00-[0-9a-f]{32}-",
+    )
+    .unwrap();
+    assert!(
+        joined.is_match(&run.stdout),
+        "the line is joined to the failing request's trace: {}",
+        run.stdout
+    );
+    assert!(project.leftovers().is_empty(), "{:?}", project.leftovers());
 }

@@ -69,3 +69,58 @@ fn the_standalone_trace_server_stores_and_answers_without_docker() {
     let status = child.wait().unwrap();
     assert!(status.success(), "Ctrl-C stops it cleanly: {status}");
 }
+
+#[test]
+fn the_standalone_server_prints_its_otlp_ports_and_moves_off_taken_defaults() {
+    // The default OTLP ports held here (unless something else holds them already): both move.
+    let held: Vec<std::net::TcpListener> = [4318u16, 4317]
+        .iter()
+        .filter_map(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).ok())
+        .collect();
+    let mut child = Command::new(BINARY)
+        .args(["zipkin", "--port", "0"])
+        .env("DOCKER_HOST", "unix:///nonexistent.sock")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let (mut first, mut second) = (String::new(), String::new());
+    reader.read_line(&mut first).unwrap();
+    reader.read_line(&mut second).unwrap();
+    let port_after = |marker: &str| -> u16 {
+        second
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ';', ')']).next())
+            .and_then(|address| address.strip_prefix("127.0.0.1:"))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("`{marker}` and a loopback address: {first}{second}"))
+    };
+    let (http, grpc) = (
+        port_after("OTLP/HTTP on http://"),
+        port_after("OTLP/gRPC on http://"),
+    );
+    assert!(http != 4318 && grpc != 4317 && http != grpc, "{second}");
+
+    let body = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"billing"}}]},"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"charge","kind":2,"startTimeUnixNano":"1544712660000000000","endTimeUnixNano":"1544712661000000000"}]}]}]}"#;
+    let posted = request(
+        http,
+        "POST /v1/traces HTTP/1.1\r\nContent-Type: application/json",
+        body,
+    );
+    assert!(posted.starts_with("HTTP/1.1 200"), "{posted}");
+    let zipkin: u16 = first
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ')']).next())
+        .and_then(|address| address.rsplit(':').next())
+        .and_then(|port| port.parse().ok())
+        .unwrap();
+    let services = request(zipkin, "GET /api/v2/services HTTP/1.1", "");
+    assert!(services.ends_with(r#"["billing"]"#), "{services}");
+
+    // SAFETY: stopping our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+    drop(held);
+}
