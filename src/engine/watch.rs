@@ -9,6 +9,7 @@
 //! stream only delays a change. The event stream is reopened after [`RECONNECT`] when it fails
 //! or ends. A listing that fails keeps the last one. Memory: one listing, shared.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +31,25 @@ pub type Listing = Arc<Vec<ObservedContainer>>;
 #[derive(Clone)]
 pub struct ContainerWatch {
     receiver: watch::Receiver<Option<Listing>>,
-    refresh: Arc<Notify>,
+    requests: Arc<Requests>,
+    /// The newest request number a listing was started after (see [`ContainerWatch::fresh`]).
+    answered: watch::Receiver<u64>,
+}
+
+/// Asks for listings: a wake-up for the loop, and a count of the requests that want one taken
+/// after they were made.
+#[derive(Default)]
+struct Requests {
+    wake: Notify,
+    asked: AtomicU64,
 }
 
 impl ContainerWatch {
     /// Starts following `project` on the current runtime until `shutdown`.
     pub fn start(docker: Docker, project: String, shutdown: CancellationToken) -> ContainerWatch {
         let (sender, receiver) = watch::channel(None);
-        let refresh = Arc::new(Notify::new());
+        let (answer, answered) = watch::channel(0);
+        let requests = Arc::new(Requests::default());
         let events = {
             let docker = docker.clone();
             let project = project.clone();
@@ -51,10 +63,14 @@ impl ContainerWatch {
             },
             events,
             sender,
-            refresh.clone(),
+            (requests.clone(), answer),
             shutdown,
         ));
-        ContainerWatch { receiver, refresh }
+        ContainerWatch {
+            receiver,
+            requests,
+            answered,
+        }
     }
 
     /// A receiver that sees each new listing (the first once it is there).
@@ -69,29 +85,28 @@ impl ContainerWatch {
 
     /// Asks for a new listing now (after an action that changed containers).
     pub fn refresh(&self) {
-        self.refresh.notify_one();
+        self.requests.wake.notify_one();
     }
 
-    /// Waits for the next listing taken after this call (a fresh look), or `None` when the watch
-    /// has stopped.
+    /// Waits for a listing started after this call (not one already under way), then gives the
+    /// latest; `None` when the watch has stopped.
     pub async fn fresh(&self) -> Option<Listing> {
-        let mut receiver = self.receiver.clone();
-        receiver.mark_unchanged();
+        let wanted = self.requests.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut answered = self.answered.clone();
         self.refresh();
-        receiver.changed().await.ok()?;
-        let listing = receiver.borrow().clone();
-        listing
+        answered.wait_for(|done| *done >= wanted).await.ok()?;
+        self.latest()
     }
 }
 
-/// The watch's loop: `list` whenever `events` yields, `refresh` is notified or [`FALLBACK`]
-/// passes; `open_events` (re)opens the event stream. Every listing is sent, changed or not, so
-/// [`ContainerWatch::fresh`] always wakes; receivers compare if they care.
+/// The watch's loop: `list` whenever `events` yields, a request wakes it or [`FALLBACK`]
+/// passes; `open_events` (re)opens the event stream. Every listing is sent, changed or not
+/// (receivers compare if they care); after each look, `answer` says which requests it served.
 async fn follow<L, F, E, S>(
     list: L,
     open_events: E,
     sender: watch::Sender<Option<Listing>>,
-    refresh: Arc<Notify>,
+    (requests, answer): (Arc<Requests>, watch::Sender<u64>),
     shutdown: CancellationToken,
 ) where
     L: Fn() -> F,
@@ -102,14 +117,17 @@ async fn follow<L, F, E, S>(
     let mut events = Some(open_events());
     let mut reopen = tokio::time::Instant::now();
     loop {
+        let served = requests.asked.load(Ordering::SeqCst);
         if let Some(containers) = list().await {
             sender.send_replace(Some(Arc::new(containers)));
         }
+        // A failed listing answers too: `fresh` then gives the last one rather than waiting.
+        answer.send_replace(served);
         loop {
             let closed = events.is_none();
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = refresh.notified() => break,
+                () = requests.wake.notified() => break,
                 () = tokio::time::sleep(FALLBACK) => break,
                 () = tokio::time::sleep_until(reopen), if closed => {
                     events = Some(open_events());
@@ -195,7 +213,7 @@ mod tests {
                 None => stream::pending().boxed(),
             },
             sender,
-            Arc::new(Notify::new()),
+            (Arc::default(), watch::channel(0).0),
             shutdown.clone(),
         ));
         watched.changed().await.unwrap();
@@ -236,7 +254,7 @@ mod tests {
                 stream::iter(vec![Err(crate::engine::EngineError::Interrupted)]).boxed()
             },
             sender,
-            Arc::new(Notify::new()),
+            (Arc::default(), watch::channel(0).0),
             shutdown.clone(),
         ));
         watched.changed().await.unwrap();
@@ -250,10 +268,49 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_listing_already_under_way_does_not_count_as_fresh() {
+        let lists = Arc::new(AtomicUsize::new(0));
+        let (sender, receiver) = watch::channel(None);
+        let (answer, answered) = watch::channel(0);
+        let requests = Arc::new(Requests::default());
+        let shutdown = CancellationToken::new();
+        let counter = lists.clone();
+        tokio::spawn(follow(
+            move || {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                async move {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    let state = if first { "running" } else { "exited" };
+                    Some(vec![container("item", state)])
+                }
+            },
+            || stream::pending().boxed(),
+            sender,
+            (requests.clone(), answer),
+            shutdown.clone(),
+        ));
+        // The first listing starts, then a fresh one is asked for while it runs.
+        tokio::task::yield_now().await;
+        assert_eq!(lists.load(Ordering::SeqCst), 1);
+        let watch = ContainerWatch {
+            receiver,
+            requests,
+            answered,
+        };
+        let listing = watch.fresh().await.expect("a listing");
+        assert_eq!(
+            listing[0].state, "exited",
+            "the second listing, not the first"
+        );
+        shutdown.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn refresh_gives_a_fresh_listing() {
         let lists = Arc::new(AtomicUsize::new(0));
         let (sender, receiver) = watch::channel(None);
-        let refresh = Arc::new(Notify::new());
+        let (answer, answered) = watch::channel(0);
+        let requests = Arc::new(Requests::default());
         let shutdown = CancellationToken::new();
         let counter = lists.clone();
         tokio::spawn(follow(
@@ -263,10 +320,14 @@ mod tests {
             },
             || stream::pending().boxed(),
             sender,
-            refresh.clone(),
+            (requests.clone(), answer),
             shutdown.clone(),
         ));
-        let watch = ContainerWatch { receiver, refresh };
+        let watch = ContainerWatch {
+            receiver,
+            requests,
+            answered,
+        };
         assert!(watch.fresh().await.is_some());
         let before = lists.load(Ordering::SeqCst);
         let started = tokio::time::Instant::now();
