@@ -260,8 +260,9 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::splice::tests::pair;
     use std::io::Write;
-    use std::net::{Shutdown, TcpListener};
+    use std::net::Shutdown;
 
     /// A ClientHello record naming `name` (extensions: a dummy one, then `server_name`).
     fn client_hello(name: &str) -> Vec<u8> {
@@ -364,14 +365,6 @@ mod tests {
         assert_eq!(server_name(&[0x02, 0, 0, 0]), None, "not a ClientHello");
         let mut bad = client_hello("bad name");
         assert_eq!(server_name(&bad.split_off(5)), None, "not a host name");
-    }
-
-    /// A connected pair of sockets on loopback: (the caller's end, the accepted end).
-    fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (far, _) = listener.accept().unwrap();
-        (near, far)
     }
 
     #[test]

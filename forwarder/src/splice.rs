@@ -176,12 +176,12 @@ fn through_buffer(from: &TcpStream, to: &TcpStream, size: usize) -> Moved {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    /// A connected pair of sockets on loopback.
-    fn pair() -> (TcpStream, TcpStream) {
+    /// A connected pair of sockets on loopback: (the connecting end, the accepted end).
+    pub(crate) fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (far, _) = listener.accept().unwrap();

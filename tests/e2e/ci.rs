@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{busybox_context, demo_chain, Project};
+use crate::util::{cgi_service, demo_chain, Project};
 
 const PASSING: &str = r#"smoke:
   - name: user answers with its item
@@ -297,24 +297,16 @@ fn a_trace_expectation_fails_when_a_hop_is_missing() {
 
 /// A service whose CGI writes the request's `traceparent` to its output, then fails the request.
 fn declining_billing(project: &Project) -> String {
-    let image = busybox_context(&project.path("bb"));
+    let billing = cgi_service(
+        project,
+        "billing",
+        "charge",
+        r#"#!/bin/sh\necho "declining the card, traceparent $$HTTP_TRACEPARENT" >&2\necho "Status: 502 Bad Gateway"\necho Content-Type: text/plain\necho\necho declined\n"#,
+        "    healthcheck: {http: /health}\n",
+    );
     format!(
         r#"services:
-  billing:
-    image: {image}
-    build: ./bb
-    port: 8080
-    healthcheck: {{http: /health}}
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /www/cgi-bin
-        echo ok > /www/health
-        printf '#!/bin/sh\necho "declining the card, traceparent $$HTTP_TRACEPARENT" >&2\necho "Status: 502 Bad Gateway"\necho Content-Type: text/plain\necho\necho declined\n' > /www/cgi-bin/charge
-        chmod +x /www/cgi-bin/charge
-        exec httpd -f -p 8080 -h /www
-smoke:
+{billing}smoke:
   - name: the card is charged
     request: {{method: GET, path: /billing/cgi-bin/charge}}
     expect: {{status: 200}}

@@ -109,6 +109,27 @@ pub(crate) fn traces(sandbox: &Sandbox, service: &str, name: &str) -> Vec<Value>
     traces.into_iter().flatten().collect()
 }
 
+/// `GET /user/users/7` through the gateway (`user` calls `http://item:8080` by name): the
+/// answer, then its trace once it has the mesh's hops (and `also`), checked with
+/// [`assert_mesh_spans_and_links`].
+pub(crate) fn user_calls_item_directly(
+    sandbox: &Sandbox,
+    also: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let answer = sandbox.get("/user/users/7");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json()["item"]["name"], "item 7", "{answer:?}");
+    let trace_id = answer.header("x-sandbox-trace-id").expect("a trace id");
+    let spans = sandbox.trace(trace_id, |spans| {
+        has_span(spans, "CLIENT", "gateway", "user")
+            && has_span(spans, "CLIENT", "user", "item")
+            && has_span(spans, "SERVER", "item", "user")
+            && also(spans)
+    });
+    assert_mesh_spans_and_links(sandbox, &spans);
+    spans
+}
+
 /// `user`'s call to `item` went through the mesh (its client span from `user`, its server span
 /// at `item`), and the dependency links gateway → user → item are there.
 pub(crate) fn assert_mesh_spans_and_links(sandbox: &Sandbox, spans: &[Value]) {
@@ -265,24 +286,16 @@ fn a_direct_call_by_service_name_is_traced_through_the_mesh() {
     let manifest = direct_chain(&project, "", "");
     let sandbox = Sandbox::up(project, &manifest, &[]);
 
-    let answer = sandbox.get("/user/users/7");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(answer.json()["item"]["name"], "item 7", "{answer:?}");
-    let trace_id = answer.header("x-sandbox-trace-id").expect("a trace id");
     // The proxy's spans are stored at once, the demo's own (the parents of the mesh's) come in
     // the background: one trace is whole when every span's parent is in it.
-    let spans = sandbox.trace(trace_id, |spans| {
-        has_span(spans, "CLIENT", "gateway", "user")
-            && has_span(spans, "CLIENT", "user", "item")
-            && has_span(spans, "SERVER", "item", "user")
-            && spans.iter().any(|span| span["name"] == "get /items/{id}")
+    let spans = user_calls_item_directly(&sandbox, |spans| {
+        spans.iter().any(|span| span["name"] == "get /items/{id}")
             && spans.iter().all(|span| {
                 span["parentId"]
                     .as_str()
                     .is_none_or(|parent| spans.iter().any(|other| other["id"] == parent))
             })
     });
-    assert_mesh_spans_and_links(&sandbox, &spans);
     let trace = serde_json::to_string(&spans).unwrap();
     assert!(has_span(&spans, "SERVER", "user", "gateway"), "{trace}");
     let metrics = sandbox.metrics();

@@ -18,33 +18,23 @@ use std::time::Duration;
 use sandbox_forwarder::wire::{Header, DIAL_CONNECTED};
 
 use crate::mesh::{
-    assert_mesh_spans_and_links, container, direct_chain, docker, echo, exec, sleeper, tag_number,
-    traces,
+    container, direct_chain, docker, echo, exec, sleeper, tag_number, traces,
+    user_calls_item_directly,
 };
 use crate::proxy::{has_span, Sandbox};
-use crate::util::{busybox_context, wait_until, Project};
+use crate::util::{cgi_service, wait_until, Project};
 
 /// What forces the host-gateway path.
 const FORCED: [(&str, &str); 1] = [("SANDBOX_MESH_REACH", "host")];
 
 /// A busybox httpd on 8080 whose `/cgi-bin/peer` answers with the address that called it.
 fn peer(project: &Project, name: &str) -> String {
-    let image = busybox_context(&project.path("bb"));
-    format!(
-        r#"  {name}:
-    image: {image}
-    build: ./bb
-    port: 8080
-    command:
-      - sh
-      - -c
-      - |
-        mkdir -p /www/cgi-bin
-        echo ok > /www/health
-        printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho "$$REMOTE_ADDR"\n' > /www/cgi-bin/peer
-        chmod +x /www/cgi-bin/peer
-        exec httpd -f -p 8080 -h /www
-"#
+    cgi_service(
+        project,
+        name,
+        "peer",
+        r#"#!/bin/sh\necho Content-Type: text/plain\necho\necho "$$REMOTE_ADDR"\n"#,
+        "",
     )
 }
 
@@ -109,16 +99,7 @@ fn forced_host_gateway_mesh_carries_the_direct_chain_and_an_l4_transfer() {
     );
 
     // L7: `user` calls `http://item:8080` by name.
-    let answer = sandbox.get("/user/users/7");
-    assert_eq!(answer.status, 200, "{answer:?}");
-    assert_eq!(answer.json()["item"]["name"], "item 7", "{answer:?}");
-    let trace_id = answer.header("x-sandbox-trace-id").expect("a trace id");
-    let spans = sandbox.trace(trace_id, |spans| {
-        has_span(spans, "CLIENT", "gateway", "user")
-            && has_span(spans, "CLIENT", "user", "item")
-            && has_span(spans, "SERVER", "item", "user")
-    });
-    assert_mesh_spans_and_links(&sandbox, &spans);
+    user_calls_item_directly(&sandbox, |_| true);
 
     // The replica was connected by its forwarder, not by the host: it sees the forwarder's
     // address, from a caller's call and from the gateway's.

@@ -306,6 +306,30 @@ pub fn httpd_service(project: &Project, name: &str, extra: &str) -> String {
     )
 }
 
+/// A service block (YAML, indented for `services:`) running busybox httpd on 8080 with a
+/// `/health` file and one CGI program, `/cgi-bin/{cgi}`, written by `printf '{script}'` (so `\n`
+/// ends its lines and `$$` is a `$`), built from the project's `bb/` context; `extra` is added to
+/// the block.
+pub fn cgi_service(project: &Project, name: &str, cgi: &str, script: &str, extra: &str) -> String {
+    let image = busybox_context(&project.path("bb"));
+    format!(
+        r#"  {name}:
+    image: {image}
+    build: ./bb
+    port: 8080
+{extra}    command:
+      - sh
+      - -c
+      - |
+        mkdir -p /www/cgi-bin
+        echo ok > /www/health
+        printf '{script}' > /www/cgi-bin/{cgi}
+        chmod +x /www/cgi-bin/{cgi}
+        exec httpd -f -p 8080 -h /www
+"#
+    )
+}
+
 /// Parses `sandbox ps --json`.
 pub fn ps_json(project: &Project) -> serde_json::Value {
     let run = project.run(&["--json", "ps"]);
