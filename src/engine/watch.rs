@@ -190,6 +190,31 @@ mod tests {
         }
     }
 
+    /// A watch over `list` with no engine events; cancel the token to stop it.
+    fn watching<L, F>(list: L) -> (ContainerWatch, CancellationToken)
+    where
+        L: Fn() -> F + Send + 'static,
+        F: std::future::Future<Output = Option<Vec<ObservedContainer>>> + Send + 'static,
+    {
+        let (sender, receiver) = watch::channel(None);
+        let (answer, answered) = watch::channel(0);
+        let requests = Arc::new(Requests::default());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(follow(
+            list,
+            || stream::pending().boxed(),
+            sender,
+            (requests.clone(), answer),
+            shutdown.clone(),
+        ));
+        let watch = ContainerWatch {
+            receiver,
+            requests,
+            answered,
+        };
+        (watch, shutdown)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_event_brings_a_new_listing_at_once_and_the_timer_one_later() {
         let lists = Arc::new(AtomicUsize::new(0));
@@ -270,33 +295,18 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_listing_already_under_way_does_not_count_as_fresh() {
         let lists = Arc::new(AtomicUsize::new(0));
-        let (sender, receiver) = watch::channel(None);
-        let (answer, answered) = watch::channel(0);
-        let requests = Arc::new(Requests::default());
-        let shutdown = CancellationToken::new();
         let counter = lists.clone();
-        tokio::spawn(follow(
-            move || {
-                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
-                async move {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    let state = if first { "running" } else { "exited" };
-                    Some(vec![container("item", state)])
-                }
-            },
-            || stream::pending().boxed(),
-            sender,
-            (requests.clone(), answer),
-            shutdown.clone(),
-        ));
+        let (watch, shutdown) = watching(move || {
+            let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let state = if first { "running" } else { "exited" };
+                Some(vec![container("item", state)])
+            }
+        });
         // The first listing starts, then a fresh one is asked for while it runs.
         tokio::task::yield_now().await;
         assert_eq!(lists.load(Ordering::SeqCst), 1);
-        let watch = ContainerWatch {
-            receiver,
-            requests,
-            answered,
-        };
         let listing = watch.fresh().await.expect("a listing");
         assert_eq!(
             listing[0].state, "exited",
@@ -308,26 +318,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refresh_gives_a_fresh_listing() {
         let lists = Arc::new(AtomicUsize::new(0));
-        let (sender, receiver) = watch::channel(None);
-        let (answer, answered) = watch::channel(0);
-        let requests = Arc::new(Requests::default());
-        let shutdown = CancellationToken::new();
         let counter = lists.clone();
-        tokio::spawn(follow(
-            move || {
-                counter.fetch_add(1, Ordering::SeqCst);
-                async { Some(Vec::new()) }
-            },
-            || stream::pending().boxed(),
-            sender,
-            (requests.clone(), answer),
-            shutdown.clone(),
-        ));
-        let watch = ContainerWatch {
-            receiver,
-            requests,
-            answered,
-        };
+        let (watch, shutdown) = watching(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Some(Vec::new()) }
+        });
         assert!(watch.fresh().await.is_some());
         let before = lists.load(Ordering::SeqCst);
         let started = tokio::time::Instant::now();
