@@ -15,6 +15,11 @@ pub const INTAKE: &str = "SANDBOX_MESH_INTAKE";
 pub const TOKEN: &str = "SANDBOX_MESH_TOKEN";
 /// Optional: a port on which the control plane asks the forwarder to dial (dial mode).
 pub const DIAL_PORT: &str = "SANDBOX_MESH_DIAL_PORT";
+/// Optional: the control plane's handoff socket (a Unix socket path in the container, mounted
+/// from the host), where HTTP connections are handed over whole instead of relayed.
+pub const HANDOFF: &str = "SANDBOX_MESH_HANDOFF";
+/// The longest path a Unix socket address holds (`sun_path`, less its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
 
 /// The longest service name or token taken: both travel in one header of at most
 /// [`crate::wire::MAX_LEN`] bytes.
@@ -29,6 +34,8 @@ pub struct Config {
     pub intake: Intake,
     pub token: Vec<u8>,
     pub dial_port: Option<u16>,
+    /// Where HTTP connections are handed over ([`HANDOFF`]); relayed to the intake without it.
+    pub handoff: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Config {
@@ -40,6 +47,7 @@ impl fmt::Debug for Config {
             .field("intake", &self.intake)
             .field("token", &"<redacted>")
             .field("dial_port", &self.dial_port)
+            .field("handoff", &self.handoff)
             .finish()
     }
 }
@@ -112,12 +120,17 @@ impl Config {
                 Some(port)
             }
         };
+        let handoff = match lookup(HANDOFF).filter(|value| !value.trim().is_empty()) {
+            None => None,
+            Some(value) => Some(handoff(value.trim())?),
+        };
         Ok(Config {
             service,
             ports,
             intake,
             token,
             dial_port,
+            handoff,
         })
     }
 }
@@ -154,6 +167,19 @@ fn ports(text: &str) -> Result<Vec<u16>, ConfigError> {
         return Err(error(PORTS, "names no port"));
     }
     Ok(ports)
+}
+
+fn handoff(text: &str) -> Result<std::path::PathBuf, ConfigError> {
+    if !text.starts_with('/') {
+        return Err(error(HANDOFF, format!("`{text}` is not an absolute path")));
+    }
+    if text.len() > MAX_SOCKET_PATH {
+        return Err(error(
+            HANDOFF,
+            format!("is longer than a Unix socket path may be ({MAX_SOCKET_PATH} bytes)"),
+        ));
+    }
+    Ok(std::path::PathBuf::from(text))
 }
 
 fn intake(text: &str) -> Result<Intake, ConfigError> {
@@ -206,7 +232,19 @@ mod tests {
         assert_eq!(config.intake.to_string(), "172.18.0.1:15002");
         assert_eq!(config.token, b"c0ffee");
         assert_eq!(config.dial_port, None);
+        assert_eq!(config.handoff, None);
         assert!(!format!("{config:?}").contains("c0ffee"));
+    }
+
+    #[test]
+    fn a_handoff_socket_is_an_absolute_path_short_enough_for_a_socket() {
+        let mut pairs = GOOD.to_vec();
+        pairs.push((HANDOFF, "/run/sandbox-mesh/intake.sock"));
+        let config = read(&pairs).unwrap();
+        assert_eq!(
+            config.handoff.as_deref(),
+            Some(std::path::Path::new("/run/sandbox-mesh/intake.sock"))
+        );
     }
 
     #[test]
@@ -224,7 +262,8 @@ mod tests {
 
     #[test]
     fn each_bad_or_missing_variable_is_named() {
-        let cases: [(&str, &str, &str); 9] = [
+        let long = format!("/{}", "a".repeat(MAX_SOCKET_PATH));
+        let cases: [(&str, &str, &str); 11] = [
             (SERVICE, "", "is missing"),
             (PORTS, "", "is missing"),
             (PORTS, ",", "names no port"),
@@ -234,6 +273,8 @@ mod tests {
             (INTAKE, "fd00::1:15002", "is not host:port"),
             (INTAKE, "host:99999", "`99999` is not a TCP port"),
             (TOKEN, " ", "is missing"),
+            (HANDOFF, "run/intake.sock", "is not an absolute path"),
+            (HANDOFF, &long, "is longer than a Unix socket path may be"),
         ];
         for (variable, value, problem) in cases {
             let mut pairs = GOOD.to_vec();

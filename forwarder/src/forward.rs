@@ -14,6 +14,12 @@
 //!   accepts, and reports which did and how the connection ended, so the bytes take the shortest
 //!   path and the control plane still decides and records every connection.
 //!
+//! With a handoff socket ([`Config::handoff`]: the control plane runs on the engine's host, which
+//! mounts the socket's folder into the forwarder) an HTTP caller's connection is not relayed at
+//! all: the header and the connection's descriptor go to the control plane in one message, and
+//! the control plane serves the caller's socket itself. When that fails the connection is
+//! relayed through the intake as above.
+//!
 //! When the intake cannot be reached the caller's connection is reset at once: a caller never
 //! hangs on a forwarder.
 //!
@@ -154,6 +160,12 @@ impl Forwarder {
             join(self.service_addresses()),
             config.intake
         ));
+        if let Some(socket) = &config.handoff {
+            log(format_args!(
+                "HTTP connections handed over on {}",
+                socket.display()
+            ));
+        }
         if config.dial_port.is_some() {
             log(format_args!(
                 "dial requests on {}",
@@ -260,6 +272,19 @@ fn forward(caller: TcpStream, shared: &Shared) {
         dial: false,
         sniffed: Some(sniffed),
     };
+    #[cfg(unix)]
+    if !l4 {
+        if let Some(socket) = &config.handoff {
+            match hand_over(socket, &header, &caller) {
+                // The control plane holds the connection now; this handle is only closed.
+                Ok(()) => return,
+                Err(error) => shared.throttle.log(format_args!(
+                    "cannot hand a connection to {} ({error}): relaying it through the intake",
+                    socket.display()
+                )),
+            }
+        }
+    }
     let intake = resolve::connect(&config.intake, shared.limits.connect_timeout)
         .and_then(|intake| (&intake).write_all(&header.encode()).map(|()| intake));
     let intake = match intake {
@@ -280,6 +305,16 @@ fn forward(caller: TcpStream, shared: &Shared) {
     } else {
         splice_pair(caller, intake, shared);
     }
+}
+
+/// Hands an HTTP caller's connection itself to the control plane over its handoff socket: the
+/// header and the connection's descriptor in one message. The control plane then reads and
+/// writes the caller's socket directly, so each request crosses one process fewer than when
+/// relayed through the intake.
+#[cfg(unix)]
+fn hand_over(socket: &std::path::Path, header: &Header, caller: &TcpStream) -> io::Result<()> {
+    let control = std::os::unix::net::UnixStream::connect(socket)?;
+    os::send_connection(&control, &header.encode(), caller)
 }
 
 /// An L4 caller: the intake's verdict read from `control`, the replicas it names connected in

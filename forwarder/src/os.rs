@@ -5,7 +5,9 @@
 //! - closing a connection with a reset (`SO_LINGER` 0), so a caller whose connection cannot be
 //!   handed on sees it refused at once rather than an orderly end;
 //! - moving a connection's bytes to another through a pipe inside the kernel (`splice(2)`),
-//!   without copying them through user space ([`Pipe`]).
+//!   without copying them through user space ([`Pipe`]);
+//! - handing a connection itself to another process over a Unix socket (`SCM_RIGHTS`,
+//!   [`send_connection`]).
 
 use std::io;
 use std::net::{Shutdown, TcpStream};
@@ -246,5 +248,144 @@ mod splice {
                 return Err(error);
             }
         }
+    }
+}
+
+/// Sends `header` and a duplicate of `connection`'s descriptor over `socket` in one message
+/// (`sendmsg(2)` with `SCM_RIGHTS`): the receiver then owns the caller's connection itself. The
+/// forwarder's own handle may be dropped once this returns; the connection stays open with the
+/// receiver's.
+#[cfg(unix)]
+pub fn send_connection(
+    socket: &std::os::unix::net::UnixStream,
+    header: &[u8],
+    connection: &TcpStream,
+) -> io::Result<()> {
+    rights::send(socket, header, connection)
+}
+
+/// `SCM_RIGHTS` where the kernel's structures have the layout of the 64-bit Linux ABIs engines run
+/// on (glibc's and musl's agree there).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod rights {
+    use std::io;
+    use std::net::TcpStream;
+    use std::os::fd::AsRawFd;
+    use std::os::raw::{c_int, c_void};
+    use std::os::unix::net::UnixStream;
+
+    const SOL_SOCKET: c_int = 1;
+    const SCM_RIGHTS: c_int = 1;
+    const MSG_NOSIGNAL: c_int = 0x4000;
+
+    #[repr(C)]
+    struct IoVec {
+        base: *const c_void,
+        len: usize,
+    }
+
+    #[repr(C)]
+    struct MsgHdr {
+        name: *mut c_void,
+        name_len: u32,
+        iov: *const IoVec,
+        iov_len: usize,
+        control: *mut c_void,
+        control_len: usize,
+        flags: c_int,
+    }
+
+    /// A `cmsghdr` with one descriptor after it: `CMSG_SPACE(sizeof(int))` bytes, 8-aligned.
+    #[repr(C, align(8))]
+    struct OneDescriptor {
+        len: usize,
+        level: c_int,
+        kind: c_int,
+        descriptor: c_int,
+        padding: c_int,
+    }
+
+    extern "C" {
+        fn sendmsg(socket: c_int, message: *const MsgHdr, flags: c_int) -> isize;
+    }
+
+    pub(super) fn send(
+        socket: &UnixStream,
+        header: &[u8],
+        connection: &TcpStream,
+    ) -> io::Result<()> {
+        if header.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a descriptor travels with at least one byte",
+            ));
+        }
+        let mut control = OneDescriptor {
+            // CMSG_LEN(sizeof(int)): the header, then the descriptor.
+            len: std::mem::size_of::<usize>()
+                + 2 * std::mem::size_of::<c_int>()
+                + std::mem::size_of::<c_int>(),
+            level: SOL_SOCKET,
+            kind: SCM_RIGHTS,
+            descriptor: connection.as_raw_fd(),
+            padding: 0,
+        };
+        let iov = IoVec {
+            base: header.as_ptr().cast(),
+            len: header.len(),
+        };
+        let message = MsgHdr {
+            name: std::ptr::null_mut(),
+            name_len: 0,
+            iov: &iov,
+            iov_len: 1,
+            control: (&mut control as *mut OneDescriptor).cast(),
+            control_len: std::mem::size_of::<OneDescriptor>(),
+            flags: 0,
+        };
+        loop {
+            // SAFETY: `message` points at live, correctly laid out structures for the call's
+            // duration; the kernel only reads them.
+            let sent = unsafe { sendmsg(socket.as_raw_fd(), &message, MSG_NOSIGNAL) };
+            if sent >= 0 {
+                // A Unix stream socket takes a message this small whole, or not at all.
+                return if sent as usize == header.len() {
+                    Ok(())
+                } else {
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the header was sent in part",
+                    ))
+                };
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(error);
+            }
+        }
+    }
+}
+
+#[cfg(all(
+    unix,
+    not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))
+))]
+mod rights {
+    /// Elsewhere connections are not handed over (the intake's TCP path serves).
+    pub(super) fn send(
+        _socket: &std::os::unix::net::UnixStream,
+        _header: &[u8],
+        _connection: &std::net::TcpStream,
+    ) -> std::io::Result<()> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "handing connections over needs Linux",
+        ))
     }
 }

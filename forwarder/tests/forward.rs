@@ -32,6 +32,7 @@ fn config(intake: SocketAddr) -> Config {
         },
         token: TOKEN.to_vec(),
         dial_port: Some(0),
+        handoff: None,
     }
 }
 
@@ -131,6 +132,26 @@ fn an_http_caller_is_handed_on_with_its_header_and_bytes_pass_both_ways() {
     // The caller's half-close travels on; the echo's end comes back.
     caller.shutdown(Shutdown::Write).unwrap();
     assert!(ends_within(caller) < WAIT);
+}
+
+#[test]
+fn an_http_caller_is_relayed_through_the_intake_when_the_handoff_socket_is_not_there() {
+    let (intake, headers) = echoing_intake();
+    let folder = std::env::temp_dir().join(format!("forwarder-handoff-{}", std::process::id()));
+    let config = Config {
+        handoff: Some(folder.join("missing.sock")),
+        ..config(intake)
+    };
+    let (service, _) = start(config, Limits::default());
+    let mut caller = TcpStream::connect(service).unwrap();
+    caller.write_all(REQUEST).unwrap();
+    let mut answer = vec![0u8; REQUEST.len()];
+    caller.read_exact(&mut answer).unwrap();
+    assert_eq!(answer, REQUEST, "the intake's echo");
+    assert_eq!(
+        headers.recv_timeout(WAIT).unwrap().sniffed,
+        Some(Sniffed::Http)
+    );
 }
 
 /// What an L4 intake saw: the header and the forwarder's reports.

@@ -2,7 +2,8 @@
 //! its connection headers and the mesh intake checks. Made once per project and kept, mode 0600,
 //! in `mesh/<project>.token` in sandbox's data folder (beside the CA; `SANDBOX_DATA_DIR` moves
 //! it), so a re-up and a detached control plane read the same token and forwarders are not
-//! recreated for nothing. `down` removes it. The token is never printed.
+//! recreated for nothing. `down` removes it. The token is never printed. Beside it, the folder of
+//! the project's handoff socket ([`handoff_folder`]), also removed by `down`.
 
 use std::path::{Path, PathBuf};
 
@@ -39,6 +40,28 @@ pub fn mesh_token(project: &str) -> Result<String, MeshTokenError> {
 pub fn remove_mesh_token(project: &str) -> Result<(), MeshTokenError> {
     let path = token_path(&folder()?, project)?;
     match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(MeshTokenError::Folder(CaError::Write {
+                path,
+                source: error,
+            }))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The folder of `project`'s mesh handoff socket (`proxy::handoff`): `mesh/handoff/<project>` in
+/// sandbox's data folder. The control plane makes it (private to the user) and binds the socket
+/// there; forwarders get the folder mounted. Not made here.
+pub fn handoff_folder(project: &str) -> Result<PathBuf, MeshTokenError> {
+    token_path(&folder()?, project)?;
+    Ok(folder()?.join("handoff").join(project))
+}
+
+/// Removes `project`'s handoff folder (its forwarders are gone); nothing when it has none.
+pub fn remove_handoff_folder(project: &str) -> Result<(), MeshTokenError> {
+    let path = handoff_folder(project)?;
+    match std::fs::remove_dir_all(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             Err(MeshTokenError::Folder(CaError::Write {
                 path,

@@ -160,7 +160,15 @@ impl ControlPlane {
                 otlp_http: otlp.http,
             },
             host_gateway,
-        );
+        )
+        .with_handoff(wiring::handoff_folder(
+            docker,
+            &manifest.project,
+            host_gateway,
+        ));
+        if let Some(folder) = &side.handoff {
+            listen_handoff(&workers, folder).await;
+        }
         let mut zipkin_listeners = vec![zipkin_local];
         if let Some(ip) = host_gateway.listen_address() {
             let (zipkin, otlp_http) =
@@ -412,6 +420,30 @@ impl ControlPlane {
         }
         self.spans.finish().await;
     }
+}
+
+/// The mesh's handoff socket in `folder` (made private to the user first), served by the
+/// workers. Forwarders relay through the intake's port when it is not there, so a failure is
+/// only logged.
+async fn listen_handoff(workers: &Workers, folder: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        let socket = folder.join(crate::proxy::handoff::SOCKET_NAME);
+        let listening = match crate::ca::folder::create_private_dir(folder, true) {
+            Ok(()) => workers.listen_handoff(&socket).await,
+            Err(error) => Err(std::io::Error::other(error.to_string())),
+        };
+        match listening {
+            Ok(()) => tracing::debug!(socket = %socket.display(), "mesh handoff socket listening"),
+            Err(error) => tracing::warn!(
+                %error,
+                socket = %socket.display(),
+                "forwarders relay HTTP through the mesh intake: no handoff socket"
+            ),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (workers, folder);
 }
 
 /// The mesh and its intake on the gateway address `ip` of a network, served by the workers.

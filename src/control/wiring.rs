@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use crate::engine::docker::{Docker, NetworkInfo};
 use crate::engine::mesh::Intake;
@@ -51,6 +52,9 @@ pub struct ContainerSide {
     /// Where the engine's host-gateway name arrives: the mesh works through it when it arrives
     /// where the control plane listens.
     pub host_gateway: HostGateway,
+    /// The folder of the project's handoff socket ([`handoff_folder`]), mounted into forwarders
+    /// that reach the intake on a gateway address: they hand HTTP connections over whole.
+    pub handoff: Option<PathBuf>,
 }
 
 /// Where a container's connection to the engine's host-gateway name (`host.docker.internal`)
@@ -112,6 +116,28 @@ impl HostGateway {
     }
 }
 
+/// The folder of `project`'s handoff socket (`proxy::handoff`), where forwarders can use one:
+/// the engine runs on this host's kernel (a local socket, not Docker Desktop's VM: a descriptor
+/// cannot cross into it; not the forced host-gateway path, which stands for Desktop) and the
+/// socket's path fits a Unix socket address. A function of the engine and the project only, so
+/// the control plane and a re-up give forwarders the same mount.
+pub fn handoff_folder(
+    docker: &Docker,
+    project: &str,
+    host_gateway: HostGateway,
+) -> Option<PathBuf> {
+    let local = docker.endpoint().starts_with("unix://");
+    if !local || host_gateway != HostGateway::Elsewhere {
+        return None;
+    }
+    let folder = crate::control::mesh_token::handoff_folder(project).ok()?;
+    let socket = folder.join(crate::proxy::handoff::SOCKET_NAME);
+    (socket.as_os_str().len() <= MAX_SOCKET_PATH).then_some(folder)
+}
+
+/// The longest path a Unix socket address holds (`sun_path`, less its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
 /// The control plane's ports on the host's loopback: for `network_mode: host` containers, and
 /// through the engine's host-gateway name for containers on no network with a bound gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +173,15 @@ impl ContainerSide {
             shared,
             loopback,
             host_gateway,
+            handoff: None,
+        }
+    }
+
+    /// This side with forwarders handing connections over on the socket in `folder`.
+    pub fn with_handoff(self, folder: Option<PathBuf>) -> ContainerSide {
+        ContainerSide {
+            handoff: folder,
+            ..self
         }
     }
 
@@ -304,11 +339,13 @@ fn intake(reach: Reach, side: &ContainerSide) -> Option<Intake> {
             address: SocketAddr::new(ip, MESH_INTAKE_PORT).to_string(),
             extra_hosts: Vec::new(),
             dial: false,
+            handoff: side.handoff.clone(),
         }),
         Reach::HostGateway if side.host_gateway.meshes() => Some(Intake {
             address: format!("{HOST_GATEWAY_NAME}:{}", side.loopback.intake),
             extra_hosts: vec![format!("{HOST_GATEWAY_NAME}:host-gateway")],
             dial: true,
+            handoff: None,
         }),
         Reach::HostGateway | Reach::Loopback | Reach::Nothing => None,
     }
@@ -360,6 +397,7 @@ mod tests {
                 otlp_http: 41002,
             },
             host_gateway: HostGateway::Elsewhere,
+            handoff: None,
         }
     }
 
@@ -383,6 +421,23 @@ mod tests {
             "http://172.18.0.1:9411/"
         );
         assert_eq!(environment["OTEL_TRACES_EXPORTER"], "zipkin");
+    }
+
+    #[test]
+    fn forwarders_on_a_gateway_get_the_handoff_folder_and_host_gateway_ones_do_not() {
+        let folder = PathBuf::from("/home/dev/.local/share/sandbox/mesh/handoff/shop");
+        let on_gateway = side(&[("shop_default", "172.18.0.1")]).with_handoff(Some(folder.clone()));
+        let on_linux = wiring(&manifest(), &on_gateway);
+        assert_eq!(on_linux.mesh_intake["user"].handoff.as_ref(), Some(&folder));
+        let desktop = ContainerSide {
+            host_gateway: HostGateway::Loopback,
+            ..side(&[]).with_handoff(Some(folder))
+        };
+        let on_desktop = wiring(&manifest(), &desktop);
+        assert_eq!(
+            on_desktop.mesh_intake["user"].handoff, None,
+            "a descriptor cannot cross into Docker Desktop's VM"
+        );
     }
 
     #[test]
@@ -544,6 +599,7 @@ services:
                 address: "10.2.0.1:15002".to_string(),
                 extra_hosts: Vec::new(),
                 dial: false,
+                handoff: None,
             })
         );
         assert_eq!(

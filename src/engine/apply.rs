@@ -937,6 +937,9 @@ pub async fn down(
     if let Err(error) = crate::control::mesh_token::remove_mesh_token(project) {
         tracing::warn!(%error, "cannot remove the project's mesh token");
     }
+    if let Err(error) = crate::control::mesh_token::remove_handoff_folder(project) {
+        tracing::warn!(%error, "cannot remove the project's mesh handoff folder");
+    }
     for network in docker.labelled_networks(Some(project)).await? {
         docker.remove_network(&network).await?;
         events.emit(crate::events::Event::Resource {

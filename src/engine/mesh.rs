@@ -17,7 +17,9 @@ use std::fmt;
 
 use super::labels;
 use super::spec::{ContainerSpec, Endpoint};
-use crate::manifest::{by_priority, Manifest, NetworkMode, PortPublish, RestartPolicy, Service};
+use crate::manifest::{
+    by_priority, Manifest, NetworkMode, PortPublish, RestartPolicy, Service, VolumeMount,
+};
 
 /// The service a forwarder stands for.
 pub const SERVICE_VARIABLE: &str = "SANDBOX_MESH_SERVICE";
@@ -34,6 +36,10 @@ pub const DIAL_PORT_VARIABLE: &str = "SANDBOX_MESH_DIAL_PORT";
 pub const DIAL_PORT_LABEL: &str = "dev.sandbox.mesh-dial-port";
 /// The dial port a forwarder takes unless its service listens there ([`dial_port`]).
 pub const DIAL_PORT: u16 = 15003;
+/// Where the handoff socket it uses ([`Intake::handoff`]) is: a Unix socket path in the container.
+pub const HANDOFF_VARIABLE: &str = "SANDBOX_MESH_HANDOFF";
+/// Where the handoff socket's folder is mounted in a forwarder.
+pub const HANDOFF_FOLDER: &str = "/run/sandbox-mesh";
 /// Forces the path of engines whose host cannot reach containers on an engine whose host can
 /// (`host`): forwarders reach the control plane through the engine's host-gateway name and
 /// dial for it. For testing that path on Linux; any other value, or none, changes nothing.
@@ -54,6 +60,9 @@ pub struct Intake {
     /// The control plane cannot connect container addresses: the forwarder listens on a dial
     /// port too, published on the host's loopback, and connects replicas for it.
     pub dial: bool,
+    /// The host folder of the control plane's handoff socket (`proxy::handoff`), mounted at
+    /// [`HANDOFF_FOLDER`]: the forwarder hands HTTP connections over whole on it.
+    pub handoff: Option<std::path::PathBuf>,
 }
 
 /// Whether a service is meshed.
@@ -201,6 +210,22 @@ pub fn forwarder_spec(
         // Loopback only, on a port the engine picks: the control plane alone dials.
         publishes.push(PortPublish::new("127.0.0.1", None, dial, "tcp"));
     }
+    let mut volumes = Vec::new();
+    if let Some(folder) = &inputs.intake.handoff {
+        environment.insert(
+            HANDOFF_VARIABLE,
+            format!("{HANDOFF_FOLDER}/{}", crate::proxy::handoff::SOCKET_NAME),
+        );
+        volumes.push(VolumeMount::Bind {
+            source: folder.clone(),
+            target: HANDOFF_FOLDER.to_string(),
+            read_only: false,
+            // The control plane makes it (private to the user) before any forwarder.
+            create_host_path: true,
+            propagation: None,
+            selinux: None,
+        });
+    }
     let networks = forwarder_endpoints(manifest, service);
     let network_mode = match service.network_mode {
         NetworkMode::Bridge => "bridge".to_string(),
@@ -223,7 +248,7 @@ pub fn forwarder_spec(
             .collect(),
         labels: container_labels,
         publishes,
-        volumes: Vec::new(),
+        volumes,
         network_mode,
         networks,
         links: Vec::new(),
@@ -382,6 +407,7 @@ networks:
             address: "10.5.0.1:15002".to_string(),
             extra_hosts: Vec::new(),
             dial: false,
+            handoff: None,
         }
     }
 
@@ -442,6 +468,7 @@ networks:
             address: "host.docker.internal:41234".to_string(),
             extra_hosts: vec!["host.docker.internal:host-gateway".to_string()],
             dial: true,
+            handoff: None,
         };
         let spec = forwarder_spec(
             &manifest,
@@ -474,6 +501,41 @@ networks:
         );
         assert_eq!(spec.labels[labels::PROJECT], "shop");
         assert!(!spec.labels.contains_key(labels::REPLICA));
+    }
+
+    #[test]
+    fn a_forwarder_with_a_handoff_folder_has_it_mounted_and_is_told_the_socket() {
+        let manifest = load(NETWORKS);
+        let intake = Intake {
+            handoff: Some("/home/dev/.local/share/sandbox/mesh/handoff/shop".into()),
+            ..intake()
+        };
+        let spec = forwarder_spec(
+            &manifest,
+            &manifest.services["api"],
+            &[8080],
+            inputs(&intake),
+        );
+        assert!(spec
+            .environment
+            .contains(&"SANDBOX_MESH_HANDOFF=/run/sandbox-mesh/intake.sock".to_string()));
+        assert_eq!(
+            spec.volumes,
+            [VolumeMount::Bind {
+                source: "/home/dev/.local/share/sandbox/mesh/handoff/shop".into(),
+                target: "/run/sandbox-mesh".to_string(),
+                read_only: false,
+                create_host_path: true,
+                propagation: None,
+                selinux: None,
+            }]
+        );
+        let without = forwarder_of(NETWORKS, "api", &[8080]);
+        assert!(without.volumes.is_empty());
+        assert!(!without
+            .environment
+            .iter()
+            .any(|variable| variable.starts_with("SANDBOX_MESH_HANDOFF=")));
     }
 
     #[test]

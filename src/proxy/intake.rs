@@ -12,7 +12,9 @@
 //!
 //! The forwarder sniffs and says what it found in the header's sniffed TLV; then an L4
 //! connection's bytes never come here: the intake answers with the replicas to connect and
-//! follows the forwarder's reports (`l4::serve_remote`). A header without the TLV (a forwarder
+//! follows the forwarder's reports (`l4::serve_remote`). A forwarder on the engine's host hands
+//! an HTTP connection over whole instead ([`super::handoff`], [`serve_handoff`]): the same header,
+//! checked the same way, then the caller's own socket served here. A header without the TLV (a forwarder
 //! image from before it) is sniffed here ([`sniff`]: the caller's bytes peeked, left unread) and
 //! an L4 connection spliced here (`l4::serve`).
 
@@ -75,6 +77,61 @@ pub(super) async fn serve_connection(
             return;
         }
     };
+    serve_accepted(shared, stream, header, limits, shutdown).await;
+}
+
+/// Serves a connection handed over on the handoff socket ([`super::handoff`]): its header read
+/// and checked as on the intake's port (in time, bounded, the token), then the caller's
+/// connection that came with it served as a relayed one is. The forwarder hands over only what
+/// it sniffed as HTTP.
+#[cfg(unix)]
+pub(super) async fn serve_handoff(
+    shared: Arc<Shared>,
+    handoff: tokio::net::UnixStream,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let received = tokio::time::timeout(HEADER_TIMEOUT, super::handoff::receive(&handoff)).await;
+    drop(handoff);
+    let checked = match received {
+        Err(_) => Err(Refusal::Timeout),
+        Ok(Err(error)) => {
+            tracing::debug!(target: "sandbox::proxy", %error, "mesh handoff not taken");
+            Err(Refusal::Header)
+        }
+        Ok(Ok((header, stream))) if header.sniffed == Some(Sniffed::Http) => {
+            check(&shared, &header).map(|()| (header, stream))
+        }
+        Ok(Ok(_)) => Err(Refusal::Header),
+    };
+    let (header, stream) = match checked.and_then(|(header, stream)| {
+        TcpStream::from_std(stream)
+            .map(|stream| (header, stream))
+            .map_err(|_| Refusal::Header)
+    }) {
+        Ok(taken) => taken,
+        Err(refusal) => {
+            shared.metrics.record_intake_refusal(refusal.reason());
+            tracing::debug!(target: "sandbox::proxy", reason = refusal.reason(), "mesh handoff refused");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    shared
+        .metrics
+        .intake_handoffs
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    serve_accepted(shared, stream, header, limits, shutdown).await;
+}
+
+/// Serves a forwarder's connection whose header has been taken: HTTP at L7, anything else at L4.
+async fn serve_accepted(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    header: Header,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
     let caller = shared.caller(header.source.ip());
     let called = Called {
         service: header.service.as_str().into(),
@@ -121,6 +178,13 @@ async fn accept(shared: &Shared, stream: &mut TcpStream) -> Result<Header, Refus
     let header = tokio::time::timeout(HEADER_TIMEOUT, read_header(stream))
         .await
         .map_err(|_| Refusal::Timeout)??;
+    check(shared, &header)?;
+    Ok(header)
+}
+
+/// Whether a header read is one the intake takes: a forwarder's (not a dial request) with the
+/// sandbox's token.
+fn check(shared: &Shared, header: &Header) -> Result<(), Refusal> {
     if header.dial {
         return Err(Refusal::Header);
     }
@@ -128,7 +192,7 @@ async fn accept(shared: &Shared, stream: &mut TcpStream) -> Result<Header, Refus
     if !wire::token_matches(&token, &header.token) {
         return Err(Refusal::Token);
     }
-    Ok(header)
+    Ok(())
 }
 
 /// The header, its bytes consumed and nothing after them: what follows is the caller's.

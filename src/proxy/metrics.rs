@@ -48,6 +48,8 @@ pub struct Metrics {
     pub(crate) open_intake: AtomicI64,
     /// Intake connections refused before any byte went upstream, by reason.
     intake_refusals: Mutex<BTreeMap<&'static str, u64>>,
+    /// Callers' connections handed over whole on the handoff socket (`proxy::handoff`).
+    pub(crate) intake_handoffs: AtomicU64,
     /// L4 connections through the intake, by service.
     l4: Mutex<BTreeMap<String, L4Series>>,
     pub(crate) refused_connections: AtomicU64,
@@ -306,6 +308,11 @@ impl Metrics {
                 "sandbox_proxy_intake_refusals_total{{reason=\"{reason}\"}} {count}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP sandbox_proxy_intake_handoffs_total Callers' HTTP connections forwarders handed over whole (not relayed through the intake port).\n# TYPE sandbox_proxy_intake_handoffs_total counter\nsandbox_proxy_intake_handoffs_total {}",
+            self.intake_handoffs.load(Ordering::Relaxed)
+        );
         let l4 = self.l4.lock().unwrap_or_else(|poison| poison.into_inner());
         out.push_str("# HELP sandbox_proxy_l4_connections_total L4 (TCP) connections through the mesh, by service and how they ended.\n# TYPE sandbox_proxy_l4_connections_total counter\n");
         for (service, entry) in l4.iter() {

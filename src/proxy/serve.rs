@@ -8,7 +8,9 @@
 //! path. On a gateway with TLS configured, a connection that opens with a TLS handshake goes to
 //! [`super::tls`] (and from there to hyper) before any of this. On the mesh intake, a
 //! connection starts with a forwarder's PROXY header and is served by [`super::intake`], which
-//! comes back here ([`serve_http`]) for HTTP and splices other bytes ([`super::l4`]).
+//! comes back here ([`serve_http`]) for HTTP and splices other bytes ([`super::l4`]); on the
+//! mesh's handoff socket each connection brings a header and a caller's connection itself
+//! ([`super::handoff`]), served by the intake the same way.
 
 use std::io;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,16 +29,48 @@ use super::{Limits, Metrics, Shared};
 /// How long in-flight requests get to finish after shutdown is asked for.
 const GRACE: Duration = Duration::from_secs(5);
 
+/// What a listener serves connections from.
+pub enum Listening {
+    /// A TCP port.
+    Tcp(TcpListener),
+    /// The mesh's handoff socket ([`super::handoff`]): each connection on it brings a caller's.
+    #[cfg(unix)]
+    Handoff(tokio::net::UnixListener),
+}
+
+/// A connection as accepted.
+enum Accepted {
+    Tcp(TcpStream, std::net::SocketAddr),
+    #[cfg(unix)]
+    Handoff(tokio::net::UnixStream),
+}
+
+impl Listening {
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Listening::Tcp(listener) => {
+                let (stream, peer) = listener.accept().await?;
+                Ok(Accepted::Tcp(stream, peer))
+            }
+            #[cfg(unix)]
+            Listening::Handoff(listener) => {
+                let (stream, _) = listener.accept().await?;
+                Ok(Accepted::Handoff(stream))
+            }
+        }
+    }
+}
+
 pub async fn serve(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: Listening,
     shutdown: CancellationToken,
     kind: Listener,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     let open = open_connections(&shared.metrics, kind);
     loop {
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -57,9 +91,23 @@ pub async fn serve(
                 .metrics
                 .refused_connections
                 .fetch_add(1, Ordering::Relaxed);
-            drop(stream);
+            drop(accepted);
             continue;
         }
+        let (stream, peer) = match accepted {
+            Accepted::Tcp(stream, peer) => (stream, peer),
+            #[cfg(unix)]
+            Accepted::Handoff(handoff) => {
+                let shared = shared.clone();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    let metrics = shared.metrics.clone();
+                    let _open = OpenConnection::new(open_connections(&metrics, kind));
+                    super::intake::serve_handoff(shared, handoff, limits, shutdown).await;
+                });
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         // On the intake, the caller is known from the PROXY header (`intake`).
         let caller = match kind {

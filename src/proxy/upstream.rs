@@ -575,6 +575,7 @@ mod tests {
                 },
                 token: token.to_vec(),
                 dial_port: Some(0),
+                handoff: None,
             },
             Limits::default(),
         )

@@ -32,9 +32,30 @@ pub enum WorkerError {
 
 /// One listening socket handed to a worker, what it serves, and where to say it is being served.
 struct Assignment {
-    listener: std::net::TcpListener,
+    listener: Socket,
     kind: Listener,
     served: oneshot::Sender<io::Result<()>>,
+}
+
+/// A listening socket as bound, before a worker's runtime takes it.
+enum Socket {
+    Tcp(std::net::TcpListener),
+    #[cfg(unix)]
+    Handoff(std::os::unix::net::UnixListener),
+}
+
+impl Socket {
+    fn into_listening(self) -> io::Result<serve::Listening> {
+        Ok(match self {
+            Socket::Tcp(listener) => {
+                serve::Listening::Tcp(tokio::net::TcpListener::from_std(listener)?)
+            }
+            #[cfg(unix)]
+            Socket::Handoff(listener) => {
+                serve::Listening::Handoff(tokio::net::UnixListener::from_std(listener)?)
+            }
+        })
+    }
 }
 
 /// Running data-plane workers. [`Workers::listen_gateway`] and [`Workers::listen_mesh`] add
@@ -108,6 +129,19 @@ impl Workers {
         self.listen(address, Listener::Intake).await
     }
 
+    /// Serves the mesh's handoff socket ([`Proxy::serve_handoff`]) at `path` on every worker (one
+    /// socket, which each accepts from), replacing a stale one left there.
+    #[cfg(unix)]
+    pub async fn listen_handoff(&self, path: &std::path::Path) -> io::Result<()> {
+        let listener = super::handoff::bind(path)?;
+        let mut sockets = Vec::with_capacity(self.count());
+        for _ in 1..self.count() {
+            sockets.push(Socket::Handoff(listener.try_clone()?));
+        }
+        sockets.push(Socket::Handoff(listener));
+        self.assign(sockets, Listener::Intake).await
+    }
+
     async fn listen(&self, address: SocketAddr, kind: Listener) -> io::Result<SocketAddr> {
         let listeners = match kind {
             // On a network's gateway, which may come up only with its first container (Podman).
@@ -115,6 +149,13 @@ impl Workers {
             Listener::Gateway => bind(address, self.count())?,
         };
         let address = listeners[0].local_addr()?;
+        self.assign(listeners.into_iter().map(Socket::Tcp).collect(), kind)
+            .await?;
+        Ok(address)
+    }
+
+    /// Gives each worker one of `listeners` (one per worker) and waits until all serve them.
+    async fn assign(&self, listeners: Vec<Socket>, kind: Listener) -> io::Result<()> {
         let mut replies = Vec::with_capacity(listeners.len());
         for (worker, (listener, assign)) in listeners.into_iter().zip(&self.assign).enumerate() {
             let (served, reply) = oneshot::channel();
@@ -131,7 +172,7 @@ impl Workers {
         for (worker, reply) in replies {
             reply.await.map_err(|_| stopped(worker))??;
         }
-        Ok(address)
+        Ok(())
     }
 
     /// Waits until every worker has stopped (after shutdown and its grace period); the first
@@ -217,7 +258,7 @@ async fn run(
             () = shutdown.cancelled() => break,
             assignment = assignments.recv(), if open => match assignment {
                 Some(Assignment { listener, kind, served }) => {
-                    match tokio::net::TcpListener::from_std(listener) {
+                    match listener.into_listening() {
                         Ok(listener) => {
                             serving.spawn(serve::serve(shared.clone(), listener, shutdown.clone(), kind));
                             let _ = served.send(Ok(()));

@@ -305,6 +305,19 @@ fn a_direct_call_by_service_name_is_traced_through_the_mesh() {
         ),
         "{metrics}"
     );
+    // On a Linux engine the forwarder hands the caller's connection to the control plane whole
+    // (`proxy::handoff`) rather than relaying it through the intake's port.
+    assert!(handoffs(&sandbox) >= 1, "{metrics}");
+}
+
+/// How many callers' connections forwarders handed over whole (`sandbox_proxy_intake_handoffs_total`).
+pub(crate) fn handoffs(sandbox: &Sandbox) -> u64 {
+    let metrics = sandbox.metrics();
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("sandbox_proxy_intake_handoffs_total "))
+        .and_then(|count| count.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no handoff counter in {metrics}"))
 }
 
 #[test]

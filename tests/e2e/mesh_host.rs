@@ -18,7 +18,7 @@ use std::time::Duration;
 use sandbox_forwarder::wire::{Header, DIAL_CONNECTED};
 
 use crate::mesh::{
-    container, direct_chain, docker, echo, exec, sleeper, tag_number, traces,
+    container, direct_chain, docker, echo, exec, handoffs, sleeper, tag_number, traces,
     user_calls_item_directly,
 };
 use crate::proxy::{has_span, Sandbox};
@@ -98,8 +98,14 @@ fn forced_host_gateway_mesh_carries_the_direct_chain_and_an_l4_transfer() {
         "published on loopback only: {dial}"
     );
 
-    // L7: `user` calls `http://item:8080` by name.
+    // L7: `user` calls `http://item:8080` by name, relayed through the intake's port (a
+    // descriptor cannot cross into Docker Desktop's VM, so there is no handoff socket).
     user_calls_item_directly(&sandbox, |_| true);
+    assert_eq!(handoffs(&sandbox), 0);
+    assert!(
+        !environment.contains("SANDBOX_MESH_HANDOFF"),
+        "{environment}"
+    );
 
     // The replica was connected by its forwarder, not by the host: it sees the forwarder's
     // address, from a caller's call and from the gateway's.

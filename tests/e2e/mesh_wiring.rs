@@ -101,6 +101,30 @@ fn a_meshed_services_names_move_to_its_forwarder_and_down_removes_it() {
         std::fs::read_to_string(&token_file).expect("the stored token"),
         token
     );
+    // The handoff socket's folder, private to the user, mounted where the variable points.
+    let handoff = data.path().join("mesh").join("handoff").join(name.as_str());
+    assert_eq!(
+        variable("SANDBOX_MESH_HANDOFF"),
+        "/run/sandbox-mesh/intake.sock"
+    );
+    let mounts = forwarder["Mounts"].as_array().cloned().unwrap_or_default();
+    assert!(
+        mounts.iter().any(
+            |mount| mount["Source"] == handoff.to_string_lossy().as_ref()
+                && mount["Destination"] == "/run/sandbox-mesh"
+        ),
+        "{mounts:?}"
+    );
+    {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let folder_mode = std::fs::metadata(&handoff)
+            .expect("the folder")
+            .permissions()
+            .mode();
+        assert_eq!(folder_mode & 0o777, 0o700);
+        let socket = std::fs::metadata(handoff.join("intake.sock")).expect("the socket");
+        assert!(socket.file_type().is_socket());
+    }
 
     let forwarder_aliases = strings(&forwarder["NetworkSettings"]["Networks"][&network]["Aliases"]);
     for alias in ["item", "catalogue"] {
@@ -152,4 +176,5 @@ fn a_meshed_services_names_move_to_its_forwarder_and_down_removes_it() {
     );
     assert_eq!(project.leftovers(), Vec::<String>::new());
     assert!(!token_file.exists(), "`down` removes the token");
+    assert!(!handoff.exists(), "`down` removes the handoff folder");
 }

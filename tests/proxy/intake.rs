@@ -221,6 +221,111 @@ async fn a_callee_with_no_replica_gets_the_friendly_503() {
     assert!(answer.body.contains("`item`"), "{}", answer.body);
 }
 
+/// A proxy from `yaml` as [`start_intake`] makes it, serving a handoff socket (in a folder the
+/// caller keeps) instead of the intake's port.
+async fn start_handoff(
+    yaml: &str,
+    replicas: &[(&str, [u8; 4])],
+) -> (Running, std::sync::Arc<Spans>, tempfile::TempDir) {
+    let (running, spans, _intake) = start_intake(yaml, replicas).await;
+    let folder = tempfile::tempdir().expect("folder");
+    let socket = folder.path().join(sandbox::proxy::handoff::SOCKET_NAME);
+    let listener = sandbox::proxy::handoff::bind(&socket).expect("bind the handoff socket");
+    let listener = tokio::net::UnixListener::from_std(listener).expect("tokio");
+    tokio::spawn(
+        running
+            .proxy
+            .clone()
+            .serve_handoff(listener, running.shutdown.clone()),
+    );
+    (running, spans, folder)
+}
+
+/// What a forwarder with a handoff socket does with an HTTP caller: accepts the caller's
+/// connection and hands it to the socket in `folder` with a header for `service` on `port`.
+/// Returns the caller's end.
+async fn hand_over(folder: &std::path::Path, service: &str, port: u16, token: &[u8]) -> TcpStream {
+    let forwarder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let caller =
+        std::net::TcpStream::connect(forwarder.local_addr().expect("address")).expect("connect");
+    let (accepted, _) = forwarder.accept().expect("accept");
+    let header = Header {
+        source: CALLER.parse().expect("address"),
+        destination: SocketAddr::from(([127, 0, 0, 1], port)),
+        token: token.to_vec(),
+        service: service.into(),
+        dial: false,
+        sniffed: Some(Sniffed::Http),
+    };
+    let socket =
+        std::os::unix::net::UnixStream::connect(folder.join(sandbox::proxy::handoff::SOCKET_NAME))
+            .expect("connect the handoff socket");
+    sandbox_forwarder::os::send_connection(&socket, &header.encode(), &accepted)
+        .expect("hand over");
+    // The forwarder's handles go: the control plane's is the connection's only one now.
+    drop((socket, accepted));
+    caller.set_nonblocking(true).expect("non-blocking");
+    TcpStream::from_std(caller).expect("tokio")
+}
+
+both_paths!(a_handed_over_connection_reaches_the_replica_with_the_caller_known);
+async fn a_handed_over_connection_reaches_the_replica_with_the_caller_known() {
+    let one = TestUpstream::start("one").await;
+    let (running, spans, folder) = start_handoff(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let port = one.address.port();
+    let stream = hand_over(folder.path(), "item", port, TOKEN).await;
+    let answer = request(stream, port, "/items/7").await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["upstream"], "one");
+    assert_eq!(answer.json()["path"], "/items/7");
+    assert_eq!(answer.header("x-sandbox-upstream"), "item-1");
+    let recorded = spans.take();
+    let server = span(&recorded, SpanKind::Server);
+    assert_eq!(server.remote_replica.as_deref(), Some("user-1"));
+    assert_eq!(
+        server.remote_address,
+        Some(CALLER.parse().expect("address"))
+    );
+    let client = span(&recorded, SpanKind::Client);
+    assert_eq!(client.remote_address, Some(one.address));
+    let metrics = running.proxy.metrics().render();
+    assert!(
+        metrics.contains("sandbox_proxy_intake_handoffs_total 1\n"),
+        "{metrics}"
+    );
+}
+
+l4_only!(a_handoff_with_a_wrong_token_or_a_bad_header_is_refused_and_counted);
+async fn a_handoff_with_a_wrong_token_or_a_bad_header_is_refused_and_counted() {
+    let one = TestUpstream::start("one").await;
+    let (running, spans, folder) = start_handoff(ITEM, &[("item-1", [127, 0, 0, 1])]).await;
+    let port = one.address.port();
+    let stream = hand_over(folder.path(), "item", port, b"fedcba9876543210").await;
+    closed_within(stream).await;
+    // Bytes without a connection.
+    let mut socket =
+        tokio::net::UnixStream::connect(folder.path().join(sandbox::proxy::handoff::SOCKET_NAME))
+            .await
+            .expect("connect");
+    socket
+        .write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("write");
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut rest)).await;
+    let metrics = running.proxy.metrics().render();
+    for reason in ["token", "header"] {
+        let expected = format!("sandbox_proxy_intake_refusals_total{{reason=\"{reason}\"}} 1");
+        assert!(metrics.contains(&expected), "missing {expected}: {metrics}");
+    }
+    assert!(
+        metrics.contains("sandbox_proxy_intake_handoffs_total 0\n"),
+        "{metrics}"
+    );
+    assert_eq!(one.hits(), 0);
+    assert!(spans.take().is_empty());
+}
+
 /// A TCP server on 127.0.0.1: for each connection, `greeting` first, then every byte echoed
 /// back; the end of the input ends the output.
 async fn echo_server(greeting: &'static [u8]) -> SocketAddr {

@@ -239,6 +239,7 @@ async fn reload_in_place(
             .and_then(|url| url.rsplit(':').next()?.parse().ok())
             .unwrap_or(default)
     };
+    let host_gateway = wiring::HostGateway::of(&docker).await;
     let side = ContainerSide::detect(
         &network,
         wiring::Loopback {
@@ -246,8 +247,13 @@ async fn reload_in_place(
             intake: running.intake_port.unwrap_or(wiring::MESH_INTAKE_PORT),
             otlp_http: port_of(&running.otlp_http, crate::trace::otlp::DEFAULT_HTTP_PORT),
         },
-        wiring::HostGateway::of(&docker).await,
-    );
+        host_gateway,
+    )
+    .with_handoff(wiring::handoff_folder(
+        &docker,
+        &manifest.project,
+        host_gateway,
+    ));
     let wiring = wiring::wiring(manifest, &side);
     engine::up(
         &docker,
