@@ -11,13 +11,16 @@
 //! **Bound**: the store bounds what is kept (in all, and per service for container output, so one
 //! noisy service evicts its own old lines rather than everyone's); here at most one task per
 //! container and one line at a time. Runs on the control plane's runtime, never on the data
-//! plane's threads; a Docker failure is logged and tried again at the next look.
+//! plane's threads; a Docker failure is logged and tried again at the next look. A follower that
+//! has caught up rests [`REST`] before it waits again, so steady output costs the control plane
+//! a wakeup per [`REST`] rather than per line (a demo service logging each request woke it once
+//! per request).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +33,9 @@ use crate::trace::logs::{LogStore, Stream};
 pub const POLL: Duration = Duration::from_secs(1);
 /// Lines read back when a container is first followed.
 pub const FIRST_TAIL: usize = 1000;
+/// How long a follower rests once it has read every line there was, before it waits for more:
+/// lines that arrive meanwhile are read together.
+pub const REST: Duration = Duration::from_millis(5);
 
 /// The last timestamp kept per container id (the engine's text: `2024-05-01T12:34:56.123456789Z`).
 type Seen = Arc<Mutex<HashMap<String, String>>>;
@@ -98,9 +104,21 @@ async fn follow(
     let mut last = None;
     let mut lines = std::pin::pin!(docker.logs(&container.id, true, Some(FIRST_TAIL), true));
     loop {
-        let line = tokio::select! {
-            line = lines.next() => line,
-            _ = shutdown.cancelled() => None,
+        let line = match lines.next().now_or_never() {
+            Some(line) => line,
+            None => {
+                // Nothing more yet: rest before waiting, so a chatty container's lines are read
+                // in batches instead of waking the control plane once a line. The first line after
+                // a quiet moment is still read as it comes.
+                tokio::select! {
+                    () = tokio::time::sleep(REST) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                tokio::select! {
+                    line = lines.next() => line,
+                    _ = shutdown.cancelled() => None,
+                }
+            }
         };
         let Some(Ok(line)) = line else {
             break;
