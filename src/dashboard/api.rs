@@ -76,6 +76,17 @@ fn text(status: StatusCode, message: impl std::fmt::Display) -> Response<Dashboa
     reply(status, TEXT, format!("{message}\n"))
 }
 
+/// 503 for an event stream past [`events::MAX_STREAMS`]: the server's fault, for a while.
+fn too_many_streams() -> Response<DashboardBody> {
+    text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "{} dashboard event streams are open, the most allowed: close a dashboard tab (or another stream) and reload",
+            events::MAX_STREAMS
+        ),
+    )
+}
+
 fn json(value: &impl serde::Serialize) -> Response<DashboardBody> {
     match serde_json::to_vec(value) {
         Ok(body) => reply(StatusCode::OK, JSON, body),
@@ -126,19 +137,27 @@ where
         }
         (Method::GET, "/dashboard/api/logs/events") => {
             match LogQuery::from_params(&Params::parse(request.uri().query())) {
-                Ok(query) => {
-                    let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
-                    *response.body_mut() = Either::Right(events::logs(store.logs().clone(), query));
-                    response
-                }
+                Ok(query) => match dashboard.stream_place() {
+                    Some(place) => {
+                        let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
+                        *response.body_mut() =
+                            Either::Right(events::logs(store.logs().clone(), query, place));
+                        response
+                    }
+                    None => too_many_streams(),
+                },
                 Err(error) => text(StatusCode::BAD_REQUEST, error),
             }
         }
-        (Method::GET, "/dashboard/api/events") => {
-            let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
-            *response.body_mut() = Either::Right(events::resources(dashboard.resources()));
-            response
-        }
+        (Method::GET, "/dashboard/api/events") => match dashboard.stream_place() {
+            Some(place) => {
+                let mut response = reply(StatusCode::OK, "text/event-stream", Bytes::new());
+                *response.body_mut() =
+                    Either::Right(events::resources(dashboard.resources(), place));
+                response
+            }
+            None => too_many_streams(),
+        },
         (Method::POST, _) if path.starts_with("/dashboard/api/services/") => {
             if let Err(refusal) =
                 auth::authorize(request.headers(), |token| dashboard.token_matches(token))
@@ -334,6 +353,51 @@ mod tests {
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             assert!(!body_text(response).await.is_empty(), "{path}");
         }
+    }
+
+    #[tokio::test]
+    async fn event_streams_past_the_limit_are_refused_until_one_closes() {
+        let (dashboard, _) = dashboard();
+        let store = Store::new(100);
+        let open =
+            |path: &'static str| handle(request(Method::GET, path, &[], ""), &dashboard, &store);
+        let mut streams = Vec::new();
+        for index in 0..events::MAX_STREAMS {
+            let path = if index % 2 == 0 {
+                "/dashboard/api/events"
+            } else {
+                "/dashboard/api/logs/events"
+            };
+            let response = open(path).await;
+            assert_eq!(response.status(), StatusCode::OK, "stream {index}");
+            streams.push(response);
+        }
+        for path in ["/dashboard/api/events", "/dashboard/api/logs/events"] {
+            let refused = open(path).await;
+            assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(body_text(refused).await.contains("close a dashboard tab"));
+        }
+        // A client going away ends its stream's task, which gives its place back: a resources
+        // stream's (index 0) and a log stream's (the last) both come back.
+        drop(streams.remove(0));
+        drop(streams.pop());
+        let mut reopened = Vec::new();
+        for _ in 0..200 {
+            let response = open("/dashboard/api/events").await;
+            if response.status() == StatusCode::OK {
+                reopened.push(response);
+                if reopened.len() == 2 {
+                    break;
+                }
+            } else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+        assert_eq!(reopened.len(), 2, "both places came back");
+        assert_eq!(
+            open("/dashboard/api/events").await.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

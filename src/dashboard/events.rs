@@ -6,7 +6,8 @@
 //! from closing a stream. Memory per stream is bounded: a [`watch`] channel holds only the latest
 //! snapshot, and a slow reader skips intermediate ones; a log stream holds at most
 //! [`LOG_BATCH`] records and waits for a slow reader (its place in the store is a sequence
-//! number, so it skips nothing that is still held).
+//! number, so it skips nothing that is still held). At most [`MAX_STREAMS`] streams are open at
+//! once; one more is answered 503.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 
 use super::model::Resources;
 use crate::trace::logs::{self, LogQuery, LogStore};
@@ -30,6 +31,9 @@ pub const LOG_BACKLOG: usize = 500;
 pub const LOG_BATCH: usize = 1000;
 /// How often a log stream looks for new lines.
 pub const LOG_TICK: Duration = Duration::from_millis(200);
+/// Event streams open at once, all kinds together: each is a task with a small buffer, so a
+/// page (or a script) opening streams without closing them meets a limit, not a growing cost.
+pub const MAX_STREAMS: usize = 64;
 
 /// A streamed response body fed by a task.
 pub struct EventBody {
@@ -64,9 +68,13 @@ pub fn message(event: &str, data: &str) -> Bytes {
 
 /// A stream of `resources` events from `changes`; ends when the client goes away or the sender
 /// is dropped.
-pub fn resources(mut changes: watch::Receiver<Arc<Resources>>) -> EventBody {
+pub fn resources(
+    mut changes: watch::Receiver<Arc<Resources>>,
+    place: OwnedSemaphorePermit,
+) -> EventBody {
     let (sender, receiver) = mpsc::channel::<Bytes>(2);
     tokio::spawn(async move {
+        let _place = place;
         loop {
             let snapshot = changes.borrow_and_update().clone();
             let json = serde_json::to_string(&*snapshot).unwrap_or_else(|_| "{}".into());
@@ -75,6 +83,8 @@ pub fn resources(mut changes: watch::Receiver<Arc<Resources>>) -> EventBody {
             }
             loop {
                 tokio::select! {
+                    // The client went away: end now, giving the stream's place back.
+                    () = sender.closed() => return,
                     changed = changes.changed() => {
                         if changed.is_err() {
                             return;
@@ -96,9 +106,10 @@ pub fn resources(mut changes: watch::Receiver<Arc<Resources>>) -> EventBody {
 /// A stream of `logs` events: the lines `query` matches (its `limit` is ignored), the newest
 /// [`LOG_BACKLOG`] at once (an empty array when there are none, so the page knows it is live),
 /// then new ones within [`LOG_TICK`] of their arrival. Ends when the client goes away.
-pub fn logs(store: LogStore, query: LogQuery) -> EventBody {
+pub fn logs(store: LogStore, query: LogQuery, place: OwnedSemaphorePermit) -> EventBody {
     let (sender, receiver) = mpsc::channel::<Bytes>(2);
     tokio::spawn(async move {
+        let _place = place;
         let backlog = LogQuery {
             limit: LOG_BACKLOG,
             ..query.clone()
@@ -148,6 +159,12 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    fn place() -> OwnedSemaphorePermit {
+        Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a place")
+    }
+
     #[test]
     fn a_message_puts_each_line_in_a_data_field() {
         assert_eq!(
@@ -159,7 +176,7 @@ mod tests {
     #[tokio::test]
     async fn the_stream_sends_the_snapshot_then_each_change() {
         let (sender, receiver) = watch::channel(Arc::new(Resources::default()));
-        let mut body = resources(receiver);
+        let mut body = resources(receiver, place());
         let first = body.frame().await.expect("a frame").expect("data");
         let first = first.into_data().expect("data");
         assert!(first.starts_with(b"event: resources\ndata: {\"project\":\"\""));
@@ -194,7 +211,7 @@ mod tests {
             service: Some("web".into()),
             ..LogQuery::default()
         };
-        let mut body = logs(store.clone(), query);
+        let mut body = logs(store.clone(), query, place());
         let next = |frame: Option<Result<Frame<Bytes>, Infallible>>| {
             let data = frame
                 .expect("a frame")

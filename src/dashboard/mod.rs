@@ -76,6 +76,8 @@ pub struct Dashboard {
     token: String,
     /// The snapshot served when there is no system.
     empty: watch::Sender<Arc<Resources>>,
+    /// Places for open event streams ([`events::MAX_STREAMS`]): each holds a task and its buffer.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Dashboard {
@@ -85,6 +87,7 @@ impl Dashboard {
             system: Some(system),
             token,
             empty: watch::channel(Arc::new(Resources::default())).0,
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         })
     }
 
@@ -94,6 +97,7 @@ impl Dashboard {
             system: None,
             token: auth::new_token(),
             empty: watch::channel(Arc::new(Resources::default())).0,
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
         })
     }
 
@@ -110,6 +114,12 @@ impl Dashboard {
             Some(system) => system.act(action).await,
             None => Err(ActionError::NoSystem),
         }
+    }
+
+    /// A place for one more event stream, held until the stream ends; none when
+    /// [`events::MAX_STREAMS`] are open.
+    fn stream_place(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().ok()
     }
 
     /// Whether `token` is this dashboard's (constant time).
