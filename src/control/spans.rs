@@ -13,7 +13,9 @@
 //!   moment is queryable right after its record. After each batch smaller than [`BATCH_SPANS`]
 //!   it rests for [`REST`] before looking again: meanwhile spans queue up without waking it, so
 //!   steady traffic wakes the control plane about once per [`REST`] rather than once per span,
-//!   and a span waits at most about [`REST`] plus a batch. Waking it per span cost the data
+//!   and a span waits at most about [`REST`] plus a batch, except for readers: every read of
+//!   the store through the trace server settles the queue first ([`Store::settle`]: the task
+//!   ingests what is queued and answers), so a query right after a request sees its spans. Waking it per span cost the data
 //!   plane about four context switches per mesh request at 1000 requests/s (two spans, each
 //!   waking a runtime thread, which woke another to steal the task), and on two cores those
 //!   threads preempt the worker serving the request. A full batch is followed at once.
@@ -21,14 +23,17 @@
 //!   spans recorded after it are dropped and counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::proxy::{ProxySpan, SpanKind, SpanRecorder};
-use crate::trace::{Annotation, Endpoint, Kind, Span, SpanId, Store, TraceId};
+use crate::trace::{Annotation, Endpoint, Kind, Pending, Span, SpanId, Store, TraceId};
 
 /// Spans the queue holds at most.
 pub const QUEUE_SPANS: usize = 16 * 1024;
@@ -50,13 +55,37 @@ pub struct SpanDrain {
     task: JoinHandle<()>,
 }
 
+/// Reads wait on this ([`Store::settle`]): it asks the drain task to ingest what is queued now
+/// and waits for its answer.
+struct Flusher {
+    requests: mpsc::Sender<oneshot::Sender<()>>,
+}
+
+/// Flush requests waiting at once at most (each is a reader waiting; more wait to send).
+const FLUSH_REQUESTS: usize = 64;
+
+impl Pending for Flusher {
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, answered) = oneshot::channel();
+            // The task is gone (shutdown): there is nothing left to wait for.
+            if self.requests.send(done).await.is_ok() {
+                let _ = answered.await;
+            }
+        })
+    }
+}
+
 impl StoreRecorder {
     /// A recorder into `store` with a queue of `capacity` spans (at least 1) and its drain task,
-    /// spawned on the current Tokio runtime (the control plane's).
+    /// spawned on the current Tokio runtime (the control plane's). The store's reads settle the
+    /// queue first ([`Store::settle`]).
     pub fn start(store: Store, capacity: usize) -> (StoreRecorder, SpanDrain) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let (requests, flushes) = mpsc::channel(FLUSH_REQUESTS);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(drain(receiver, store.clone(), stop.clone()));
+        let task = tokio::spawn(drain(receiver, flushes, store.clone(), stop.clone()));
+        store.set_pending(Arc::new(Flusher { requests }));
         (StoreRecorder { sender, store }, SpanDrain { stop, task })
     }
 }
@@ -82,12 +111,22 @@ impl SpanDrain {
     }
 }
 
-/// Ingests batches until `stop`, then what is left.
-async fn drain(mut receiver: mpsc::Receiver<ProxySpan>, store: Store, stop: CancellationToken) {
+/// Ingests batches until `stop`, then what is left. A flush request (a reader settling the
+/// store) ingests what is queued at once, resting or not, and is then answered.
+async fn drain(
+    mut receiver: mpsc::Receiver<ProxySpan>,
+    mut flushes: mpsc::Receiver<oneshot::Sender<()>>,
+    store: Store,
+    stop: CancellationToken,
+) {
     let mut batch = Vec::with_capacity(BATCH_SPANS);
     loop {
         let received = tokio::select! {
             received = receiver.recv_many(&mut batch, BATCH_SPANS) => received,
+            Some(done) = flushes.recv() => {
+                flush(&mut receiver, &store, &mut batch, done);
+                continue;
+            }
             () = stop.cancelled() => break,
         };
         if received == 0 {
@@ -95,9 +134,17 @@ async fn drain(mut receiver: mpsc::Receiver<ProxySpan>, store: Store, stop: Canc
         }
         ingest(&store, &mut batch);
         if received < BATCH_SPANS {
-            tokio::select! {
-                () = tokio::time::sleep(REST) => {}
-                () = stop.cancelled() => break,
+            let rest = tokio::time::sleep(REST);
+            tokio::pin!(rest);
+            loop {
+                tokio::select! {
+                    () = &mut rest => break,
+                    Some(done) = flushes.recv() => flush(&mut receiver, &store, &mut batch, done),
+                    () = stop.cancelled() => break,
+                }
+            }
+            if stop.is_cancelled() {
+                break;
             }
         }
     }
@@ -105,6 +152,25 @@ async fn drain(mut receiver: mpsc::Receiver<ProxySpan>, store: Store, stop: Canc
     while receiver.recv_many(&mut batch, BATCH_SPANS).await > 0 {
         ingest(&store, &mut batch);
     }
+}
+
+/// Ingests every span queued now, then answers `done`.
+fn flush(
+    receiver: &mut mpsc::Receiver<ProxySpan>,
+    store: &Store,
+    batch: &mut Vec<ProxySpan>,
+    done: oneshot::Sender<()>,
+) {
+    while let Ok(span) = receiver.try_recv() {
+        batch.push(span);
+        if batch.len() == BATCH_SPANS {
+            ingest(store, batch);
+        }
+    }
+    if !batch.is_empty() {
+        ingest(store, batch);
+    }
+    let _ = done.send(());
 }
 
 /// Converts and ingests `batch`, leaving it empty (its capacity kept).

@@ -83,6 +83,10 @@ where
     B::Data: Send,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        // A read sees every span recorded before it, queued ones included.
+        state.store.settle().await;
+    }
     match &state.dashboard {
         Some(dashboard)
             if surface == Surface::Zipkin && crate::dashboard::api::owns(request.uri().path()) =>

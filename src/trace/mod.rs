@@ -58,7 +58,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use model::{Annotation, Endpoint, Kind, Span, SpanId, TraceId};
-pub use store::Store;
+pub use store::{Pending, Store};
 
 /// The standard Zipkin port.
 pub const DEFAULT_PORT: u16 = 9411;

@@ -105,6 +105,23 @@ async fn after_a_batch_later_spans_wait_for_the_rest_without_waking_the_task() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_read_settles_the_queue_without_waiting_for_the_rest() {
+    let store = Store::new(1000);
+    let (recorder, _drain) = StoreRecorder::start(store.clone(), 1000);
+    record_traces(&recorder, 1..2);
+    until_stored(&store, 2).await;
+    // The task rests now; a reader does not wait for it.
+    record_traces(&recorder, 2..4);
+    let start = tokio::time::Instant::now();
+    store.settle().await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    assert_eq!(store.span_count(), 6);
+    // With nothing queued it answers at once too.
+    store.settle().await;
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_full_queue_drops_spans_and_counts_them() {
     let store = Store::new(100);
     let (recorder, _drain) = StoreRecorder::start(store.clone(), 8);

@@ -132,7 +132,16 @@ struct Inner {
     evicted_spans: AtomicU64,
     in_process: InProcess,
     forwarder: OnceLock<Forwarder>,
+    /// What still holds spans on their way in ([`Store::settle`]): the proxy's span queue.
+    pending: OnceLock<Arc<dyn Pending>>,
     logs: LogStore,
+}
+
+/// Spans on their way into a store that a reader must see: recorded before the read began, but
+/// not ingested yet (the proxy's span queue batches its ingests).
+pub trait Pending: Send + Sync {
+    /// Completes once everything recorded before the call is in the store.
+    fn settle(&self) -> futures_util::future::BoxFuture<'_, ()>;
 }
 
 /// A cloneable handle on the store; all clones share the same spans.
@@ -180,6 +189,7 @@ impl Store {
                 evicted_spans: AtomicU64::new(0),
                 in_process: InProcess::default(),
                 forwarder: OnceLock::new(),
+                pending: OnceLock::new(),
                 logs: LogStore::new(max_logs),
             }),
         }
@@ -205,6 +215,20 @@ impl Store {
     /// Sends every span ingested from now on to `forwarder` as well; only the first call counts.
     pub(crate) fn forward_to(&self, forwarder: Forwarder) {
         let _ = self.inner.forwarder.set(forwarder);
+    }
+
+    /// Makes [`Store::settle`] wait for `pending`; only the first call counts.
+    pub fn set_pending(&self, pending: Arc<dyn Pending>) {
+        let _ = self.inner.pending.set(pending);
+    }
+
+    /// Waits until every span recorded before the call, but still queued on its way in (the
+    /// proxy's spans, ingested in batches), is stored: a query made right after a request sees
+    /// that request's spans.
+    pub async fn settle(&self) {
+        if let Some(pending) = self.inner.pending.get() {
+            pending.settle().await;
+        }
     }
 
     /// Stores spans (normalising them as the server does); they are queryable when this returns.
