@@ -40,6 +40,10 @@ use super::body::{empty, BoxError, ProxyBody};
 const GRPC_STATUS: &str = "grpc-status";
 const GRPC_MESSAGE: &str = "grpc-message";
 const GRPC_TIMEOUT: &str = "grpc-timeout";
+/// The names above as `HeaderName`s, for look-ups: a `&str` key is parsed and hashed on every
+/// look-up, even in an empty map.
+static GRPC_STATUS_NAME: header::HeaderName = header::HeaderName::from_static(GRPC_STATUS);
+static GRPC_TIMEOUT_NAME: header::HeaderName = header::HeaderName::from_static(GRPC_TIMEOUT);
 
 /// Whether `headers` are those of a gRPC call (gRPC-Web included: it says `application/grpc-web`).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
@@ -104,13 +108,13 @@ impl Call {
 
 /// `grpc-status` in `headers`.
 pub fn status_in(headers: &HeaderMap) -> Option<GrpcStatus> {
-    let value = headers.get(GRPC_STATUS)?.to_str().ok()?;
+    let value = headers.get(&GRPC_STATUS_NAME)?.to_str().ok()?;
     value.trim().parse().ok().map(GrpcStatus)
 }
 
 /// The caller's deadline: `grpc-timeout` in `headers`, if valid.
 pub fn timeout(headers: &HeaderMap) -> Option<Duration> {
-    parse_timeout(headers.get(GRPC_TIMEOUT)?.to_str().ok()?)
+    parse_timeout(headers.get(&GRPC_TIMEOUT_NAME)?.to_str().ok()?)
 }
 
 /// `100m` → 100 ms; at most 8 digits, units `H M S m u n` (gRPC over HTTP/2).

@@ -45,8 +45,20 @@ impl Headers {
     /// The headers of `response`, taken out of it: its map and the raw lines a client left in
     /// its extensions. The response is left with an empty map.
     pub fn take_from<B>(response: &mut http::Response<B>) -> Headers {
+        let raw = response.extensions_mut().remove::<Box<RawLines>>();
+        if raw.is_some() && response.extensions().is_empty() {
+            // The raw lines were all it carried: its emptied table goes to the next response's
+            // (see [`with_raw_lines`]).
+            let extensions = std::mem::take(response.extensions_mut());
+            EXTENSIONS.with(|kept| {
+                let mut kept = kept.borrow_mut();
+                if kept.len() < KEPT_MAPS {
+                    kept.push(extensions);
+                }
+            });
+        }
         Headers {
-            raw: response.extensions_mut().remove::<Box<RawLines>>(),
+            raw,
             map: std::mem::take(response.headers_mut()),
             added: Added::default(),
         }
@@ -182,14 +194,10 @@ struct Added {
 impl Added {
     /// Adds a line, unless a part holds a byte `http` refuses in a value.
     fn push(&mut self, name: &HeaderName, parts: &[&[u8]]) {
-        // Without early exits, so that the check runs over whole words.
-        let valid = parts.iter().fold(true, |valid, part| {
-            valid
-                & part
-                    .iter()
-                    .fold(true, |valid, byte| valid & is_value_byte(*byte))
-        });
-        if valid {
+        if parts
+            .iter()
+            .fold(true, |valid, part| valid & is_value(part))
+        {
             self.push_valid(name, parts);
         }
     }
@@ -271,6 +279,14 @@ fn is_value_byte(byte: u8) -> bool {
     byte == b'\t' || (byte >= 0x20 && byte != 0x7f)
 }
 
+/// Whether every byte of `text` is one `http` accepts in a header value ([`is_value_byte`]).
+fn is_value(text: &[u8]) -> bool {
+    // Without early exits, so that the check runs over whole words (most parts are short: a
+    // word-at-a-time loop measured slower).
+    text.iter()
+        .fold(true, |valid, byte| valid & is_value_byte(*byte))
+}
+
 /// Most header lines kept raw; a response with more gets a map.
 pub const RAW_LINES: usize = 16;
 
@@ -285,8 +301,9 @@ pub struct RawLines {
     /// Per line: where its name starts and ends, where its value starts and ends, in `text`.
     lines: [(u32, u32, u32, u32); RAW_LINES],
     count: usize,
-    /// Bit `n % 64` set for every name `n` bytes long: most lookups end here, without a scan.
-    lengths: u64,
+    /// A bit set for every name, chosen by its length and first letter ([`name_bit`]): most
+    /// lookups end here, without a scan.
+    names: u64,
     content_length: Option<u64>,
 }
 
@@ -308,7 +325,7 @@ impl RawLines {
 
     fn get(&self, name: &HeaderName) -> Option<&[u8]> {
         let name = name.as_str().as_bytes();
-        if self.lengths & length_bit(name.len()) == 0 {
+        if self.names & name_bit(name) == 0 {
             return None;
         }
         // Lengths first: only a line whose name is as long is sliced and compared.
@@ -347,8 +364,12 @@ impl RawLines {
     }
 }
 
-fn length_bit(length: usize) -> u64 {
-    1 << (length % 64)
+/// A name's bit in [`RawLines`]' filter: from its length and its first byte with ASCII case
+/// ignored (`| 0x20`, so names equal but for case get the same bit). The length alone would
+/// make `x-request-id` and `content-type`, both twelve bytes long, collide.
+fn name_bit(name: &[u8]) -> u64 {
+    let first = name.first().map_or(0, |byte| usize::from(byte | 0x20));
+    1 << ((name.len() + first * 7) % 64)
 }
 
 /// Builds [`RawLines`] from lines the codec has checked (names and values as `httparse` read
@@ -357,7 +378,7 @@ pub struct RawLinesBuilder {
     text: BytesMut,
     lines: [(u32, u32, u32, u32); RAW_LINES],
     count: usize,
-    lengths: u64,
+    names: u64,
     content_length: Option<u64>,
 }
 
@@ -368,7 +389,7 @@ impl RawLinesBuilder {
             text: BytesMut::with_capacity(capacity),
             lines: [(0, 0, 0, 0); RAW_LINES],
             count: 0,
-            lengths: 0,
+            names: 0,
             content_length: None,
         }
     }
@@ -385,7 +406,7 @@ impl RawLinesBuilder {
         let at = |offset: usize| u32::try_from(start + offset).unwrap_or(u32::MAX);
         self.lines[self.count] = (at(0), at(name_end), at(value_at), at(line.len()));
         self.count += 1;
-        self.lengths |= length_bit(name_end);
+        self.names |= name_bit(line.get(..name_end).unwrap_or(line));
         true
     }
 
@@ -404,7 +425,7 @@ impl RawLinesBuilder {
             text: self.text.freeze(),
             lines: self.lines,
             count: self.count,
-            lengths: self.lengths,
+            names: self.names,
             content_length: self.content_length,
         })
     }
@@ -421,6 +442,20 @@ thread_local! {
     static MAPS: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
     /// Added lines' buffers kept per thread, as the maps (at most [`KEPT_MAPS`]).
     static ADDED: RefCell<Vec<AddedBuffers>> = const { RefCell::new(Vec::new()) };
+    /// Emptied extension tables of responses that carried raw lines (at most [`KEPT_MAPS`]).
+    static EXTENSIONS: RefCell<Vec<http::Extensions>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Puts `raw` in `response`'s extensions, for [`Headers::take_from`], in an emptied table kept
+/// from an earlier response when there is one: a new one is two allocations (the table and its
+/// box) per response, and the fast client builds one for every response it reads.
+pub fn with_raw_lines<B>(response: &mut http::Response<B>, raw: Box<RawLines>) {
+    if response.extensions().is_empty() {
+        if let Some(kept) = EXTENSIONS.with(|kept| kept.borrow_mut().pop()) {
+            *response.extensions_mut() = kept;
+        }
+    }
+    response.extensions_mut().insert(raw);
 }
 
 /// An empty header map, recycled when one is kept.
@@ -596,6 +631,62 @@ mod tests {
         let mut out = Vec::new();
         headers.write_h1(&mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn raw_lines_travel_in_extensions_kept_for_the_next_response() {
+        for _ in 0..3 {
+            let mut response = http::Response::new(());
+            with_raw_lines(&mut response, raw(&["Server: up"]));
+            let headers = Headers::take_from(&mut response);
+            assert!(headers.contains(&http::header::SERVER));
+            assert!(response.extensions().is_empty());
+        }
+        // Another extension stays with its response, beside the raw lines taken.
+        let mut response = http::Response::new(());
+        response.extensions_mut().insert(7u32);
+        with_raw_lines(&mut response, raw(&["Server: up"]));
+        let headers = Headers::take_from(&mut response);
+        assert!(headers.contains(&http::header::SERVER));
+        assert_eq!(response.extensions().get::<u32>(), Some(&7));
+    }
+
+    #[test]
+    fn the_value_check_agrees_with_http_on_every_byte_anywhere() {
+        // Every byte value at every position of texts that span whole words and a remainder,
+        // among valid bytes and beside a tab or obs-text (which must not hide it).
+        for length in [1, 7, 8, 9, 16, 17, 23] {
+            for position in 0..length {
+                for byte in 0..=255u8 {
+                    for filler in [b'a', b'\t', 0x80, 0xff] {
+                        let mut text = vec![filler; length];
+                        text[position] = byte;
+                        let expected = HeaderValue::from_bytes(&text).is_ok();
+                        assert_eq!(is_value(&text), expected, "{text:?}");
+                    }
+                }
+            }
+        }
+        assert!(is_value(b""));
+    }
+
+    #[test]
+    fn names_that_collide_in_the_filter_are_still_told_apart() {
+        // Same length and first letter: one bit in the filter, the scan decides.
+        let raw = raw(&["X-Sandbox-Upstream: a", "Content-Type: text/plain"]);
+        let trace = HeaderName::from_static("x-sandbox-trace-id");
+        assert_eq!(
+            name_bit(trace.as_str().as_bytes()),
+            name_bit(b"X-Sandbox-Upstream")
+        );
+        assert!(raw.get(&trace).is_none());
+        let upstream = HeaderName::from_static("x-sandbox-upstream");
+        assert_eq!(raw.get(&upstream), Some(&b"a"[..]));
+        assert_eq!(
+            raw.get(&http::header::CONTENT_TYPE),
+            Some(&b"text/plain"[..])
+        );
+        assert!(raw.get(&HeaderName::from_static("x-request-id")).is_none());
     }
 
     #[test]

@@ -225,7 +225,10 @@ async fn proxy<B: RequestBody>(
         return Ok(preflight);
     }
     // The caller's deadline, when it is a gRPC call that sends one.
-    let deadline = grpc::timeout(request.headers()).filter(|_| session.grpc.is_some());
+    let deadline = session
+        .grpc
+        .as_ref()
+        .and_then(|_| grpc::timeout(request.headers()));
     let decision = faults::decide(target.faults, request.headers(), config.allow_fault_headers);
     if let Some(delay) = decision.delay {
         shared
@@ -647,14 +650,15 @@ fn response_filter(
             headers.insert(name.clone(), value.clone());
         }
     }
+    // Values that are `HeaderValue`s already: inserted as they are, not checked again.
     let upstream = match &session.replica {
-        Some(replica) => replica.name_header.as_ref().map(HeaderValue::as_bytes),
-        None => Some(b"none".as_slice()),
+        Some(replica) => replica.name_header.clone(),
+        None => Some(HeaderValue::from_static("none")),
     };
     if let Some(value) = upstream {
-        headers.insert_text(X_SANDBOX_UPSTREAM, &[value]);
+        headers.insert(X_SANDBOX_UPSTREAM, value);
     }
-    headers.insert_text(X_REQUEST_ID, &[session.request_id.as_bytes()]);
+    headers.insert(X_REQUEST_ID, session.request_id.clone());
     if shared.recorder.is_some() {
         if let Some(context) = &session.trace {
             headers.insert_text(X_SANDBOX_TRACE_ID, &[context.trace_id.as_bytes()]);

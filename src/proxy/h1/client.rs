@@ -127,7 +127,7 @@ impl Client {
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
         if let Some(raw) = head.raw {
-            response.extensions_mut().insert(raw);
+            crate::proxy::message::with_raw_lines(&mut response, raw);
         }
         Ok(response)
     }

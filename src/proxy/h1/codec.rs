@@ -331,6 +331,10 @@ fn raw_lines(
 
 /// Whether a `Connection` value only says whether to keep the connection (names no header).
 fn about_this_hop(value: &[u8]) -> bool {
+    // The usual value, without splitting.
+    if value.eq_ignore_ascii_case(b"keep-alive") {
+        return true;
+    }
     value.split(|byte| *byte == b',').all(|token| {
         let token = token.trim_ascii();
         token.eq_ignore_ascii_case(b"keep-alive") || token.eq_ignore_ascii_case(b"close")
@@ -339,6 +343,10 @@ fn about_this_hop(value: &[u8]) -> bool {
 
 /// The keep-alive verdict once a `Connection` header says `value`.
 fn keep_alive_after(value: &[u8], version: Option<u8>, keep_alive: bool) -> bool {
+    // The usual value, without splitting: the same verdict as the general case below.
+    if value.eq_ignore_ascii_case(b"keep-alive") {
+        return keep_alive || version == Some(0);
+    }
     if contains_token(value, b"close") {
         false
     } else if contains_token(value, b"keep-alive") && version == Some(0) {
@@ -554,6 +562,25 @@ mod tests {
             Framing::Close
         );
         assert!(parse_response(&mut BytesMut::from(&b"SMTP READY\r\n\r\n"[..])).is_err());
+    }
+
+    #[test]
+    fn connection_values_give_the_keep_alive_verdict() {
+        // (value, version, verdict before, verdict after); `keep-alive` as it is usually sent
+        // takes a shortcut, the rest the token scan.
+        for (value, version, before, after) in [
+            (&b"keep-alive"[..], Some(1), true, true),
+            (b"Keep-Alive", Some(0), false, true),
+            (b"keep-alive", Some(1), false, false),
+            (b" keep-alive , foo", Some(0), false, true),
+            (b"close", Some(1), true, false),
+            (b"keep-alive, close", Some(0), true, false),
+            (b"upgrade", Some(1), true, true),
+        ] {
+            assert_eq!(keep_alive_after(value, version, before), after, "{value:?}");
+        }
+        assert!(about_this_hop(b"Keep-Alive") && about_this_hop(b"close, keep-alive"));
+        assert!(!about_this_hop(b"keep-alive, x-secret"));
     }
 
     #[test]
