@@ -52,11 +52,7 @@ use crate::{os, resolve, splice};
 pub struct Limits {
     /// Connections handled at once; beyond, new ones are reset.
     pub max_connections: usize,
-    /// Bytes of each direction's buffer: the pipe `splice(2)` moves bytes through (asked of the
-    /// kernel, which grants it within the user's pipe allowance, `fs.pipe-user-pages-soft`, else
-    /// leaves the default 64 KiB), or the user-space buffer where splicing is not possible. 1 MiB:
-    /// a 10 MiB transfer each way went from 0.58x to 0.66x of a direct one against 64 KiB
-    /// (bench/mesh.sh bulk, 3 rounds), fewer and larger moves per byte.
+    /// Bytes of each direction's buffer.
     pub buffer: usize,
     /// How long connecting the intake (or a dial destination) may take.
     pub connect_timeout: Duration,
@@ -73,7 +69,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 4096,
-            buffer: 1024 * 1024,
+            buffer: 64 * 1024,
             connect_timeout: Duration::from_secs(3),
             header_timeout: Duration::from_secs(5),
             sniff_window: sniff::WINDOW,

@@ -14,9 +14,6 @@ use crate::os::Pipe;
 
 /// Stack of the per-direction threads: they only copy through a heap buffer.
 pub const STACK_SIZE: usize = 128 * 1024;
-/// The largest user-space buffer a direction takes when it cannot splice: unlike a pipe's pages,
-/// which the kernel grants within the user's allowance, the heap buffer is allocated whole.
-const MAX_HEAP_BUFFER: usize = 64 * 1024;
 
 /// What a splice did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +93,7 @@ fn one_way(from: &TcpStream, to: &TcpStream, buffer: usize) -> Ended {
         Err(_) => Moved::Unsupported,
     };
     let moved = match moved {
-        Moved::Unsupported => through_buffer(from, to, buffer.min(MAX_HEAP_BUFFER)),
+        Moved::Unsupported => through_buffer(from, to, buffer),
         moved => moved,
     };
     match moved {
