@@ -289,7 +289,12 @@ fn describe_state(
             .count();
         return format!("running ({healthy} of {} replicas healthy)", replicas.len());
     }
-    if let Some((_, Some(probe))) = probed.first() {
+    // A probe's failure says why a running replica is not served; once none runs, how it ended
+    // says more (its last probe, refused while it shut down, may still be on record).
+    let running = replicas
+        .iter()
+        .any(|container| container.state == "running");
+    if let (true, Some((_, Some(probe)))) = (running, probed.first()) {
         return format!("unhealthy: {probe}");
     }
     let stopped = replicas
@@ -382,6 +387,17 @@ mod tests {
         assert_eq!(
             describe_state(&[], &[]),
             "no container (not started, or removed)"
+        );
+        assert_eq!(
+            describe_state(
+                &[&exited],
+                &[(
+                    endpoint(false),
+                    Some("GET /health: Connection refused".into())
+                )]
+            ),
+            "exited with code 1 (3 seconds ago)",
+            "a stopped replica's last refused probe does not hide how it ended"
         );
     }
 }
