@@ -39,7 +39,12 @@ pub fn mesh_token(project: &str) -> Result<String, MeshTokenError> {
 /// Forgets the token of `project` (its forwarders are gone); nothing when it has none.
 pub fn remove_mesh_token(project: &str) -> Result<(), MeshTokenError> {
     let path = token_path(&folder()?, project)?;
-    match std::fs::remove_file(&path) {
+    removed(std::fs::remove_file(&path), path)
+}
+
+/// A removal's outcome: done, or nothing there to remove; else the error, naming `path`.
+fn removed(outcome: std::io::Result<()>, path: PathBuf) -> Result<(), MeshTokenError> {
+    match outcome {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             Err(MeshTokenError::Folder(CaError::Write {
                 path,
@@ -61,15 +66,7 @@ pub fn handoff_folder(project: &str) -> Result<PathBuf, MeshTokenError> {
 /// Removes `project`'s handoff folder (its forwarders are gone); nothing when it has none.
 pub fn remove_handoff_folder(project: &str) -> Result<(), MeshTokenError> {
     let path = handoff_folder(project)?;
-    match std::fs::remove_dir_all(&path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(MeshTokenError::Folder(CaError::Write {
-                path,
-                source: error,
-            }))
-        }
-        _ => Ok(()),
-    }
+    removed(std::fs::remove_dir_all(&path), path)
 }
 
 /// `mesh` in sandbox's data folder.

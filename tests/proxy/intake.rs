@@ -92,16 +92,21 @@ async fn forward_sniffed(
     sniffed: Option<Sniffed>,
 ) -> TcpStream {
     let mut stream = TcpStream::connect(intake).await.expect("connect intake");
-    let header = Header {
+    let header = header(service, port, token, sniffed);
+    stream.write_all(&header.encode()).await.expect("header");
+    stream
+}
+
+/// A forwarder's header for the caller [`CALLER`] that dialed `service` on `port`.
+fn header(service: &str, port: u16, token: &[u8], sniffed: Option<Sniffed>) -> Header {
+    Header {
         source: CALLER.parse().expect("address"),
         destination: SocketAddr::from(([127, 0, 0, 1], port)),
         token: token.to_vec(),
         service: service.into(),
         dial: false,
         sniffed,
-    };
-    stream.write_all(&header.encode()).await.expect("header");
-    stream
+    }
 }
 
 /// One request over a forwarded connection, in this run's protocol, with `Host: item:<port>`
@@ -249,14 +254,7 @@ async fn hand_over(folder: &std::path::Path, service: &str, port: u16, token: &[
     let caller =
         std::net::TcpStream::connect(forwarder.local_addr().expect("address")).expect("connect");
     let (accepted, _) = forwarder.accept().expect("accept");
-    let header = Header {
-        source: CALLER.parse().expect("address"),
-        destination: SocketAddr::from(([127, 0, 0, 1], port)),
-        token: token.to_vec(),
-        service: service.into(),
-        dial: false,
-        sniffed: Some(Sniffed::Http),
-    };
+    let header = header(service, port, token, Some(Sniffed::Http));
     let socket =
         std::os::unix::net::UnixStream::connect(folder.join(sandbox::proxy::handoff::SOCKET_NAME))
             .expect("connect the handoff socket");
