@@ -59,8 +59,10 @@ fn removed(outcome: std::io::Result<()>, path: PathBuf) -> Result<(), MeshTokenE
 /// sandbox's data folder. The control plane makes it (private to the user) and binds the socket
 /// there; forwarders get the folder mounted. Not made here.
 pub fn handoff_folder(project: &str) -> Result<PathBuf, MeshTokenError> {
-    token_path(&folder()?, project)?;
-    Ok(folder()?.join("handoff").join(project))
+    let folder = folder()?;
+    // The same check of the project's name as its token's path.
+    token_path(&folder, project)?;
+    Ok(folder.join("handoff").join(project))
 }
 
 /// Removes `project`'s handoff folder (its forwarders are gone); nothing when it has none.
